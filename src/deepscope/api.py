@@ -1,0 +1,148 @@
+"""The public Python API: load_model, train, predict_files, evaluate, measure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepscope.data.layout import to_spatial
+from deepscope.errors import InputError
+from deepscope.io import list_images, match_pairs, read_image, write_image
+from deepscope.measure import measure_objects, write_table
+from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.render import save_overlay
+from deepscope.tasks import Result
+from deepscope.train.config import TrainConfig, load_train_config, make_train_config
+from deepscope.train.trainer import train as _train
+from deepscope.zoo import Model, list_models, load_model
+
+__all__ = ["evaluate", "list_models", "load_model", "measure", "predict_files", "train"]
+
+
+def train(config: TrainConfig | str | Path | None = None, *, resume: bool = False,
+          progress: ProgressCallback | None = None, command: str | None = None,
+          **settings: Any) -> Path:
+    """Train a model and write its package; returns the package folder.
+
+    Give a :class:`TrainConfig`, a YAML file, or settings as keywords, e.g.
+    ``train(task="semantic", images="train/images", masks="train/masks", name="my-unet")``.
+    Keywords also override a YAML file's settings.
+    """
+    if isinstance(config, TrainConfig):
+        cfg = config.model_copy(update=settings) if settings else config
+    elif config is not None:
+        cfg = load_train_config(config, **settings)
+    else:
+        cfg = make_train_config(settings)
+    return _train(cfg, resume=resume, progress=progress, command=command)
+
+
+def _labels_of(result: Result) -> np.ndarray:
+    if result.labels is None:
+        raise InputError("this model does not produce instance labels")
+    return result.labels
+
+
+def predict_files(
+    model: Model | str,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    axes: str | None = None,
+    tile: int | None = -1,
+    overlap: int | None = None,
+    save_probabilities: bool = False,
+    overlay: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``."""
+    model = load_model(model) if isinstance(model, str | Path) else model
+    files = list_images(inputs)
+    out = Path(out)
+    written = []
+    for i, path in enumerate(files):
+        image = read_image(path, axes=axes)
+        result = model.predict(image.data, image.axes, tile=tile, overlap=overlap)
+        stem = _stem(path)
+        if result.labels is not None:
+            written.append(write_image(out / f"{stem}_labels.tif", result.labels,
+                                       axes=model.predictor.spatial_axes))
+            if overlay and result.labels.ndim == 2:
+                written.append(save_overlay(_display_image(image.data, image.axes),
+                                            result.labels, out / f"{stem}_overlay.png"))
+        elif result.classes is not None:
+            written.append(write_image(out / f"{stem}_classes.tif", result.classes,
+                                       axes=model.predictor.spatial_axes))
+        if result.image is not None:
+            written.append(write_image(out / f"{stem}_pred.tif", result.image))
+        if save_probabilities and result.probabilities is not None:
+            written.append(write_image(out / f"{stem}_prob.tif", result.probabilities,
+                                       axes="C" + model.predictor.spatial_axes))
+        report(progress, Progress("predict", i + 1, len(files), path.name))
+    return written
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return path.stem
+
+
+def _display_image(data: np.ndarray, axes: str) -> np.ndarray:
+    if "C" in axes and data.shape[axes.index("C")] in (3, 4):
+        from deepscope.io import transpose_axes
+
+        return transpose_axes(data, axes, "YXC")[..., :3]
+    from deepscope.io import transpose_axes
+
+    x = transpose_axes(data, axes, "CYX") if "C" in axes else transpose_axes(data, axes, "YX")
+    return x[0] if x.ndim == 3 else x
+
+
+def evaluate(
+    model: Model | str,
+    images: str | Path,
+    masks: str | Path,
+    axes: str | None = None,
+    per_image_csv: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict:
+    """Predict every image of a folder and score it against the masks of another folder.
+
+    Returns the task's metrics as a flat dict (for segmentation ``ap@0.5`` ... ``ap@0.9``,
+    ``f1@0.5``, ``precision@0.5``, ``recall@0.5``, ``mean_matched_iou@0.5``, ``n_images``).
+    """
+    model = load_model(model) if isinstance(model, str | Path) else model
+    pairs = match_pairs(images, masks)
+    results, truths, names = [], [], []
+    for i, (image_path, mask_path) in enumerate(pairs):
+        image = read_image(image_path, axes=axes)
+        mask = read_image(mask_path)
+        truth = to_spatial(mask.data, mask.axes, model.spec.network.ndim)
+        result = model.predict(image.data, image.axes)
+        got = result.labels if result.labels is not None else result.classes
+        if got.shape != truth.shape:
+            raise InputError(f"mask {mask_path.name} has shape {truth.shape} but image "
+                             f"{image_path.name} gives {got.shape}")
+        results.append(result)
+        truths.append(truth)
+        names.append(image_path.stem)
+        report(progress, Progress("evaluate", i + 1, len(pairs), image_path.name))
+    metrics = model.task.evaluate(results, truths, names)
+    if per_image_csv is not None and model.task.params.model_dump().get("instances"):
+        from deepscope.metrics import evaluate_instances
+
+        report_ = evaluate_instances([(t, _labels_of(r)) for r, t in zip(results, truths,
+                                                                          strict=True)],
+                                     names=names)
+        write_table(report_.per_image_rows(), per_image_csv)
+    return metrics
+
+
+def measure(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:
+    """Measure every object of a label image (see :func:`deepscope.measure.measure_objects`)."""
+    return measure_objects(labels, image)

@@ -1,0 +1,245 @@
+"""``deepscope`` commands. Each one parses its options, calls the API and shows the result.
+
+Errors a user can cause print one line (``error: ...``) and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepscope.errors import DeepscopeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Deep learning for microscopy: train, predict, evaluate, count.")
+models_app = typer.Typer(no_args_is_help=True, help="List and inspect models.")
+app.add_typer(models_app, name="models")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _parse_sets(values: list[str] | None) -> dict[str, Any]:
+    """``key=value`` pairs (values parsed as YAML; dotted keys nest) into a dict."""
+    import yaml
+
+    result: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DeepscopeError(f"--set takes key=value, got '{item}'")
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return result
+
+
+@app.command()
+def train(
+    task_or_config: Annotated[str, typer.Argument(
+        help="a task name (semantic) or a YAML file with the settings")],
+    images: Annotated[Path | None, typer.Option(help="folder of training images")] = None,
+    masks: Annotated[Path | None, typer.Option(help="folder of masks (same file stems)")] = None,
+    val_images: Annotated[Path | None, typer.Option(help="folder of validation images")] = None,
+    val_masks: Annotated[Path | None, typer.Option(help="folder of validation masks")] = None,
+    name: Annotated[str | None, typer.Option(help="model name")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder that receives the model")] = None,
+    epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="steps per epoch")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="patches per step")] = None,
+    patch_size: Annotated[int | None, typer.Option(help="patch edge in pixels")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="initial learning rate")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adam|adamw|sgd|adagrad")] = None,
+    axes: Annotated[str | None, typer.Option(help="axes of the images, e.g. YX or YXC")] = None,
+    device: Annotated[str | None, typer.Option(help="auto|cpu|cuda|mps")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    resume: Annotated[bool, typer.Option(help="go on from the last checkpoint")] = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="any other setting as key=value, e.g. --set network.depth=3")] = None,
+) -> None:
+    """Train a model and write its package to OUT/NAME."""
+    from deepscope.api import train as api_train
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.tasks import TASKS
+
+    given = {"images": images, "masks": masks, "val_images": val_images,
+             "val_masks": val_masks, "name": name, "out": out, "epochs": epochs,
+             "steps_per_epoch": steps, "batch_size": batch_size, "patch_size": patch_size,
+             "learning_rate": learning_rate, "optimizer": optimizer, "axes": axes,
+             "device": device, "threads": threads, "seed": seed}
+    settings = {k: v for k, v in given.items() if v is not None}
+    settings.update(_parse_sets(set_))
+    command = "deepscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if task_or_config.endswith((".yaml", ".yml")):
+        config_path: str | None = task_or_config
+    elif task_or_config in TASKS:
+        config_path = None
+        settings["task"] = task_or_config
+        for required in ("images", "masks", "name"):
+            if required not in settings:
+                raise DeepscopeError(f"train {task_or_config} needs --{required}")
+    else:
+        raise DeepscopeError(f"'{task_or_config}' is neither a task ({', '.join(TASKS)}) "
+                             "nor a .yaml file")
+    with progress_bar(err_console) as callback:
+        folder = api_train(config_path, resume=resume, progress=callback, command=command,
+                           **settings)
+    spec = json.loads((folder / "model.json").read_text())
+    _print_metrics(spec.get("validation", {}), title=f"validation of {spec['name']}")
+    out_console.print(f"model written to {folder}")
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
+    inputs: Annotated[list[str], typer.Argument(help="image files, folders or glob patterns")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("predictions"),
+    axes: Annotated[str | None, typer.Option(help="axes of the inputs, e.g. YX, YXC, ZYX")] = None,
+    tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
+    overlap: Annotated[int | None, typer.Option(help="tile overlap in pixels")] = None,
+    probabilities: Annotated[bool, typer.Option(help="also write probabilities")] = False,
+    overlay: Annotated[bool, typer.Option(help="also write an outline overlay PNG")] = False,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+) -> None:
+    """Apply a model to images; writes <stem>_labels.tif per image to OUT."""
+    from deepscope.api import predict_files
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.zoo import load_model
+
+    m = load_model(model, device=device)
+    tile_arg = -1 if tile is None else (None if tile == 0 else tile)
+    with progress_bar(err_console) as callback:
+        written = predict_files(m, inputs, out, axes=axes, tile=tile_arg, overlap=overlap,
+                                save_probabilities=probabilities, overlay=overlay,
+                                progress=callback)
+    out_console.print(f"wrote {len(written)} file(s) to {out}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
+    images: Annotated[Path, typer.Option(help="folder of images")],
+    masks: Annotated[Path, typer.Option(help="folder of ground-truth masks (same stems)")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="write metrics here")] = None,
+    per_image: Annotated[Path | None, typer.Option(help="write per-image CSV here")] = None,
+    axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+) -> None:
+    """Score a model against ground truth; prints a table of AP, F1, precision, recall."""
+    from deepscope.api import evaluate as api_evaluate
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.zoo import load_model
+
+    m = load_model(model, device=device)
+    with progress_bar(err_console) as callback:
+        metrics = api_evaluate(m, images, masks, axes=axes, per_image_csv=per_image,
+                               progress=callback)
+    _print_metrics(metrics, title=f"{m.name} on {images}")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = json_path.with_name(f".{json_path.name}.tmp")
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        tmp.replace(json_path)
+
+
+def _print_metrics(metrics: dict, title: str) -> None:
+    thresholds = sorted({k.split("@")[1] for k in metrics if k.startswith("ap@")}, key=float)
+    if not thresholds:
+        for k, v in metrics.items():
+            out_console.print(f"{k}: {v}")
+        return
+    table = Table(title=title)
+    for col in ("IoU", "AP", "F1", "precision", "recall", "TP", "FP", "FN", "matched IoU"):
+        table.add_column(col, justify="right")
+    for t in thresholds:
+        table.add_row(t, *(f"{metrics[f'{k}@{t}']:.3f}" for k in
+                           ("ap", "f1", "precision", "recall")),
+                      *(str(metrics.get(f"{k}@{t}", "")) for k in ("tp", "fp", "fn")),
+                      f"{metrics[f'mean_matched_iou@{t}']:.3f}")
+    out_console.print(table)
+    if "n_images" in metrics:
+        out_console.print(f"{metrics['n_images']} images")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List built-in models and the models in your library."""
+    from deepscope.zoo import list_models
+
+    rows = list_models()
+    if as_json:
+        out_console.print_json(json.dumps(rows))
+        return
+    table = Table(title="models")
+    for col in ("name", "task", "architecture", "domain", "dim", "source"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["task"], r["architecture"], r["domain"], r["dimensionality"],
+                      r["source"])
+    out_console.print(table)
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="model name or folder")]) -> None:
+    """Print a model's model.json."""
+    from deepscope.spec import read_spec
+    from deepscope.zoo import resolve_model
+
+    folder, _ = resolve_model(name)
+    out_console.print_json(read_spec(folder).model_dump_json())
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("demo_output"),
+) -> None:
+    """Segment the sample nuclei image with the built-in model; writes labels, CSV and overlay."""
+    from deepscope.demo import run_demo
+
+    summary = run_demo(out)
+    out_console.print(
+        f"found {summary['n_objects']} nuclei in {summary['seconds']:.2f} s; wrote "
+        + ", ".join(str(p) for p in summary["files"])
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and exit status 1."""
+    try:
+        app(standalone_mode=False)
+    except DeepscopeError as err:
+        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except MemoryError:
+        err_console.print("[red]error:[/red] out of memory; use a smaller --tile or batch size",
+                          soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", soft_wrap=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Normalisation, patch sampling and augmentation."""

@@ -1,0 +1,50 @@
+"""Augmentation of (image, target) pairs: geometry applies to both, intensity to the image only."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Augmentation(BaseModel):
+    """Which random transforms to apply to training patches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flips: bool = True
+    rotations: bool = Field(True, description="random 90 degree rotations in the YX plane")
+    intensity_scale: tuple[float, float] = Field((0.8, 1.2), description="multiply by U(a, b)")
+    intensity_shift: tuple[float, float] = Field((-0.1, 0.1), description="add U(a, b)")
+    gamma: tuple[float, float] = Field((1.0, 1.0), description="x -> x**g on [0,1], (1,1) = off")
+    noise_std: float = Field(0.0, ge=0, description="max std of added Gaussian noise")
+
+
+def augment(
+    image: np.ndarray, target: np.ndarray, settings: Augmentation, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Randomly transform a channel-first ``image (C, *spatial)`` and its ``target``.
+
+    ``target`` has the same spatial shape, with or without leading channel axes; only
+    the last ``image.ndim - 1`` axes of both are transformed geometrically.
+    """
+    nd = image.ndim - 1
+    if settings.flips:
+        for ax in range(1, nd + 1):
+            if rng.random() < 0.5:
+                image = np.flip(image, axis=ax)
+                target = np.flip(target, axis=target.ndim - nd + ax - 1)
+    if settings.rotations and image.shape[-1] == image.shape[-2]:
+        k = int(rng.integers(4))
+        image = np.rot90(image, k, axes=(-2, -1))
+        target = np.rot90(target, k, axes=(-2, -1))
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    target = np.ascontiguousarray(target)
+    g_lo, g_hi = settings.gamma
+    if g_hi > g_lo or g_lo != 1.0:
+        gamma = rng.uniform(g_lo, g_hi)
+        image = np.sign(image) * np.abs(image) ** gamma
+    image = image * rng.uniform(*settings.intensity_scale) + rng.uniform(*settings.intensity_shift)
+    if settings.noise_std > 0:
+        std = rng.uniform(0, settings.noise_std)
+        image = image + rng.normal(0, std, image.shape).astype(np.float32)
+    return image.astype(np.float32, copy=False), target

@@ -1,0 +1,30 @@
+"""Bring user arrays into the channel-first layout networks use, with axes named explicitly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepscope.io import default_axes, transpose_axes
+
+
+def channel_first_axes(ndim: int) -> str:
+    """``'CYX'`` for 2D models, ``'CZYX'`` for 3D models."""
+    return "CYX" if ndim == 2 else "CZYX"
+
+
+def spatial_axes(ndim: int) -> str:
+    """``'YX'`` or ``'ZYX'``."""
+    return "YX" if ndim == 2 else "ZYX"
+
+
+def to_channel_first(data: np.ndarray, axes: str | None, ndim: int) -> np.ndarray:
+    """Reorder ``data`` with ``axes`` (default from its shape) to ``(C, *spatial)``."""
+    axes = axes or default_axes(data.shape)
+    return transpose_axes(data, axes, channel_first_axes(ndim))
+
+
+def to_spatial(data: np.ndarray, axes: str | None, ndim: int) -> np.ndarray:
+    """Reorder a mask with ``axes`` (default from its shape) to ``(*spatial)``."""
+    if axes is None:
+        axes = spatial_axes(ndim) if data.ndim == ndim else default_axes(data.shape)
+    return transpose_axes(data, axes, spatial_axes(ndim))

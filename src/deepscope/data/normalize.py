@@ -1,0 +1,54 @@
+"""Percentile normalisation: its settings are stored in the model and reapplied at prediction."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Normalization(BaseModel):
+    """How raw intensities become network input.
+
+    ``percentile``: per image and channel, map the ``low`` percentile to 0 and the ``high``
+    percentile to 1 (CSBDeep convention); ``none``: cast to float32 only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["percentile", "none"] = "percentile"
+    low: float = Field(1.0, ge=0, le=100)
+    high: float = Field(99.8, ge=0, le=100)
+    clip: bool = False
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> Normalization:
+        if self.mode == "percentile" and self.low >= self.high:
+            raise ValueError(f"low percentile {self.low} must be below high {self.high}")
+        return self
+
+
+def percentile_normalize(
+    image: np.ndarray, low: float = 1.0, high: float = 99.8, clip: bool = False, eps: float = 1e-6
+) -> np.ndarray:
+    """Normalise a channel-first image ``(C, *spatial)`` per channel to float32.
+
+    The ``low`` percentile of each channel maps to 0 and ``high`` to 1. A constant
+    channel maps to 0 everywhere instead of dividing by zero.
+    """
+    x = np.asarray(image, dtype=np.float32)
+    flat = x.reshape(x.shape[0], -1)
+    lo, hi = np.percentile(flat, [low, high], axis=1).astype(np.float32)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    out = (x - lo.reshape(shape)) / np.maximum(hi - lo, eps).reshape(shape)
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def normalize(image: np.ndarray, settings: Normalization) -> np.ndarray:
+    """Apply stored normalisation ``settings`` to a channel-first image."""
+    if settings.mode == "none":
+        return np.asarray(image, dtype=np.float32)
+    return percentile_normalize(image, settings.low, settings.high, settings.clip)

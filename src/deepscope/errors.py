@@ -1,0 +1,29 @@
+"""Errors a user can cause. Each carries a one-line message that says what to do next.
+
+The CLI prints ``str(error)`` on one line and exits non-zero; it never shows a traceback
+for these.
+"""
+
+
+class DeepscopeError(Exception):
+    """Base class for every error a user can cause and fix."""
+
+
+class InputError(DeepscopeError):
+    """A file or array given by the user cannot be used (unreadable, wrong axes, empty...)."""
+
+
+class AxesError(InputError):
+    """The axes of an image are missing, invalid or do not fit the data."""
+
+
+class PairingError(InputError):
+    """Images and masks (or inputs and targets) do not pair up by file stem."""
+
+
+class ModelError(DeepscopeError):
+    """A model name is unknown or a model package is invalid or incompatible."""
+
+
+class ConfigError(DeepscopeError):
+    """A training or prediction setting is invalid."""

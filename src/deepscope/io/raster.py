@@ -1,0 +1,74 @@
+"""PNG and JPEG reading and writing with imagecodecs (8- and 16-bit PNG, 8-bit JPEG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+
+from deepscope.errors import InputError
+from deepscope.io.atomic import atomic_output
+from deepscope.io.metadata import Decoded, choose_axes, error_reason
+
+__all__ = ["JPEG_QUALITY", "read_raster", "write_raster"]
+
+#: Quality of written JPEG files (0-100).
+JPEG_QUALITY = 95
+
+_DECODERS = {"png": imagecodecs.png_decode, "jpeg": imagecodecs.jpeg8_decode}
+
+
+def read_raster(path: Path, kind: str, axes: str | None, name: str) -> Decoded:
+    """Read a PNG or JPEG file: grey gives ``'YX'``, RGB(A) or grey+alpha ``'YXC'``."""
+    label = kind.upper()
+    try:
+        data = np.asarray(_DECODERS[kind](path.read_bytes()))
+    except Exception as error:  # any failure means the file is unusable
+        raise InputError(
+            f"cannot read {label} file {name!r} ({error_reason(error)}); check that it is a "
+            f"complete, valid {label} image"
+        ) from error
+    file_axes = "YX" if data.ndim == 2 else "YXC"
+    return Decoded(data, choose_axes(data.shape, file_axes, axes, name), None)
+
+
+def _check_writable(path: Path, kind: str, data: np.ndarray, axes: str) -> None:
+    label = kind.upper()
+    channels = (3,) if kind == "jpeg" else (3, 4)
+    layout_ok = axes == "YX" or (axes == "YXC" and data.shape[-1] in channels)
+    if not layout_ok:
+        wanted = (
+            "'YX' or 'YXC' with 3 channels"
+            if kind == "jpeg"
+            else ("'YX' or 'YXC' with 3 or 4 channels")
+        )
+        raise InputError(
+            f"cannot write an image with axes {axes!r} and shape {data.shape} as {label} "
+            f"'{path}': {label} holds {wanted}; reorder with Image.as_axes or write .tif"
+        )
+    dtypes = (np.uint8,) if kind == "jpeg" else (np.uint8, np.uint16)
+    if data.dtype not in dtypes:
+        allowed = " or ".join(np.dtype(dtype).name for dtype in dtypes)
+        raise InputError(
+            f"cannot write {data.dtype} data as {label} '{path}': {label} holds {allowed}; "
+            "convert the data or write .tif, .npy or .h5"
+        )
+
+
+def write_raster(path: Path, kind: str, data: np.ndarray, axes: str) -> None:
+    """Write a PNG (uint8/uint16) or JPEG (uint8, quality :data:`JPEG_QUALITY`) file."""
+    _check_writable(path, kind, data, axes)
+    data = np.ascontiguousarray(data)
+    try:
+        if kind == "png":
+            encoded = imagecodecs.png_encode(data)
+        else:
+            encoded = imagecodecs.jpeg8_encode(data, level=JPEG_QUALITY)
+        with atomic_output(path) as temporary:
+            temporary.write_bytes(encoded)
+    except Exception as error:  # report any writer failure in one line
+        raise InputError(
+            f"cannot write {kind.upper()} file '{path}' ({error_reason(error)}); "
+            "check the folder is writable and the disk has space"
+        ) from error

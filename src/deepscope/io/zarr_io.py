@@ -1,0 +1,200 @@
+"""Zarr and OME-Zarr (NGFF 0.4 and 0.5) reading with the ``zarr`` package (read only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from deepscope.errors import InputError
+from deepscope.io.axes import SPATIAL_AXES, VALID_AXES
+from deepscope.io.metadata import (
+    Decoded,
+    choose_axes,
+    clean_pixel_size,
+    error_reason,
+    to_micrometres,
+)
+
+__all__ = ["read_zarr"]
+
+_MAX_LISTED = 10
+
+
+def _multiscales(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first multiscale image of NGFF 0.5 (under ``ome``) or 0.4 metadata."""
+    ome = attributes.get("ome")
+    entries = ome.get("multiscales") if isinstance(ome, Mapping) else None
+    if entries is None:
+        entries = attributes.get("multiscales")
+    if isinstance(entries, list) and entries and isinstance(entries[0], Mapping):
+        return dict(entries[0])
+    return None
+
+
+def _axes_letters(names: list[Any] | tuple[Any, ...] | None) -> str | None:
+    """Axis names such as ``['c', 'y', 'x']`` as ``'CYX'``, or ``None`` if not all known."""
+    if not names:
+        return None
+    letters = []
+    for entry in names:
+        label = entry.get("name") if isinstance(entry, Mapping) else entry
+        if not isinstance(label, str) or label.upper() not in VALID_AXES or len(label) != 1:
+            return None
+        letters.append(label.upper())
+    return "".join(letters)
+
+
+def _scale(transformations: Any) -> list[float] | None:
+    if not isinstance(transformations, list):
+        return None
+    for transformation in transformations:
+        if isinstance(transformation, Mapping) and transformation.get("type") == "scale":
+            scale = transformation.get("scale")
+            if isinstance(scale, list):
+                return [float(value) for value in scale]
+    return None
+
+
+def _ngff_spacing(
+    multiscale: Mapping[str, Any], dataset: Mapping[str, Any], ndim: int
+) -> list[float | None] | None:
+    """Size in micrometres per dimension of one dataset (None where unknown)."""
+    scale = _scale(dataset.get("coordinateTransformations"))
+    if scale is None or len(scale) != ndim:
+        return None
+    overall = _scale(multiscale.get("coordinateTransformations"))
+    if overall is not None and len(overall) == ndim:
+        scale = [value * factor for value, factor in zip(scale, overall, strict=True)]
+    axes = multiscale.get("axes")
+    if not isinstance(axes, list) or len(axes) != ndim:
+        return None
+    spacing: list[float | None] = []
+    for entry, value in zip(axes, scale, strict=True):
+        unit = entry.get("unit") if isinstance(entry, Mapping) else None
+        spacing.append(to_micrometres(value, unit) if unit is not None else None)
+    return spacing
+
+
+def _from_multiscale(
+    group: Any, multiscale: Mapping[str, Any], name: str, level: str | None = None
+) -> tuple[Any, str | None, list[float | None] | None]:
+    """One level of an OME-Zarr image (the first, full-resolution one by default)."""
+    datasets = multiscale.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise InputError(f"OME-Zarr {name!r} lists no datasets in its multiscales metadata")
+    chosen = [entry for entry in datasets if isinstance(entry, Mapping)]
+    if level is not None:
+        chosen = [entry for entry in chosen if entry.get("path") == level]
+    if not chosen or "path" not in chosen[0]:
+        raise InputError(f"OME-Zarr {name!r} has no valid dataset path in its multiscales metadata")
+    dataset = chosen[0]
+    array = group[dataset["path"]]
+    axes = _axes_letters(multiscale.get("axes"))
+    return array, axes, _ngff_spacing(multiscale, dataset, array.ndim)
+
+
+def _arrays(group: Any, prefix: str = "") -> list[str]:
+    """Paths of all arrays below a zarr group, sorted."""
+    found = [f"{prefix}{key}" for key in group.array_keys()]
+    for key in group.group_keys():
+        found += _arrays(group[key], f"{prefix}{key}/")
+    return sorted(found)
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    if len(names) > _MAX_LISTED:
+        shown += f", ... ({len(names)} in all)"
+    return shown
+
+
+def _locate(node: Any, name: str, store: str) -> tuple[Any, str | None, list[float | None] | None]:
+    """The array to read, its axes from metadata and its spacing per dimension."""
+    if isinstance(node, zarr.Array):
+        names = getattr(node.metadata, "dimension_names", None)
+        if names is None:
+            names = node.attrs.get("_ARRAY_DIMENSIONS")
+        return node, _axes_letters(names), None
+
+    multiscale = _multiscales(node.attrs.asdict())
+    if multiscale is None and "0" in node.group_keys():
+        # bioformats2raw layout: the image is the group '0' of the top group.
+        nested = _multiscales(node["0"].attrs.asdict())
+        if nested is not None:
+            node, multiscale = node["0"], nested
+    if multiscale is not None:
+        return _from_multiscale(node, multiscale, name)
+
+    arrays = _arrays(node)
+    if len(arrays) == 1:
+        return _locate(node[arrays[0]], name, store)
+    if not arrays:
+        raise InputError(f"Zarr {name!r} contains no arrays; check the path")
+    raise InputError(
+        f"Zarr {name!r} holds {len(arrays)} arrays ({_listing(arrays)}) and no OME "
+        f"multiscales metadata; name one as '{store}:{arrays[0]}'"
+    )
+
+
+def _locate_inner(
+    root: Any, inner: str, name: str, store: str
+) -> tuple[Any, str | None, list[float | None] | None]:
+    """Like :func:`_locate` for a path inside the store; a level of an OME-Zarr image
+    keeps the axes and pixel size of its image."""
+    try:
+        node = root[inner]
+    except Exception:  # a missing key or a path through an array
+        arrays = _arrays(root) if isinstance(root, zarr.Group) else []
+        choices = f"choose one of: {_listing(arrays)}" if arrays else "check the path"
+        raise InputError(f"Zarr {store!r} has no array or group {inner!r}; {choices}") from None
+    if isinstance(node, zarr.Array):
+        parent_path, _, level = inner.rpartition("/")
+        parent = root[parent_path] if parent_path else root
+        multiscale = _multiscales(parent.attrs.asdict())
+        if multiscale is not None:
+            levels = [entry.get("path") for entry in multiscale.get("datasets") or []]
+            if level in levels:
+                return _from_multiscale(parent, multiscale, name, level)
+    return _locate(node, name, store)
+
+
+def read_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Decoded:
+    """Read a Zarr array or the full-resolution level of an OME-Zarr image.
+
+    ``inner`` is a path inside the store (``'plate.zarr:A/1/0'``). For an OME-Zarr group
+    the first dataset of the first multiscale image is read, with its axis names, and the
+    pixel size from the scale transformations of axes that have a length unit. A group
+    without OME metadata must hold exactly one array. The data are loaded into memory.
+    """
+    try:
+        root = zarr.open(store=str(path), mode="r")
+    except Exception as error:  # any failure means the store is unusable
+        raise InputError(
+            f"cannot open {name!r} as Zarr ({error_reason(error)}); check that it is a Zarr folder"
+        ) from error
+    try:
+        if inner is None:
+            array, file_axes, spacing = _locate(root, name, str(path))
+        else:
+            array, file_axes, spacing = _locate_inner(root, inner, name, str(path))
+        data = np.asarray(array[...])
+    except InputError:
+        raise
+    except Exception as error:  # broken metadata or chunks
+        raise InputError(
+            f"cannot read Zarr {name!r} ({error_reason(error)}); the store may be incomplete or "
+            "need a codec that is not installed"
+        ) from error
+    final_axes = choose_axes(data.shape, file_axes, axes, name)
+    pixel_size = None
+    if spacing is not None:
+        pixel_size = {
+            letter: size
+            for letter, size in zip(final_axes, spacing, strict=True)
+            if letter in SPATIAL_AXES and size is not None
+        }
+    return Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))

@@ -1,0 +1,98 @@
+"""One row per object: position, size, shape and intensity (scikit-image regionprops)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from skimage.measure import regionprops_table
+
+from deepscope.errors import InputError
+
+_PROPS_2D = ("label", "centroid", "bbox", "area", "perimeter", "equivalent_diameter_area",
+             "major_axis_length", "minor_axis_length", "eccentricity", "solidity", "orientation")
+_PROPS_3D = ("label", "centroid", "bbox", "area", "equivalent_diameter_area",
+             "major_axis_length", "minor_axis_length", "solidity")
+_RENAME = {"equivalent_diameter_area": "equivalent_diameter"}
+
+
+def measure_objects(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:
+    """Measure every object of an integer label image.
+
+    Parameters
+    ----------
+    labels : ``(Y, X)`` or ``(Z, Y, X)`` integer labels, 0 = background.
+    image : optional intensities of the same spatial shape, or channel-last
+        ``(*spatial, C)``; adds mean/min/max/integrated intensity (per channel).
+
+    Returns
+    -------
+    list of dict, one per object, in label order; empty when there is no object.
+    """
+    if labels.ndim not in (2, 3):
+        raise InputError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"labels must be integers, got {labels.dtype}")
+    if image is not None and image.shape[: labels.ndim] != labels.shape:
+        raise InputError(
+            f"image shape {image.shape} does not match labels {labels.shape}; "
+            "give the image the labels were made from"
+        )
+    props = _PROPS_2D if labels.ndim == 2 else _PROPS_3D
+    if image is not None:
+        props = (*props, "intensity_mean", "intensity_min", "intensity_max")
+    table = regionprops_table(labels, intensity_image=image, properties=props)
+    n = len(table["label"])
+    rows = []
+    axes = "yx" if labels.ndim == 2 else "zyx"
+    for i in range(n):
+        row: dict = {}
+        for key, values in table.items():
+            name = _rename(key, axes)
+            row[name] = values[i].item() if hasattr(values[i], "item") else values[i]
+        if image is not None:
+            for key in [k for k in row if k.startswith("mean_intensity")]:
+                row[key.replace("mean", "integrated")] = row[key] * row["area"]
+        rows.append(row)
+    return rows
+
+
+def _rename(key: str, axes: str) -> str:
+    base, _, index = key.partition("-")
+    base = _RENAME.get(base, base)
+    if base.startswith("intensity_"):
+        base = base.split("_", 1)[1] + "_intensity"
+    if not index:
+        return base
+    if base == "centroid":
+        return f"centroid_{axes[int(index)]}"
+    if base == "bbox":
+        k = int(index)
+        side = "min" if k < len(axes) else "max"
+        return f"bbox_{side}_{axes[k % len(axes)]}"
+    return f"{base}_ch{index}"
+
+
+def write_table(rows: Sequence[dict], path: str | Path, columns: Sequence[str] | None = None
+                ) -> Path:
+    """Write rows to CSV atomically; ``columns`` default to the keys of the first row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(columns or (rows[0].keys() if rows else ["label"]))
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

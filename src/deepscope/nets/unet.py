@@ -1,0 +1,110 @@
+"""One configurable U-Net for 2D and 3D images, shared by every task."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+
+class UNetConfig(BaseModel):
+    """Shape of a U-Net. Stored in ``model.json`` so a package rebuilds the same network."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ndim: Literal[2, 3] = 2
+    in_channels: int = Field(1, ge=1)
+    out_channels: int = Field(1, ge=1)
+    depth: int = Field(3, ge=1, le=6, description="number of down-sampling steps")
+    base_filters: int = Field(32, ge=1, description="filters at the first level, doubled per level")
+    norm: Literal["batch", "instance", "group", "none"] = "batch"
+    residual: bool = Field(
+        False, description="add the input to the output (image-to-image tasks with in == out)"
+    )
+
+    @property
+    def divisor(self) -> int:
+        """Spatial sizes given to the network must be multiples of this."""
+        return 2**self.depth
+
+
+def _norm(kind: str, ndim: int, channels: int) -> nn.Module:
+    if kind == "batch":
+        return (nn.BatchNorm2d if ndim == 2 else nn.BatchNorm3d)(channels)
+    if kind == "instance":
+        return (nn.InstanceNorm2d if ndim == 2 else nn.InstanceNorm3d)(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    return nn.Identity()
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, ndim: int, c_in: int, c_out: int, norm: str) -> None:
+        conv = nn.Conv2d if ndim == 2 else nn.Conv3d
+        bias = norm == "none"
+        super().__init__(
+            conv(c_in, c_out, 3, padding=1, bias=bias),
+            _norm(norm, ndim, c_out),
+            nn.ReLU(inplace=True),
+            conv(c_out, c_out, 3, padding=1, bias=bias),
+            _norm(norm, ndim, c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) with same-size output, for 2D or 3D input.
+
+    Input ``(B, in_channels, *spatial)`` with every spatial size a multiple of
+    ``config.divisor``; output ``(B, out_channels, *spatial)`` of raw scores (no activation).
+    """
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        nd, norm = config.ndim, config.norm
+        filters = [config.base_filters * 2**i for i in range(config.depth + 1)]
+        self.encoders = nn.ModuleList()
+        c_in = config.in_channels
+        for f in filters[:-1]:
+            self.encoders.append(_DoubleConv(nd, c_in, f, norm))
+            c_in = f
+        self.pool = (nn.MaxPool2d if nd == 2 else nn.MaxPool3d)(2)
+        self.bottom = _DoubleConv(nd, filters[-2], filters[-1], norm)
+        up_conv = nn.ConvTranspose2d if nd == 2 else nn.ConvTranspose3d
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for f_low, f in zip(reversed(filters[1:]), reversed(filters[:-1]), strict=True):
+            self.ups.append(up_conv(f_low, f, 2, stride=2))
+            self.decoders.append(_DoubleConv(nd, 2 * f, f, norm))
+        conv = nn.Conv2d if nd == 2 else nn.Conv3d
+        self.head = conv(filters[0], config.out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        h = x
+        for enc in self.encoders:
+            h = enc(h)
+            skips.append(h)
+            h = self.pool(h)
+        h = self.bottom(h)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+            h = dec(torch.cat([up(h), skip], dim=1))
+        out = self.head(h)
+        if self.config.residual:
+            out = out + x
+        return out
+
+
+def build_unet(config: UNetConfig) -> UNet:
+    """Build a U-Net; checks that a residual output is possible."""
+    from deepscope.errors import ConfigError
+
+    if config.residual and config.in_channels != config.out_channels:
+        raise ConfigError(
+            f"a residual U-Net needs in_channels == out_channels, got {config.in_channels} and "
+            f"{config.out_channels}; set residual to false"
+        )
+    return UNet(config)

@@ -1,0 +1,5 @@
+"""Prediction on large images: tiled inference with overlap and smooth blending."""
+
+from deepscope.predict.tiling import EPS, Tile, blend_window, plan_tiles, predict_tiled
+
+__all__ = ["EPS", "Tile", "blend_window", "plan_tiles", "predict_tiled"]

@@ -1,0 +1,126 @@
+"""Apply a network to whole images: layout, normalisation, tiling, task post-processing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from deepscope.data.layout import to_channel_first
+from deepscope.data.normalize import Normalization, normalize
+from deepscope.errors import InputError
+from deepscope.predict.tiling import predict_tiled
+from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.tasks.base import Result, Task
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def network_fn(net: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap ``net`` as a numpy batch function for tiled prediction (eval mode, no grad)."""
+    net.eval()
+    channels_last = device.type == "cpu" and net.config.ndim == 2
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return net(x).float().cpu().numpy()
+
+    return fn
+
+
+def predict_raw(
+    fn: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    n_out: int,
+    divisor: int,
+    tile: int | None,
+    overlap: int,
+    batch_size: int = 1,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Raw network output ``(n_out, *spatial)`` for a normalised ``(C, *spatial)`` image."""
+
+    def on_tile(done: int, total: int) -> None:
+        report(progress, Progress("predict", done, total, "tiles"))
+
+    tiles = None if tile is None else tile
+    return predict_tiled(
+        fn, image, n_out, tile=tiles, overlap=overlap, divisor=divisor,
+        batch_size=batch_size, progress=on_tile,
+    )
+
+
+class Predictor:
+    """A network with its task and normalisation, applied to numpy images of any size."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        task: Task,
+        normalization: Normalization,
+        input_axes: str = "YX",
+        device: str = "auto",
+    ) -> None:
+        self.device = resolve_device(device)
+        self.net = net.to(self.device)
+        if self.device.type == "cpu" and net.config.ndim == 2:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.task = task
+        self.normalization = normalization
+        self.input_axes = input_axes
+        self.fn = network_fn(self.net, self.device)
+
+    @property
+    def ndim(self) -> int:
+        return self.net.config.ndim
+
+    @property
+    def spatial_axes(self) -> str:
+        """``'YX'`` or ``'ZYX'``: the axes of label and class outputs."""
+        return "YX" if self.ndim == 2 else "ZYX"
+
+    def prepare(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
+        """Validate, reorder and normalise a user image to ``(C, *spatial)`` float32."""
+        image = np.asarray(image)
+        if image.size == 0:
+            raise InputError(f"the image is empty (shape {image.shape}); give a non-empty image")
+        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+            raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
+        if axes is None and image.ndim == len(self.input_axes):
+            axes = self.input_axes
+        x = to_channel_first(image, axes, self.ndim)
+        want = self.net.config.in_channels
+        if x.shape[0] != want:
+            raise InputError(
+                f"the model expects {want} channel(s) but the image has {x.shape[0]}; "
+                "give an image with the model's channels, or pass axes that say which is which"
+            )
+        return normalize(x, self.normalization)
+
+    def raw(self, image: np.ndarray, axes: str | None = None, tile: int | None = 512,
+            overlap: int = 48, batch_size: int = 1,
+            progress: ProgressCallback | None = None) -> np.ndarray:
+        """Raw network output ``(K, *spatial)`` for one user image."""
+        x = self.prepare(image, axes)
+        return predict_raw(self.fn, x, self.task.out_channels, self.net.config.divisor,
+                           tile, overlap, batch_size, progress)
+
+    def predict(self, image: np.ndarray, axes: str | None = None, tile: int | None = 512,
+                overlap: int = 48, batch_size: int = 1,
+                progress: ProgressCallback | None = None) -> Result:
+        """Apply the model to one image and post-process with the task."""
+        out = self.raw(image, axes, tile, overlap, batch_size, progress)
+        return self.task.postprocess(out)

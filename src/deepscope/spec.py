@@ -1,0 +1,160 @@
+"""The model package: a folder with ``model.json`` and ``weights.safetensors`` (never pickle).
+
+``ModelSpec`` validates ``model.json``; ``save_package`` writes a package atomically and
+``read_spec`` / ``read_weights`` read one back, checking the weights' sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from deepscope import __version__
+from deepscope.data.normalize import Normalization
+from deepscope.errors import ModelError
+from deepscope.nets.unet import UNetConfig
+
+FORMAT_VERSION = 1
+SPEC_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class Tags(BaseModel):
+    """What a model is for, used by the model library's filters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    architecture: str = "unet"
+    domain: str = "fluorescence nuclei"
+    dimensionality: str = "2d"
+
+
+class Prediction(BaseModel):
+    """Default tiling at prediction time (overridable per call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tile: int | None = Field(512, description="tile edge in pixels; None = whole image")
+    overlap: int = 48
+    batch_size: int = 1
+
+
+class ModelSpec(BaseModel):
+    """Everything needed to rebuild, apply and judge a model; the content of ``model.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str = "1.0.0"
+    description: str = ""
+    task: str
+    task_params: dict[str, Any] = Field(default_factory=dict)
+    network: UNetConfig
+    normalization: Normalization = Field(default_factory=Normalization)
+    input_axes: str = Field("YX", description="axes of one input image as users give it")
+    pixel_size: dict[str, float] | None = Field(None, description="micrometres per pixel")
+    prediction: Prediction = Field(default_factory=Prediction)
+    tags: Tags = Field(default_factory=Tags)
+    training: dict[str, Any] = Field(default_factory=dict)
+    validation: dict[str, Any] = Field(default_factory=dict)
+    licence: str = "CC-BY-4.0"
+    authors: list[str] = Field(default_factory=lambda: ["deepscope developers"])
+    created: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    deepscope_version: str = __version__
+    weights_sha256: str = ""
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_package(
+    folder: str | Path,
+    spec: ModelSpec,
+    state_dict: dict[str, torch.Tensor],
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Write a model package to ``folder`` atomically (a temporary folder, then a rename).
+
+    ``extra_files`` maps names inside the package to files to copy in (history, plots).
+    An existing package at ``folder`` is replaced; other files in it are kept.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE))
+        spec = spec.model_copy(update={"weights_sha256": sha256_of(tmp / WEIGHTS_FILE)})
+        (tmp / SPEC_FILE).write_text(spec.model_dump_json(indent=2) + "\n")
+        for name, src in (extra_files or {}).items():
+            shutil.copyfile(src, tmp / name)
+        if folder.exists():
+            for item in folder.iterdir():
+                if not (tmp / item.name).exists():
+                    os.replace(item, tmp / item.name)
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_spec(folder: str | Path) -> ModelSpec:
+    """Read and validate ``model.json`` of a package; errors say what is wrong."""
+    path = Path(folder) / SPEC_FILE
+    if not path.is_file():
+        raise ModelError(f"'{folder}' is not a model package: it has no {SPEC_FILE}")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read {path}: {err}; the package is damaged") from None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ModelError(
+            f"{path} has format version {version} but this deepscope reads up to "
+            f"{FORMAT_VERSION}; upgrade deepscope (pip install -U deepscope)"
+        )
+    try:
+        return ModelSpec.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ModelError(f"{path} is invalid at '{where}': {first['msg']}") from None
+
+
+def read_weights(folder: str | Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """Load the weights of a package after checking their sha256 against ``model.json``."""
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelError(f"model package '{folder}' has no {WEIGHTS_FILE}")
+    if spec.weights_sha256 and sha256_of(path) != spec.weights_sha256:
+        raise ModelError(
+            f"{path} does not match the sha256 in {SPEC_FILE}; the file was changed or damaged"
+        )
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ModelError(f"cannot read {path}: {err}") from None

@@ -1,0 +1,26 @@
+"""Tasks: one module each; ``get_task`` builds one by name."""
+
+from __future__ import annotations
+
+from deepscope.errors import ConfigError
+from deepscope.tasks.base import Result, Task
+from deepscope.tasks.semantic import SemanticTask
+
+TASKS: dict[str, type[Task]] = {SemanticTask.name: SemanticTask}
+
+
+def get_task(name: str, params: dict | None = None) -> Task:
+    """Build the task called ``name`` with ``params`` (defaults where missing)."""
+    try:
+        cls = TASKS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown task '{name}'; choose one of: {', '.join(sorted(TASKS))}"
+        ) from None
+    try:
+        return cls(params or {})
+    except ValueError as err:
+        raise ConfigError(f"invalid settings for task '{name}': {err}") from None
+
+
+__all__ = ["TASKS", "Result", "Task", "get_task"]

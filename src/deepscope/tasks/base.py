@@ -1,0 +1,80 @@
+"""What every task provides: targets, output channels, loss, post-processing, metrics.
+
+A task is the unit of extension: the trainer, the predictor, the CLI and the zoo only
+talk to this interface, so adding a task touches none of them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+
+
+@dataclass
+class Result:
+    """What a model returns for one image; fields a task does not produce stay ``None``.
+
+    Attributes
+    ----------
+    labels : integer instance label image (0 = background), same spatial shape as the input.
+    classes : integer class map (semantic segmentation).
+    probabilities : per-class probabilities ``(K, *spatial)``.
+    image : a restored / predicted image.
+    """
+
+    labels: np.ndarray | None = None
+    classes: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+
+class Task(ABC):
+    """Base class of a task; ``Params`` holds every setting, thresholds included."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[BaseModel]]
+    #: what ``Result`` field ``deepscope predict`` writes, and its file suffix
+    output_kind: ClassVar[str] = "labels"
+
+    def __init__(self, params: BaseModel | dict | None = None) -> None:
+        if params is None:
+            params = self.Params()
+        elif isinstance(params, dict):
+            params = self.Params.model_validate(params)
+        self.params = params
+
+    @property
+    @abstractmethod
+    def out_channels(self) -> int:
+        """Number of channels the network must output."""
+
+    @abstractmethod
+    def make_target(self, mask: np.ndarray) -> np.ndarray:
+        """Turn a user's ground truth (e.g. an instance label image) into a training target."""
+
+    def foreground(self, target: np.ndarray) -> np.ndarray:
+        """Pixels that patch sampling should favour (default: non-zero target)."""
+        return target > 0
+
+    @abstractmethod
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Training loss of raw network ``output (B, K, ...)`` against a batch of targets."""
+
+    @abstractmethod
+    def postprocess(self, output: np.ndarray) -> Result:
+        """Turn raw network output ``(K, *spatial)`` for one image into the user's result."""
+
+    @abstractmethod
+    def evaluate(self, results: Sequence[Result], truths: Sequence[np.ndarray],
+                 names: Sequence[str] | None = None) -> dict:
+        """Default metrics of ``results`` against ground truth, as a flat JSON-ready dict."""
+
+    def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
+        """Choose post-processing settings on validation data; returns the updates made."""
+        return {}

@@ -1,0 +1,160 @@
+"""Task ``semantic``: pixel classification with N classes (the "UNET" model of ZeroCostDL4Mic).
+
+With ``instances`` on (the default), ground truth is an instance label image that becomes
+three classes, background / interior / boundary, and the output becomes instance labels by
+a seeded watershed: seeds are connected regions of confident interior, grown over the
+foreground along falling interior probability. This makes it comparable with instance methods.
+With ``instances`` off, masks hold class indices ``0..n_classes-1`` and the output is a class map.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries, watershed
+
+from deepscope.errors import InputError
+from deepscope.metrics import evaluate_instances, iou_per_class
+from deepscope.tasks.base import Result, Task
+
+BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+
+
+class SemanticParams(BaseModel):
+    """Settings of the semantic task; thresholds are tuned on validation data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: bool = Field(True, description="masks are instance labels; output labels")
+    n_classes: int = Field(3, ge=2, description="3 (bg/interior/boundary) when instances is on")
+    class_weights: list[float] | None = Field(
+        None, description="cross-entropy weight per class; default 1, 1, 2 for instances"
+    )
+    seed_threshold: float = Field(0.6, gt=0, lt=1, description="interior probability of seeds")
+    mask_threshold: float = Field(0.5, gt=0, lt=1, description="foreground probability")
+    min_size: int = Field(8, ge=0, description="objects smaller than this (pixels) are removed")
+
+    @model_validator(mode="after")
+    def _three_classes_for_instances(self) -> SemanticParams:
+        if self.instances and self.n_classes != 3:
+            raise ValueError("instances needs n_classes = 3 (background, interior, boundary)")
+        if self.class_weights is not None and len(self.class_weights) != self.n_classes:
+            raise ValueError(f"class_weights needs {self.n_classes} values")
+        return self
+
+
+def labels_to_classes(labels: np.ndarray) -> np.ndarray:
+    """Three-class target: 0 background, 1 object interior, 2 object boundary (inner edge)."""
+    classes = (labels > 0).astype(np.uint8)
+    classes[find_boundaries(labels, mode="inner")] = BOUNDARY
+    return classes
+
+
+def instances_from_probabilities(
+    prob: np.ndarray, seed_threshold: float, mask_threshold: float, min_size: int
+) -> np.ndarray:
+    """Seeded watershed on three-class probabilities ``(3, *spatial)`` -> instance labels."""
+    interior = prob[INTERIOR]
+    foreground = (1.0 - prob[BACKGROUND]) > mask_threshold
+    seeds, _ = ndi.label(interior > seed_threshold)
+    labels = watershed(-interior, markers=seeds, mask=foreground)
+    return remove_small_labels(labels, min_size)
+
+
+def remove_small_labels(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop objects of fewer than ``min_size`` pixels and number the rest 1..N (int32)."""
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    new_ids = np.zeros(sizes.size, dtype=np.int32)
+    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return new_ids[labels]
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the first axis of raw scores ``(K, *spatial)``."""
+    e = np.exp(scores - scores.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+class SemanticTask(Task):
+    """Pixel classification; with ``instances`` on, nuclei as bg / interior / boundary."""
+
+    name = "semantic"
+    Params = SemanticParams
+
+    @property
+    def out_channels(self) -> int:
+        return self.params.n_classes
+
+    def make_target(self, mask: np.ndarray) -> np.ndarray:
+        if not np.issubdtype(mask.dtype, np.integer):
+            if not np.all(np.mod(mask, 1) == 0):
+                raise InputError("masks must hold integer labels; got non-integer values")
+            mask = mask.astype(np.int64)
+        if mask.min() < 0:
+            raise InputError("masks must not hold negative labels")
+        if self.params.instances:
+            return labels_to_classes(mask)
+        if mask.max() >= self.params.n_classes:
+            raise InputError(
+                f"a mask holds class {int(mask.max())} but n_classes is {self.params.n_classes}; "
+                "raise n_classes, or set instances on for instance label masks"
+            )
+        return mask.astype(np.uint8)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weights = self.params.class_weights
+        if weights is None and self.params.instances:
+            weights = [1.0, 1.0, 2.0]
+        w = None if weights is None else torch.tensor(weights, device=output.device)
+        return F.cross_entropy(output, target.long(), weight=w)
+
+    def postprocess(self, output: np.ndarray) -> Result:
+        prob = softmax(output.astype(np.float32))
+        classes = prob.argmax(axis=0).astype(np.uint8)
+        if not self.params.instances:
+            return Result(classes=classes, probabilities=prob)
+        p = self.params
+        labels = instances_from_probabilities(prob, p.seed_threshold, p.mask_threshold, p.min_size)
+        return Result(labels=labels, classes=classes, probabilities=prob)
+
+    def evaluate(self, results: Sequence[Result], truths: Sequence[np.ndarray],
+                 names: Sequence[str] | None = None) -> dict:
+        if self.params.instances:
+            pairs = [(t, r.labels) for r, t in zip(results, truths, strict=True)]
+            return evaluate_instances(pairs, names=names).to_dict()
+        ious = [iou_per_class(r.classes, t, self.params.n_classes) for r, t in
+                zip(results, truths, strict=True)]
+        mean = np.nanmean(np.stack(ious), axis=0)
+        out = {f"iou_class{k}": float(v) for k, v in enumerate(mean)}
+        out["mean_iou"] = float(np.nanmean(mean))
+        out["n_images"] = len(results)
+        return out
+
+    def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
+        """Grid-search seed and mask thresholds for the best mean AP over IoU 0.5 to 0.7."""
+        if not self.params.instances:
+            return {}
+        probs = [softmax(o.astype(np.float32)) for o in outputs]
+        best, best_score = {}, -1.0
+        thresholds = (0.5, 0.6, 0.7)
+        for seed_t, mask_t in itertools.product(
+            (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6, 0.7)
+        ):
+            pairs = [
+                (t, instances_from_probabilities(p, seed_t, mask_t, self.params.min_size))
+                for p, t in zip(probs, truths, strict=True)
+            ]
+            report = evaluate_instances(pairs, thresholds=thresholds).to_dict()
+            score = float(np.mean([report[f"ap@{t:g}"] for t in thresholds]))
+            if score > best_score:
+                best_score, best = score, {"seed_threshold": seed_t, "mask_threshold": mask_t}
+        self.params = self.params.model_copy(update=best)
+        return best

@@ -1,0 +1,98 @@
+"""Training settings: one pydantic model behind the CLI flags, YAML files and ``model.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deepscope.data.augment import Augmentation
+from deepscope.data.normalize import Normalization
+from deepscope.errors import ConfigError
+
+
+class NetworkSettings(BaseModel):
+    """The parts of the U-Net a user chooses; channels come from the data and the task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    depth: int = Field(4, ge=1, le=6)
+    base_filters: int = Field(16, ge=1)
+    norm: Literal["batch", "instance", "group", "none"] = "batch"
+    residual: bool = False
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs. Defaults work for 2D fluorescence nuclei."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = "semantic"
+    name: str = Field(..., min_length=1, description="model name; the package folder's name")
+    out: Path = Field(Path("models"), description="folder that receives the model package")
+    images: Path
+    masks: Path
+    val_images: Path | None = None
+    val_masks: Path | None = None
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="held out when no val folders")
+    axes: str | None = Field(None, description="axes of the training images, e.g. YX or YXC")
+    ndim: Literal[2, 3] = 2
+    task_params: dict[str, Any] = Field(default_factory=dict)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    normalization: Normalization = Field(default_factory=Normalization)
+    augmentation: Augmentation = Field(default_factory=Augmentation)
+    patch_size: int = Field(256, ge=8)
+    batch_size: int = Field(8, ge=1)
+    epochs: int = Field(40, ge=1)
+    steps_per_epoch: int = Field(100, ge=1)
+    val_patches: int = Field(64, ge=1, description="fixed validation patches for the val loss")
+    foreground_fraction: float = Field(0.7, ge=0, le=1)
+    optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD (Nesterov) momentum")
+    lr_schedule: Literal["cosine", "plateau", "step", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints; 0 = epochs")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
+    tune_thresholds: bool = True
+    domain: str = "fluorescence nuclei"
+    description: str = ""
+
+    @property
+    def package_dir(self) -> Path:
+        """Where the model package is written."""
+        return self.out / self.name
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a YAML training file; keyword ``overrides`` (not None) win over the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f"cannot read training config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, e.g. 'epochs: 10'")
+    base = path.parent
+    for key in ("images", "masks", "val_images", "val_masks", "out"):
+        if raw.get(key) is not None and not Path(raw[key]).is_absolute():
+            raw[key] = str(base / raw[key])
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return make_train_config(raw, source=str(path))
+
+
+def make_train_config(settings: dict[str, Any], source: str = "settings") -> TrainConfig:
+    """Validate ``settings`` into a TrainConfig with a one-line error on failure."""
+    try:
+        return TrainConfig.model_validate(settings)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"{source}: '{where}': {first['msg']}") from None

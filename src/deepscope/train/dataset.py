@@ -1,0 +1,119 @@
+"""Training data in memory: normalised images, task targets, and a seeded patch sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepscope.data.augment import Augmentation, augment
+from deepscope.data.layout import to_channel_first, to_spatial
+from deepscope.data.normalize import Normalization, normalize
+from deepscope.data.patches import pad_to_shape, sample_patch_origin
+from deepscope.errors import InputError
+from deepscope.io import match_pairs, read_image
+from deepscope.tasks.base import Task
+
+
+@dataclass
+class Sample:
+    """One training image ``(C, *spatial)`` float32, its target and the raw ground truth."""
+
+    name: str
+    image: np.ndarray
+    target: np.ndarray
+    truth: np.ndarray
+    foreground: np.ndarray
+
+
+def load_samples(
+    image_dir: Path,
+    mask_dir: Path,
+    task: Task,
+    normalization: Normalization,
+    ndim: int,
+    axes: str | None = None,
+) -> list[Sample]:
+    """Read image/mask pairs matched by stem, normalise images and build task targets."""
+    samples = []
+    for image_path, mask_path in match_pairs(image_dir, mask_dir):
+        image = read_image(image_path, axes=axes)
+        mask = read_image(mask_path)
+        x = normalize(to_channel_first(image.data, image.axes, ndim), normalization)
+        y = to_spatial(mask.data, mask.axes, ndim)
+        if x.shape[1:] != y.shape:
+            raise InputError(
+                f"image {image_path.name} has spatial shape {x.shape[1:]} but its mask "
+                f"{mask_path.name} has {y.shape}; masks must match their images pixel for pixel"
+            )
+        target = task.make_target(y)
+        samples.append(
+            Sample(image_path.stem, x, target, y, np.flatnonzero(task.foreground(target)))
+        )
+    channels = {s.image.shape[0] for s in samples}
+    if len(channels) > 1:
+        raise InputError(
+            f"training images have different channel counts {sorted(channels)}; "
+            "give images with the same channels (or pass --axes)"
+        )
+    return samples
+
+
+def split_samples(
+    samples: Sequence[Sample], fraction: float, seed: int
+) -> tuple[list[Sample], list[Sample]]:
+    """Hold out ``fraction`` of the samples (at least one) for validation, reproducibly."""
+    if len(samples) < 2:
+        raise InputError("need at least 2 training images to hold some out for validation")
+    order = np.random.default_rng(seed).permutation(len(samples))
+    n_val = max(1, round(fraction * len(samples)))
+    val = [samples[i] for i in sorted(order[:n_val])]
+    train = [samples[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+class PatchSampler:
+    """Random training batches of patches, reproducible from its generator state."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        patch_size: int,
+        batch_size: int,
+        augmentation: Augmentation | None,
+        foreground_fraction: float,
+        rng: np.random.Generator,
+    ) -> None:
+        if not samples:
+            raise InputError("no training images found")
+        self.samples = list(samples)
+        self.patch_size = patch_size
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.foreground_fraction = foreground_fraction
+        self.rng = rng
+
+    def patch(self) -> tuple[np.ndarray, np.ndarray]:
+        """One (image, target) patch from a random sample."""
+        s = self.samples[int(self.rng.integers(len(self.samples)))]
+        nd = s.image.ndim - 1
+        spatial = s.image.shape[1:]
+        patch_shape = tuple(min(self.patch_size, n) for n in spatial)
+        origin = sample_patch_origin(
+            spatial, patch_shape, self.rng, s.foreground, self.foreground_fraction
+        )
+        window = tuple(slice(o, o + p) for o, p in zip(origin, patch_shape, strict=True))
+        x = s.image[(slice(None), *window)]
+        y = s.target[window]
+        full = (self.patch_size,) * nd
+        x, y = pad_to_shape(x, full), pad_to_shape(y, full)
+        if self.augmentation is not None:
+            x, y = augment(x, y, self.augmentation, self.rng)
+        return x, y
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """A batch ``(B, C, *patch)`` of images and ``(B, *patch)`` of targets."""
+        pairs = [self.patch() for _ in range(self.batch_size)]
+        return (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))

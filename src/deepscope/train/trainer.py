@@ -1,0 +1,324 @@
+"""The training loop shared by every task.
+
+Seeded; validation loss each epoch; best and last checkpoints; resumable after Ctrl-C,
+SIGTERM or a killed process from the last checkpoint; history CSV and loss-curve PNG;
+progress reported through the one callback interface. Ends by tuning the task's
+post-processing on validation images and writing the model package.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepscope.errors import ConfigError, DeepscopeError
+from deepscope.nets.unet import UNetConfig, build_unet
+from deepscope.predict.predictor import Predictor, predict_raw, resolve_device
+from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.spec import ModelSpec, Tags, save_package
+from deepscope.tasks import get_task
+from deepscope.train.checkpoint import load_checkpoint, save_checkpoint
+from deepscope.train.config import TrainConfig
+from deepscope.train.dataset import PatchSampler, Sample, load_samples, split_samples
+from deepscope.train.history import plot_history, write_history
+
+CHECKPOINTS = "checkpoints"
+BEST_WEIGHTS = "best.pt"
+
+
+class TrainingInterrupted(DeepscopeError):
+    """Training stopped early; the last checkpoint lets it resume."""
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """Adam, AdamW, SGD with Nesterov momentum, or AdaGrad."""
+    lr, wd = config.learning_rate, config.weight_decay
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=True,
+                               weight_decay=wd)
+    return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Learning-rate multiplier at global ``step`` for step-wise schedules."""
+    total = config.epochs * config.steps_per_epoch
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "cosine":
+        progress = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if config.lr_schedule == "step":
+        return 0.1 ** (step // max(1, total // 3))
+    return 1.0
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so a killed job checkpoints like Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed python, numpy and torch; return the generator that drives patch sampling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def fixed_val_batches(samples: list[Sample], config: TrainConfig) -> list[tuple]:
+    """Validation patches drawn once with a fixed seed, so val loss is comparable per epoch."""
+    sampler = PatchSampler(samples, config.patch_size, config.batch_size, None,
+                           config.foreground_fraction, np.random.default_rng(config.seed + 1))
+    n = math.ceil(config.val_patches / config.batch_size)
+    return [sampler.batch() for _ in range(n)]
+
+
+class Trainer:
+    """Runs one training configuration to a model package."""
+
+    def __init__(self, config: TrainConfig, progress: ProgressCallback | None = None,
+                 command: str | None = None) -> None:
+        self.config = config
+        self.progress = progress
+        self.command = command
+        self.task = get_task(config.task, config.task_params)
+        self.device = resolve_device(config.device)
+        if config.device in ("cuda", "mps") and self.device.type == "cpu":
+            raise ConfigError(f"device {config.device} is not available here; use --device cpu")
+        self.folder = config.package_dir
+        self.ckpt_dir = self.folder / CHECKPOINTS
+
+    # -- data -----------------------------------------------------------------------------
+    def load_data(self) -> tuple[list[Sample], list[Sample]]:
+        c = self.config
+        report(self.progress, Progress("load", 0, 1, "reading training data"))
+        samples = load_samples(c.images, c.masks, self.task, c.normalization, c.ndim, c.axes)
+        if c.val_images is not None or c.val_masks is not None:
+            if c.val_images is None or c.val_masks is None:
+                raise ConfigError("give both --val-images and --val-masks, or neither")
+            val = load_samples(c.val_images, c.val_masks, self.task, c.normalization, c.ndim,
+                               c.axes)
+            train = samples
+        else:
+            train, val = split_samples(samples, c.val_fraction, c.seed)
+        report(self.progress, Progress("load", 1, 1, f"{len(train)} training, {len(val)} val"))
+        return train, val
+
+    def network_config(self, in_channels: int) -> UNetConfig:
+        n = self.config.network
+        return UNetConfig(ndim=self.config.ndim, in_channels=in_channels,
+                          out_channels=self.task.out_channels, depth=n.depth,
+                          base_filters=n.base_filters, norm=n.norm, residual=n.residual)
+
+    # -- loop -----------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> Path:
+        """Train (or resume), tune, validate and write the package; returns its folder."""
+        c = self.config
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        train, val = self.load_data()
+        net_config = self.network_config(train[0].image.shape[0])
+        if c.patch_size % net_config.divisor:
+            raise ConfigError(f"patch_size {c.patch_size} must be a multiple of "
+                              f"{net_config.divisor} for a U-Net of depth {net_config.depth}")
+        rng = seed_everything(c.seed)
+        net = build_unet(net_config).to(self.device)
+        channels_last = self.device.type == "cpu" and c.ndim == 2
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        optimizer = make_optimizer(c, net.parameters())
+        plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+                   if c.lr_schedule == "plateau" else None)
+        sampler = PatchSampler(train, c.patch_size, c.batch_size, c.augmentation,
+                               c.foreground_fraction, rng)
+        val_batches = fixed_val_batches(val, c)
+
+        state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "history": [], "best": math.inf,
+                 "seconds": 0.0}
+        ckpt = load_checkpoint(self.ckpt_dir) if resume else None
+        if resume and ckpt is None:
+            report(self.progress, Progress("train", 0, 1, "no checkpoint found; starting afresh"))
+        if not resume and (self.ckpt_dir / "last.pt").exists():
+            raise ConfigError(
+                f"{self.folder} holds an earlier run; resume it with --resume, or choose another "
+                "--name or --out"
+            )
+        if ckpt is not None:
+            if ckpt["config"] != c.model_dump(mode="json"):
+                raise ConfigError(f"the checkpoint in {self.ckpt_dir} was made with other "
+                                  "settings; resume with the same settings or start afresh")
+            net.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if plateau is not None:
+                plateau.load_state_dict(ckpt["plateau"])
+            rng.bit_generator.state = ckpt["rng"]
+            torch.set_rng_state(ckpt["torch_rng"])
+            state = ckpt["state"]
+
+        total_steps = c.epochs * c.steps_per_epoch
+        with sigterm_as_interrupt():
+            try:
+                self._loop(net, optimizer, plateau, sampler, val_batches, state, rng,
+                           channels_last, total_steps)
+            except KeyboardInterrupt:
+                self._checkpoint(net, optimizer, plateau, rng, state)
+                raise TrainingInterrupted(
+                    f"training interrupted at epoch {state['epoch'] + 1} step {state['step']}; "
+                    "run the same command with --resume to go on"
+                ) from None
+        return self._finish(net, net_config, len(train), val, state)
+
+    def _checkpoint(self, net, optimizer, plateau, rng, state) -> None:
+        save_checkpoint({
+            "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "plateau": plateau.state_dict() if plateau is not None else None,
+            "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+            "config": self.config.model_dump(mode="json"),
+        }, self.ckpt_dir)
+
+    def _loop(self, net, optimizer, plateau, sampler, val_batches, state, rng, channels_last,
+              total_steps) -> None:
+        c = self.config
+        while state["epoch"] < c.epochs:
+            net.train()
+            t0 = time.perf_counter()
+            while state["step"] < c.steps_per_epoch:
+                global_step = state["epoch"] * c.steps_per_epoch + state["step"]
+                if plateau is None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = c.learning_rate * lr_factor(c, global_step)
+                x, y = sampler.batch()
+                loss = self._step(net, optimizer, x, y, channels_last)
+                state["loss_sum"] += loss
+                state["step"] += 1
+                state["seconds"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                report(self.progress, Progress(
+                    "train", global_step + 1, total_steps, f"epoch {state['epoch'] + 1}",
+                    {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}))
+                if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
+                    self._checkpoint(net, optimizer, plateau, rng, state)
+            val_loss = self._validate(net, val_batches, channels_last)
+            row = {"epoch": state["epoch"] + 1,
+                   "train_loss": state["loss_sum"] / c.steps_per_epoch,
+                   "val_loss": val_loss, "learning_rate": optimizer.param_groups[0]["lr"],
+                   "seconds": round(state["seconds"], 1)}
+            state["history"].append(row)
+            if plateau is not None:
+                plateau.step(val_loss)
+            if val_loss < state["best"]:
+                state["best"] = val_loss
+                save_checkpoint({"model": net.state_dict()}, self.ckpt_dir, BEST_WEIGHTS)
+            state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0)
+            self._checkpoint(net, optimizer, plateau, rng, state)
+            write_history(state["history"], self.folder / "history.csv")
+            report(self.progress, Progress(
+                "epoch", state["epoch"], c.epochs, f"epoch {state['epoch']}/{c.epochs}",
+                {"train_loss": row["train_loss"], "val_loss": val_loss}))
+
+    def _step(self, net, optimizer, x, y, channels_last) -> float:
+        xt = torch.from_numpy(x).to(self.device)
+        if channels_last:
+            xt = xt.contiguous(memory_format=torch.channels_last)
+        yt = torch.from_numpy(y).to(self.device)
+        loss = self.task.loss(net(xt), yt)
+        if not torch.isfinite(loss):
+            raise DeepscopeError("the training loss became NaN/inf; lower --learning-rate or "
+                                 "check the images for NaN values")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def _validate(self, net, val_batches, channels_last) -> float:
+        net.eval()
+        total = 0.0
+        with torch.inference_mode():
+            for x, y in val_batches:
+                xt = torch.from_numpy(x).to(self.device)
+                if channels_last:
+                    xt = xt.contiguous(memory_format=torch.channels_last)
+                total += float(self.task.loss(net(xt), torch.from_numpy(y).to(self.device)))
+        net.train()
+        return total / len(val_batches)
+
+    # -- end ------------------------------------------------------------------------------
+    def _finish(self, net, net_config: UNetConfig, n_train: int, val: list[Sample],
+                state: dict) -> Path:
+        c = self.config
+        best = load_checkpoint(self.ckpt_dir, BEST_WEIGHTS)
+        if best is not None:
+            net.load_state_dict(best["model"])
+        spec = ModelSpec(
+            name=c.name, task=c.task, task_params=self.task.params.model_dump(),
+            network=net_config, normalization=c.normalization,
+            input_axes="YX" if c.ndim == 2 and net_config.in_channels == 1 else
+            ("CYX" if c.ndim == 2 else "CZYX"),
+            description=c.description,
+            tags=Tags(domain=c.domain, dimensionality=f"{c.ndim}d"),
+        )
+        predictor = Predictor(net, self.task, c.normalization, device=str(self.device))
+        outputs = []
+        for i, s in enumerate(val):
+            outputs.append(predict_raw(predictor.fn, s.image, self.task.out_channels,
+                                       net_config.divisor, spec.prediction.tile,
+                                       spec.prediction.overlap))
+            report(self.progress, Progress("validate", i + 1, len(val), "validation images"))
+        tuned = self.task.tune(outputs, [s.truth for s in val]) if c.tune_thresholds else {}
+        results = [self.task.postprocess(o) for o in outputs]
+        metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
+        history = state["history"]
+        spec = spec.model_copy(update={
+            "task_params": self.task.params.model_dump(),
+            "training": {
+                "command": self.command,
+                "settings": c.model_dump(mode="json"),
+                "data": {"images": str(c.images), "masks": str(c.masks),
+                         "val_images": str(c.val_images) if c.val_images else None,
+                         "n_train": n_train, "n_val": len(val)},
+                "epochs_done": state["epoch"],
+                "seconds": round(state["seconds"], 1),
+                "best_val_loss": state["best"],
+                "tuned": tuned,
+                "device": str(self.device),
+                "threads": torch.get_num_threads(),
+            },
+            "validation": metrics,
+        })
+        if history:
+            plot_history(history, self.folder / "loss.png", c.name)
+        save_package(self.folder, spec, net.state_dict())
+        report(self.progress, Progress("done", 1, 1, f"model written to {self.folder}", {}))
+        return self.folder
+
+def train(config: TrainConfig, resume: bool = False, progress: ProgressCallback | None = None,
+          command: str | None = None) -> Path:
+    """Train a model from ``config``; returns the model package folder."""
+    return Trainer(config, progress, command).run(resume=resume)

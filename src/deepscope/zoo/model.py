@@ -1,0 +1,88 @@
+"""A loaded model: its package spec, its network and its task, ready to predict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepscope.nets.unet import build_unet
+from deepscope.predict.predictor import Predictor
+from deepscope.progress import ProgressCallback
+from deepscope.spec import ModelSpec, read_spec, read_weights
+from deepscope.tasks import Result, get_task
+from deepscope.zoo.registry import resolve_model
+
+
+class Model:
+    """A model package loaded for prediction.
+
+    Examples
+    --------
+    >>> m = load_model("unet-nuclei-fluo")            # doctest: +SKIP
+    >>> r = m.predict(image)                           # doctest: +SKIP
+    >>> r.labels.shape == image.shape                  # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, spec: ModelSpec, folder: Path, source: str, device: str = "auto") -> None:
+        self.spec = spec
+        self.folder = folder
+        self.source = source
+        self.task = get_task(spec.task, spec.task_params)
+        net = build_unet(spec.network)
+        try:
+            net.load_state_dict(read_weights(folder, spec))
+        except RuntimeError as err:
+            from deepscope.errors import ModelError
+
+            raise ModelError(
+                f"the weights of '{folder}' do not fit its network settings "
+                f"({str(err).splitlines()[0]})"
+            ) from None
+        self.predictor = Predictor(net, self.task, spec.normalization, spec.input_axes, device)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def predict(
+        self,
+        image: np.ndarray,
+        axes: str | None = None,
+        tile: int | None = -1,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Result:
+        """Apply the model to one image.
+
+        Parameters
+        ----------
+        image : numpy array, e.g. ``(Y, X)`` grey or ``(Y, X, C)``.
+        axes : axes of ``image`` (``"YX"``, ``"YXC"``, ``"CYX"``, ``"ZYX"``...); default from
+            the model's input axes when the dimensions agree, else from the shape.
+        tile : tile edge in pixels; ``None`` = whole image at once; default from the model.
+        overlap, batch_size : tiling settings; default from the model.
+
+        Returns
+        -------
+        Result with ``labels`` (segmentation), ``probabilities`` and ``classes``.
+        """
+        p = self.spec.prediction
+        return self.predictor.predict(
+            image, axes,
+            tile=p.tile if tile == -1 else tile,
+            overlap=p.overlap if overlap is None else overlap,
+            batch_size=p.batch_size if batch_size is None else batch_size,
+            progress=progress,
+        )
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, task={self.spec.task!r}, source={self.source!r})"
+
+
+def load_model(name_or_path: str | Path, device: str = "auto") -> Model:
+    """Load a built-in model by name, a model from the user's library, or a package folder."""
+    folder, source = resolve_model(name_or_path)
+    return Model(read_spec(folder), folder, source, device)

@@ -1,0 +1,119 @@
+"""Finding image files (list_images) and pairing images with masks (match_pairs)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepscope.errors import InputError, PairingError
+from deepscope.io import image_stem, list_images, match_pairs, write_image
+
+
+def _touch_images(folder: Path, *names: str) -> None:
+    for name in names:
+        write_image(folder / name, np.zeros((4, 4), np.uint8))
+
+
+def test_list_images_of_a_folder_is_sorted_and_skips_other_files(tmp_path):
+    _touch_images(tmp_path, "b.tif", "a.png", "c.npy")
+    (tmp_path / "readme.txt").write_text("not an image")
+    (tmp_path / ".hidden.tif").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    _touch_images(tmp_path / "sub", "deeper.tif")
+
+    assert [p.name for p in list_images([tmp_path])] == ["a.png", "b.tif", "c.npy"]
+
+
+def test_list_images_with_glob_file_and_duplicates(tmp_path):
+    _touch_images(tmp_path, "t1.tif", "t2.tif", "other.png")
+
+    found = list_images([tmp_path / "t2.tif", str(tmp_path / "t*.tif"), tmp_path])
+
+    assert [p.name for p in found] == ["t2.tif", "t1.tif", "other.png"]
+
+
+def test_list_images_accepts_a_single_path_and_hdf5_datasets(tmp_path):
+    write_image(tmp_path / "stack.h5:raw", np.zeros((4, 4), np.uint8))
+    assert list_images(str(tmp_path / "stack.h5:raw")) == [Path(f"{tmp_path / 'stack.h5'}:raw")]
+
+
+@pytest.mark.parametrize(
+    ("make_input", "message"),
+    [
+        (lambda folder: folder / "nothing_here.tif", "does not exist"),
+        (lambda folder: str(folder / "*.tif"), "matches no image files"),
+        (lambda folder: folder, "contains no image files"),
+    ],
+)
+def test_list_images_names_the_input_that_matched_nothing(tmp_path, make_input, message):
+    (tmp_path / "notes.txt").write_text("x")
+    item = make_input(tmp_path)
+    with pytest.raises(InputError, match=message) as caught:
+        list_images([item])
+    assert str(item) in str(caught.value)
+
+
+def test_list_images_refuses_an_unsupported_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="not a supported image file"):
+        list_images([tmp_path / "notes.txt"])
+
+
+def test_image_stem_removes_the_whole_image_extension():
+    assert image_stem("data/cell_01.ome.tif") == "cell_01"
+    assert image_stem("cell_01.TIF") == "cell_01"
+    assert image_stem("plate.ome.zarr") == "plate"
+    assert image_stem("nuclei.h5:raw") == "nuclei"
+    assert image_stem("v1.2.png") == "v1.2"
+
+
+def test_match_pairs_pairs_by_stem(tmp_path):
+    _touch_images(tmp_path / "images", "b.tif", "a.ome.tif", "c.png")
+    _touch_images(tmp_path / "masks", "a.tif", "b.png", "c.tif")
+
+    pairs = match_pairs(tmp_path / "images", tmp_path / "masks")
+
+    assert [(image.name, mask.name) for image, mask in pairs] == [
+        ("a.ome.tif", "a.tif"),
+        ("b.tif", "b.png"),
+        ("c.png", "c.tif"),
+    ]
+
+
+def test_match_pairs_names_images_without_masks(tmp_path):
+    _touch_images(tmp_path / "images", "a.tif", "b.tif", "c.tif")
+    _touch_images(tmp_path / "masks", "a.tif")
+
+    expected = r"2 images have no mask in .*: b\.tif, c\.tif"
+    with pytest.raises(PairingError, match=expected) as caught:
+        match_pairs(tmp_path / "images", tmp_path / "masks")
+    assert "\n" not in str(caught.value)
+
+
+def test_match_pairs_names_masks_without_images_and_caps_the_list(tmp_path):
+    _touch_images(tmp_path / "images", "a.tif")
+    _touch_images(tmp_path / "masks", "a.tif", *[f"extra{i}.tif" for i in range(7)])
+
+    with pytest.raises(PairingError) as caught:
+        match_pairs(tmp_path / "images", tmp_path / "masks")
+
+    message = str(caught.value)
+    assert "7 masks have no image" in message
+    assert "extra0.tif, extra1.tif, extra2.tif, extra3.tif, extra4.tif, ... (2 more)" in message
+    assert "extra5.tif" not in message
+
+
+def test_match_pairs_refuses_two_files_with_one_stem(tmp_path):
+    _touch_images(tmp_path / "images", "a.tif", "a.png")
+    _touch_images(tmp_path / "masks", "a.tif")
+    with pytest.raises(PairingError, match="two files with stem 'a'"):
+        match_pairs(tmp_path / "images", tmp_path / "masks")
+
+
+def test_match_pairs_needs_existing_non_empty_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _touch_images(tmp_path / "images", "a.tif")
+    with pytest.raises(InputError, match=r"mask folder .* does not exist"):
+        match_pairs(tmp_path / "images", tmp_path / "missing")
+    with pytest.raises(InputError, match=r"image folder .* contains no image files"):
+        match_pairs(tmp_path / "empty", tmp_path / "images")

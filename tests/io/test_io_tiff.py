@@ -1,0 +1,141 @@
+"""TIFF and OME-TIFF round trips through write_image and read_image."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from deepscope.errors import InputError
+from deepscope.io import read_image, write_image
+
+
+def _ramp(shape, dtype):
+    """A test array whose every pixel differs (within the range of dtype)."""
+    values = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    if np.issubdtype(dtype, np.integer):
+        values %= np.iinfo(dtype).max
+    return values.astype(dtype)
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape"),
+    [("YX", (32, 48)), ("ZYX", (4, 32, 48)), ("CYX", (2, 32, 48)), ("TZCYX", (2, 3, 2, 8, 9))],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+@pytest.mark.parametrize("compression", ["zlib", "zstd", None])
+def test_tiff_round_trip_keeps_data_dtype_and_axes(tmp_path, axes, shape, dtype, compression):
+    data = _ramp(shape, dtype)
+    path = write_image(tmp_path / "image.tif", data, axes, compression=compression)
+
+    image = read_image(path)
+
+    assert image.axes == axes
+    assert image.data.dtype == dtype
+    np.testing.assert_array_equal(image.data, data)
+    assert image.pixel_size is None
+    assert image.source == str(path)
+
+
+def test_tiff_stores_rgb_as_rgb(tmp_path):
+    rgb = _ramp((20, 30, 3), np.uint8)
+    write_image(tmp_path / "rgb.tif", rgb, "YXC")
+
+    image = read_image(tmp_path / "rgb.tif")
+
+    assert image.axes == "YXC"
+    np.testing.assert_array_equal(image.data, rgb)
+    with tifffile.TiffFile(tmp_path / "rgb.tif") as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+
+
+def test_tiff_keeps_channels_last_that_are_not_rgb(tmp_path):
+    two_channels = _ramp((20, 30, 2), np.float32)
+    write_image(tmp_path / "two.tif", two_channels, "YXC")
+    image = read_image(tmp_path / "two.tif")
+    assert image.axes == "YXC"
+    np.testing.assert_array_equal(image.data, two_channels)
+
+
+def test_tiff_without_axes_uses_default_axes(tmp_path):
+    write_image(tmp_path / "rgb.tif", np.zeros((20, 30, 3), np.uint8))
+    assert read_image(tmp_path / "rgb.tif").axes == "YXC"
+
+
+def test_tiff_pixel_size_round_trip(tmp_path):
+    volume = _ramp((3, 20, 30), np.uint16)
+    pixel_size = {"Z": 2.0, "Y": 0.65, "X": 0.325}
+    write_image(tmp_path / "volume.tif", volume, "ZYX", pixel_size=pixel_size)
+
+    image = read_image(tmp_path / "volume.tif")
+
+    assert image.pixel_size == pixel_size
+    with tifffile.TiffFile(tmp_path / "volume.tif") as tif:  # readable by other software too
+        x_resolution = tif.pages[0].resolution[0]
+        assert tif.pages[0].resolutionunit == tifffile.RESUNIT.CENTIMETER
+    assert 1e4 / x_resolution == pytest.approx(0.325)
+
+
+def test_axes_argument_overrides_what_the_file_says(tmp_path):
+    write_image(tmp_path / "stack.tif", np.zeros((3, 20, 30), np.uint8), "ZYX")
+    assert read_image(tmp_path / "stack.tif", axes="tyx").axes == "TYX"
+
+
+def test_ome_tiff_round_trip(tmp_path):
+    data = _ramp((2, 3, 20, 30), np.uint16)
+    pixel_size = {"Z": 1.5, "Y": 0.2, "X": 0.2}
+    write_image(tmp_path / "cells.ome.tif", data, "CZYX", pixel_size=pixel_size)
+
+    image = read_image(tmp_path / "cells.ome.tif")
+
+    assert image.axes == "CZYX"
+    np.testing.assert_array_equal(image.data, data)
+    assert image.pixel_size == pytest.approx(pixel_size)
+
+
+def test_ome_tiff_needs_yx_last(tmp_path):
+    with pytest.raises(InputError, match="OME-TIFF needs axes ending in 'YX'"):
+        write_image(tmp_path / "bad.ome.tif", np.zeros((20, 30, 5), np.uint8), "YXZ")
+
+
+def test_imagej_pixel_size_is_read(tmp_path):
+    hyperstack = np.zeros((3, 2, 20, 30), np.uint16)
+    tifffile.imwrite(
+        tmp_path / "imagej.tif",
+        hyperstack,
+        imagej=True,
+        resolution=(1 / 0.5, 1 / 0.5),
+        metadata={"axes": "ZCYX", "spacing": 2.5, "unit": "um"},
+    )
+
+    image = read_image(tmp_path / "imagej.tif")
+
+    assert image.axes == "ZCYX"
+    assert image.pixel_size == pytest.approx({"Z": 2.5, "Y": 0.5, "X": 0.5})
+
+
+def test_tiff_without_physical_unit_has_no_pixel_size(tmp_path):
+    tifffile.imwrite(tmp_path / "plain.tif", np.zeros((20, 30), np.uint8))
+    assert read_image(tmp_path / "plain.tif").pixel_size is None
+
+
+def test_unknown_tiff_axes_letters_fall_back_to_default_axes(tmp_path):
+    # Pages written one by one form a series with axes 'IYX' (I = image sequence).
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as tif:
+        for _ in range(3):
+            tif.write(np.zeros((20, 30), np.uint8), contiguous=True)
+    image = read_image(tmp_path / "pages.tif")
+    assert image.shape == (3, 20, 30)
+    assert image.axes == "ZYX"
+
+
+def test_unknown_tiff_compression_is_refused(tmp_path):
+    with pytest.raises(InputError, match="unknown TIFF compression 'gif'"):
+        write_image(tmp_path / "a.tif", np.zeros((5, 6), np.uint8), compression="gif")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_tiff_gives_input_error(tmp_path):
+    write_image(tmp_path / "full.tif", _ramp((64, 64), np.uint16))
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes((tmp_path / "full.tif").read_bytes()[:100])
+    with pytest.raises(InputError, match=r"cannot read TIFF file .*broken\.tif"):
+        read_image(broken)
