@@ -14,3 +14,46 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def nuclei_folders(tmp_path_factory) -> dict[str, Path]:
+    """A tiny synthetic nuclei dataset on disk: train and val folders of image/mask TIFFs."""
+    import numpy as np
+
+    from deepscope.data.synthetic import synthetic_nuclei
+    from deepscope.io import write_image
+
+    root = tmp_path_factory.mktemp("nuclei")
+    folders = {}
+    for split, count, first_seed in (("train", 6, 0), ("val", 2, 100)):
+        for kind in ("images", "masks"):
+            folders[f"{split}_{kind}"] = root / split / kind
+        for i in range(count):
+            image, labels = synthetic_nuclei((64, 64), n=5, seed=first_seed + i)
+            write_image(root / split / "images" / f"img{i}.tif", (image * 200).astype(np.uint8))
+            write_image(root / split / "masks" / f"img{i}.tif", labels.astype(np.uint16))
+    return folders
+
+
+@pytest.fixture()
+def tiny_settings(nuclei_folders, tmp_path) -> dict:
+    """Settings for a training run of a few seconds on the synthetic nuclei."""
+    return {
+        "task": "semantic",
+        "name": "tiny",
+        "out": tmp_path / "models",
+        "images": nuclei_folders["train_images"],
+        "masks": nuclei_folders["train_masks"],
+        "val_images": nuclei_folders["val_images"],
+        "val_masks": nuclei_folders["val_masks"],
+        "network": {"depth": 2, "base_filters": 4},
+        "patch_size": 32,
+        "batch_size": 2,
+        "epochs": 2,
+        "steps_per_epoch": 3,
+        "val_patches": 2,
+        "checkpoint_every": 1,
+        "threads": 1,
+        "device": "cpu",
+    }

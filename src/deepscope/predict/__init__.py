@@ -1,5 +1,12 @@
 """Prediction on large images: tiled inference with overlap and smooth blending."""
 
-from deepscope.predict.tiling import EPS, Tile, blend_window, plan_tiles, predict_tiled
+from deepscope.predict.tiling import (
+    EPS,
+    Tile,
+    balanced_tile,
+    blend_window,
+    plan_tiles,
+    predict_tiled,
+)
 
-__all__ = ["EPS", "Tile", "blend_window", "plan_tiles", "predict_tiled"]
+__all__ = ["EPS", "Tile", "balanced_tile", "blend_window", "plan_tiles", "predict_tiled"]

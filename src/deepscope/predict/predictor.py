@@ -10,7 +10,7 @@ import torch
 from deepscope.data.layout import to_channel_first
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.errors import InputError
-from deepscope.predict.tiling import predict_tiled
+from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.tasks.base import Result, Task
 
@@ -56,9 +56,14 @@ def predict_raw(
     def on_tile(done: int, total: int) -> None:
         report(progress, Progress("predict", done, total, "tiles"))
 
-    tiles = None if tile is None else tile
+    spatial = image.shape[1:]
+    tiles = overlaps = None
+    if tile is not None and any(s > tile for s in spatial):
+        tiles = balanced_tile(spatial, tile, overlap, divisor)
+        # an axis that fits in one tile has no neighbour to overlap with
+        overlaps = tuple(min(overlap, t // 2) for t in tiles)
     return predict_tiled(
-        fn, image, n_out, tile=tiles, overlap=overlap, divisor=divisor,
+        fn, image, n_out, tile=tiles, overlap=overlaps or 0, divisor=divisor,
         batch_size=batch_size, progress=on_tile,
     )
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from deepscope.errors import ConfigError, InputError, ModelError
 
-__all__ = ["EPS", "Tile", "blend_window", "plan_tiles", "predict_tiled"]
+__all__ = ["EPS", "Tile", "balanced_tile", "blend_window", "plan_tiles", "predict_tiled"]
 
 EPS = 1e-6
 """Weight given to the unreliable outer ``context`` pixels of a tile's inner edges."""
@@ -166,6 +166,31 @@ def _plan_axis(size: int, tile: int, overlap: int, divisor: int) -> tuple[int, l
     count = 1 + math.ceil((size - tile) / stride)
     starts = [min(i * stride, size - tile) for i in range(count)]
     return tile, starts, 0
+
+
+def balanced_tile(
+    shape: tuple[int, ...], max_tile: int, overlap: int, divisor: int = 1
+) -> tuple[int, ...]:
+    """The smallest tile shape that covers ``shape`` with as few tiles as ``max_tile`` needs.
+
+    A fixed tile wastes work when the image is slightly larger than it (1104 pixels with
+    1024-pixel tiles would compute two full tiles per axis). This keeps the number of
+    tiles per axis that ``max_tile`` implies but shrinks the tiles so that they just cover
+    the image with the given overlap, rounded up to ``divisor``.
+
+    >>> balanced_tile((1104, 1104), max_tile=1024, overlap=48, divisor=16)
+    (576, 576)
+    """
+    max_tile = max(divisor, max_tile // divisor * divisor)
+    result = []
+    for size in shape:
+        if size <= max_tile:
+            result.append(math.ceil(size / divisor) * divisor)
+            continue
+        count = 1 + math.ceil((size - max_tile) / (max_tile - overlap))
+        edge = math.ceil((size + (count - 1) * overlap) / count)
+        result.append(min(max_tile, math.ceil(edge / divisor) * divisor))
+    return tuple(result)
 
 
 def plan_tiles(

@@ -1,0 +1,139 @@
+"""Training end to end on tiny synthetic data: package, history, resume, errors."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from deepscope.errors import ConfigError, InputError
+from deepscope.progress import Progress
+from deepscope.spec import read_spec, read_weights
+from deepscope.train.config import load_train_config, make_train_config
+from deepscope.train.trainer import TrainingInterrupted, lr_factor, train
+
+
+def test_training_writes_a_complete_model_package(tiny_settings):
+    folder = train(make_train_config(tiny_settings), command="deepscope train semantic ...")
+
+    spec = read_spec(folder)
+    assert spec.name == "tiny" and spec.task == "semantic"
+    assert spec.network.out_channels == 3
+    assert spec.training["command"] == "deepscope train semantic ..."
+    assert spec.training["epochs_done"] == 2
+    assert "ap@0.5" in spec.validation and spec.validation["n_images"] == 2
+    assert set(read_weights(folder, spec)) == set(torch.nn.Module.state_dict(
+        __import__("deepscope.nets", fromlist=["build_unet"]).build_unet(spec.network)))
+    rows = list(csv.DictReader(open(folder / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert (folder / "loss.png").stat().st_size > 0
+
+
+def test_progress_reports_every_step(tiny_settings):
+    events: list[Progress] = []
+    train(make_train_config(tiny_settings), progress=events.append)
+    steps = [e for e in events if e.stage == "train"]
+    assert [e.done for e in steps] == list(range(1, 7))
+    assert all(e.total == 6 and "loss" in e.metrics for e in steps)
+
+
+def _interrupt_at(step: int):
+    def callback(event: Progress) -> None:
+        if event.stage == "train" and event.done == step:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+def test_resume_after_interruption_gives_the_same_model(tiny_settings, tmp_path):
+    straight = train(make_train_config({**tiny_settings, "out": tmp_path / "a"}))
+
+    settings = {**tiny_settings, "out": tmp_path / "b"}
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(make_train_config(settings), progress=_interrupt_at(4))
+    resumed = train(make_train_config(settings), resume=True)
+
+    a = read_weights(straight, read_spec(straight))
+    b = read_weights(resumed, read_spec(resumed))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    history = list(csv.DictReader(open(resumed / "history.csv")))
+    assert len(history) == 2
+
+
+def test_a_second_run_into_the_same_folder_must_resume_or_rename(tiny_settings):
+    config = make_train_config(tiny_settings)
+    with pytest.raises(TrainingInterrupted):
+        train(config, progress=_interrupt_at(2))
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config)
+
+
+def test_resume_with_other_settings_is_refused(tiny_settings):
+    with pytest.raises(TrainingInterrupted):
+        train(make_train_config(tiny_settings), progress=_interrupt_at(2))
+    with pytest.raises(ConfigError, match="other settings"):
+        train(make_train_config({**tiny_settings, "learning_rate": 0.5}), resume=True)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "adagrad"])
+def test_every_optimizer_trains(tiny_settings, optimizer):
+    settings = {**tiny_settings, "optimizer": optimizer, "epochs": 1, "lr_schedule": "plateau"}
+    assert (train(make_train_config(settings)) / "weights.safetensors").is_file()
+
+
+def test_cosine_schedule_decays_and_warms_up():
+    config = make_train_config({"name": "x", "images": ".", "masks": ".", "epochs": 2,
+                                "steps_per_epoch": 10, "warmup_steps": 4})
+    factors = [lr_factor(config, s) for s in range(20)]
+    assert factors[0] == pytest.approx(0.25)
+    assert factors[4] == pytest.approx(1.0)
+    assert factors[-1] < 0.1
+    assert all(a >= b for a, b in zip(factors[4:], factors[5:]))
+
+
+def test_without_val_folders_a_seeded_split_is_held_out(tiny_settings):
+    settings = {**tiny_settings, "val_images": None, "val_masks": None, "val_fraction": 0.34}
+    spec = read_spec(train(make_train_config(settings)))
+    assert spec.training["data"]["n_val"] == 2
+    assert spec.training["data"]["n_train"] == 4
+
+
+def test_yaml_config_paths_are_relative_to_the_file(tiny_settings, tmp_path):
+    import yaml
+
+    settings = {k: (str(v) if not isinstance(v, dict) else v) for k, v in tiny_settings.items()}
+    settings["out"] = "models"
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(settings))
+    config = load_train_config(tmp_path / "cfg.yaml", epochs=1)
+    assert config.out == tmp_path / "models"
+    assert config.epochs == 1
+
+
+def test_bad_settings_give_one_line_errors(tiny_settings, tmp_path):
+    with pytest.raises(ConfigError, match="epochs"):
+        make_train_config({**tiny_settings, "epochs": 0})
+    with pytest.raises(ConfigError, match="patch_size"):
+        train(make_train_config({**tiny_settings, "patch_size": 30}))
+    (tmp_path / "bad.yaml").write_text("epochs: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_train_config(tmp_path / "bad.yaml")
+
+
+def test_mask_of_other_size_than_its_image_is_refused(tiny_settings, tmp_path):
+    import numpy as np
+
+    from deepscope.io import write_image
+
+    for kind, shape in (("images", (32, 32)), ("masks", (30, 32))):
+        write_image(tmp_path / kind / "a.tif", np.ones(shape, np.uint8))
+    settings = {**tiny_settings, "images": tmp_path / "images", "masks": tmp_path / "masks"}
+    with pytest.raises(InputError, match="a.tif"):
+        train(make_train_config(settings))
+
+
+def test_model_json_is_plain_json(tiny_settings):
+    folder = train(make_train_config({**tiny_settings, "epochs": 1}))
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["format_version"] == 1
+    assert spec["normalization"]["mode"] == "percentile"
