@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from skimage.segmentation import find_boundaries
+
+from deepscope.io.atomic import atomic_output
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -14,7 +15,15 @@ def to_display(image: np.ndarray) -> np.ndarray:
     x = np.asarray(image, dtype=np.float32)
     lo, hi = np.percentile(x, [1, 99.8])
     x = np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1)
-    rgb = np.repeat(x[..., None], 3, axis=-1) if x.ndim == 2 else x[..., :3]
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim == 2:
+        rgb = np.repeat(x[..., None], 3, axis=-1)
+    elif x.shape[-1] == 2:
+        # two channels: red and green, blue stays dark
+        rgb = np.concatenate([x, np.zeros_like(x[..., :1])], axis=-1)
+    else:
+        rgb = x[..., :3]
     return (rgb * 255).astype(np.uint8)
 
 
@@ -41,7 +50,7 @@ def save_overlay(image: np.ndarray, labels: np.ndarray, path: str | Path) -> Pat
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    iio.imwrite(tmp, overlay(image, labels))
-    os.replace(tmp, path)
+    picture = overlay(image, labels)
+    with atomic_output(path) as tmp:
+        iio.imwrite(tmp, picture, extension=".png")
     return path

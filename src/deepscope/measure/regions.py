@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from skimage.measure import regionprops_table
 
 from deepscope.errors import InputError
+from deepscope.io.atomic import atomic_output
 
 _PROPS_2D = ("label", "centroid", "bbox", "area", "perimeter", "equivalent_diameter_area",
              "major_axis_length", "minor_axis_length", "eccentricity", "solidity", "orientation")
@@ -82,13 +82,11 @@ def write_table(rows: Sequence[dict], path: str | Path, columns: Sequence[str] |
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(columns or (rows[0].keys() if rows else ["label"]))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _fmt(v) for k, v in row.items()})
-    os.replace(tmp, path)
     return path
 
 

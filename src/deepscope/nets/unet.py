@@ -36,7 +36,9 @@ def _norm(kind: str, ndim: int, channels: int) -> nn.Module:
     if kind == "instance":
         return (nn.InstanceNorm2d if ndim == 2 else nn.InstanceNorm3d)(channels, affine=True)
     if kind == "group":
-        return nn.GroupNorm(min(8, channels), channels)
+        # Up to 8 groups, but the group count must divide the channels (12 filters -> 6 groups).
+        groups = max(g for g in range(1, min(8, channels) + 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
     return nn.Identity()
 
 

@@ -1,0 +1,95 @@
+"""The command line as a user runs it: train, predict, evaluate, models, demo, errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepscope.io import read_image
+
+
+def deepscope(*args, cwd=None):
+    """Run ``deepscope ARGS`` in a fresh process; returns the completed process."""
+    return subprocess.run([sys.executable, "-m", "deepscope", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(nuclei_folders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_models")
+    run = deepscope("train", "semantic", "--images", nuclei_folders["train_images"],
+                    "--masks", nuclei_folders["train_masks"],
+                    "--val-images", nuclei_folders["val_images"],
+                    "--val-masks", nuclei_folders["val_masks"], "--name", "cli-unet",
+                    "--out", out, "--epochs", 1, "--steps", 2, "--batch-size", 2,
+                    "--patch-size", 32, "--threads", 1, "--set", "network.depth=2",
+                    "--set", "network.base_filters=4")
+    assert run.returncode == 0, run.stderr
+    return out / "cli-unet"
+
+
+def test_train_writes_a_package_and_records_its_command(trained):
+    spec = json.loads((trained / "model.json").read_text())
+    assert spec["training"]["command"].startswith("deepscope train semantic --images")
+    assert spec["network"]["depth"] == 2
+
+
+def test_predict_writes_a_label_tiff_per_input(trained, nuclei_folders, tmp_path):
+    run = deepscope("predict", trained, nuclei_folders["val_images"], "--out", tmp_path,
+                    "--overlay")
+    assert run.returncode == 0, run.stderr
+    labels = read_image(tmp_path / "img0_labels.tif")
+    assert labels.data.shape == (64, 64) and np.issubdtype(labels.data.dtype, np.integer)
+    assert (tmp_path / "img1_labels.tif").is_file()
+    assert (tmp_path / "img1_overlay.png").is_file()
+
+
+def test_evaluate_prints_a_table_and_writes_json(trained, nuclei_folders, tmp_path):
+    run = deepscope("evaluate", trained, "--images", nuclei_folders["val_images"],
+                    "--masks", nuclei_folders["val_masks"], "--json", tmp_path / "m.json",
+                    "--per-image", tmp_path / "per_image.csv")
+    assert run.returncode == 0, run.stderr
+    assert "AP" in run.stdout and "0.9" in run.stdout
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    for key in ("ap@0.5", "ap@0.7", "ap@0.9", "f1@0.5", "precision@0.5", "recall@0.5",
+                "mean_matched_iou@0.5", "ap@0.55", "n_images"):
+        assert key in metrics
+    assert metrics["n_images"] == 2
+    assert (tmp_path / "per_image.csv").read_text().startswith("name")
+
+
+def test_models_list_json_names_the_builtin_model():
+    run = deepscope("models", "list", "--json")
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(run.stdout)
+    assert {"name", "task", "architecture", "domain", "source"} <= set(rows[0])
+    assert "unet-nuclei-fluo" in [r["name"] for r in rows]
+
+
+def test_demo_writes_labels_measurements_and_overlay(tmp_path):
+    run = deepscope("demo", "--out", tmp_path / "demo")
+    assert run.returncode == 0, run.stderr
+    labels = read_image(tmp_path / "demo" / "nuclei_fluo_labels.tif").data
+    assert labels.shape == (520, 696) and labels.max() > 50
+    header = (tmp_path / "demo" / "nuclei_fluo_objects.csv").read_text().splitlines()[0]
+    for column in ("label", "centroid_y", "centroid_x", "area", "mean_intensity"):
+        assert column in header.split(",")
+    assert (tmp_path / "demo" / "nuclei_fluo_overlay.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, message", [
+    (("predict", "no-such-model", "x.tif"), "unknown model 'no-such-model'"),
+    (("predict", "unet-nuclei-fluo", "missing/*.tif"), "missing/*.tif"),
+    (("train", "nonsense"), "neither a task"),
+    (("train", "semantic", "--images", "a"), "needs --masks"),
+    (("evaluate", "unet-nuclei-fluo", "--images", "nowhere", "--masks", "nowhere"), "nowhere"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):
+    run = deepscope(*args, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
+    assert message in lines[0]

@@ -1,0 +1,71 @@
+"""Whole images through a model: layout, normalisation, tiling and post-processing."""
+
+import numpy as np
+import pytest
+
+from deepscope.data.normalize import Normalization
+from deepscope.errors import InputError
+from deepscope.io import read_image
+from deepscope.nets import UNetConfig, build_unet
+from deepscope.predict.predictor import Predictor
+from deepscope.tasks import get_task
+from deepscope.zoo import load_model
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    return load_model("unet-nuclei-fluo", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from deepscope.demo import SAMPLE
+
+    return read_image(SAMPLE).data
+
+
+def test_labels_have_the_image_shape(builtin, sample):
+    result = builtin.predict(sample)
+    assert result.labels.shape == sample.shape
+    assert result.labels.dtype == np.int32
+    assert result.probabilities.shape == (3, *sample.shape)
+    assert 50 < result.labels.max() < 1000
+
+
+def test_tiled_and_whole_image_prediction_agree(builtin, sample):
+    whole = builtin.predict(sample, tile=None)
+    tiled = builtin.predict(sample, tile=256, overlap=64)
+    inner = (slice(8, -8), slice(8, -8))
+    diff = np.abs(whole.probabilities - tiled.probabilities)[(slice(None), *inner)]
+    assert np.percentile(diff, 99.9) < 0.05
+    from deepscope.metrics import match_counts
+
+    counts = match_counts(whole.labels, tiled.labels, thresholds=(0.5,))[0]
+    assert counts.ap > 0.97
+
+
+def test_axes_can_be_given_for_channel_last_input(builtin, sample):
+    plain = builtin.predict(sample[:96, :96])
+    with_axes = builtin.predict(sample[:96, :96, None], axes="YXC")
+    np.testing.assert_array_equal(plain.labels, with_axes.labels)
+
+
+def test_wrong_channel_count_says_what_the_model_expects(builtin):
+    with pytest.raises(InputError, match="expects 1 channel"):
+        builtin.predict(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_empty_and_non_numeric_images_are_refused(builtin):
+    with pytest.raises(InputError, match="empty"):
+        builtin.predict(np.zeros((0, 64)))
+    with pytest.raises(InputError, match="numeric"):
+        builtin.predict(np.full((8, 8), "a"))
+
+
+def test_a_3d_network_predicts_volumes():
+    config = UNetConfig(ndim=3, depth=2, base_filters=2, out_channels=3)
+    predictor = Predictor(build_unet(config), get_task("semantic"), Normalization(),
+                          input_axes="ZYX", device="cpu")
+    volume = np.random.default_rng(0).random((12, 40, 36)).astype(np.float32)
+    result = predictor.predict(volume, tile=16, overlap=4)
+    assert result.labels.shape == volume.shape

@@ -1,0 +1,40 @@
+"""Finding models by name or path, and listing them."""
+
+import pytest
+
+from deepscope.errors import ModelError
+from deepscope.nets import UNetConfig, build_unet
+from deepscope.spec import ModelSpec, save_package
+from deepscope.zoo import list_models, load_model, resolve_model
+
+
+@pytest.fixture()
+def library(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
+    config = UNetConfig(depth=1, base_filters=2, out_channels=3)
+    spec = ModelSpec(name="mine", task="semantic", network=config)
+    save_package(tmp_path / "home" / "models" / "mine", spec, build_unet(config).state_dict())
+    return tmp_path / "home" / "models"
+
+
+def test_builtin_model_is_listed_and_loads():
+    names = {row["name"]: row for row in list_models()}
+    assert names["unet-nuclei-fluo"]["source"] == "builtin"
+    model = load_model("unet-nuclei-fluo", device="cpu")
+    assert model.spec.task == "semantic" and model.source == "builtin"
+
+
+def test_user_library_model_by_name_and_by_path(library):
+    assert resolve_model("mine") == (library / "mine", "user")
+    assert resolve_model(library / "mine") == (library / "mine", "path")
+    assert any(r["name"] == "mine" and r["source"] == "user" for r in list_models())
+
+
+def test_unknown_model_lists_what_exists(library):
+    with pytest.raises(ModelError, match="unknown model 'nope'.*unet-nuclei-fluo.*mine"):
+        resolve_model("nope")
+
+
+def test_folder_that_is_not_a_package(tmp_path):
+    with pytest.raises(ModelError, match="not a model package"):
+        resolve_model(tmp_path)
