@@ -38,7 +38,9 @@ def test_all_image_channels_move_together():
         out, _ = augment(image, image[0].astype(np.int64), GEOMETRY_ONLY, rng)
         where = {int(v): idx for idx, v in np.ndenumerate(out[0])}
         for idx, v in np.ndenumerate(image[0]):
-            np.testing.assert_array_equal(out[(slice(None), *where[int(v)])], image[(slice(None), *idx)])
+            np.testing.assert_array_equal(
+                out[(slice(None), *where[int(v)])], image[(slice(None), *idx)]
+            )
 
 
 def test_target_with_a_channel_axis_stays_aligned():
@@ -78,10 +80,19 @@ def test_intensity_changes_only_the_image():
 def test_gamma_and_noise_change_only_the_image():
     image = np.linspace(0, 1, 16, dtype=np.float32).reshape(1, 4, 4)
     target = np.arange(16).reshape(4, 4)
-    fixed = {"flips": False, "rotations": False, "intensity_scale": (1, 1), "intensity_shift": (0, 0)}
-    squared, t1 = augment(image, target, Augmentation(gamma=(2, 2), **fixed), np.random.default_rng(0))
+    fixed = {
+        "flips": False,
+        "rotations": False,
+        "intensity_scale": (1, 1),
+        "intensity_shift": (0, 0),
+    }
+    squared, t1 = augment(
+        image, target, Augmentation(gamma=(2, 2), **fixed), np.random.default_rng(0)
+    )
     np.testing.assert_allclose(squared, image**2, rtol=1e-6)
-    noisy, t2 = augment(image, target, Augmentation(noise_std=0.5, **fixed), np.random.default_rng(0))
+    noisy, t2 = augment(
+        image, target, Augmentation(noise_std=0.5, **fixed), np.random.default_rng(0)
+    )
     assert not np.allclose(noisy, image)
     np.testing.assert_array_equal(t1, target)
     np.testing.assert_array_equal(t2, target)

@@ -8,6 +8,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from deepscope.errors import ConfigError
+
 
 class UNetConfig(BaseModel):
     """Shape of a U-Net. Stored in ``model.json`` so a package rebuilds the same network."""
@@ -65,6 +67,11 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
+        if config.residual and config.in_channels != config.out_channels:
+            raise ConfigError(
+                f"a residual U-Net needs in_channels == out_channels, got {config.in_channels} "
+                f"and {config.out_channels}; set residual to false"
+            )
         self.config = config
         nd, norm = config.ndim, config.norm
         filters = [config.base_filters * 2**i for i in range(config.depth + 1)]
@@ -101,12 +108,5 @@ class UNet(nn.Module):
 
 
 def build_unet(config: UNetConfig) -> UNet:
-    """Build a U-Net; checks that a residual output is possible."""
-    from deepscope.errors import ConfigError
-
-    if config.residual and config.in_channels != config.out_channels:
-        raise ConfigError(
-            f"a residual U-Net needs in_channels == out_channels, got {config.in_channels} and "
-            f"{config.out_channels}; set residual to false"
-        )
+    """Build the U-Net that ``config`` describes."""
     return UNet(config)

@@ -69,8 +69,8 @@ def instances_from_probabilities(
 
 def remove_small_labels(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Drop objects of fewer than ``min_size`` pixels and number the rest 1..N (int32)."""
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_size
+    sizes = np.bincount(labels.ravel(), minlength=1)
+    keep = (sizes >= min_size) & (sizes > 0)  # absent labels are not objects, even for 0
     keep[0] = False
     new_ids = np.zeros(sizes.size, dtype=np.int32)
     new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
@@ -107,7 +107,7 @@ class SemanticTask(Task):
                 f"a mask holds class {int(mask.max())} but n_classes is {self.params.n_classes}; "
                 "raise n_classes, or set instances on for instance label masks"
             )
-        return mask.astype(np.uint8)
+        return mask.astype(np.uint8 if self.params.n_classes <= 256 else np.int64)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         weights = self.params.class_weights

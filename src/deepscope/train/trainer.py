@@ -142,9 +142,10 @@ class Trainer:
             torch.set_num_threads(c.threads)
         train, val = self.load_data()
         net_config = self.network_config(train[0].image.shape[0])
-        if c.patch_size % net_config.divisor:
-            raise ConfigError(f"patch_size {c.patch_size} must be a multiple of "
-                              f"{net_config.divisor} for a U-Net of depth {net_config.depth}")
+        if c.patch_size % net_config.divisor or c.patch_size < 2 * net_config.divisor:
+            raise ConfigError(
+                f"patch_size {c.patch_size} must be a multiple of {net_config.divisor} and at "
+                f"least {2 * net_config.divisor} for a U-Net of depth {net_config.depth}")
         rng = seed_everything(c.seed)
         net = build_unet(net_config).to(self.device)
         channels_last = self.device.type == "cpu" and c.ndim == 2
