@@ -19,4 +19,5 @@ __all__ = [
     "measure",
     "predict_files",
     "train",
+    "tune",
 ]

@@ -19,7 +19,9 @@ from deepscope.train.config import TrainConfig, load_train_config, make_train_co
 from deepscope.train.trainer import train as _train
 from deepscope.zoo import Model, list_models, load_model
 
-__all__ = ["evaluate", "list_models", "load_model", "measure", "predict_files", "train"]
+__all__ = [
+    "evaluate", "list_models", "load_model", "measure", "predict_files", "train", "tune"
+]
 
 
 def train(config: TrainConfig | str | Path | None = None, *, resume: bool = False,
@@ -141,6 +143,52 @@ def evaluate(
                                      names=names)
         write_table(report_.per_image_rows(), per_image_csv)
     return metrics
+
+
+def tune(
+    model: Model | str,
+    images: str | Path,
+    masks: str | Path,
+    axes: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict:
+    """Choose a model's post-processing thresholds on validation images and store them.
+
+    Predicts every image once, grid-searches the task's settings (for ``semantic``: seed and
+    mask thresholds, minimum seed size), writes them and the new validation metrics into the
+    package's ``model.json``, and returns ``{"tuned": ..., "validation": ...}``.
+    """
+    from datetime import UTC, datetime
+
+    from deepscope.spec import write_spec
+
+    model = load_model(model) if isinstance(model, str | Path) else model
+    pairs = match_pairs(images, masks)
+    outputs, truths, names = [], [], []
+    ndim = model.spec.network.ndim
+    for i, (image_path, mask_path) in enumerate(pairs):
+        image = read_image(image_path, axes=axes)
+        mask = read_image(mask_path)
+        outputs.append(model.predictor.raw(image.data, image.axes,
+                                           tile=model.spec.prediction.tile,
+                                           overlap=model.spec.prediction.overlap))
+        truths.append(to_spatial(mask.data, mask.axes, ndim))
+        names.append(image_path.stem)
+        report(progress, Progress("predict", i + 1, len(pairs), image_path.name))
+    report(progress, Progress("tune", 0, 1, "searching thresholds"))
+    tuned = model.task.tune(outputs, truths)
+    results = [model.task.postprocess(o) for o in outputs]
+    metrics = model.task.evaluate(results, truths, names)
+    training = dict(model.spec.training)
+    training["tuned"] = tuned
+    training["tuned_on"] = {"images": str(images), "masks": str(masks),
+                            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+    spec = model.spec.model_copy(update={"task_params": model.task.params.model_dump(),
+                                         "validation": metrics, "training": training})
+    write_spec(model.folder, spec)
+    model.spec = spec
+    report(progress, Progress("tune", 1, 1, "thresholds stored"))
+    return {"tuned": tuned, "validation": metrics}
 
 
 def measure(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:

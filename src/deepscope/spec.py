@@ -122,6 +122,15 @@ def save_package(
     return folder
 
 
+def write_spec(folder: str | Path, spec: ModelSpec) -> Path:
+    """Rewrite ``model.json`` of an existing package atomically (weights unchanged)."""
+    path = Path(folder) / SPEC_FILE
+    tmp = path.with_name(f".{SPEC_FILE}.tmp")
+    tmp.write_text(spec.model_dump_json(indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def read_spec(folder: str | Path) -> ModelSpec:
     """Read and validate ``model.json`` of a package; errors say what is wrong."""
     path = Path(folder) / SPEC_FILE

@@ -93,3 +93,14 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
     assert message in lines[0]
+
+
+def test_tune_stores_thresholds_in_model_json(trained, nuclei_folders):
+    run = deepscope("tune", trained, "--images", nuclei_folders["val_images"],
+                    "--masks", nuclei_folders["val_masks"])
+    assert run.returncode == 0, run.stderr
+    spec = json.loads((trained / "model.json").read_text())
+    assert set(spec["training"]["tuned"]) == {"seed_threshold", "mask_threshold",
+                                              "min_seed_size"}
+    assert spec["task_params"]["seed_threshold"] == spec["training"]["tuned"]["seed_threshold"]
+    assert "ap@0.5" in spec["validation"]

@@ -270,7 +270,7 @@ def test_tune_picks_thresholds_at_least_as_good_as_the_defaults():
     default = SemanticTask()
     tuned = SemanticTask()
     updates = tuned.tune(outputs, truths)
-    assert set(updates) == {"seed_threshold", "mask_threshold"}
+    assert set(updates) == {"seed_threshold", "mask_threshold", "min_seed_size"}
     assert tuned.params.seed_threshold == updates["seed_threshold"]
     assert tuned.params.mask_threshold == updates["mask_threshold"]
     assert updates["seed_threshold"] < 0.55  # seeds need interior probability above it

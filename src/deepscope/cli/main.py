@@ -151,6 +151,26 @@ def evaluate(
         tmp.replace(json_path)
 
 
+@app.command()
+def tune(
+    model: Annotated[str, typer.Argument(help="a model folder (or name in your library)")],
+    images: Annotated[Path, typer.Option(help="folder of validation images")],
+    masks: Annotated[Path, typer.Option(help="folder of validation masks (same stems)")],
+    axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+) -> None:
+    """Choose post-processing thresholds on validation data and store them in model.json."""
+    from deepscope.api import tune as api_tune
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.zoo import load_model
+
+    m = load_model(model, device=device)
+    with progress_bar(err_console) as callback:
+        outcome = api_tune(m, images, masks, axes=axes, progress=callback)
+    out_console.print(f"stored in {m.folder / 'model.json'}: {outcome['tuned']}")
+    _print_metrics(outcome["validation"], title=f"{m.name} on {images} after tuning")
+
+
 def _print_metrics(metrics: dict, title: str) -> None:
     thresholds = sorted({k.split("@")[1] for k in metrics if k.startswith("ap@")}, key=float)
     if not thresholds:
