@@ -31,8 +31,9 @@ DATA = ROOT.parent / "shared" / "data" / "dsb2018" / "fluorescence"
 
 def image_1104() -> np.ndarray:
     """A 1104x1104 fluorescence nuclei image: the largest DSB image, reflect-padded/cropped."""
-    largest = max((DATA / "train" / "images").glob("*.tif"),
-                  key=lambda p: np.prod(read_image(p).data.shape))
+    largest = max(
+        (DATA / "train" / "images").glob("*.tif"), key=lambda p: np.prod(read_image(p).data.shape)
+    )
     data = read_image(largest).data
     pad = [(0, max(0, 1104 - s)) for s in data.shape]
     return np.pad(data, pad, mode="reflect")[:1104, :1104]
@@ -43,16 +44,20 @@ def time_prediction(model, image: np.ndarray, repeats: int) -> dict:
     total, network = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        raw = model.predictor.raw(image, tile=model.spec.prediction.tile,
-                                  overlap=model.spec.prediction.overlap)
+        raw = model.predictor.raw(
+            image, tile=model.spec.prediction.tile, overlap=model.spec.prediction.overlap
+        )
         mid = time.perf_counter()
         result = model.task.postprocess(raw)
         end = time.perf_counter()
         total.append(end - start)
         network.append(mid - start)
-    return {"seconds_median": statistics.median(total), "seconds_min": min(total),
-            "network_seconds_median": statistics.median(network),
-            "n_objects": int(result.labels.max())}
+    return {
+        "seconds_median": statistics.median(total),
+        "seconds_min": min(total),
+        "network_seconds_median": statistics.median(network),
+        "n_objects": int(result.labels.max()),
+    }
 
 
 def main() -> None:
@@ -66,35 +71,48 @@ def main() -> None:
 
     model = deepscope.load_model(args.model, device="cpu")
     training = model.spec.training
-    print(f"model {model.name}: trained {training.get('epochs_done')} epochs in "
-          f"{training.get('seconds', float('nan')) / 60:.1f} min on {training.get('device')} "
-          f"({training.get('threads')} threads)")
+    print(
+        f"model {model.name}: trained {training.get('epochs_done')} epochs in "
+        f"{training.get('seconds', float('nan')) / 60:.1f} min on {training.get('device')} "
+        f"({training.get('threads')} threads)"
+    )
 
     start = time.perf_counter()
     metrics = deepscope.evaluate(model, DATA / "val" / "images", DATA / "val" / "masks")
     eval_seconds = time.perf_counter() - start
-    print(f"\nAP on dsb2018/fluorescence/val ({metrics['n_images']} images, "
-          f"{eval_seconds:.1f} s incl. prediction):")
+    print(
+        f"\nAP on dsb2018/fluorescence/val ({metrics['n_images']} images, "
+        f"{eval_seconds:.1f} s incl. prediction):"
+    )
     print(f"{'IoU':>5} {'AP':>6} {'F1':>6} {'prec':>6} {'recall':>6} {'mIoU':>6}")
     for t in ("0.5", "0.55", "0.6", "0.65", "0.7", "0.75", "0.8", "0.85", "0.9"):
-        print(f"{t:>5} {metrics[f'ap@{t}']:6.3f} {metrics[f'f1@{t}']:6.3f} "
-              f"{metrics[f'precision@{t}']:6.3f} {metrics[f'recall@{t}']:6.3f} "
-              f"{metrics[f'mean_matched_iou@{t}']:6.3f}")
+        print(
+            f"{t:>5} {metrics[f'ap@{t}']:6.3f} {metrics[f'f1@{t}']:6.3f} "
+            f"{metrics[f'precision@{t}']:6.3f} {metrics[f'recall@{t}']:6.3f} "
+            f"{metrics[f'mean_matched_iou@{t}']:6.3f}"
+        )
 
     timing = time_prediction(model, image_1104(), args.repeats)
-    print(f"\nprediction of one 1104x1104 image, end to end after model load "
-          f"(median of {args.repeats}): {timing['seconds_median']:.2f} s "
-          f"(network {timing['network_seconds_median']:.2f} s, "
-          f"{timing['n_objects']} objects), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"\nprediction of one 1104x1104 image, end to end after model load "
+        f"(median of {args.repeats}): {timing['seconds_median']:.2f} s "
+        f"(network {timing['network_seconds_median']:.2f} s, "
+        f"{timing['n_objects']} objects), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
     out = {
         "model": model.name,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "threads": torch.get_num_threads()},
-        "training": {k: training.get(k) for k in ("seconds", "epochs_done", "device",
-                                                   "threads", "command")},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "training": {
+            k: training.get(k) for k in ("seconds", "epochs_done", "device", "threads", "command")
+        },
         "val_metrics": metrics,
         "evaluate_seconds": eval_seconds,
         "predict_1104": timing,

@@ -19,14 +19,17 @@ from deepscope.train.config import TrainConfig, load_train_config, make_train_co
 from deepscope.train.trainer import train as _train
 from deepscope.zoo import Model, list_models, load_model
 
-__all__ = [
-    "evaluate", "list_models", "load_model", "measure", "predict_files", "train", "tune"
-]
+__all__ = ["evaluate", "list_models", "load_model", "measure", "predict_files", "train", "tune"]
 
 
-def train(config: TrainConfig | str | Path | None = None, *, resume: bool = False,
-          progress: ProgressCallback | None = None, command: str | None = None,
-          **settings: Any) -> Path:
+def train(
+    config: TrainConfig | str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    command: str | None = None,
+    **settings: Any,
+) -> Path:
     """Train a model and write its package; returns the package folder.
 
     Give a :class:`TrainConfig`, a YAML file, or settings as keywords, e.g.
@@ -69,19 +72,35 @@ def predict_files(
         result = model.predict(image.data, image.axes, tile=tile, overlap=overlap)
         stem = _stem(path)
         if result.labels is not None:
-            written.append(write_image(out / f"{stem}_labels.tif", result.labels,
-                                       axes=model.predictor.spatial_axes))
+            written.append(
+                write_image(
+                    out / f"{stem}_labels.tif", result.labels, axes=model.predictor.spatial_axes
+                )
+            )
             if overlay and result.labels.ndim == 2:
-                written.append(save_overlay(_display_image(image.data, image.axes),
-                                            result.labels, out / f"{stem}_overlay.png"))
+                written.append(
+                    save_overlay(
+                        _display_image(image.data, image.axes),
+                        result.labels,
+                        out / f"{stem}_overlay.png",
+                    )
+                )
         elif result.classes is not None:
-            written.append(write_image(out / f"{stem}_classes.tif", result.classes,
-                                       axes=model.predictor.spatial_axes))
+            written.append(
+                write_image(
+                    out / f"{stem}_classes.tif", result.classes, axes=model.predictor.spatial_axes
+                )
+            )
         if result.image is not None:
             written.append(write_image(out / f"{stem}_pred.tif", result.image))
         if save_probabilities and result.probabilities is not None:
-            written.append(write_image(out / f"{stem}_prob.tif", result.probabilities,
-                                       axes="C" + model.predictor.spatial_axes))
+            written.append(
+                write_image(
+                    out / f"{stem}_prob.tif",
+                    result.probabilities,
+                    axes="C" + model.predictor.spatial_axes,
+                )
+            )
         report(progress, Progress("predict", i + 1, len(files), path.name))
     return written
 
@@ -128,8 +147,10 @@ def evaluate(
         result = model.predict(image.data, image.axes)
         got = result.labels if result.labels is not None else result.classes
         if got.shape != truth.shape:
-            raise InputError(f"mask {mask_path.name} has shape {truth.shape} but image "
-                             f"{image_path.name} gives {got.shape}")
+            raise InputError(
+                f"mask {mask_path.name} has shape {truth.shape} but image "
+                f"{image_path.name} gives {got.shape}"
+            )
         results.append(result)
         truths.append(truth)
         names.append(image_path.stem)
@@ -138,9 +159,9 @@ def evaluate(
     if per_image_csv is not None and model.task.params.model_dump().get("instances"):
         from deepscope.metrics import evaluate_instances
 
-        report_ = evaluate_instances([(t, _labels_of(r)) for r, t in zip(results, truths,
-                                                                          strict=True)],
-                                     names=names)
+        report_ = evaluate_instances(
+            [(t, _labels_of(r)) for r, t in zip(results, truths, strict=True)], names=names
+        )
         write_table(report_.per_image_rows(), per_image_csv)
     return metrics
 
@@ -169,9 +190,14 @@ def tune(
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
         mask = read_image(mask_path)
-        outputs.append(model.predictor.raw(image.data, image.axes,
-                                           tile=model.spec.prediction.tile,
-                                           overlap=model.spec.prediction.overlap))
+        outputs.append(
+            model.predictor.raw(
+                image.data,
+                image.axes,
+                tile=model.spec.prediction.tile,
+                overlap=model.spec.prediction.overlap,
+            )
+        )
         truths.append(to_spatial(mask.data, mask.axes, ndim))
         names.append(image_path.stem)
         report(progress, Progress("predict", i + 1, len(pairs), image_path.name))
@@ -181,10 +207,18 @@ def tune(
     metrics = model.task.evaluate(results, truths, names)
     training = dict(model.spec.training)
     training["tuned"] = tuned
-    training["tuned_on"] = {"images": str(images), "masks": str(masks),
-                            "date": datetime.now(UTC).isoformat(timespec="seconds")}
-    spec = model.spec.model_copy(update={"task_params": model.task.params.model_dump(),
-                                         "validation": metrics, "training": training})
+    training["tuned_on"] = {
+        "images": str(images),
+        "masks": str(masks),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    spec = model.spec.model_copy(
+        update={
+            "task_params": model.task.params.model_dump(),
+            "validation": metrics,
+            "training": training,
+        }
+    )
     write_spec(model.folder, spec)
     model.spec = spec
     report(progress, Progress("tune", 1, 1, "thresholds stored"))

@@ -12,20 +12,48 @@ from deepscope.io import read_image
 
 def deepscope(*args, cwd=None):
     """Run ``deepscope ARGS`` in a fresh process; returns the completed process."""
-    return subprocess.run([sys.executable, "-m", "deepscope", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "deepscope", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(nuclei_folders, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli_models")
-    run = deepscope("train", "semantic", "--images", nuclei_folders["train_images"],
-                    "--masks", nuclei_folders["train_masks"],
-                    "--val-images", nuclei_folders["val_images"],
-                    "--val-masks", nuclei_folders["val_masks"], "--name", "cli-unet",
-                    "--out", out, "--epochs", 1, "--steps", 2, "--batch-size", 2,
-                    "--patch-size", 32, "--threads", 1, "--set", "network.depth=2",
-                    "--set", "network.base_filters=4")
+    run = deepscope(
+        "train",
+        "semantic",
+        "--images",
+        nuclei_folders["train_images"],
+        "--masks",
+        nuclei_folders["train_masks"],
+        "--val-images",
+        nuclei_folders["val_images"],
+        "--val-masks",
+        nuclei_folders["val_masks"],
+        "--name",
+        "cli-unet",
+        "--out",
+        out,
+        "--epochs",
+        1,
+        "--steps",
+        2,
+        "--batch-size",
+        2,
+        "--patch-size",
+        32,
+        "--threads",
+        1,
+        "--set",
+        "network.depth=2",
+        "--set",
+        "network.base_filters=4",
+    )
     assert run.returncode == 0, run.stderr
     return out / "cli-unet"
 
@@ -37,8 +65,9 @@ def test_train_writes_a_package_and_records_its_command(trained):
 
 
 def test_predict_writes_a_label_tiff_per_input(trained, nuclei_folders, tmp_path):
-    run = deepscope("predict", trained, nuclei_folders["val_images"], "--out", tmp_path,
-                    "--overlay")
+    run = deepscope(
+        "predict", trained, nuclei_folders["val_images"], "--out", tmp_path, "--overlay"
+    )
     assert run.returncode == 0, run.stderr
     labels = read_image(tmp_path / "img0_labels.tif")
     assert labels.data.shape == (64, 64) and np.issubdtype(labels.data.dtype, np.integer)
@@ -47,14 +76,32 @@ def test_predict_writes_a_label_tiff_per_input(trained, nuclei_folders, tmp_path
 
 
 def test_evaluate_prints_a_table_and_writes_json(trained, nuclei_folders, tmp_path):
-    run = deepscope("evaluate", trained, "--images", nuclei_folders["val_images"],
-                    "--masks", nuclei_folders["val_masks"], "--json", tmp_path / "m.json",
-                    "--per-image", tmp_path / "per_image.csv")
+    run = deepscope(
+        "evaluate",
+        trained,
+        "--images",
+        nuclei_folders["val_images"],
+        "--masks",
+        nuclei_folders["val_masks"],
+        "--json",
+        tmp_path / "m.json",
+        "--per-image",
+        tmp_path / "per_image.csv",
+    )
     assert run.returncode == 0, run.stderr
     assert "AP" in run.stdout and "0.9" in run.stdout
     metrics = json.loads((tmp_path / "m.json").read_text())
-    for key in ("ap@0.5", "ap@0.7", "ap@0.9", "f1@0.5", "precision@0.5", "recall@0.5",
-                "mean_matched_iou@0.5", "ap@0.55", "n_images"):
+    for key in (
+        "ap@0.5",
+        "ap@0.7",
+        "ap@0.9",
+        "f1@0.5",
+        "precision@0.5",
+        "recall@0.5",
+        "mean_matched_iou@0.5",
+        "ap@0.55",
+        "n_images",
+    ):
         assert key in metrics
     assert metrics["n_images"] == 2
     assert (tmp_path / "per_image.csv").read_text().startswith("name")
@@ -79,13 +126,16 @@ def test_demo_writes_labels_measurements_and_overlay(tmp_path):
     assert (tmp_path / "demo" / "nuclei_fluo_overlay.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("args, message", [
-    (("predict", "no-such-model", "x.tif"), "unknown model 'no-such-model'"),
-    (("predict", "unet-nuclei-fluo", "missing/*.tif"), "missing/*.tif"),
-    (("train", "nonsense"), "neither a task"),
-    (("train", "semantic", "--images", "a"), "needs --masks"),
-    (("evaluate", "unet-nuclei-fluo", "--images", "nowhere", "--masks", "nowhere"), "nowhere"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("predict", "no-such-model", "x.tif"), "unknown model 'no-such-model'"),
+        (("predict", "unet-nuclei-fluo", "missing/*.tif"), "missing/*.tif"),
+        (("train", "nonsense"), "neither a task"),
+        (("train", "semantic", "--images", "a"), "needs --masks"),
+        (("evaluate", "unet-nuclei-fluo", "--images", "nowhere", "--masks", "nowhere"), "nowhere"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):
     run = deepscope(*args, cwd=tmp_path)
     assert run.returncode == 1
@@ -96,11 +146,16 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):
 
 
 def test_tune_stores_thresholds_in_model_json(trained, nuclei_folders):
-    run = deepscope("tune", trained, "--images", nuclei_folders["val_images"],
-                    "--masks", nuclei_folders["val_masks"])
+    run = deepscope(
+        "tune",
+        trained,
+        "--images",
+        nuclei_folders["val_images"],
+        "--masks",
+        nuclei_folders["val_masks"],
+    )
     assert run.returncode == 0, run.stderr
     spec = json.loads((trained / "model.json").read_text())
-    assert set(spec["training"]["tuned"]) == {"seed_threshold", "mask_threshold",
-                                              "min_seed_size"}
+    assert set(spec["training"]["tuned"]) == {"seed_threshold", "mask_threshold", "min_seed_size"}
     assert spec["task_params"]["seed_threshold"] == spec["training"]["tuned"]["seed_threshold"]
     assert "ap@0.5" in spec["validation"]

@@ -64,8 +64,9 @@ def test_empty_and_non_numeric_images_are_refused(builtin):
 
 def test_a_3d_network_predicts_volumes():
     config = UNetConfig(ndim=3, depth=2, base_filters=2, out_channels=3)
-    predictor = Predictor(build_unet(config), get_task("semantic"), Normalization(),
-                          input_axes="ZYX", device="cpu")
+    predictor = Predictor(
+        build_unet(config), get_task("semantic"), Normalization(), input_axes="ZYX", device="cpu"
+    )
     volume = np.random.default_rng(0).random((12, 40, 36)).astype(np.float32)
     result = predictor.predict(volume, tile=16, overlap=4)
     assert result.labels.shape == volume.shape

@@ -22,8 +22,11 @@ def test_training_writes_a_complete_model_package(tiny_settings):
     assert spec.training["command"] == "deepscope train semantic ..."
     assert spec.training["epochs_done"] == 2
     assert "ap@0.5" in spec.validation and spec.validation["n_images"] == 2
-    assert set(read_weights(folder, spec)) == set(torch.nn.Module.state_dict(
-        __import__("deepscope.nets", fromlist=["build_unet"]).build_unet(spec.network)))
+    assert set(read_weights(folder, spec)) == set(
+        torch.nn.Module.state_dict(
+            __import__("deepscope.nets", fromlist=["build_unet"]).build_unet(spec.network)
+        )
+    )
     rows = list(csv.DictReader(open(folder / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert (folder / "loss.png").stat().st_size > 0
@@ -83,8 +86,16 @@ def test_every_optimizer_trains(tiny_settings, optimizer):
 
 
 def test_cosine_schedule_decays_and_warms_up():
-    config = make_train_config({"name": "x", "images": ".", "masks": ".", "epochs": 2,
-                                "steps_per_epoch": 10, "warmup_steps": 4})
+    config = make_train_config(
+        {
+            "name": "x",
+            "images": ".",
+            "masks": ".",
+            "epochs": 2,
+            "steps_per_epoch": 10,
+            "warmup_steps": 4,
+        }
+    )
     factors = [lr_factor(config, s) for s in range(20)]
     assert factors[0] == pytest.approx(0.25)
     assert factors[4] == pytest.approx(1.0)

@@ -17,8 +17,12 @@ from rich.table import Table
 
 from deepscope.errors import DeepscopeError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Deep learning for microscopy: train, predict, evaluate, count.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Deep learning for microscopy: train, predict, evaluate, count.",
+)
 models_app = typer.Typer(no_args_is_help=True, help="List and inspect models.")
 app.add_typer(models_app, name="models")
 out_console = Console()
@@ -44,8 +48,9 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
 
 @app.command()
 def train(
-    task_or_config: Annotated[str, typer.Argument(
-        help="a task name (semantic) or a YAML file with the settings")],
+    task_or_config: Annotated[
+        str, typer.Argument(help="a task name (semantic) or a YAML file with the settings")
+    ],
     images: Annotated[Path | None, typer.Option(help="folder of training images")] = None,
     masks: Annotated[Path | None, typer.Option(help="folder of masks (same file stems)")] = None,
     val_images: Annotated[Path | None, typer.Option(help="folder of validation images")] = None,
@@ -63,19 +68,34 @@ def train(
     threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     resume: Annotated[bool, typer.Option(help="go on from the last checkpoint")] = False,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="any other setting as key=value, e.g. --set network.depth=3")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="any other setting as key=value, e.g. --set network.depth=3"),
+    ] = None,
 ) -> None:
     """Train a model and write its package to OUT/NAME."""
     from deepscope.api import train as api_train
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.tasks import TASKS
 
-    given = {"images": images, "masks": masks, "val_images": val_images,
-             "val_masks": val_masks, "name": name, "out": out, "epochs": epochs,
-             "steps_per_epoch": steps, "batch_size": batch_size, "patch_size": patch_size,
-             "learning_rate": learning_rate, "optimizer": optimizer, "axes": axes,
-             "device": device, "threads": threads, "seed": seed}
+    given = {
+        "images": images,
+        "masks": masks,
+        "val_images": val_images,
+        "val_masks": val_masks,
+        "name": name,
+        "out": out,
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "batch_size": batch_size,
+        "patch_size": patch_size,
+        "learning_rate": learning_rate,
+        "optimizer": optimizer,
+        "axes": axes,
+        "device": device,
+        "threads": threads,
+        "seed": seed,
+    }
     settings = {k: v for k, v in given.items() if v is not None}
     settings.update(_parse_sets(set_))
     command = "deepscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -88,11 +108,13 @@ def train(
             if required not in settings:
                 raise DeepscopeError(f"train {task_or_config} needs --{required}")
     else:
-        raise DeepscopeError(f"'{task_or_config}' is neither a task ({', '.join(TASKS)}) "
-                             "nor a .yaml file")
+        raise DeepscopeError(
+            f"'{task_or_config}' is neither a task ({', '.join(TASKS)}) nor a .yaml file"
+        )
     with progress_bar(err_console) as callback:
-        folder = api_train(config_path, resume=resume, progress=callback, command=command,
-                           **settings)
+        folder = api_train(
+            config_path, resume=resume, progress=callback, command=command, **settings
+        )
     spec = json.loads((folder / "model.json").read_text())
     _print_metrics(spec.get("validation", {}), title=f"validation of {spec['name']}")
     out_console.print(f"model written to {folder}")
@@ -118,9 +140,17 @@ def predict(
     m = load_model(model, device=device)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
-        written = predict_files(m, inputs, out, axes=axes, tile=tile_arg, overlap=overlap,
-                                save_probabilities=probabilities, overlay=overlay,
-                                progress=callback)
+        written = predict_files(
+            m,
+            inputs,
+            out,
+            axes=axes,
+            tile=tile_arg,
+            overlap=overlap,
+            save_probabilities=probabilities,
+            overlay=overlay,
+            progress=callback,
+        )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
 
 
@@ -141,8 +171,9 @@ def evaluate(
 
     m = load_model(model, device=device)
     with progress_bar(err_console) as callback:
-        metrics = api_evaluate(m, images, masks, axes=axes, per_image_csv=per_image,
-                               progress=callback)
+        metrics = api_evaluate(
+            m, images, masks, axes=axes, per_image_csv=per_image, progress=callback
+        )
     _print_metrics(metrics, title=f"{m.name} on {images}")
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,10 +212,12 @@ def _print_metrics(metrics: dict, title: str) -> None:
     for col in ("IoU", "AP", "F1", "precision", "recall", "TP", "FP", "FN", "matched IoU"):
         table.add_column(col, justify="right")
     for t in thresholds:
-        table.add_row(t, *(f"{metrics[f'{k}@{t}']:.3f}" for k in
-                           ("ap", "f1", "precision", "recall")),
-                      *(str(metrics.get(f"{k}@{t}", "")) for k in ("tp", "fp", "fn")),
-                      f"{metrics[f'mean_matched_iou@{t}']:.3f}")
+        table.add_row(
+            t,
+            *(f"{metrics[f'{k}@{t}']:.3f}" for k in ("ap", "f1", "precision", "recall")),
+            *(str(metrics.get(f"{k}@{t}", "")) for k in ("tp", "fp", "fn")),
+            f"{metrics[f'mean_matched_iou@{t}']:.3f}",
+        )
     out_console.print(table)
     if "n_images" in metrics:
         out_console.print(f"{metrics['n_images']} images")
@@ -205,8 +238,9 @@ def models_list(
     for col in ("name", "task", "architecture", "domain", "dim", "source"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["task"], r["architecture"], r["domain"], r["dimensionality"],
-                      r["source"])
+        table.add_row(
+            r["name"], r["task"], r["architecture"], r["domain"], r["dimensionality"], r["source"]
+        )
     out_console.print(table)
 
 
@@ -242,8 +276,9 @@ def main() -> None:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except MemoryError:
-        err_console.print("[red]error:[/red] out of memory; use a smaller --tile or batch size",
-                          soft_wrap=True)
+        err_console.print(
+            "[red]error:[/red] out of memory; use a smaller --tile or batch size", soft_wrap=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted", soft_wrap=True)

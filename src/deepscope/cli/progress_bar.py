@@ -24,9 +24,17 @@ from deepscope.progress import Progress, ProgressCallback
 def progress_bar(console: Console | None = None) -> Iterator[ProgressCallback]:
     """Yield a progress callback that draws one bar per stage; epoch summaries are printed."""
     console = console or Console(stderr=True)
-    bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-              TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
-              TimeRemainingColumn(), console=console, transient=False)
+    bar = Bar(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
     tasks: dict[str, int] = {}
 
     def callback(event: Progress) -> None:
@@ -38,9 +46,13 @@ def progress_bar(console: Console | None = None) -> Iterator[ProgressCallback]:
         info = "  ".join(f"{k} {v:.3g}" for k, v in event.metrics.items())
         if event.stage not in tasks:
             tasks[event.stage] = bar.add_task(event.stage, total=event.total, info=info)
-        bar.update(tasks[event.stage], completed=event.done, total=event.total, info=info,
-                   description=event.stage if not event.message else
-                   f"{event.stage} {event.message}")
+        bar.update(
+            tasks[event.stage],
+            completed=event.done,
+            total=event.total,
+            info=info,
+            description=event.stage if not event.message else f"{event.stage} {event.message}",
+        )
 
     with bar:
         yield callback

@@ -13,9 +13,11 @@ def pad_to_shape(array: np.ndarray, shape: tuple[int, ...], mode: str = "reflect
     if all(p == (0, 0) for p in pads):
         return array
     if mode == "reflect" and any(p[1] >= a for p, a in zip(pads[-nd:], array.shape[-nd:])):
-        mode = "symmetric" if all(
-            p[1] <= a for p, a in zip(pads[-nd:], array.shape[-nd:], strict=True)
-        ) else "wrap"
+        mode = (
+            "symmetric"
+            if all(p[1] <= a for p, a in zip(pads[-nd:], array.shape[-nd:], strict=True))
+            else "wrap"
+        )
     return np.pad(array, pads, mode=mode)
 
 

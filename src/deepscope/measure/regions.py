@@ -12,10 +12,29 @@ from skimage.measure import regionprops_table
 from deepscope.errors import InputError
 from deepscope.io.atomic import atomic_output
 
-_PROPS_2D = ("label", "centroid", "bbox", "area", "perimeter", "equivalent_diameter_area",
-             "major_axis_length", "minor_axis_length", "eccentricity", "solidity", "orientation")
-_PROPS_3D = ("label", "centroid", "bbox", "area", "equivalent_diameter_area",
-             "major_axis_length", "minor_axis_length", "solidity")
+_PROPS_2D = (
+    "label",
+    "centroid",
+    "bbox",
+    "area",
+    "perimeter",
+    "equivalent_diameter_area",
+    "major_axis_length",
+    "minor_axis_length",
+    "eccentricity",
+    "solidity",
+    "orientation",
+)
+_PROPS_3D = (
+    "label",
+    "centroid",
+    "bbox",
+    "area",
+    "equivalent_diameter_area",
+    "major_axis_length",
+    "minor_axis_length",
+    "solidity",
+)
 _RENAME = {"equivalent_diameter_area": "equivalent_diameter"}
 
 
@@ -76,8 +95,9 @@ def _rename(key: str, axes: str) -> str:
     return f"{base}_ch{index}"
 
 
-def write_table(rows: Sequence[dict], path: str | Path, columns: Sequence[str] | None = None
-                ) -> Path:
+def write_table(
+    rows: Sequence[dict], path: str | Path, columns: Sequence[str] | None = None
+) -> Path:
     """Write rows to CSV atomically; ``columns`` default to the keys of the first row."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

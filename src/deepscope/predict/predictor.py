@@ -63,8 +63,14 @@ def predict_raw(
         # an axis that fits in one tile has no neighbour to overlap with
         overlaps = tuple(min(overlap, t // 2) for t in tiles)
     return predict_tiled(
-        fn, image, n_out, tile=tiles, overlap=overlaps or 0, divisor=divisor,
-        batch_size=batch_size, progress=on_tile,
+        fn,
+        image,
+        n_out,
+        tile=tiles,
+        overlap=overlaps or 0,
+        divisor=divisor,
+        batch_size=batch_size,
+        progress=on_tile,
     )
 
 
@@ -115,17 +121,37 @@ class Predictor:
             )
         return normalize(x, self.normalization)
 
-    def raw(self, image: np.ndarray, axes: str | None = None, tile: int | None = 512,
-            overlap: int = 48, batch_size: int = 1,
-            progress: ProgressCallback | None = None) -> np.ndarray:
+    def raw(
+        self,
+        image: np.ndarray,
+        axes: str | None = None,
+        tile: int | None = 512,
+        overlap: int = 48,
+        batch_size: int = 1,
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
         """Raw network output ``(K, *spatial)`` for one user image."""
         x = self.prepare(image, axes)
-        return predict_raw(self.fn, x, self.task.out_channels, self.net.config.divisor,
-                           tile, overlap, batch_size, progress)
+        return predict_raw(
+            self.fn,
+            x,
+            self.task.out_channels,
+            self.net.config.divisor,
+            tile,
+            overlap,
+            batch_size,
+            progress,
+        )
 
-    def predict(self, image: np.ndarray, axes: str | None = None, tile: int | None = 512,
-                overlap: int = 48, batch_size: int = 1,
-                progress: ProgressCallback | None = None) -> Result:
+    def predict(
+        self,
+        image: np.ndarray,
+        axes: str | None = None,
+        tile: int | None = 512,
+        overlap: int = 48,
+        batch_size: int = 1,
+        progress: ProgressCallback | None = None,
+    ) -> Result:
         """Apply the model to one image and post-process with the task."""
         out = self.raw(image, axes, tile, overlap, batch_size, progress)
         return self.task.postprocess(out)

@@ -71,8 +71,12 @@ class Task(ABC):
         """Turn raw network output ``(K, *spatial)`` for one image into the user's result."""
 
     @abstractmethod
-    def evaluate(self, results: Sequence[Result], truths: Sequence[np.ndarray],
-                 names: Sequence[str] | None = None) -> dict:
+    def evaluate(
+        self,
+        results: Sequence[Result],
+        truths: Sequence[np.ndarray],
+        names: Sequence[str] | None = None,
+    ) -> dict:
         """Default metrics of ``results`` against ground truth, as a flat JSON-ready dict."""
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:

@@ -144,13 +144,19 @@ class SemanticTask(Task):
         )
         return Result(labels=labels, classes=classes, probabilities=prob)
 
-    def evaluate(self, results: Sequence[Result], truths: Sequence[np.ndarray],
-                 names: Sequence[str] | None = None) -> dict:
+    def evaluate(
+        self,
+        results: Sequence[Result],
+        truths: Sequence[np.ndarray],
+        names: Sequence[str] | None = None,
+    ) -> dict:
         if self.params.instances:
             pairs = [(t, r.labels) for r, t in zip(results, truths, strict=True)]
             return evaluate_instances(pairs, names=names).to_dict()
-        ious = [iou_per_class(r.classes, t, self.params.n_classes) for r, t in
-                zip(results, truths, strict=True)]
+        ious = [
+            iou_per_class(r.classes, t, self.params.n_classes)
+            for r, t in zip(results, truths, strict=True)
+        ]
         mean = np.nanmean(np.stack(ious), axis=0)
         out = {f"iou_class{k}": float(v) for k, v in enumerate(mean)}
         out["mean_iou"] = float(np.nanmean(mean))
@@ -170,15 +176,22 @@ class SemanticTask(Task):
             (0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6), (0, 5, 10, 20)
         ):
             pairs = [
-                (t, instances_from_probabilities(pr, seed_t, mask_t, p.min_size, p.seed_sigma,
-                                                 min_seed))
+                (
+                    t,
+                    instances_from_probabilities(
+                        pr, seed_t, mask_t, p.min_size, p.seed_sigma, min_seed
+                    ),
+                )
                 for pr, t in zip(probs, truths, strict=True)
             ]
             report = evaluate_instances(pairs, thresholds=thresholds).to_dict()
             score = float(np.mean([report[f"ap@{t:g}"] for t in thresholds]))
             if score > best_score:
                 best_score = score
-                best = {"seed_threshold": seed_t, "mask_threshold": mask_t,
-                        "min_seed_size": min_seed}
+                best = {
+                    "seed_threshold": seed_t,
+                    "mask_threshold": mask_t,
+                    "min_seed_size": min_seed,
+                }
         self.params = self.params.model_copy(update=best)
         return best

@@ -46,8 +46,9 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=True,
-                               weight_decay=wd)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=config.momentum, nesterov=True, weight_decay=wd
+        )
     return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
 
 
@@ -67,6 +68,7 @@ def lr_factor(config: TrainConfig, step: int) -> float:
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt so a killed job checkpoints like Ctrl-C."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 
@@ -91,8 +93,14 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 def fixed_val_batches(samples: list[Sample], config: TrainConfig) -> list[tuple]:
     """Validation patches drawn once with a fixed seed, so val loss is comparable per epoch."""
-    sampler = PatchSampler(samples, config.patch_size, config.batch_size, None,
-                           config.foreground_fraction, np.random.default_rng(config.seed + 1))
+    sampler = PatchSampler(
+        samples,
+        config.patch_size,
+        config.batch_size,
+        None,
+        config.foreground_fraction,
+        np.random.default_rng(config.seed + 1),
+    )
     n = math.ceil(config.val_patches / config.batch_size)
     return [sampler.batch() for _ in range(n)]
 
@@ -100,8 +108,12 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig) -> list[tuple]
 class Trainer:
     """Runs one training configuration to a model package."""
 
-    def __init__(self, config: TrainConfig, progress: ProgressCallback | None = None,
-                 command: str | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        progress: ProgressCallback | None = None,
+        command: str | None = None,
+    ) -> None:
         self.config = config
         self.progress = progress
         self.command = command
@@ -120,8 +132,9 @@ class Trainer:
         if c.val_images is not None or c.val_masks is not None:
             if c.val_images is None or c.val_masks is None:
                 raise ConfigError("give both --val-images and --val-masks, or neither")
-            val = load_samples(c.val_images, c.val_masks, self.task, c.normalization, c.ndim,
-                               c.axes)
+            val = load_samples(
+                c.val_images, c.val_masks, self.task, c.normalization, c.ndim, c.axes
+            )
             train = samples
         else:
             train, val = split_samples(samples, c.val_fraction, c.seed)
@@ -130,9 +143,15 @@ class Trainer:
 
     def network_config(self, in_channels: int) -> UNetConfig:
         n = self.config.network
-        return UNetConfig(ndim=self.config.ndim, in_channels=in_channels,
-                          out_channels=self.task.out_channels, depth=n.depth,
-                          base_filters=n.base_filters, norm=n.norm, residual=n.residual)
+        return UNetConfig(
+            ndim=self.config.ndim,
+            in_channels=in_channels,
+            out_channels=self.task.out_channels,
+            depth=n.depth,
+            base_filters=n.base_filters,
+            norm=n.norm,
+            residual=n.residual,
+        )
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, resume: bool = False) -> Path:
@@ -145,21 +164,32 @@ class Trainer:
         if c.patch_size % net_config.divisor or c.patch_size < 2 * net_config.divisor:
             raise ConfigError(
                 f"patch_size {c.patch_size} must be a multiple of {net_config.divisor} and at "
-                f"least {2 * net_config.divisor} for a U-Net of depth {net_config.depth}")
+                f"least {2 * net_config.divisor} for a U-Net of depth {net_config.depth}"
+            )
         rng = seed_everything(c.seed)
         net = build_unet(net_config).to(self.device)
         channels_last = self.device.type == "cpu" and c.ndim == 2
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(c, net.parameters())
-        plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-                   if c.lr_schedule == "plateau" else None)
-        sampler = PatchSampler(train, c.patch_size, c.batch_size, c.augmentation,
-                               c.foreground_fraction, rng)
+        plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+            if c.lr_schedule == "plateau"
+            else None
+        )
+        sampler = PatchSampler(
+            train, c.patch_size, c.batch_size, c.augmentation, c.foreground_fraction, rng
+        )
         val_batches = fixed_val_batches(val, c)
 
-        state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "history": [], "best": math.inf,
-                 "seconds": 0.0}
+        state = {
+            "epoch": 0,
+            "step": 0,
+            "loss_sum": 0.0,
+            "history": [],
+            "best": math.inf,
+            "seconds": 0.0,
+        }
         ckpt = load_checkpoint(self.ckpt_dir) if resume else None
         if resume and ckpt is None:
             report(self.progress, Progress("train", 0, 1, "no checkpoint found; starting afresh"))
@@ -170,8 +200,10 @@ class Trainer:
             )
         if ckpt is not None:
             if ckpt["config"] != c.model_dump(mode="json"):
-                raise ConfigError(f"the checkpoint in {self.ckpt_dir} was made with other "
-                                  "settings; resume with the same settings or start afresh")
+                raise ConfigError(
+                    f"the checkpoint in {self.ckpt_dir} was made with other "
+                    "settings; resume with the same settings or start afresh"
+                )
             net.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             if plateau is not None:
@@ -183,8 +215,17 @@ class Trainer:
         total_steps = c.epochs * c.steps_per_epoch
         with sigterm_as_interrupt():
             try:
-                self._loop(net, optimizer, plateau, sampler, val_batches, state, rng,
-                           channels_last, total_steps)
+                self._loop(
+                    net,
+                    optimizer,
+                    plateau,
+                    sampler,
+                    val_batches,
+                    state,
+                    rng,
+                    channels_last,
+                    total_steps,
+                )
             except KeyboardInterrupt:
                 self._checkpoint(net, optimizer, plateau, rng, state)
                 raise TrainingInterrupted(
@@ -194,18 +235,22 @@ class Trainer:
         return self._finish(net, net_config, len(train), val, state)
 
     def _checkpoint(self, net, optimizer, plateau, rng, state) -> None:
-        save_checkpoint({
-            "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "plateau": plateau.state_dict() if plateau is not None else None,
-            "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "state": state,
-            "config": self.config.model_dump(mode="json"),
-        }, self.ckpt_dir)
+        save_checkpoint(
+            {
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "plateau": plateau.state_dict() if plateau is not None else None,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+                "config": self.config.model_dump(mode="json"),
+            },
+            self.ckpt_dir,
+        )
 
-    def _loop(self, net, optimizer, plateau, sampler, val_batches, state, rng, channels_last,
-              total_steps) -> None:
+    def _loop(
+        self, net, optimizer, plateau, sampler, val_batches, state, rng, channels_last, total_steps
+    ) -> None:
         c = self.config
         while state["epoch"] < c.epochs:
             net.train()
@@ -221,16 +266,26 @@ class Trainer:
                 state["step"] += 1
                 state["seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                report(self.progress, Progress(
-                    "train", global_step + 1, total_steps, f"epoch {state['epoch'] + 1}",
-                    {"loss": loss, "lr": optimizer.param_groups[0]["lr"]}))
+                report(
+                    self.progress,
+                    Progress(
+                        "train",
+                        global_step + 1,
+                        total_steps,
+                        f"epoch {state['epoch'] + 1}",
+                        {"loss": loss, "lr": optimizer.param_groups[0]["lr"]},
+                    ),
+                )
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
                     self._checkpoint(net, optimizer, plateau, rng, state)
             val_loss = self._validate(net, val_batches, channels_last)
-            row = {"epoch": state["epoch"] + 1,
-                   "train_loss": state["loss_sum"] / c.steps_per_epoch,
-                   "val_loss": val_loss, "learning_rate": optimizer.param_groups[0]["lr"],
-                   "seconds": round(state["seconds"], 1)}
+            row = {
+                "epoch": state["epoch"] + 1,
+                "train_loss": state["loss_sum"] / c.steps_per_epoch,
+                "val_loss": val_loss,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "seconds": round(state["seconds"], 1),
+            }
             state["history"].append(row)
             if plateau is not None:
                 plateau.step(val_loss)
@@ -240,9 +295,16 @@ class Trainer:
             state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0)
             self._checkpoint(net, optimizer, plateau, rng, state)
             write_history(state["history"], self.folder / "history.csv")
-            report(self.progress, Progress(
-                "epoch", state["epoch"], c.epochs, f"epoch {state['epoch']}/{c.epochs}",
-                {"train_loss": row["train_loss"], "val_loss": val_loss}))
+            report(
+                self.progress,
+                Progress(
+                    "epoch",
+                    state["epoch"],
+                    c.epochs,
+                    f"epoch {state['epoch']}/{c.epochs}",
+                    {"train_loss": row["train_loss"], "val_loss": val_loss},
+                ),
+            )
 
     def _step(self, net, optimizer, x, y, channels_last) -> float:
         xt = torch.from_numpy(x).to(self.device)
@@ -251,8 +313,10 @@ class Trainer:
         yt = torch.from_numpy(y).to(self.device)
         loss = self.task.loss(net(xt), yt)
         if not torch.isfinite(loss):
-            raise DeepscopeError("the training loss became NaN/inf; lower --learning-rate or "
-                                 "check the images for NaN values")
+            raise DeepscopeError(
+                "the training loss became NaN/inf; lower --learning-rate or "
+                "check the images for NaN values"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -271,55 +335,78 @@ class Trainer:
         return total / len(val_batches)
 
     # -- end ------------------------------------------------------------------------------
-    def _finish(self, net, net_config: UNetConfig, n_train: int, val: list[Sample],
-                state: dict) -> Path:
+    def _finish(
+        self, net, net_config: UNetConfig, n_train: int, val: list[Sample], state: dict
+    ) -> Path:
         c = self.config
         best = load_checkpoint(self.ckpt_dir, BEST_WEIGHTS)
         if best is not None:
             net.load_state_dict(best["model"])
         spec = ModelSpec(
-            name=c.name, task=c.task, task_params=self.task.params.model_dump(),
-            network=net_config, normalization=c.normalization,
-            input_axes="YX" if c.ndim == 2 and net_config.in_channels == 1 else
-            ("CYX" if c.ndim == 2 else "CZYX"),
+            name=c.name,
+            task=c.task,
+            task_params=self.task.params.model_dump(),
+            network=net_config,
+            normalization=c.normalization,
+            input_axes="YX"
+            if c.ndim == 2 and net_config.in_channels == 1
+            else ("CYX" if c.ndim == 2 else "CZYX"),
             description=c.description,
             tags=Tags(domain=c.domain, dimensionality=f"{c.ndim}d"),
         )
         predictor = Predictor(net, self.task, c.normalization, device=str(self.device))
         outputs = []
         for i, s in enumerate(val):
-            outputs.append(predict_raw(predictor.fn, s.image, self.task.out_channels,
-                                       net_config.divisor, spec.prediction.tile,
-                                       spec.prediction.overlap))
+            outputs.append(
+                predict_raw(
+                    predictor.fn,
+                    s.image,
+                    self.task.out_channels,
+                    net_config.divisor,
+                    spec.prediction.tile,
+                    spec.prediction.overlap,
+                )
+            )
             report(self.progress, Progress("validate", i + 1, len(val), "validation images"))
         tuned = self.task.tune(outputs, [s.truth for s in val]) if c.tune_thresholds else {}
         results = [self.task.postprocess(o) for o in outputs]
         metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
         history = state["history"]
-        spec = spec.model_copy(update={
-            "task_params": self.task.params.model_dump(),
-            "training": {
-                "command": self.command,
-                "settings": c.model_dump(mode="json"),
-                "data": {"images": str(c.images), "masks": str(c.masks),
-                         "val_images": str(c.val_images) if c.val_images else None,
-                         "n_train": n_train, "n_val": len(val)},
-                "epochs_done": state["epoch"],
-                "seconds": round(state["seconds"], 1),
-                "best_val_loss": state["best"],
-                "tuned": tuned,
-                "device": str(self.device),
-                "threads": torch.get_num_threads(),
-            },
-            "validation": metrics,
-        })
+        spec = spec.model_copy(
+            update={
+                "task_params": self.task.params.model_dump(),
+                "training": {
+                    "command": self.command,
+                    "settings": c.model_dump(mode="json"),
+                    "data": {
+                        "images": str(c.images),
+                        "masks": str(c.masks),
+                        "val_images": str(c.val_images) if c.val_images else None,
+                        "n_train": n_train,
+                        "n_val": len(val),
+                    },
+                    "epochs_done": state["epoch"],
+                    "seconds": round(state["seconds"], 1),
+                    "best_val_loss": state["best"],
+                    "tuned": tuned,
+                    "device": str(self.device),
+                    "threads": torch.get_num_threads(),
+                },
+                "validation": metrics,
+            }
+        )
         if history:
             plot_history(history, self.folder / "loss.png", c.name)
         save_package(self.folder, spec, net.state_dict())
         report(self.progress, Progress("done", 1, 1, f"model written to {self.folder}", {}))
         return self.folder
 
-def train(config: TrainConfig, resume: bool = False, progress: ProgressCallback | None = None,
-          command: str | None = None) -> Path:
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    command: str | None = None,
+) -> Path:
     """Train a model from ``config``; returns the model package folder."""
     return Trainer(config, progress, command).run(resume=resume)

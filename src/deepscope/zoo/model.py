@@ -71,7 +71,8 @@ class Model:
         """
         p = self.spec.prediction
         return self.predictor.predict(
-            image, axes,
+            image,
+            axes,
             tile=p.tile if tile == -1 else tile,
             overlap=p.overlap if overlap is None else overlap,
             batch_size=p.batch_size if batch_size is None else batch_size,

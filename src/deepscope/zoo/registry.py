@@ -57,10 +57,17 @@ def list_models() -> list[dict]:
             if not (folder / SPEC_FILE).is_file():
                 continue
             spec = read_spec(folder)
-            rows.append({
-                "name": spec.name, "task": spec.task, "architecture": spec.tags.architecture,
-                "domain": spec.tags.domain, "dimensionality": spec.tags.dimensionality,
-                "version": spec.version, "source": source, "path": str(folder),
-                "description": spec.description,
-            })
+            rows.append(
+                {
+                    "name": spec.name,
+                    "task": spec.task,
+                    "architecture": spec.tags.architecture,
+                    "domain": spec.tags.domain,
+                    "dimensionality": spec.tags.dimensionality,
+                    "version": spec.version,
+                    "source": source,
+                    "path": str(folder),
+                    "description": spec.description,
+                }
+            )
     return rows
