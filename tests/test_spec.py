@@ -60,7 +60,7 @@ def test_invalid_model_json_names_the_field(tmp_path):
     raw = json.loads((folder / "model.json").read_text())
     raw["network"]["depth"] = "deep"
     (folder / "model.json").write_text(json.dumps(raw))
-    with pytest.raises(ModelError, match="network.depth"):
+    with pytest.raises(ModelError, match=r"network\.depth"):
         read_spec(folder)
     (folder / "model.json").write_text("{not json")
     with pytest.raises(ModelError, match="damaged"):
