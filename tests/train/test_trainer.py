@@ -140,7 +140,7 @@ def test_mask_of_other_size_than_its_image_is_refused(tiny_settings, tmp_path):
     for kind, shape in (("images", (32, 32)), ("masks", (30, 32))):
         write_image(tmp_path / kind / "a.tif", np.ones(shape, np.uint8))
     settings = {**tiny_settings, "images": tmp_path / "images", "masks": tmp_path / "masks"}
-    with pytest.raises(InputError, match="a.tif"):
+    with pytest.raises(InputError, match=r"a\.tif"):
         train(make_train_config(settings))
 
 

@@ -31,7 +31,7 @@ def test_user_library_model_by_name_and_by_path(library):
 
 
 def test_unknown_model_lists_what_exists(library):
-    with pytest.raises(ModelError, match="unknown model 'nope'.*unet-nuclei-fluo.*mine"):
+    with pytest.raises(ModelError, match=r"unknown model 'nope'.*unet-nuclei-fluo.*mine"):
         resolve_model("nope")
 
 
