@@ -159,3 +159,55 @@ def test_tune_stores_thresholds_in_model_json(trained, nuclei_folders):
     assert set(spec["training"]["tuned"]) == {"seed_threshold", "mask_threshold", "min_seed_size"}
     assert spec["task_params"]["seed_threshold"] == spec["training"]["tuned"]["seed_threshold"]
     assert "ap@0.5" in spec["validation"]
+
+
+def test_a_terminated_training_resumes_from_its_checkpoint(nuclei_folders, tmp_path):
+    import signal
+    import time
+
+    args = [
+        sys.executable,
+        "-m",
+        "deepscope",
+        "train",
+        "semantic",
+        "--images",
+        nuclei_folders["train_images"],
+        "--masks",
+        nuclei_folders["train_masks"],
+        "--name",
+        "killed",
+        "--out",
+        tmp_path,
+        "--epochs",
+        12,
+        "--steps",
+        4,
+        "--batch-size",
+        2,
+        "--patch-size",
+        32,
+        "--threads",
+        1,
+        "--set",
+        "network.depth=2",
+        "--set",
+        "network.base_filters=4",
+    ]
+    proc = subprocess.Popen(
+        list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    history = tmp_path / "killed" / "history.csv"
+    deadline = time.time() + 120
+    while not history.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert (tmp_path / "killed" / "checkpoints" / "last.pt").is_file()
+
+    resumed = deepscope(*args[3:], "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    spec = json.loads((tmp_path / "killed" / "model.json").read_text())
+    assert spec["training"]["epochs_done"] == 12
