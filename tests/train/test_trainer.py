@@ -149,3 +149,31 @@ def test_model_json_is_plain_json(tiny_settings):
     spec = json.loads((folder / "model.json").read_text())
     assert spec["format_version"] == 1
     assert spec["normalization"]["mode"] == "percentile"
+
+
+def test_fine_tuning_starts_from_an_existing_model(tiny_settings, tmp_path):
+    first = train(make_train_config({**tiny_settings, "out": tmp_path / "a", "epochs": 1}))
+    settings = {
+        **tiny_settings,
+        "out": tmp_path / "b",
+        "init_from": str(first),
+        "learning_rate": 1e-12,
+        "epochs": 1,
+        "steps_per_epoch": 1,
+    }
+    tuned = train(make_train_config(settings))
+    a = read_weights(first, read_spec(first))
+    b = read_weights(tuned, read_spec(tuned))
+    torch.testing.assert_close(a["head.weight"], b["head.weight"], rtol=1e-4, atol=1e-6)
+
+
+def test_fine_tuning_needs_the_same_network(tiny_settings, tmp_path):
+    first = train(make_train_config({**tiny_settings, "out": tmp_path / "a", "epochs": 1}))
+    settings = {
+        **tiny_settings,
+        "out": tmp_path / "b",
+        "init_from": str(first),
+        "network": {"depth": 2, "base_filters": 8},
+    }
+    with pytest.raises(ConfigError, match="same network"):
+        train(make_train_config(settings))

@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
+    init_from: str | None = Field(
+        None, description="start from the weights of this model (name or folder): fine-tuning"
+    )
     tune_thresholds: bool = True
     domain: str = "fluorescence nuclei"
     description: str = ""

@@ -105,6 +105,21 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig) -> list[tuple]
     return [sampler.batch() for _ in range(n)]
 
 
+def initial_weights(name_or_path: str, net_config: UNetConfig) -> dict[str, torch.Tensor]:
+    """Weights of an existing model to fine-tune; its network must match ``net_config``."""
+    from deepscope.spec import read_spec, read_weights
+    from deepscope.zoo.registry import resolve_model
+
+    folder, _ = resolve_model(name_or_path)
+    spec = read_spec(folder)
+    if spec.network != net_config:
+        raise ConfigError(
+            f"cannot start from '{name_or_path}': its network {spec.network.model_dump()} differs "
+            f"from this run's {net_config.model_dump()}; use the same network settings"
+        )
+    return read_weights(folder, spec)
+
+
 class Trainer:
     """Runs one training configuration to a model package."""
 
@@ -167,7 +182,10 @@ class Trainer:
                 f"least {2 * net_config.divisor} for a U-Net of depth {net_config.depth}"
             )
         rng = seed_everything(c.seed)
-        net = build_unet(net_config).to(self.device)
+        net = build_unet(net_config)
+        if c.init_from:
+            net.load_state_dict(initial_weights(c.init_from, net_config))
+        net = net.to(self.device)
         channels_last = self.device.type == "cpu" and c.ndim == 2
         if channels_last:
             net = net.to(memory_format=torch.channels_last)

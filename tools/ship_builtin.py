@@ -1,0 +1,39 @@
+"""Copy a trained model package into the built-in models shipped with deepscope.
+
+Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
+
+Weights are stored as float16 (half the size; they are cast back to float32 on loading)
+unless --float32 is given. model.json, history.csv and loss.png are copied; checkpoints are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from deepscope.spec import read_spec, read_weights, save_package
+from deepscope.zoo.registry import BUILTIN_DIR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("package", type=Path)
+    parser.add_argument("--float32", action="store_true")
+    args = parser.parse_args()
+    spec = read_spec(args.package)
+    weights = read_weights(args.package, spec)
+    if not args.float32:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    target = BUILTIN_DIR / spec.name
+    shutil.rmtree(target, ignore_errors=True)
+    save_package(target, spec, weights)
+    for name in ("history.csv", "loss.png"):
+        if (args.package / name).is_file():
+            shutil.copyfile(args.package / name, target / name)
+    size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
+    print(f"shipped {spec.name} to {target} ({size:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
