@@ -21,28 +21,23 @@ def deepscope(*args, cwd=None):
     )
 
 
-@pytest.fixture(scope="module")
-def trained(nuclei_folders, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli_models")
-    run = deepscope(
+def tiny_train_args(folders, name, out, epochs, steps, with_val=True):
+    """``deepscope train semantic`` arguments for a run of seconds on the synthetic nuclei."""
+    args = [
         "train",
         "semantic",
         "--images",
-        nuclei_folders["train_images"],
+        folders["train_images"],
         "--masks",
-        nuclei_folders["train_masks"],
-        "--val-images",
-        nuclei_folders["val_images"],
-        "--val-masks",
-        nuclei_folders["val_masks"],
+        folders["train_masks"],
         "--name",
-        "cli-unet",
+        name,
         "--out",
         out,
         "--epochs",
-        1,
+        epochs,
         "--steps",
-        2,
+        steps,
         "--batch-size",
         2,
         "--patch-size",
@@ -53,7 +48,16 @@ def trained(nuclei_folders, tmp_path_factory):
         "network.depth=2",
         "--set",
         "network.base_filters=4",
-    )
+    ]
+    if with_val:
+        args += ["--val-images", folders["val_images"], "--val-masks", folders["val_masks"]]
+    return args
+
+
+@pytest.fixture(scope="module")
+def trained(nuclei_folders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_models")
+    run = deepscope(*tiny_train_args(nuclei_folders, "cli-unet", out, 1, 2))
     assert run.returncode == 0, run.stderr
     return out / "cli-unet"
 
@@ -169,30 +173,7 @@ def test_a_terminated_training_resumes_from_its_checkpoint(nuclei_folders, tmp_p
         sys.executable,
         "-m",
         "deepscope",
-        "train",
-        "semantic",
-        "--images",
-        nuclei_folders["train_images"],
-        "--masks",
-        nuclei_folders["train_masks"],
-        "--name",
-        "killed",
-        "--out",
-        tmp_path,
-        "--epochs",
-        12,
-        "--steps",
-        4,
-        "--batch-size",
-        2,
-        "--patch-size",
-        32,
-        "--threads",
-        1,
-        "--set",
-        "network.depth=2",
-        "--set",
-        "network.base_filters=4",
+        *tiny_train_args(nuclei_folders, "killed", tmp_path, 12, 4, with_val=False),
     ]
     proc = subprocess.Popen(
         list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
