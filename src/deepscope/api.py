@@ -10,7 +10,14 @@ import numpy as np
 
 from deepscope.data.layout import to_spatial
 from deepscope.errors import InputError
-from deepscope.io import list_images, match_pairs, read_image, write_image
+from deepscope.io import (
+    image_stem,
+    list_images,
+    match_pairs,
+    read_image,
+    transpose_axes,
+    write_image,
+)
 from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
@@ -70,7 +77,7 @@ def predict_files(
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
         result = model.predict(image.data, image.axes, tile=tile, overlap=overlap)
-        stem = _stem(path)
+        stem = image_stem(path)
         if result.labels is not None:
             written.append(
                 write_image(
@@ -105,23 +112,11 @@ def predict_files(
     return written
 
 
-def _stem(path: Path) -> str:
-    name = path.name
-    for ext in (".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
-
-
 def _display_image(data: np.ndarray, axes: str) -> np.ndarray:
+    """A 2D picture of an image for overlays: colour ``YXC`` or the first channel ``YX``."""
     if "C" in axes and data.shape[axes.index("C")] in (3, 4):
-        from deepscope.io import transpose_axes
-
         return transpose_axes(data, axes, "YXC")[..., :3]
-    from deepscope.io import transpose_axes
-
-    x = transpose_axes(data, axes, "CYX") if "C" in axes else transpose_axes(data, axes, "YX")
-    return x[0] if x.ndim == 3 else x
+    return transpose_axes(data, axes, "CYX")[0]
 
 
 def evaluate(
