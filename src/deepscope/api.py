@@ -68,6 +68,7 @@ def predict_files(
     save_probabilities: bool = False,
     overlay: bool = False,
     progress: ProgressCallback | None = None,
+    tta: bool | None = None,
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``."""
     model = load_model(model) if isinstance(model, str | Path) else model
@@ -76,7 +77,7 @@ def predict_files(
     written = []
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
-        result = model.predict(image.data, image.axes, tile=tile, overlap=overlap)
+        result = model.predict(image.data, image.axes, tile=tile, overlap=overlap, tta=tta)
         stem = image_stem(path)
         if result.labels is not None:
             written.append(
@@ -126,6 +127,7 @@ def evaluate(
     axes: str | None = None,
     per_image_csv: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    tta: bool | None = None,
 ) -> dict:
     """Predict every image of a folder and score it against the masks of another folder.
 
@@ -139,7 +141,7 @@ def evaluate(
         image = read_image(image_path, axes=axes)
         mask = read_image(mask_path)
         truth = to_spatial(mask.data, mask.axes, model.spec.network.ndim)
-        result = model.predict(image.data, image.axes)
+        result = model.predict(image.data, image.axes, tta=tta)
         got = result.labels if result.labels is not None else result.classes
         if got.shape != truth.shape:
             raise InputError(

@@ -48,6 +48,7 @@ class Prediction(BaseModel):
     tile: int | None = Field(512, description="tile edge in pixels; None = whole image")
     overlap: int = 48
     batch_size: int = 1
+    tta: bool = Field(False, description="average over flips (4x slower, often more accurate)")
 
 
 class ModelSpec(BaseModel):

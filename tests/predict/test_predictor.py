@@ -70,3 +70,19 @@ def test_a_3d_network_predicts_volumes():
     volume = np.random.default_rng(0).random((12, 40, 36)).astype(np.float32)
     result = predictor.predict(volume, tile=16, overlap=4)
     assert result.labels.shape == volume.shape
+
+
+def test_flip_averaging_of_a_pointwise_function_changes_nothing():
+    from deepscope.predict.predictor import with_flips
+
+    batch = np.random.default_rng(1).random((2, 1, 16, 24)).astype(np.float32)
+    np.testing.assert_allclose(with_flips(lambda x: 2 * x + 1)(batch), 2 * batch + 1, rtol=1e-6)
+
+
+def test_flip_averaging_makes_a_shift_symmetric():
+    from deepscope.predict.predictor import with_flips
+
+    batch = np.zeros((1, 1, 5, 5), np.float32)
+    batch[0, 0, 2, 2] = 1
+    shifted = with_flips(lambda x: np.roll(x, 1, axis=-1))(batch)
+    assert shifted[0, 0, 2, 1] == shifted[0, 0, 2, 3] == 0.5

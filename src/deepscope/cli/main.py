@@ -130,6 +130,9 @@ def predict(
     overlap: Annotated[int | None, typer.Option(help="tile overlap in pixels")] = None,
     probabilities: Annotated[bool, typer.Option(help="also write probabilities")] = False,
     overlay: Annotated[bool, typer.Option(help="also write an outline overlay PNG")] = False,
+    tta: Annotated[
+        bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT."""
@@ -150,6 +153,7 @@ def predict(
             save_probabilities=probabilities,
             overlay=overlay,
             progress=callback,
+            tta=tta,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
 
@@ -163,6 +167,9 @@ def evaluate(
     per_image: Annotated[Path | None, typer.Option(help="write per-image CSV here")] = None,
     axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    tta: Annotated[
+        bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
+    ] = None,
 ) -> None:
     """Score a model against ground truth; prints a table of AP, F1, precision, recall."""
     from deepscope.api import evaluate as api_evaluate
@@ -172,7 +179,7 @@ def evaluate(
     m = load_model(model, device=device)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
-            m, images, masks, axes=axes, per_image_csv=per_image, progress=callback
+            m, images, masks, axes=axes, per_image_csv=per_image, progress=callback, tta=tta
         )
     _print_metrics(metrics, title=f"{m.name} on {images}")
     if json_path is not None:

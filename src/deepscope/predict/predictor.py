@@ -41,6 +41,19 @@ def network_fn(net: torch.nn.Module, device: torch.device) -> Callable[[np.ndarr
     return fn
 
 
+def with_flips(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Test-time augmentation: average ``fn`` over the four flips of the last two axes."""
+    flips = ((), (-1,), (-2,), (-2, -1))
+
+    def averaged(batch: np.ndarray) -> np.ndarray:
+        total = fn(batch)
+        for axes in flips[1:]:
+            total += np.flip(fn(np.ascontiguousarray(np.flip(batch, axes))), axes)
+        return total / len(flips)
+
+    return averaged
+
+
 def predict_raw(
     fn: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -129,11 +142,12 @@ class Predictor:
         overlap: int = 48,
         batch_size: int = 1,
         progress: ProgressCallback | None = None,
+        tta: bool = False,
     ) -> np.ndarray:
-        """Raw network output ``(K, *spatial)`` for one user image."""
+        """Raw network output ``(K, *spatial)`` for one user image (``tta``: flip-averaged)."""
         x = self.prepare(image, axes)
         return predict_raw(
-            self.fn,
+            with_flips(self.fn) if tta else self.fn,
             x,
             self.task.out_channels,
             self.net.config.divisor,
@@ -151,7 +165,8 @@ class Predictor:
         overlap: int = 48,
         batch_size: int = 1,
         progress: ProgressCallback | None = None,
+        tta: bool = False,
     ) -> Result:
         """Apply the model to one image and post-process with the task."""
-        out = self.raw(image, axes, tile, overlap, batch_size, progress)
+        out = self.raw(image, axes, tile, overlap, batch_size, progress, tta)
         return self.task.postprocess(out)

@@ -54,6 +54,7 @@ class Model:
         overlap: int | None = None,
         batch_size: int | None = None,
         progress: ProgressCallback | None = None,
+        tta: bool | None = None,
     ) -> Result:
         """Apply the model to one image.
 
@@ -64,6 +65,7 @@ class Model:
             the model's input axes when the dimensions agree, else from the shape.
         tile : tile edge in pixels; ``None`` = whole image at once; default from the model.
         overlap, batch_size : tiling settings; default from the model.
+        tta : average over flips (test-time augmentation); default from the model.
 
         Returns
         -------
@@ -77,6 +79,7 @@ class Model:
             overlap=p.overlap if overlap is None else overlap,
             batch_size=p.batch_size if batch_size is None else batch_size,
             progress=progress,
+            tta=p.tta if tta is None else tta,
         )
 
     def __repr__(self) -> str:
