@@ -324,3 +324,11 @@ def test_unknown_task_is_a_config_error():
 def test_bad_params_are_a_config_error(params):
     with pytest.raises(ConfigError, match="invalid settings for task 'semantic'"):
         get_task("semantic", params)
+
+
+def test_a_wider_boundary_leaves_less_interior():
+    truth = np.zeros((20, 20), np.int32)
+    truth[2:12, 2:12] = 1
+    thin, wide = labels_to_classes(truth), labels_to_classes(truth, boundary_width=2)
+    assert (thin == 1).sum() == 8 * 8 and (wide == 1).sum() == 6 * 6
+    assert ((wide == 2) == ((truth > 0) & (wide != 1))).all()

@@ -87,6 +87,9 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     for key in ("images", "masks", "val_images", "val_masks", "out"):
         if raw.get(key) is not None and not Path(raw[key]).is_absolute():
             raw[key] = str(base / raw[key])
+    init = raw.get("init_from")
+    if init and not Path(init).is_absolute() and (base / init).is_dir():
+        raw["init_from"] = str(base / init)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return make_train_config(raw, source=str(path))
 
