@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
 
-Weights are stored as float16 (half the size; they are cast back to float32 on loading)
+Tiling defaults are reset to those of this deepscope version. Weights are stored as float16 (half the size; they are cast back to float32 on loading)
 unless --float32 is given. model.json, history.csv and loss.png are copied; checkpoints are not.
 """
 
@@ -12,7 +12,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from deepscope.spec import read_spec, read_weights, save_package
+from deepscope.spec import Prediction, read_spec, read_weights, save_package
 from deepscope.zoo.registry import BUILTIN_DIR
 
 
@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--float32", action="store_true")
     args = parser.parse_args()
     spec = read_spec(args.package)
+    spec = spec.model_copy(update={"prediction": Prediction()})  # today's tiling defaults
     weights = read_weights(args.package, spec)
     if not args.float32:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}

@@ -45,8 +45,8 @@ class Prediction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tile: int | None = Field(512, description="tile edge in pixels; None = whole image")
-    overlap: int = 48
+    tile: int | None = Field(1024, description="largest tile edge in pixels; None = whole image")
+    overlap: int = Field(96, description="overlap of neighbouring tiles in pixels")
     batch_size: int = 1
     tta: bool = Field(False, description="average over flips (4x slower, often more accurate)")
 
@@ -100,6 +100,8 @@ def save_package(
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
         save_file(tensors, str(tmp / WEIGHTS_FILE))
@@ -107,6 +109,9 @@ def save_package(
         (tmp / SPEC_FILE).write_text(spec.model_dump_json(indent=2) + "\n")
         for name, src in (extra_files or {}).items():
             shutil.copyfile(src, tmp / name)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a package is not secret
+        for item in tmp.iterdir():
+            os.chmod(item, 0o666 & ~umask)
         if folder.exists():
             for item in folder.iterdir():
                 if not (tmp / item.name).exists():

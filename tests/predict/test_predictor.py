@@ -34,14 +34,13 @@ def test_labels_have_the_image_shape(builtin, sample):
 
 def test_tiled_and_whole_image_prediction_agree(builtin, sample):
     whole = builtin.predict(sample, tile=None)
-    tiled = builtin.predict(sample, tile=256, overlap=64)
-    inner = (slice(8, -8), slice(8, -8))
-    diff = np.abs(whole.probabilities - tiled.probabilities)[(slice(None), *inner)]
-    assert np.percentile(diff, 99.9) < 0.05
+    tiled = builtin.predict(sample, tile=256, overlap=96)
+    diff = np.abs(whole.probabilities - tiled.probabilities)
+    assert np.percentile(diff, 99.9) < 0.03
     from deepscope.metrics import match_counts
 
     counts = match_counts(whole.labels, tiled.labels, thresholds=(0.5,))[0]
-    assert counts.ap > 0.97
+    assert counts.ap > 0.98
 
 
 def test_axes_can_be_given_for_channel_last_input(builtin, sample):

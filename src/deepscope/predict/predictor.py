@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from deepscope.data.layout import to_channel_first
 from deepscope.data.normalize import Normalization, normalize
+from deepscope.data.patches import pad_to_shape
 from deepscope.errors import InputError
 from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
@@ -64,27 +66,38 @@ def predict_raw(
     batch_size: int = 1,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
-    """Raw network output ``(n_out, *spatial)`` for a normalised ``(C, *spatial)`` image."""
+    """Raw network output ``(n_out, *spatial)`` for a normalised ``(C, *spatial)`` image.
+
+    The image is first padded at its far ends to a multiple of ``divisor`` and every tile
+    starts at a multiple of ``divisor``, so all tiles see the same pooling grid as a
+    whole-image pass: tiled and whole-image outputs then differ only where a tile lacks
+    context, which the overlap and blending take care of.
+    """
 
     def on_tile(done: int, total: int) -> None:
         report(progress, Progress("predict", done, total, "tiles"))
 
     spatial = image.shape[1:]
-    tiles = overlaps = None
-    if tile is not None and any(s > tile for s in spatial):
-        tiles = balanced_tile(spatial, tile, overlap, divisor)
+    padded = tuple(math.ceil(s / divisor) * divisor for s in spatial)
+    x = pad_to_shape(image, padded)
+    tiles, overlaps = None, 0
+    if tile is not None and any(s > tile for s in padded):
+        step = divisor
+        overlap = math.ceil(overlap / step) * step
+        tiles = balanced_tile(padded, tile, overlap, divisor)
         # an axis that fits in one tile has no neighbour to overlap with
-        overlaps = tuple(min(overlap, t // 2) for t in tiles)
-    return predict_tiled(
+        overlaps = tuple(min(overlap, t // 2 // step * step) for t in tiles)
+    out = predict_tiled(
         fn,
-        image,
+        x,
         n_out,
         tile=tiles,
-        overlap=overlaps or 0,
+        overlap=overlaps,
         divisor=divisor,
         batch_size=batch_size,
         progress=on_tile,
     )
+    return out[(slice(None), *(slice(0, s) for s in spatial))]
 
 
 class Predictor:
