@@ -3,7 +3,8 @@
 Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
 
 Tiling defaults are reset to those of this deepscope version. Weights are stored as
-float16 (half the size; they are cast back to float32 on loading) unless --float32 is given. model.json, history.csv and loss.png are copied; checkpoints are not.
+float16 (half the size; they are cast back to float32 on loading) unless --float32 is
+given. model.json, history.csv and loss.png are copied; checkpoints are not.
 """
 
 from __future__ import annotations
