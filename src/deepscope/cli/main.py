@@ -117,7 +117,6 @@ def train(
         )
     spec = json.loads((folder / "model.json").read_text())
     _print_metrics(spec.get("validation", {}), title=f"validation of {spec['name']}")
-    out_console.print(f"model written to {folder}")
 
 
 @app.command()
