@@ -120,6 +120,34 @@ def _display_image(data: np.ndarray, axes: str) -> np.ndarray:
     return transpose_axes(data, axes, "CYX")[0]
 
 
+def _predict_pairs(
+    model: Model,
+    images: str | Path,
+    masks: str | Path,
+    axes: str | None,
+    tta: bool | None,
+    progress: ProgressCallback | None,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Raw outputs, ground truths and names for image/mask folders paired by stem."""
+    pairs = match_pairs(images, masks)
+    outputs, truths, names = [], [], []
+    for i, (image_path, mask_path) in enumerate(pairs):
+        image = read_image(image_path, axes=axes)
+        mask = read_image(mask_path)
+        truth = to_spatial(mask.data, mask.axes, model.spec.network.ndim)
+        output = model.raw(image.data, image.axes, tta=tta)
+        if output.shape[1:] != truth.shape:
+            raise InputError(
+                f"mask {mask_path.name} has shape {truth.shape} but image "
+                f"{image_path.name} gives {output.shape[1:]}"
+            )
+        outputs.append(output)
+        truths.append(truth)
+        names.append(image_path.stem)
+        report(progress, Progress("predict", i + 1, len(pairs), image_path.name))
+    return outputs, truths, names
+
+
 def evaluate(
     model: Model | str,
     images: str | Path,
@@ -135,23 +163,8 @@ def evaluate(
     ``f1@0.5``, ``precision@0.5``, ``recall@0.5``, ``mean_matched_iou@0.5``, ``n_images``).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
-    pairs = match_pairs(images, masks)
-    results, truths, names = [], [], []
-    for i, (image_path, mask_path) in enumerate(pairs):
-        image = read_image(image_path, axes=axes)
-        mask = read_image(mask_path)
-        truth = to_spatial(mask.data, mask.axes, model.spec.network.ndim)
-        result = model.predict(image.data, image.axes, tta=tta)
-        got = result.labels if result.labels is not None else result.classes
-        if got.shape != truth.shape:
-            raise InputError(
-                f"mask {mask_path.name} has shape {truth.shape} but image "
-                f"{image_path.name} gives {got.shape}"
-            )
-        results.append(result)
-        truths.append(truth)
-        names.append(image_path.stem)
-        report(progress, Progress("evaluate", i + 1, len(pairs), image_path.name))
+    outputs, truths, names = _predict_pairs(model, images, masks, axes, tta, progress)
+    results = [model.task.postprocess(o) for o in outputs]
     metrics = model.task.evaluate(results, truths, names)
     if per_image_csv is not None and model.task.params.model_dump().get("instances"):
         from deepscope.metrics import evaluate_instances
@@ -181,23 +194,7 @@ def tune(
     from deepscope.spec import write_spec
 
     model = load_model(model) if isinstance(model, str | Path) else model
-    pairs = match_pairs(images, masks)
-    outputs, truths, names = [], [], []
-    ndim = model.spec.network.ndim
-    for i, (image_path, mask_path) in enumerate(pairs):
-        image = read_image(image_path, axes=axes)
-        mask = read_image(mask_path)
-        outputs.append(
-            model.predictor.raw(
-                image.data,
-                image.axes,
-                tile=model.spec.prediction.tile,
-                overlap=model.spec.prediction.overlap,
-            )
-        )
-        truths.append(to_spatial(mask.data, mask.axes, ndim))
-        names.append(image_path.stem)
-        report(progress, Progress("predict", i + 1, len(pairs), image_path.name))
+    outputs, truths, names = _predict_pairs(model, images, masks, axes, None, progress)
     report(progress, Progress("tune", 0, 1, "searching thresholds"))
     tuned = model.task.tune(outputs, truths)
     results = [model.task.postprocess(o) for o in outputs]

@@ -71,8 +71,24 @@ class Model:
         -------
         Result with ``labels`` (segmentation), ``probabilities`` and ``classes``.
         """
+        return self.task.postprocess(
+            self.raw(image, axes, tile, overlap, batch_size, progress, tta)
+        )
+
+    def raw(
+        self,
+        image: np.ndarray,
+        axes: str | None = None,
+        tile: int | None = -1,
+        overlap: int | None = None,
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
+        tta: bool | None = None,
+    ) -> np.ndarray:
+        """Raw network output ``(K, *spatial)`` before post-processing; arguments as
+        :meth:`predict`."""
         p = self.spec.prediction
-        return self.predictor.predict(
+        return self.predictor.raw(
             image,
             axes,
             tile=p.tile if tile == -1 else tile,
