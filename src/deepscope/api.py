@@ -135,12 +135,13 @@ def _predict_pairs(
         image = read_image(image_path, axes=axes)
         mask = read_image(mask_path)
         truth = to_spatial(mask.data, mask.axes, model.spec.network.ndim)
-        output = model.raw(image.data, image.axes, tta=tta)
-        if output.shape[1:] != truth.shape:
+        shape = model.predictor.spatial_shape(image.data, image.axes)
+        if shape != truth.shape:
             raise InputError(
                 f"mask {mask_path.name} has shape {truth.shape} but image "
-                f"{image_path.name} gives {output.shape[1:]}"
+                f"{image_path.name} has {shape}"
             )
+        output = model.raw(image.data, image.axes, tta=tta)
         outputs.append(output)
         truths.append(truth)
         names.append(image_path.stem)
@@ -164,7 +165,7 @@ def evaluate(
     """
     model = load_model(model) if isinstance(model, str | Path) else model
     outputs, truths, names = _predict_pairs(model, images, masks, axes, tta, progress)
-    results = [model.task.postprocess(o) for o in outputs]
+    results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
     metrics = model.task.evaluate(results, truths, names)
     if per_image_csv is not None and model.task.params.model_dump().get("instances"):
         from deepscope.metrics import evaluate_instances
@@ -197,7 +198,7 @@ def tune(
     outputs, truths, names = _predict_pairs(model, images, masks, axes, None, progress)
     report(progress, Progress("tune", 0, 1, "searching thresholds"))
     tuned = model.task.tune(outputs, truths)
-    results = [model.task.postprocess(o) for o in outputs]
+    results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
     metrics = model.task.evaluate(results, truths, names)
     training = dict(model.spec.training)
     training["tuned"] = tuned

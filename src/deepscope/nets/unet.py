@@ -25,11 +25,17 @@ class UNetConfig(BaseModel):
     residual: bool = Field(
         False, description="add the input to the output (image-to-image tasks with in == out)"
     )
+    grid: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="output subsampling: one output pixel per grid x grid input pixels",
+    )
 
     @property
     def divisor(self) -> int:
         """Spatial sizes given to the network must be multiples of this."""
-        return 2**self.depth
+        return self.grid * 2**self.depth
 
 
 def _norm(kind: str, ndim: int, channels: int) -> nn.Module:
@@ -63,20 +69,32 @@ class UNet(nn.Module):
 
     Input ``(B, in_channels, *spatial)`` with every spatial size a multiple of
     ``config.divisor``; output ``(B, out_channels, *spatial)`` of raw scores (no activation).
+    With ``grid`` above 1, a single full-resolution convolution and a max-pooling by ``grid``
+    come first (as in StarDist), and the output is ``spatial // grid``: the U-Net then runs
+    on ``grid**ndim`` times fewer pixels.
     """
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
-        if config.residual and config.in_channels != config.out_channels:
+        if config.residual and (config.in_channels != config.out_channels or config.grid > 1):
             raise ConfigError(
                 f"a residual U-Net needs in_channels == out_channels, got {config.in_channels} "
-                f"and {config.out_channels}; set residual to false"
+                f"and {config.out_channels} and grid 1 (got {config.grid}); set residual to false"
             )
         self.config = config
         nd, norm = config.ndim, config.norm
         filters = [config.base_filters * 2**i for i in range(config.depth + 1)]
         self.encoders = nn.ModuleList()
         c_in = config.in_channels
+        if config.grid > 1:
+            conv = nn.Conv2d if nd == 2 else nn.Conv3d
+            self.stem = nn.Sequential(
+                conv(c_in, filters[0], 3, padding=1, bias=norm == "none"),
+                _norm(norm, nd, filters[0]),
+                nn.ReLU(inplace=True),
+                (nn.MaxPool2d if nd == 2 else nn.MaxPool3d)(config.grid),
+            )
+            c_in = filters[0]
         for f in filters[:-1]:
             self.encoders.append(_DoubleConv(nd, c_in, f, norm))
             c_in = f
@@ -93,7 +111,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
-        h = x
+        h = self.stem(x) if self.config.grid > 1 else x
         for enc in self.encoders:
             h = enc(h)
             skips.append(h)

@@ -65,8 +65,10 @@ def predict_raw(
     overlap: int,
     batch_size: int = 1,
     progress: ProgressCallback | None = None,
+    grid: int = 1,
 ) -> np.ndarray:
-    """Raw network output ``(n_out, *spatial)`` for a normalised ``(C, *spatial)`` image.
+    """Raw network output ``(n_out, *spatial)`` for a normalised ``(C, *spatial)`` image;
+    ``(n_out, *ceil(spatial / grid))`` for a network with an output grid.
 
     The image is first padded at its far ends to a multiple of ``divisor`` and every tile
     starts at a multiple of ``divisor``, so all tiles see the same pooling grid as a
@@ -96,8 +98,9 @@ def predict_raw(
         divisor=divisor,
         batch_size=batch_size,
         progress=on_tile,
+        scale=grid,
     )
-    return out[(slice(None), *(slice(0, s) for s in spatial))]
+    return out[(slice(None), *(slice(0, -(-s // grid)) for s in spatial))]
 
 
 class Predictor:
@@ -128,6 +131,13 @@ class Predictor:
     def spatial_axes(self) -> str:
         """``'YX'`` or ``'ZYX'``: the axes of label and class outputs."""
         return "YX" if self.ndim == 2 else "ZYX"
+
+    def spatial_shape(self, image: np.ndarray, axes: str | None = None) -> tuple[int, ...]:
+        """Spatial shape ``(Y, X)`` or ``(Z, Y, X)`` of a user image, as the model reads it."""
+        image = np.asarray(image)
+        if axes is None and image.ndim == len(self.input_axes):
+            axes = self.input_axes
+        return to_channel_first(image, axes, self.ndim).shape[1:]
 
     def prepare(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
         """Validate, reorder and normalise a user image to ``(C, *spatial)`` float32."""
@@ -168,6 +178,7 @@ class Predictor:
             overlap,
             batch_size,
             progress,
+            self.net.config.grid,
         )
 
     def predict(
@@ -182,4 +193,4 @@ class Predictor:
     ) -> Result:
         """Apply the model to one image and post-process with the task."""
         out = self.raw(image, axes, tile, overlap, batch_size, progress, tta)
-        return self.task.postprocess(out)
+        return self.task.postprocess(out, self.spatial_shape(image, axes))

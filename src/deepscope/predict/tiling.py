@@ -71,6 +71,22 @@ class Tile:
     window: tuple[slice, ...]
     pad: tuple[tuple[int, int], ...]
     borders: tuple[tuple[bool, bool], ...]
+    scale: int = 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Spatial shape of the network output for this tile (``shape // scale``)."""
+        return tuple(s // self.scale for s in self.shape)
+
+    @property
+    def out_window(self) -> tuple[slice, ...]:
+        """:attr:`window` in output (subsampled) coordinates."""
+        return tuple(slice(s.start // self.scale, s.stop // self.scale) for s in self.window)
+
+    @property
+    def out_crop(self) -> tuple[slice, ...]:
+        """:attr:`crop` in output (subsampled) coordinates."""
+        return tuple(slice(c.start // self.scale, c.stop // self.scale) for c in self.crop)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -106,6 +122,18 @@ class Tile:
         if any(before or after for before, after in self.pad):
             data = np.pad(data, ((0, 0), *self.pad), mode="reflect")
         return data
+
+
+def _scaled(tile: Tile, scale: int) -> Tile:
+    """``tile`` for a network with output subsampled by ``scale``; checks alignment."""
+    edges = [v for s in tile.window for v in (s.start, s.stop)]
+    edges += [v for p in tile.pad for v in p]
+    if any(v % scale for v in edges):
+        raise ConfigError(
+            f"tiles must start, end and pad on multiples of the output grid {scale}; "
+            "use a tile size and overlap that are multiples of it"
+        )
+    return Tile(tile.window, tile.pad, tile.borders, scale)
 
 
 def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
@@ -372,6 +400,7 @@ def predict_tiled(
     progress: Callable[[int, int], None] | None = None,
     out_dtype: Any = np.float32,
     context: IntOrTuple | None = None,
+    scale: int = 1,
 ) -> np.ndarray:
     """Run ``fn`` over an image tile by tile and blend the overlapping outputs.
 
@@ -404,11 +433,15 @@ def predict_tiled(
         dtype of the result. Default float32.
     context : int or tuple of int, optional
         Unreliable pixels at the inner edges of each tile, see :func:`blend_window`.
+    scale : int, optional
+        ``fn`` returns outputs subsampled by this factor along every spatial axis (a
+        network with an output grid); tile positions, padding and overlap must then be
+        multiples of it. Default 1.
 
     Returns
     -------
     np.ndarray
-        Array of shape (n_out, *spatial shape of image).
+        Array of shape (n_out, *spatial shape of image // scale).
 
     Raises
     ------
@@ -454,6 +487,11 @@ def predict_tiled(
     else:
         tiles = plan_tiles(spatial, tile, overlap, divisor)
 
+    if scale != 1:
+        tiles = [_scaled(t, scale) for t in tiles]
+        spatial = tuple(s // scale for s in spatial)
+        overlap = tuple(o // scale for o in _per_axis(overlap, len(spatial), "overlap"))
+        context = None
     weights: dict[tuple[tuple[bool, bool], ...], np.ndarray] = {}
     out_sum = np.zeros((n_out, *spatial), dtype=np.float32)
     weight_sum = np.zeros(spatial, dtype=np.float32)
@@ -461,7 +499,7 @@ def predict_tiled(
     for first in range(0, total, batch_size):
         batch = tiles[first : first + batch_size]
         inputs = np.stack([t.extract(image) for t in batch])
-        expected = (len(batch), n_out, *batch[0].shape)
+        expected = (len(batch), n_out, *batch[0].out_shape)
         outputs = np.asarray(fn(inputs), dtype=np.float32)
         if outputs.shape != expected:
             raise ModelError(
@@ -472,10 +510,10 @@ def predict_tiled(
         for t, out in zip(batch, outputs, strict=True):
             weight = weights.get(t.borders)
             if weight is None:
-                weight = blend_window(t.shape, overlap, t.borders, context)[t.crop]
+                weight = blend_window(t.out_shape, overlap, t.borders, context)[t.out_crop]
                 weights[t.borders] = weight
-            out_sum[(slice(None), *t.window)] += out[(slice(None), *t.crop)] * weight
-            weight_sum[t.window] += weight
+            out_sum[(slice(None), *t.out_window)] += out[(slice(None), *t.out_crop)] * weight
+            weight_sum[t.out_window] += weight
         del outputs
         if progress is not None:
             progress(min(first + batch_size, total), total)

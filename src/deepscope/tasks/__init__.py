@@ -5,8 +5,9 @@ from __future__ import annotations
 from deepscope.errors import ConfigError
 from deepscope.tasks.base import Result, Task
 from deepscope.tasks.semantic import SemanticTask
+from deepscope.tasks.stardist import StarDistTask
 
-TASKS: dict[str, type[Task]] = {SemanticTask.name: SemanticTask}
+TASKS: dict[str, type[Task]] = {SemanticTask.name: SemanticTask, StarDistTask.name: StarDistTask}
 
 
 def get_task(name: str, params: dict | None = None) -> Task:

@@ -58,6 +58,14 @@ class Task(ABC):
     def make_target(self, mask: np.ndarray) -> np.ndarray:
         """Turn a user's ground truth (e.g. an instance label image) into a training target."""
 
+    def batch_target(self, targets: np.ndarray) -> np.ndarray:
+        """Final training targets of a batch of augmented patches (default: unchanged).
+
+        Tasks whose targets depend on geometry (ray distances, flows) build them here, after
+        augmentation, from the patches that :meth:`make_target` prepared.
+        """
+        return targets
+
     def foreground(self, target: np.ndarray) -> np.ndarray:
         """Pixels that patch sampling should favour (default: non-zero target)."""
         return target > 0
@@ -67,8 +75,12 @@ class Task(ABC):
         """Training loss of raw network ``output (B, K, ...)`` against a batch of targets."""
 
     @abstractmethod
-    def postprocess(self, output: np.ndarray) -> Result:
-        """Turn raw network output ``(K, *spatial)`` for one image into the user's result."""
+    def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
+        """Turn raw network output ``(K, *spatial)`` for one image into the user's result.
+
+        ``shape`` is the image's spatial shape, for networks whose output is subsampled on
+        a grid; default: the output's own spatial shape times the grid.
+        """
 
     @abstractmethod
     def evaluate(

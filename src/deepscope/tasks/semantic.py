@@ -141,7 +141,7 @@ class SemanticTask(Task):
         w = None if weights is None else torch.tensor(weights, device=output.device)
         return F.cross_entropy(output, target.long(), weight=w)
 
-    def postprocess(self, output: np.ndarray) -> Result:
+    def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
         prob = softmax(output.astype(np.float32))
         classes = prob.argmax(axis=0).astype(np.uint8)
         if not self.params.instances:

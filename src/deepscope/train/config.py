@@ -22,6 +22,7 @@ class NetworkSettings(BaseModel):
     base_filters: int = Field(16, ge=1)
     norm: Literal["batch", "instance", "group", "none"] = "batch"
     residual: bool = False
+    grid: int = Field(1, ge=1, le=8, description="output subsampling (stardist: 2 is faster)")
 
 
 class TrainConfig(BaseModel):

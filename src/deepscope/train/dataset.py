@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,7 @@ class PatchSampler:
         augmentation: Augmentation | None,
         foreground_fraction: float,
         rng: np.random.Generator,
+        target_fn: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if not samples:
             raise InputError("no training images found")
@@ -94,6 +95,7 @@ class PatchSampler:
         self.augmentation = augmentation
         self.foreground_fraction = foreground_fraction
         self.rng = rng
+        self.target_fn = target_fn
 
     def patch(self) -> tuple[np.ndarray, np.ndarray]:
         """One (image, target) patch from a random sample."""
@@ -114,6 +116,10 @@ class PatchSampler:
         return x, y
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """A batch ``(B, C, *patch)`` of images and ``(B, *patch)`` of targets."""
+        """A batch ``(B, C, *patch)`` of images and ``(B, ...)`` of targets (``target_fn``
+        applied to the stacked target patches)."""
         pairs = [self.patch() for _ in range(self.batch_size)]
-        return (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+        targets = np.stack([p[1] for p in pairs])
+        if self.target_fn is not None:
+            targets = self.target_fn(targets)
+        return np.stack([p[0] for p in pairs]), targets

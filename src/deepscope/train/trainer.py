@@ -91,7 +91,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def fixed_val_batches(samples: list[Sample], config: TrainConfig) -> list[tuple]:
+def fixed_val_batches(samples: list[Sample], config: TrainConfig, task) -> list[tuple]:
     """Validation patches drawn once with a fixed seed, so val loss is comparable per epoch."""
     sampler = PatchSampler(
         samples,
@@ -100,6 +100,7 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig) -> list[tuple]
         None,
         config.foreground_fraction,
         np.random.default_rng(config.seed + 1),
+        task.batch_target,
     )
     n = math.ceil(config.val_patches / config.batch_size)
     return [sampler.batch() for _ in range(n)]
@@ -120,6 +121,28 @@ def initial_weights(name_or_path: str, net_config: UNetConfig) -> dict[str, torc
     return read_weights(folder, spec)
 
 
+def task_settings(config: TrainConfig) -> dict:
+    """The task's parameters, with the image dimensionality and the network's output grid
+    filled in for tasks that need them (they must agree with the network)."""
+    from deepscope.tasks import TASKS
+
+    fields = getattr(TASKS.get(config.task), "Params", None)
+    fields = fields.model_fields if fields is not None else {}
+    implied = {"ndim": config.ndim, "grid": config.network.grid}
+    settings = dict(config.task_params)
+    for key, value in implied.items():
+        if key in settings and settings[key] != value:
+            raise ConfigError(
+                f"task_params.{key} = {settings[key]} disagrees with the run's {key} = {value}; "
+                f"leave {key} out of task_params"
+            )
+        if key in fields:
+            settings[key] = value
+    if config.network.grid > 1 and "grid" not in fields:
+        raise ConfigError(f"task '{config.task}' does not support an output grid; use grid 1")
+    return settings
+
+
 class Trainer:
     """Runs one training configuration to a model package."""
 
@@ -132,7 +155,7 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.command = command
-        self.task = get_task(config.task, config.task_params)
+        self.task = get_task(config.task, task_settings(config))
         self.device = resolve_device(config.device)
         if config.device in ("cuda", "mps") and self.device.type == "cpu":
             raise ConfigError(f"device {config.device} is not available here; use --device cpu")
@@ -166,6 +189,7 @@ class Trainer:
             base_filters=n.base_filters,
             norm=n.norm,
             residual=n.residual,
+            grid=n.grid,
         )
 
     # -- loop -----------------------------------------------------------------------------
@@ -196,9 +220,15 @@ class Trainer:
             else None
         )
         sampler = PatchSampler(
-            train, c.patch_size, c.batch_size, c.augmentation, c.foreground_fraction, rng
+            train,
+            c.patch_size,
+            c.batch_size,
+            c.augmentation,
+            c.foreground_fraction,
+            rng,
+            self.task.batch_target,
         )
-        val_batches = fixed_val_batches(val, c)
+        val_batches = fixed_val_batches(val, c, self.task)
 
         state = {
             "epoch": 0,
@@ -383,11 +413,12 @@ class Trainer:
                     net_config.divisor,
                     spec.prediction.tile,
                     spec.prediction.overlap,
+                    grid=net_config.grid,
                 )
             )
             report(self.progress, Progress("validate", i + 1, len(val), "validation images"))
         tuned = self.task.tune(outputs, [s.truth for s in val]) if c.tune_thresholds else {}
-        results = [self.task.postprocess(o) for o in outputs]
+        results = [self.task.postprocess(o, s.truth.shape) for o, s in zip(outputs, val)]
         metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
         history = state["history"]
         spec = spec.model_copy(

@@ -72,7 +72,8 @@ class Model:
         Result with ``labels`` (segmentation), ``probabilities`` and ``classes``.
         """
         return self.task.postprocess(
-            self.raw(image, axes, tile, overlap, batch_size, progress, tta)
+            self.raw(image, axes, tile, overlap, batch_size, progress, tta),
+            self.predictor.spatial_shape(image, axes),
         )
 
     def raw(
