@@ -7,12 +7,22 @@
 
 __version__ = "0.1.0"
 
-from deepscope.api import evaluate, list_models, load_model, measure, predict_files, train
+from deepscope.api import (
+    count_files,
+    evaluate,
+    list_models,
+    load_model,
+    measure,
+    predict_files,
+    train,
+    tune,
+)
 from deepscope.errors import DeepscopeError
 
 __all__ = [
     "DeepscopeError",
     "__version__",
+    "count_files",
     "evaluate",
     "list_models",
     "load_model",

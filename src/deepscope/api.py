@@ -26,7 +26,16 @@ from deepscope.train.config import TrainConfig, load_train_config, make_train_co
 from deepscope.train.trainer import train as _train
 from deepscope.zoo import Model, list_models, load_model
 
-__all__ = ["evaluate", "list_models", "load_model", "measure", "predict_files", "train", "tune"]
+__all__ = [
+    "count_files",
+    "evaluate",
+    "list_models",
+    "load_model",
+    "measure",
+    "predict_files",
+    "train",
+    "tune",
+]
 
 
 def train(
@@ -111,6 +120,64 @@ def predict_files(
             )
         report(progress, Progress("predict", i + 1, len(files), path.name))
     return written
+
+
+def count_files(
+    model: Model | str,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    ranges: Sequence[str] = (),
+    exclude_border: bool = False,
+    split: bool = False,
+    min_split_size: int = 30,
+    axes: str | None = None,
+    tile: int | None = -1,
+    progress: ProgressCallback | None = None,
+) -> list[dict]:
+    """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
+
+    Writes per image ``<stem>_labels.tif`` (the filtered objects) and ``<stem>_objects.csv``
+    (one row per object), and ``summary.csv`` (one row per image) to ``out``; returns the
+    summary rows. Pixel sizes stored in the files give physical columns.
+    """
+    from deepscope.count import count_objects, parse_range
+
+    parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
+    model = load_model(model) if isinstance(model, str | Path) else model
+    if model.task.output_kind != "labels":
+        raise InputError(
+            f"model '{model.name}' does not segment objects; count needs one that does"
+        )
+    files = list_images(inputs)
+    out = Path(out)
+    spatial = model.predictor.spatial_axes
+    summaries = []
+    for i, path in enumerate(files):
+        image = read_image(path, axes=axes)
+        labels = _labels_of(model.predict(image.data, image.axes, tile=tile))
+        channels_last = transpose_axes(
+            image.data, image.axes, spatial + ("C" if "C" in image.axes else "")
+        )
+        size = image.pixel_size or {}
+        pixel_size = [size[a] for a in spatial] if all(a in size for a in spatial) else None
+        stem = image_stem(path)
+        counted = count_objects(
+            labels,
+            channels_last,
+            parsed,
+            exclude_border,
+            split,
+            min_split_size,
+            pixel_size,
+            name=path.name,
+        )
+        write_image(out / f"{stem}_labels.tif", counted.labels, axes=spatial)
+        write_table(counted.objects, out / f"{stem}_objects.csv")
+        summaries.append(counted.summary)
+        report(progress, Progress("count", i + 1, len(files), path.name))
+    columns = list(dict.fromkeys(k for s in summaries for k in s))
+    write_table(summaries, out / "summary.csv", columns)
+    return summaries
 
 
 def _display_image(data: np.ndarray, axes: str) -> np.ndarray:

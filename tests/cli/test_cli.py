@@ -192,3 +192,73 @@ def test_a_terminated_training_resumes_from_its_checkpoint(nuclei_folders, tmp_p
     assert resumed.returncode == 0, resumed.stderr
     spec = json.loads((tmp_path / "killed" / "model.json").read_text())
     assert spec["training"]["epochs_done"] == 12
+
+
+@pytest.fixture(scope="module")
+def trained_stardist(nuclei_folders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_stardist")
+    args = tiny_train_args(nuclei_folders, "cli-stardist", out, 1, 2)
+    args[1] = "stardist"
+    run = deepscope(*args, "--set", "network.grid=2", "--set", "task_params.n_rays=16")
+    assert run.returncode == 0, run.stderr
+    return out / "cli-stardist"
+
+
+def test_train_stardist_predict_and_evaluate_with_the_same_keys(
+    trained_stardist, nuclei_folders, tmp_path
+):
+    spec = json.loads((trained_stardist / "model.json").read_text())
+    assert spec["task"] == "stardist"
+    assert spec["task_params"]["grid"] == 2 and spec["network"]["grid"] == 2
+    assert {"prob_threshold", "nms_threshold"} <= set(spec["training"]["tuned"])
+    run = deepscope("predict", trained_stardist, nuclei_folders["val_images"], "--out", tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert read_image(tmp_path / "img0_labels.tif").data.shape == (64, 64)
+    run = deepscope(
+        "evaluate",
+        trained_stardist,
+        "--images",
+        nuclei_folders["val_images"],
+        "--masks",
+        nuclei_folders["val_masks"],
+        "--json",
+        tmp_path / "m.json",
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert {"ap@0.5", "ap@0.7", "f1@0.5", "n_images"} <= set(metrics)
+
+
+def test_count_writes_filtered_labels_objects_and_summary(tmp_path):
+    from deepscope.demo import SAMPLE
+
+    run = deepscope(
+        "count",
+        "unet-nuclei-fluo",
+        SAMPLE,
+        "--out",
+        tmp_path,
+        "--range",
+        "area=100:",
+        "--exclude-border",
+        "--split",
+    )
+    assert run.returncode == 0, run.stderr
+    labels = read_image(tmp_path / "nuclei_fluo_labels.tif").data
+    rows = (tmp_path / "nuclei_fluo_objects.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for column in ("label", "area", "perimeter", "eccentricity", "solidity", "mean_intensity"):
+        assert column in header
+    areas = [float(r.split(",")[header.index("area")]) for r in rows[1:]]
+    assert min(areas) >= 100
+    assert labels.max() == len(rows) - 1
+    assert labels[0].max() == labels[-1].max() == 0  # nothing on the border
+    summary = (tmp_path / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("image,count,mean_area,median_area")
+    assert summary[1].split(",")[1] == str(len(rows) - 1)
+
+
+def test_a_bad_range_fails_before_any_prediction(tmp_path):
+    run = deepscope("count", "unet-nuclei-fluo", "x.tif", "--range", "area:30", cwd=tmp_path)
+    assert run.returncode == 1
+    assert "COLUMN=LOW:HIGH" in run.stderr and "Traceback" not in run.stderr

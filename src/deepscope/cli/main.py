@@ -158,6 +158,58 @@ def predict(
 
 
 @app.command()
+def count(
+    model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
+    inputs: Annotated[list[str], typer.Argument(help="image files, folders or glob patterns")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("counts"),
+    range_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--range", help="keep objects with COLUMN in LOW:HIGH, e.g. area=30:2000 (repeatable)"
+        ),
+    ] = None,
+    exclude_border: Annotated[
+        bool, typer.Option(help="drop objects that touch the image edge")
+    ] = False,
+    split: Annotated[bool, typer.Option(help="divide merged / touching objects")] = False,
+    min_split_size: Annotated[
+        int, typer.Option(help="smallest piece a split may leave (pixels)")
+    ] = 30,
+    axes: Annotated[str | None, typer.Option(help="axes of the inputs, e.g. YX, YXC, ZYX")] = None,
+    tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+) -> None:
+    """Segment, split, filter by measurement ranges and measure objects; writes
+    <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
+    from deepscope.api import count_files
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.zoo import load_model
+
+    m = load_model(model, device=device)
+    tile_arg = -1 if tile is None else (None if tile == 0 else tile)
+    with progress_bar(err_console) as callback:
+        summaries = count_files(
+            m,
+            inputs,
+            out,
+            ranges=range_ or [],
+            exclude_border=exclude_border,
+            split=split,
+            min_split_size=min_split_size,
+            axes=axes,
+            tile=tile_arg,
+            progress=callback,
+        )
+    table = Table("image", "count", "mean area", "median area", title=f"counted with {m.name}")
+    for s in summaries:
+        table.add_row(
+            s["image"], str(s["count"]), f"{s['mean_area']:.1f}", f"{s['median_area']:.1f}"
+        )
+    out_console.print(table)
+    out_console.print(f"wrote {len(summaries)} image(s) and summary.csv to {out}")
+
+
+@app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
     images: Annotated[Path, typer.Option(help="folder of images")],

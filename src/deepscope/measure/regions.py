@@ -36,9 +36,21 @@ _PROPS_3D = (
     "solidity",
 )
 _RENAME = {"equivalent_diameter_area": "equivalent_diameter"}
+_PHYSICAL = (
+    "centroid",
+    "area",
+    "perimeter",
+    "equivalent_diameter_area",
+    "major_axis_length",
+    "minor_axis_length",
+)
 
 
-def measure_objects(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:
+def measure_objects(
+    labels: np.ndarray,
+    image: np.ndarray | None = None,
+    pixel_size: Sequence[float] | None = None,
+) -> list[dict]:
     """Measure every object of an integer label image.
 
     Parameters
@@ -46,6 +58,9 @@ def measure_objects(labels: np.ndarray, image: np.ndarray | None = None) -> list
     labels : ``(Y, X)`` or ``(Z, Y, X)`` integer labels, 0 = background.
     image : optional intensities of the same spatial shape, or channel-last
         ``(*spatial, C)``; adds mean/min/max/integrated intensity (per channel).
+    pixel_size : optional size of a pixel along each spatial axis in micrometres; adds
+        physical columns: ``centroid_<axis>_um``, ``area_um2`` (``volume_um3`` in 3D),
+        ``perimeter_um``, ``equivalent_diameter_um``, ``major/minor_axis_length_um``.
 
     Returns
     -------
@@ -76,7 +91,31 @@ def measure_objects(labels: np.ndarray, image: np.ndarray | None = None) -> list
             for key in [k for k in row if k.startswith("mean_intensity")]:
                 row[key.replace("mean", "integrated")] = row[key] * row["area"]
         rows.append(row)
+    if pixel_size is not None and n:
+        _add_physical(rows, labels, pixel_size, axes)
     return rows
+
+
+def _add_physical(rows: list[dict], labels: np.ndarray, pixel_size, axes: str) -> None:
+    spacing = tuple(float(s) for s in pixel_size)
+    if len(spacing) != labels.ndim or min(spacing) <= 0:
+        raise InputError(
+            f"pixel_size needs {labels.ndim} positive values (one per axis {axes.upper()}), "
+            f"got {pixel_size}"
+        )
+    props = [p for p in _PHYSICAL if labels.ndim == 2 or p != "perimeter"]
+    table = regionprops_table(labels, properties=props, spacing=spacing)
+    area_name = "area_um2" if labels.ndim == 2 else "volume_um3"
+    for i, row in enumerate(rows):
+        for key, values in table.items():
+            base, _, index = key.partition("-")
+            if base == "centroid":
+                name = f"centroid_{axes[int(index)]}_um"
+            elif base == "area":
+                name = area_name
+            else:
+                name = f"{_RENAME.get(base, base)}_um"
+            row[name] = float(values[i])
 
 
 def _rename(key: str, axes: str) -> str:

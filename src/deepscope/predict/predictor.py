@@ -12,6 +12,7 @@ from deepscope.data.layout import to_channel_first
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.data.patches import pad_to_shape
 from deepscope.errors import InputError
+from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.tasks.base import Result, Task
@@ -167,8 +168,11 @@ class Predictor:
         progress: ProgressCallback | None = None,
         tta: bool = False,
     ) -> np.ndarray:
-        """Raw network output ``(K, *spatial)`` for one user image (``tta``: flip-averaged)."""
-        x = self.prepare(image, axes)
+        """Raw network output ``(K, *spatial)`` for one user image (``tta``: flip-averaged);
+        ``(K, *ceil(spatial / grid))`` for a network with an output grid."""
+        return self._run(self.prepare(image, axes), tile, overlap, batch_size, progress, tta)
+
+    def _run(self, x, tile, overlap, batch_size, progress, tta) -> np.ndarray:
         return predict_raw(
             with_flips(self.fn) if tta else self.fn,
             x,
@@ -191,6 +195,29 @@ class Predictor:
         progress: ProgressCallback | None = None,
         tta: bool = False,
     ) -> Result:
-        """Apply the model to one image and post-process with the task."""
-        out = self.raw(image, axes, tile, overlap, batch_size, progress, tta)
-        return self.task.postprocess(out, self.spatial_shape(image, axes))
+        """Apply the model to one image and post-process with the task.
+
+        For tasks that predict objects (``stardist``), an image larger than ``tile`` is
+        predicted block by block with ``overlap`` pixels of context and stitched at the
+        object level (:mod:`deepscope.predict.stitch`): memory stays bounded by the tile.
+        """
+        x = self.prepare(image, axes)
+        shape = x.shape[1:]
+        if not (self.task.predicts_objects and tile is not None and max(shape) > tile):
+            return self.task.postprocess(
+                self._run(x, tile, overlap, batch_size, progress, tta), shape
+            )
+
+        def block_objects(block: Block):
+            window = x[(slice(None), *block.read)]
+            return self.task.block_objects(self._run(window, None, 0, batch_size, None, tta), block)
+
+        return predict_blockwise(
+            block_objects,
+            lambda parts: self.task.merge_objects(parts, shape),
+            shape,
+            tile,
+            overlap,
+            self.net.config.divisor,
+            progress,
+        )

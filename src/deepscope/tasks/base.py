@@ -9,11 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from deepscope.predict.stitch import Block
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Task(ABC):
     Params: ClassVar[type[BaseModel]]
     #: what ``Result`` field ``deepscope predict`` writes, and its file suffix
     output_kind: ClassVar[str] = "labels"
+    #: large images are predicted block by block as objects (see ``predict.stitch``)
+    predicts_objects: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | dict | None = None) -> None:
         if params is None:
@@ -81,6 +86,14 @@ class Task(ABC):
         ``shape`` is the image's spatial shape, for networks whose output is subsampled on
         a grid; default: the output's own spatial shape times the grid.
         """
+
+    def block_objects(self, output: np.ndarray, block: Block) -> Any:
+        """Objects of one block's raw output that the block owns, in image coordinates."""
+        raise NotImplementedError(f"task {self.name} does not predict objects block by block")
+
+    def merge_objects(self, parts: Sequence[Any], shape: tuple[int, ...]) -> Result:
+        """The result for a whole image of ``shape`` from every block's objects."""
+        raise NotImplementedError(f"task {self.name} does not predict objects block by block")
 
     @abstractmethod
     def evaluate(

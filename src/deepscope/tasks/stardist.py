@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepscope.errors import InputError
 from deepscope.metrics import evaluate_instances
+from deepscope.predict.stitch import Block
 from deepscope.starconvex import (
     Painter,
     Rays,
@@ -70,6 +71,7 @@ class StarDistTask(Task):
 
     name = "stardist"
     Params = StarDistParams
+    predicts_objects = True
 
     @cached_property
     def rays(self) -> Rays:
@@ -134,6 +136,29 @@ class StarDistTask(Task):
         centres, dists, scores = self.candidates(output)
         kept = non_maximum_suppression(
             self.painter, centres, dists, scores, shape, self.params.nms_threshold, grid
+        )
+        return Result(labels=draw_labels(self.painter, centres[kept], dists[kept], shape))
+
+    def block_objects(
+        self, output: np.ndarray, block: Block
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of one block after NMS within the block, those the block owns, in
+        image coordinates, best first."""
+        centres, dists, scores = self.candidates(output)
+        shape = tuple(s.stop - s.start for s in block.read)
+        kept = non_maximum_suppression(
+            self.painter, centres, dists, scores, shape, self.params.nms_threshold, self.params.grid
+        )
+        centres = centres[kept] + block.origin
+        owned = block.owns(centres)
+        return centres[owned], dists[kept][owned], scores[kept][owned]
+
+    def merge_objects(self, parts: Sequence[tuple], shape: tuple[int, ...]) -> Result:
+        centres = np.concatenate([p[0] for p in parts])
+        dists = np.concatenate([p[1] for p in parts])
+        scores = np.concatenate([p[2] for p in parts])
+        kept = non_maximum_suppression(
+            self.painter, centres, dists, scores, shape, self.params.nms_threshold, self.params.grid
         )
         return Result(labels=draw_labels(self.painter, centres[kept], dists[kept], shape))
 

@@ -71,10 +71,8 @@ class Model:
         -------
         Result with ``labels`` (segmentation), ``probabilities`` and ``classes``.
         """
-        return self.task.postprocess(
-            self.raw(image, axes, tile, overlap, batch_size, progress, tta),
-            self.predictor.spatial_shape(image, axes),
-        )
+        settings = self._settings(tile, overlap, batch_size, tta)
+        return self.predictor.predict(image, axes, progress=progress, **settings)
 
     def raw(
         self,
@@ -88,16 +86,18 @@ class Model:
     ) -> np.ndarray:
         """Raw network output ``(K, *spatial)`` before post-processing; arguments as
         :meth:`predict`."""
+        settings = self._settings(tile, overlap, batch_size, tta)
+        return self.predictor.raw(image, axes, progress=progress, **settings)
+
+    def _settings(self, tile, overlap, batch_size, tta) -> dict:
+        """Prediction settings, the model's defaults where the caller gave none."""
         p = self.spec.prediction
-        return self.predictor.raw(
-            image,
-            axes,
-            tile=p.tile if tile == -1 else tile,
-            overlap=p.overlap if overlap is None else overlap,
-            batch_size=p.batch_size if batch_size is None else batch_size,
-            progress=progress,
-            tta=p.tta if tta is None else tta,
-        )
+        return {
+            "tile": p.tile if tile == -1 else tile,
+            "overlap": p.overlap if overlap is None else overlap,
+            "batch_size": p.batch_size if batch_size is None else batch_size,
+            "tta": p.tta if tta is None else tta,
+        }
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, task={self.spec.task!r}, source={self.source!r})"

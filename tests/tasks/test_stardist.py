@@ -1,0 +1,109 @@
+"""The stardist task: targets, loss, post-processing, threshold tuning, block stitching."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepscope.data.synthetic import synthetic_nuclei
+from deepscope.metrics import evaluate_instances
+from deepscope.predict.stitch import Block, plan_blocks, predict_blockwise
+from deepscope.tasks import get_task
+from deepscope.tasks.stardist import StarDistTask
+
+
+def perfect_output(task: StarDistTask, labels: np.ndarray) -> np.ndarray:
+    """The raw output a perfect network would give: probability logits and distances."""
+    target = task.batch_target(labels[None].astype(np.int32))[0]
+    prob = np.clip(target[0], 1e-4, 1 - 1e-4)
+    return np.concatenate([np.log(prob / (1 - prob))[None], target[1:]])
+
+
+def nuclei(shape=(96, 128), n=12, seed=0) -> np.ndarray:
+    return synthetic_nuclei(shape, n=n, radius=(4.0, 8.0), seed=seed)[1].astype(np.int32)
+
+
+def ap(truth: np.ndarray, labels: np.ndarray, iou: float = 0.5) -> float:
+    return evaluate_instances([(truth, labels)], thresholds=(iou,)).to_dict()[f"ap@{iou:g}"]
+
+
+def test_defaults_follow_the_dimensionality():
+    assert get_task("stardist").params.n_rays == 32
+    three_d = get_task("stardist", {"ndim": 3})
+    assert three_d.params.n_rays == 96
+    assert three_d.params.anisotropy == (1.0, 1.0, 1.0)
+    assert three_d.out_channels == 97
+
+
+def test_anisotropy_in_2d_is_refused():
+    from deepscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="3D only"):
+        get_task("stardist", {"anisotropy": (2, 1, 1)})
+
+
+@pytest.mark.parametrize("grid", [1, 2])
+def test_perfect_output_gives_back_every_object(grid):
+    task = get_task("stardist", {"grid": grid})
+    truth = nuclei()
+    result = task.postprocess(perfect_output(task, truth), truth.shape)
+    assert result.labels.shape == truth.shape
+    assert ap(truth, result.labels) == 1.0
+    assert ap(truth, result.labels, 0.7) > 0.85
+
+
+def test_loss_is_smallest_for_the_perfect_output():
+    task = get_task("stardist", {"grid": 2})
+    labels = nuclei((64, 64), n=5)[None]
+    target = torch.from_numpy(task.batch_target(labels))
+    assert target.shape == (1, 33, 32, 32)
+    best = torch.from_numpy(perfect_output(task, labels[0]))[None]
+    worse = best + torch.randn_like(best)
+    assert task.loss(best, target) < task.loss(worse, target)
+
+
+def test_tuning_picks_thresholds_that_score_at_least_the_defaults():
+    task = get_task("stardist")
+    truths = [nuclei(seed=s) for s in range(2)]
+    noisy = []
+    rng = np.random.default_rng(0)
+    for t in truths:
+        out = perfect_output(task, t)
+        out[0] += rng.normal(0, 2, out[0].shape)
+        noisy.append(out)
+    before = np.mean([ap(t, task.postprocess(o, t.shape).labels) for o, t in zip(noisy, truths)])
+    tuned = task.tune(noisy, truths)
+    assert set(tuned) == {"prob_threshold", "nms_threshold"}
+    after = np.mean([ap(t, task.postprocess(o, t.shape).labels) for o, t in zip(noisy, truths)])
+    assert after >= before
+
+
+def test_blocks_partition_the_image_and_read_a_halo_around_each_core():
+    blocks = plan_blocks((100, 130), block=48, halo=16, align=8)
+    owned = np.zeros((100, 130), int)
+    for b in blocks:
+        owned[b.core] += 1
+        for core, read in zip(b.core, b.read):
+            assert read.start == max(0, core.start - 16)
+            assert core.start % 8 == 0
+    assert (owned == 1).all()
+
+
+@pytest.mark.parametrize("grid", [1, 2])
+def test_block_stitching_neither_cuts_nor_duplicates_objects(grid):
+    task = get_task("stardist", {"grid": grid})
+    truth = nuclei((160, 200), n=40, seed=3)
+    whole = task.postprocess(perfect_output(task, truth), truth.shape).labels
+
+    def block_objects(block: Block):
+        return task.block_objects(perfect_output(task, truth[block.read]), block)
+
+    stitched = predict_blockwise(
+        block_objects,
+        lambda parts: task.merge_objects(parts, truth.shape),
+        truth.shape,
+        block=64,
+        halo=32,
+        align=8,
+    ).labels
+    assert stitched.max() == whole.max()
+    assert ap(whole, stitched, 0.9) == 1.0

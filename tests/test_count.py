@@ -1,0 +1,119 @@
+"""Count: ranges, border objects, splitting merged objects, summaries (hand-made labels)."""
+
+import numpy as np
+import pytest
+from skimage.draw import disk
+
+from deepscope.count import (
+    Range,
+    count_objects,
+    exclude_border_objects,
+    parse_range,
+    split_touching,
+)
+from deepscope.errors import InputError
+
+
+def squares() -> np.ndarray:
+    """Three squares of known area: 4x4 = 16 (on the top edge), 6x6 = 36, 10x10 = 100."""
+    labels = np.zeros((40, 40), np.int32)
+    labels[0:4, 10:14] = 1
+    labels[10:16, 10:16] = 2
+    labels[20:30, 20:30] = 3
+    return labels
+
+
+def figure_eight() -> np.ndarray:
+    """Two disks of radius 10 whose centres are 16 px apart, merged into one object."""
+    labels = np.zeros((50, 70), np.int32)
+    labels[disk((25, 25), 10)] = 1
+    labels[disk((25, 41), 10)] = 1
+    return labels
+
+
+def test_ranges_parse_with_open_sides():
+    assert parse_range("area=30:2000") == Range("area", 30, 2000)
+    assert parse_range("mean_intensity=0.1:") == Range("mean_intensity", 0.1, None)
+    assert parse_range(" eccentricity = :0.8") == Range("eccentricity", None, 0.8)
+
+
+@pytest.mark.parametrize("text", ["area", "area=30", "=1:2", "area=a:b", "area=9:1"])
+def test_bad_ranges_are_one_line_input_errors(text):
+    with pytest.raises(InputError):
+        parse_range(text)
+
+
+def test_area_range_keeps_only_the_middle_square():
+    counted = count_objects(squares(), ranges=["area=20:50"])
+    assert [row["area"] for row in counted.objects] == [36]
+    assert counted.labels.max() == 1
+    assert (counted.labels == 1).sum() == 36
+    assert counted.summary["count"] == 1
+
+
+def test_every_range_must_hold():
+    counted = count_objects(squares(), ranges=["area=10:", "centroid_y=5:"])
+    assert [row["area"] for row in counted.objects] == [36, 100]
+
+
+def test_an_unknown_column_names_the_columns_there_are():
+    with pytest.raises(InputError, match=r"no column 'size'.*area"):
+        count_objects(squares(), ranges=["size=1:2"])
+
+
+def test_exclude_border_drops_the_square_on_the_edge():
+    assert set(np.unique(exclude_border_objects(squares()))) == {0, 2, 3}
+    counted = count_objects(squares(), exclude_border=True)
+    assert sorted(row["area"] for row in counted.objects) == [36, 100]
+
+
+def test_split_divides_two_merged_disks_into_halves():
+    pieces = split_touching(figure_eight(), min_size=50)
+    assert pieces.max() == 2
+    areas = np.bincount(pieces.ravel())[1:]
+    assert abs(areas[0] - areas[1]) <= 0.05 * areas.sum()
+    assert pieces[25, 25] != pieces[25, 41]
+
+
+def test_split_leaves_a_single_round_object_whole():
+    labels = np.zeros((40, 40), np.int32)
+    labels[disk((20, 20), 12)] = 5
+    assert split_touching(labels, min_size=30).max() == 1
+
+
+def test_a_large_minimum_size_stops_the_split():
+    assert split_touching(figure_eight(), min_size=400).max() == 1
+
+
+def test_split_then_count_measures_the_pieces():
+    counted = count_objects(figure_eight(), split=True, min_split_size=50)
+    assert counted.summary["count"] == 2
+    assert counted.summary["mean_area"] == pytest.approx(figure_eight().sum() / 2)
+
+
+def test_summary_and_physical_units_with_a_pixel_size():
+    counted = count_objects(squares(), pixel_size=(0.5, 0.5), name="a.tif")
+    s = counted.summary
+    assert s["image"] == "a.tif"
+    assert s["count"] == 3
+    assert s["median_area"] == 36
+    assert s["mean_area"] == pytest.approx((16 + 36 + 100) / 3)
+    assert s["area_fraction"] == pytest.approx(152 / 1600)
+    assert s["density_per_mm2"] == pytest.approx(3 / (1600 * 0.25) * 1e6)
+    row = counted.objects[2]
+    assert row["area_um2"] == pytest.approx(25.0)
+    assert row["centroid_y_um"] == pytest.approx(24.5 * 0.5)
+
+
+def test_intensity_ranges_use_the_image():
+    labels = squares()
+    image = np.where(labels == 3, 2.0, 1.0).astype(np.float32)
+    counted = count_objects(labels, image, ranges=["mean_intensity=1.5:"])
+    assert [row["area"] for row in counted.objects] == [100]
+    assert counted.objects[0]["integrated_intensity"] == pytest.approx(200.0)
+
+
+def test_no_objects_gives_an_empty_table_and_a_zero_count():
+    counted = count_objects(np.zeros((8, 8), np.int32), ranges=["area=1:"])
+    assert counted.objects == []
+    assert counted.summary["count"] == 0
