@@ -117,3 +117,15 @@ def test_match_pairs_needs_existing_non_empty_folders(tmp_path):
         match_pairs(tmp_path / "images", tmp_path / "missing")
     with pytest.raises(InputError, match=r"image folder .* contains no image files"):
         match_pairs(tmp_path / "empty", tmp_path / "images")
+
+
+def test_match_pairs_reads_images_and_masks_from_datasets_of_the_same_files(tmp_path):
+    from deepscope.io import read_image
+
+    for name in ("a", "b"):
+        write_image(f"{tmp_path / name}.h5:raw", np.full((4, 5, 6), 7, np.uint8))
+        write_image(f"{tmp_path / name}.h5:label", np.ones((4, 5, 6), np.uint16))
+    pairs = match_pairs(f"{tmp_path}:raw", f"{tmp_path}:label")
+    assert [(image_stem(i), image_stem(m)) for i, m in pairs] == [("a", "a"), ("b", "b")]
+    assert read_image(pairs[0][0]).data.max() == 7
+    assert read_image(pairs[0][1]).data.dtype == np.uint16

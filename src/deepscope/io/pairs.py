@@ -41,6 +41,22 @@ def _by_stem(folder: Path, role: str) -> dict[str, Path]:
     return files
 
 
+def _folder_and_inner(folder: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """``'train:raw'`` -> ``(Path('train'), 'raw')`` when ``train`` is a folder and
+    ``train:raw`` is not: every HDF5/zarr file of the folder is read at that inner path."""
+    text = os.fspath(folder)
+    base, sep, inner = text.rpartition(":")
+    if sep and inner and not Path(text).exists() and Path(base).is_dir():
+        return Path(base), inner
+    return Path(text), None
+
+
+def _with_inner(files: dict[str, Path], inner: str | None) -> dict[str, Path]:
+    if inner is None:
+        return files
+    return {stem: Path(f"{path}:{inner}") for stem, path in files.items()}
+
+
 def _names(paths: list[Path]) -> str:
     shown = ", ".join(path.name for path in paths[:_MAX_NAMED])
     if len(paths) > _MAX_NAMED:
@@ -55,7 +71,9 @@ def match_pairs(
 
     The stem is the file name without its image extension, so ``cell_01.tif`` pairs with
     ``cell_01.png`` and ``x.ome.tif`` has stem ``x``. Hidden and non-image files are
-    ignored; sub-folders are not searched.
+    ignored; sub-folders are not searched. A folder of HDF5 or zarr files that hold both
+    images and masks is given as ``'folder:raw'`` and ``'folder:label'`` (the dataset
+    inside every file).
 
     Parameters
     ----------
@@ -82,8 +100,10 @@ def match_pairs(
     >>> match_pairs("train/images", "train/masks")  # doctest: +SKIP
     [(PosixPath('train/images/a.tif'), PosixPath('train/masks/a.tif')), ...]
     """
-    images = _by_stem(Path(image_dir), "image")
-    masks = _by_stem(Path(mask_dir), "mask")
+    image_dir, image_inner = _folder_and_inner(image_dir)
+    mask_dir, mask_inner = _folder_and_inner(mask_dir)
+    images = _with_inner(_by_stem(image_dir, "image"), image_inner)
+    masks = _with_inner(_by_stem(mask_dir, "mask"), mask_inner)
     lonely_images = [images[stem] for stem in sorted(images.keys() - masks.keys())]
     lonely_masks = [masks[stem] for stem in sorted(masks.keys() - images.keys())]
     if lonely_images or lonely_masks:

@@ -2,9 +2,12 @@
 
 Both are one pass of *greedy painting*, compiled with numba: candidates are visited from
 the highest score down; each is rasterised inside its bounding box onto a canvas that holds,
-per pixel, the kept object that claimed it first. A candidate that overlaps a kept object by
-more than ``nms_threshold`` (intersection over union, the intersection counted on pixels that
-object claimed) is suppressed; otherwise it is kept and claims its unclaimed pixels. The cost
+per pixel, the kept object that claimed it first. A candidate is suppressed when its overlap
+with a kept object exceeds ``nms_threshold`` times the smaller of the two areas (the overlap
+counted on pixels that object claimed); otherwise it is kept and claims its unclaimed
+pixels. Relative to the smaller area rather than the union, a small polygon nested in a
+large one counts as a duplicate: on DSB2018 fluorescence this gave fewer false positives
+than intersection over union at every threshold. The cost
 is the summed bounding-box area of the candidates, with no pairwise comparison at all, so it
 stays linear with hundreds of thousands of candidates and thousands of objects. Run on a
 canvas at the network's output grid it is the suppression; run at full resolution on the kept
@@ -183,8 +186,7 @@ def _paint(
             continue
         suppressed = False
         for m in range(n_owners):
-            union = count + areas[owners[m]] - inter[m]
-            if inter[m] > thresh * union:
+            if inter[m] > thresh * min(count, areas[owners[m]]):
                 suppressed = True
                 break
         if suppressed:
@@ -242,7 +244,8 @@ class Painter:
         centres : ``(N, ndim)`` candidate centres in full-resolution pixel coordinates.
         dists : ``(N, R)`` ray distances.
         shape : canvas shape; canvas index ``i`` stands for pixel ``i * step + offset``.
-        threshold : IoU above which a candidate is suppressed; ``inf`` keeps all (drawing).
+        threshold : overlap (relative to the smaller area) above which a candidate is
+            suppressed; ``inf`` keeps all (drawing).
 
         Returns
         -------

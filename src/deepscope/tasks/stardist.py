@@ -51,7 +51,9 @@ class StarDistParams(BaseModel):
     )
     grid: int = Field(1, ge=1, le=8, description="output grid; set from the network")
     prob_threshold: float = Field(0.5, gt=0, lt=1, description="object probability of candidates")
-    nms_threshold: float = Field(0.4, ge=0, le=1, description="IoU above which NMS suppresses")
+    nms_threshold: float = Field(
+        0.4, ge=0, le=1, description="overlap / smaller area above which NMS suppresses"
+    )
     dist_loss_weight: float = Field(0.2, ge=0, description="weight of the ray-distance loss")
     background_reg: float = Field(1e-4, ge=0, description="pull distances to 0 on background")
 

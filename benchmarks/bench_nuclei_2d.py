@@ -1,12 +1,15 @@
-"""Benchmark of the built-in unet-nuclei-fluo: training time, AP table, prediction time.
+"""Benchmark of a 2D nuclei model (unet-nuclei-fluo, stardist-nuclei-fluo): training
+time, AP table, prediction time, and peak memory on a very large image.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/bench_unet_nuclei.py [--model unet-nuclei-fluo] [--repeats 5]
+    .venv/bin/python benchmarks/bench_nuclei_2d.py --model stardist-nuclei-fluo \
+        [--repeats 5] [--large 8192]
 
 Prints the training time recorded in the model package, the AP table on
-../shared/data/dsb2018/fluorescence/val, and the end-to-end prediction time of one
-1104x1104 image after the model is loaded (normalisation, tiled network, watershed),
-and writes the figures to benchmarks/results/unet_nuclei.json.
+../shared/data/dsb2018/fluorescence/val, the end-to-end prediction time of one 1104x1104
+image after the model is loaded (normalisation, network, post-processing to labels), and,
+with ``--large N``, the time and peak resident memory of predicting one NxN image (a
+real DSB image repeated) in a fresh process. Writes benchmarks/results/<model>.json.
 """
 
 from __future__ import annotations
@@ -40,18 +43,17 @@ def image_1104() -> np.ndarray:
 
 
 def time_prediction(model, image: np.ndarray, repeats: int) -> dict:
-    model.predict(image)  # warm-up
+    """End-to-end ``model.predict`` time, and the network's share measured separately."""
+    model.predict(image)  # warm-up (also compiles numba kernels on a first run)
     total, network = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        raw = model.predictor.raw(
-            image, tile=model.spec.prediction.tile, overlap=model.spec.prediction.overlap
-        )
-        mid = time.perf_counter()
-        result = model.task.postprocess(raw)
-        end = time.perf_counter()
-        total.append(end - start)
-        network.append(mid - start)
+        result = model.predict(image)
+        total.append(time.perf_counter() - start)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.raw(image, tile=None)
+        network.append(time.perf_counter() - start)
     return {
         "seconds_median": statistics.median(total),
         "seconds_min": min(total),
@@ -60,11 +62,50 @@ def time_prediction(model, image: np.ndarray, repeats: int) -> dict:
     }
 
 
+LARGE_CHILD = """
+import resource, sys, time
+import numpy as np
+import deepscope
+from deepscope.io import read_image
+model = deepscope.load_model(sys.argv[1], device="cpu")
+size = int(sys.argv[2])
+tile = read_image(sys.argv[3]).data
+image = np.tile(tile, (size // tile.shape[0] + 1, size // tile.shape[1] + 1))[:size, :size]
+start = time.perf_counter()
+labels = model.predict(image).labels
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+print(f"{seconds:.3f} {peak:.3f} {int(labels.max())}")
+"""
+
+
+def time_large(model_name: str, size: int) -> dict:
+    """Predict one size x size image in a fresh process; its time and peak RSS (GB)."""
+    import subprocess
+    import sys
+
+    source = sorted((DATA / "val" / "images").glob("*.tif"))[0]
+    run = subprocess.run(
+        [sys.executable, "-c", LARGE_CHILD, model_name, str(size), str(source)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds, peak, n = run.stdout.split()
+    return {
+        "size": size,
+        "seconds": float(seconds),
+        "peak_rss_gb": float(peak),
+        "n_objects": int(n),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unet-nuclei-fluo")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--large", type=int, default=0, help="also predict one NxN image")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,10 +158,19 @@ def main() -> None:
         "evaluate_seconds": eval_seconds,
         "predict_1104": timing,
     }
+    if args.large:
+        large = time_large(args.model, args.large)
+        print(
+            f"prediction of one {args.large}x{args.large} image in a fresh process: "
+            f"{large['seconds']:.1f} s, peak resident memory {large['peak_rss_gb']:.2f} GB, "
+            f"{large['n_objects']} objects"
+        )
+        out["predict_large"] = large
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "unet_nuclei.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwrote {results / 'unet_nuclei.json'}")
+    path = results / f"{model.name}.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
