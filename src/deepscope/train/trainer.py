@@ -396,9 +396,8 @@ class Trainer:
             task_params=self.task.params.model_dump(),
             network=net_config,
             normalization=c.normalization,
-            input_axes="YX"
-            if c.ndim == 2 and net_config.in_channels == 1
-            else ("CYX" if c.ndim == 2 else "CZYX"),
+            input_axes=("" if net_config.in_channels == 1 else "C")
+            + ("YX" if c.ndim == 2 else "ZYX"),
             description=c.description,
             tags=Tags(domain=c.domain, dimensionality=f"{c.ndim}d"),
         )
