@@ -69,22 +69,6 @@ def _cube_bin(p0, p1, p2, bins):
     return side, iu, iv
 
 
-@numba.njit(cache=True, nogil=True)
-def _inside_2d(p0, p1, dist, cones, inverses):
-    n = cones.shape[0]
-    if p0 == 0.0 and p1 == 0.0:
-        return True
-    angle = np.arctan2(p0, p1)
-    if angle < 0:
-        angle += 2 * np.pi
-    k = min(n - 1, int(angle / (2 * np.pi) * n))
-    a = inverses[k, 0, 0] * p0 + inverses[k, 0, 1] * p1
-    b = inverses[k, 1, 0] * p0 + inverses[k, 1, 1] * p1
-    da = max(dist[cones[k, 0]], 1e-6)
-    db = max(dist[cones[k, 1]], 1e-6)
-    return a / da + b / db <= 1.0
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _cone_coefficients(inv, p0, p1, p2):
     a = inv[0, 0] * p0 + inv[0, 1] * p1 + inv[0, 2] * p2
@@ -113,13 +97,118 @@ def _inside_3d(p0, p1, p2, dist, cones, inverses, table):
     return a / da + b / db + c / dc <= 1.0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_overlap(owners, inter, n_owners, owner):
+    """Count one more pixel shared with kept object ``owner``; returns the owner count."""
+    for m in range(n_owners):
+        if owners[m] == owner:
+            inter[m] += 1
+            return n_owners
+    if n_owners < owners.shape[0]:
+        owners[n_owners] = owner
+        inter[n_owners] = 1
+        n_owners += 1
+    return n_owners
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _suppressed(count, owners, inter, n_owners, areas, thresh):
+    if count == 0:
+        return True
+    for m in range(n_owners):
+        if inter[m] > thresh * min(count, areas[owners[m]]):
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_crossings(vy, vx, row_y, xs):
+    """Sorted x positions where the polygon's edges cross the line y = ``row_y``."""
+    n_vert = vy.shape[0]
+    n = 0
+    for r in range(n_vert):
+        y0 = vy[r]
+        y1 = vy[(r + 1) % n_vert]
+        if (y0 <= row_y < y1) or (y1 <= row_y < y0):
+            x0 = vx[r]
+            xs[n] = x0 + (row_y - y0) * (vx[(r + 1) % n_vert] - x0) / (y1 - y0)
+            n += 1
+    for i in range(1, n):  # insertion sort: a handful of crossings
+        v = xs[i]
+        j = i - 1
+        while j >= 0 and xs[j] > v:
+            xs[j + 1] = xs[j]
+            j -= 1
+        xs[j + 1] = v
+    return n
+
+
 @numba.njit(cache=True, nogil=True)
-def _paint(
+def _paint_polygons(centres, dists, order, vectors, canvas, step, offset, thresh):
+    """Greedy painting of polygons on a 2D ``canvas`` by scanlines: per canvas row the
+    polygon's edge crossings give the runs of pixels inside (even-odd rule), so the cost per
+    pixel is one canvas read. Returns the kept candidate indices in painting order."""
+    h, w = canvas.shape
+    n_rays = vectors.shape[0]
+    kept = np.empty(order.shape[0], dtype=np.int64)
+    areas = np.zeros(order.shape[0] + 1, dtype=np.int64)
+    owners = np.zeros(_MAX_OWNERS, dtype=np.int64)
+    inter = np.zeros(_MAX_OWNERS, dtype=np.int64)
+    vy = np.empty(n_rays)
+    vx = np.empty(n_rays)
+    xs = np.empty(n_rays + 1)
+    n_kept = 0
+    for idx in range(order.shape[0]):
+        c = order[idx]
+        low_y = 1e30
+        high_y = -1e30
+        for r in range(n_rays):
+            vy[r] = centres[c, 0] + dists[c, r] * vectors[r, 0]
+            vx[r] = centres[c, 1] + dists[c, r] * vectors[r, 1]
+            low_y = min(low_y, vy[r])
+            high_y = max(high_y, vy[r])
+        row_lo = max(0, int(np.ceil((low_y - offset[0]) / step[0])))
+        row_hi = min(h - 1, int(np.floor((high_y - offset[0]) / step[0])))
+        count = 0
+        n_owners = 0
+        early = False
+        for i in range(row_lo, row_hi + 1):
+            n = _row_crossings(vy, vx, i * step[0] + offset[0], xs)
+            for k in range(0, n - 1, 2):
+                j_lo = max(0, int(np.ceil((xs[k] - offset[1]) / step[1])))
+                j_hi = min(w, int(np.ceil((xs[k + 1] - offset[1]) / step[1])))
+                for j in range(j_lo, j_hi):
+                    count += 1
+                    o = canvas[i, j]
+                    if o > 0:
+                        n_owners = _add_overlap(owners, inter, n_owners, o)
+            for m in range(n_owners):  # surely a duplicate: stop counting
+                if inter[m] > thresh * areas[owners[m]]:
+                    early = True
+            if early:
+                break
+        if early or _suppressed(count, owners, inter, n_owners, areas, thresh):
+            continue
+        n_kept += 1
+        kept[n_kept - 1] = c
+        areas[n_kept] = count
+        for i in range(row_lo, row_hi + 1):
+            n = _row_crossings(vy, vx, i * step[0] + offset[0], xs)
+            for k in range(0, n - 1, 2):
+                j_lo = max(0, int(np.ceil((xs[k] - offset[1]) / step[1])))
+                j_hi = min(w, int(np.ceil((xs[k + 1] - offset[1]) / step[1])))
+                for j in range(j_lo, j_hi):
+                    if canvas[i, j] == 0:
+                        canvas[i, j] = n_kept
+    return kept[:n_kept]
+
+
+@numba.njit(cache=True, nogil=True)
+def _paint_polyhedra(
     centres, dists, order, vectors, aniso, cones, inverses, table, canvas, step, offset, thresh
 ):
-    """Greedy painting on ``canvas`` (2D or 3D, flattened to 3D with a leading axis of 1 in
-    2D); returns the kept candidate indices in painting order."""
-    nd = centres.shape[1]
+    """Greedy painting of polyhedra on a 3D ``canvas``, voxel by voxel with the cone test;
+    returns the kept candidate indices in painting order."""
     shape = canvas.shape
     n_rays = vectors.shape[0]
     kept = np.empty(order.shape[0], dtype=np.int64)
@@ -129,32 +218,21 @@ def _paint(
     lo = np.zeros(3, dtype=np.int64)
     hi = np.zeros(3, dtype=np.int64)
     centre = np.zeros(3)
-    scale = np.ones(3)
-    stp = np.ones(3)
-    off = np.zeros(3)
-    for a in range(nd):
-        scale[3 - nd + a] = aniso[a]
-        stp[3 - nd + a] = step[a]
-        off[3 - nd + a] = offset[a]
+    scale, stp, off = aniso, step, offset
     n_kept = 0
     for idx in range(order.shape[0]):
         c = order[idx]
         dist = dists[c]
         for a in range(3):
-            lo[a] = 0
-            hi[a] = 0
-            centre[a] = 0.0
-        for a in range(nd):
-            ax = 3 - nd + a
-            centre[ax] = centres[c, a]
+            centre[a] = centres[c, a]
             low = 0.0
             high = 0.0
             for r in range(n_rays):
                 v = dist[r] * vectors[r, a]
                 low = min(low, v)
                 high = max(high, v)
-            lo[ax] = max(0, int(np.ceil((centre[ax] + low - off[ax]) / stp[ax])))
-            hi[ax] = min(shape[ax] - 1, int(np.floor((centre[ax] + high - off[ax]) / stp[ax])))
+            lo[a] = max(0, int(np.ceil((centre[a] + low - off[a]) / stp[a])))
+            hi[a] = min(shape[a] - 1, int(np.floor((centre[a] + high - off[a]) / stp[a])))
         count = 0
         n_owners = 0
         for z in range(lo[0], hi[0] + 1):
@@ -163,33 +241,13 @@ def _paint(
                 py = (y * stp[1] + off[1] - centre[1]) * scale[1]
                 for x in range(lo[2], hi[2] + 1):
                     px = (x * stp[2] + off[2] - centre[2]) * scale[2]
-                    if nd == 2:
-                        inside = _inside_2d(py, px, dist, cones, inverses)
-                    else:
-                        inside = _inside_3d(pz, py, px, dist, cones, inverses, table)
-                    if not inside:
+                    if not _inside_3d(pz, py, px, dist, cones, inverses, table):
                         continue
                     count += 1
                     o = canvas[z, y, x]
                     if o > 0:
-                        found = False
-                        for m in range(n_owners):
-                            if owners[m] == o:
-                                inter[m] += 1
-                                found = True
-                                break
-                        if not found and n_owners < _MAX_OWNERS:
-                            owners[n_owners] = o
-                            inter[n_owners] = 1
-                            n_owners += 1
-        if count == 0:
-            continue
-        suppressed = False
-        for m in range(n_owners):
-            if inter[m] > thresh * min(count, areas[owners[m]]):
-                suppressed = True
-                break
-        if suppressed:
+                        n_owners = _add_overlap(owners, inter, n_owners, o)
+        if _suppressed(count, owners, inter, n_owners, areas, thresh):
             continue
         n_kept += 1
         kept[n_kept - 1] = c
@@ -202,11 +260,7 @@ def _paint(
                     if canvas[z, y, x] != 0:
                         continue
                     px = (x * stp[2] + off[2] - centre[2]) * scale[2]
-                    if nd == 2:
-                        inside = _inside_2d(py, px, dist, cones, inverses)
-                    else:
-                        inside = _inside_3d(pz, py, px, dist, cones, inverses, table)
-                    if inside:
+                    if _inside_3d(pz, py, px, dist, cones, inverses, table):
                         canvas[z, y, x] = n_kept
     return kept[:n_kept]
 
@@ -217,16 +271,10 @@ class Painter:
     def __init__(self, rays: Rays) -> None:
         self.rays = rays
         self.aniso = np.asarray(rays.anisotropy, dtype=np.float64)
-        unit = rays.vectors * self.aniso
-        if rays.ndim == 2:
-            n = rays.n
-            self.cones = np.stack([np.arange(n), (np.arange(n) + 1) % n], axis=1)
-            self.inverses = _cone_inverses(unit, self.cones)
-            self.table = np.zeros((1, 1, 1), dtype=np.int64)
-        else:
-            self.cones = rays.faces
-            self.inverses = _cone_inverses(unit, self.cones)
-            self.table = _cube_lookup(unit, self.cones, self.inverses)
+        if rays.ndim == 3:  # polygons need no tables: they are filled by scanlines
+            unit = rays.vectors * self.aniso
+            self.inverses = _cone_inverses(unit, rays.faces)
+            self.table = _cube_lookup(unit, rays.faces, self.inverses)
 
     def paint(
         self,
@@ -255,22 +303,31 @@ class Painter:
         nd = self.rays.ndim
         step = np.broadcast_to(np.asarray(step, dtype=np.float64), (nd,)).copy()
         offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), (nd,)).copy()
-        canvas = np.zeros((1, *shape) if nd == 2 else shape, dtype=np.int32)
-        kept = _paint(
-            np.ascontiguousarray(centres, dtype=np.float64),
-            np.ascontiguousarray(dists, dtype=np.float32),
-            np.arange(len(centres), dtype=np.int64),
-            self.rays.vectors,
-            self.aniso,
-            self.cones,
-            self.inverses,
-            self.table,
-            canvas,
-            step,
-            offset,
-            float(min(threshold, 1e30)),
-        )
-        return kept, canvas[0] if nd == 2 else canvas
+        canvas = np.zeros(shape, dtype=np.int32)
+        centres = np.ascontiguousarray(centres, dtype=np.float64)
+        dists = np.ascontiguousarray(dists, dtype=np.float32)
+        order = np.arange(len(centres), dtype=np.int64)
+        threshold = float(min(threshold, 1e30))
+        if nd == 2:
+            kept = _paint_polygons(
+                centres, dists, order, self.rays.vectors, canvas, step, offset, threshold
+            )
+        else:
+            kept = _paint_polyhedra(
+                centres,
+                dists,
+                order,
+                self.rays.vectors,
+                self.aniso,
+                self.rays.faces,
+                self.inverses,
+                self.table,
+                canvas,
+                step,
+                offset,
+                threshold,
+            )
+        return kept, canvas
 
 
 def non_maximum_suppression(
