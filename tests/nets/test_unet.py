@@ -137,3 +137,20 @@ def test_config_round_trips_through_json():
     assert again == config
     a, b = build_unet(config), build_unet(again)
     assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+
+
+def test_folding_batch_norm_keeps_the_outputs():
+    import torch
+
+    from deepscope.nets.unet import UNetConfig, build_unet, fuse_batchnorm
+
+    net = build_unet(UNetConfig(depth=2, base_filters=4, grid=2))
+    net.train()
+    net(torch.randn(4, 1, 32, 32))  # give the batch norms running statistics
+    net.eval()
+    x = torch.randn(2, 1, 32, 32)
+    fused = fuse_batchnorm(net)
+    with torch.no_grad():
+        assert torch.allclose(net(x), fused(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # a copy

@@ -12,6 +12,7 @@ from deepscope.data.layout import to_channel_first
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.data.patches import pad_to_shape
 from deepscope.errors import InputError
+from deepscope.nets.unet import fuse_batchnorm
 from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
@@ -116,7 +117,7 @@ class Predictor:
         device: str = "auto",
     ) -> None:
         self.device = resolve_device(device)
-        self.net = net.to(self.device)
+        self.net = fuse_batchnorm(net).to(self.device)
         if self.device.type == "cpu" and net.config.ndim == 2:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.task = task
