@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,6 +49,9 @@ class Prediction(BaseModel):
     overlap: int = Field(96, description="overlap of neighbouring tiles in pixels")
     batch_size: int = 1
     tta: bool = Field(False, description="average over flips (4x slower, often more accurate)")
+    precision: Literal["float32", "bfloat16", "auto"] = Field(
+        "float32", description="network arithmetic; auto = bfloat16 on CPUs with native support"
+    )
 
 
 class ModelSpec(BaseModel):

@@ -38,3 +38,21 @@ def test_unknown_model_lists_what_exists(library):
 def test_folder_that_is_not_a_package(tmp_path):
     with pytest.raises(ModelError, match="not a model package"):
         resolve_model(tmp_path)
+
+
+def test_bfloat16_prediction_stays_close_to_float32():
+    import numpy as np
+
+    from deepscope.data.synthetic import synthetic_nuclei
+
+    image, _ = synthetic_nuclei((128, 128), n=8, seed=1)
+    exact = load_model("unet-nuclei-fluo", device="cpu", precision="float32").raw(image)
+    fast = load_model("unet-nuclei-fluo", device="cpu", precision="bfloat16").raw(image)
+    assert np.abs(exact - fast).mean() < 0.05
+
+
+def test_an_unknown_precision_is_a_config_error():
+    from deepscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="float32, bfloat16 or auto"):
+        load_model("unet-nuclei-fluo", precision="fp8")

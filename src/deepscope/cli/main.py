@@ -133,13 +133,17 @@ def predict(
         bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
     ] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+    ] = None,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT."""
     from deepscope.api import predict_files
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device)
+    m = load_model(model, device=device, precision=precision)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
         written = predict_files(
@@ -178,6 +182,10 @@ def count(
     axes: Annotated[str | None, typer.Option(help="axes of the inputs, e.g. YX, YXC, ZYX")] = None,
     tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+    ] = None,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -185,7 +193,7 @@ def count(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device)
+    m = load_model(model, device=device, precision=precision)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
         summaries = count_files(
@@ -227,7 +235,7 @@ def evaluate(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device)
+    m = load_model(model, device=device, precision=precision)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
             m, images, masks, axes=axes, per_image_csv=per_image, progress=callback, tta=tta
@@ -247,13 +255,17 @@ def tune(
     masks: Annotated[Path, typer.Option(help="folder of validation masks (same stems)")],
     axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    precision: Annotated[
+        str | None,
+        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+    ] = None,
 ) -> None:
     """Choose post-processing thresholds on validation data and store them in model.json."""
     from deepscope.api import tune as api_tune
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device)
+    m = load_model(model, device=device, precision=precision)
     with progress_bar(err_console) as callback:
         outcome = api_tune(m, images, masks, axes=axes, progress=callback)
     out_console.print(f"stored in {m.folder / 'model.json'}: {outcome['tuned']}")

@@ -30,16 +30,30 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def network_fn(net: torch.nn.Module, device: torch.device) -> Callable[[np.ndarray], np.ndarray]:
-    """Wrap ``net`` as a numpy batch function for tiled prediction (eval mode, no grad)."""
+def use_bfloat16(precision: str, device: torch.device) -> bool:
+    """Whether to run the network in bfloat16: ``'bfloat16'`` always, ``'auto'`` on a CPU
+    with native bfloat16 arithmetic (AVX512-BF16 or AMX), where it is about 1.5x faster."""
+    if precision == "bfloat16":
+        return True
+    if precision == "auto" and device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def network_fn(
+    net: torch.nn.Module, device: torch.device, precision: str = "float32"
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap ``net`` as a numpy batch function for tiled prediction (eval mode, no grad);
+    ``precision`` ``'float32'``, ``'bfloat16'`` or ``'auto'`` (see :func:`use_bfloat16`)."""
     net.eval()
     channels_last = device.type == "cpu" and net.config.ndim == 2
+    bf16 = use_bfloat16(precision, device)
 
     def fn(batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             return net(x).float().cpu().numpy()
 
     return fn
@@ -115,6 +129,7 @@ class Predictor:
         normalization: Normalization,
         input_axes: str = "YX",
         device: str = "auto",
+        precision: str = "float32",
     ) -> None:
         self.device = resolve_device(device)
         self.net = fuse_batchnorm(net).to(self.device)
@@ -123,7 +138,7 @@ class Predictor:
         self.task = task
         self.normalization = normalization
         self.input_axes = input_axes
-        self.fn = network_fn(self.net, self.device)
+        self.fn = network_fn(self.net, self.device, precision)
 
     @property
     def ndim(self) -> int:

@@ -44,6 +44,8 @@ class Task(ABC):
     Params: ClassVar[type[BaseModel]]
     #: what ``Result`` field ``deepscope predict`` writes, and its file suffix
     output_kind: ClassVar[str] = "labels"
+    #: the model family shown in the model library (the network is always our U-Net)
+    architecture: ClassVar[str] = "unet"
     #: large images are predicted block by block as objects (see ``predict.stitch``)
     predicts_objects: ClassVar[bool] = False
 

@@ -74,6 +74,7 @@ class StarDistTask(Task):
     name = "stardist"
     Params = StarDistParams
     predicts_objects = True
+    architecture = "stardist"
 
     @cached_property
     def rays(self) -> Rays:

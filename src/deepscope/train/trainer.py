@@ -399,7 +399,11 @@ class Trainer:
             input_axes=("" if net_config.in_channels == 1 else "C")
             + ("YX" if c.ndim == 2 else "ZYX"),
             description=c.description,
-            tags=Tags(domain=c.domain, dimensionality=f"{c.ndim}d"),
+            tags=Tags(
+                architecture=self.task.architecture,
+                domain=c.domain,
+                dimensionality=f"{c.ndim}d",
+            ),
         )
         predictor = Predictor(net, self.task, c.normalization, device=str(self.device))
         outputs = []

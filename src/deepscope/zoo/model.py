@@ -25,7 +25,14 @@ class Model:
     True
     """
 
-    def __init__(self, spec: ModelSpec, folder: Path, source: str, device: str = "auto") -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        folder: Path,
+        source: str,
+        device: str = "auto",
+        precision: str | None = None,
+    ) -> None:
         self.spec = spec
         self.folder = folder
         self.source = source
@@ -40,7 +47,14 @@ class Model:
                 f"the weights of '{folder}' do not fit its network settings "
                 f"({str(err).splitlines()[0]})"
             ) from None
-        self.predictor = Predictor(net, self.task, spec.normalization, spec.input_axes, device)
+        self.predictor = Predictor(
+            net,
+            self.task,
+            spec.normalization,
+            spec.input_axes,
+            device,
+            spec.prediction.precision if precision is None else precision,
+        )
 
     @property
     def name(self) -> str:
@@ -103,7 +117,17 @@ class Model:
         return f"Model(name={self.name!r}, task={self.spec.task!r}, source={self.source!r})"
 
 
-def load_model(name_or_path: str | Path, device: str = "auto") -> Model:
-    """Load a built-in model by name, a model from the user's library, or a package folder."""
+def load_model(
+    name_or_path: str | Path, device: str = "auto", precision: str | None = None
+) -> Model:
+    """Load a built-in model by name, a model from the user's library, or a package folder.
+
+    ``precision`` of the network at prediction: ``'float32'``, ``'bfloat16'`` or ``'auto'``
+    (bfloat16 on CPUs with native support); default from the model package.
+    """
+    if precision not in (None, "float32", "bfloat16", "auto"):
+        from deepscope.errors import ConfigError
+
+        raise ConfigError(f"precision must be float32, bfloat16 or auto, got '{precision}'")
     folder, source = resolve_model(name_or_path)
-    return Model(read_spec(folder), folder, source, device)
+    return Model(read_spec(folder), folder, source, device, precision)
