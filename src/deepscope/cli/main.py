@@ -229,6 +229,10 @@ def evaluate(
     tta: Annotated[
         bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+    ] = None,
 ) -> None:
     """Score a model against ground truth; prints a table of AP, F1, precision, recall."""
     from deepscope.api import evaluate as api_evaluate
