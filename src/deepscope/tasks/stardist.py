@@ -180,7 +180,7 @@ class StarDistTask(Task):
         original = self.params
         best, best_score = {}, -1.0
         for prob_t, nms_t in itertools.product(
-            (0.3, 0.4, 0.5, 0.6, 0.7, 0.8), (0.2, 0.3, 0.4, 0.5, 0.6)
+            (0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.1, 0.2, 0.3, 0.4, 0.5)
         ):
             self.params = original.model_copy(
                 update={"prob_threshold": prob_t, "nms_threshold": nms_t}
