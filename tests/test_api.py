@@ -2,9 +2,11 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
 import deepscope
+from deepscope.io import read_image
 
 VAL_STEMS = ["0280fa8f60f6bcae", "072ff14c1d3245bf", "0acd2c223d300ea5"]  # the first three
 
@@ -23,11 +25,24 @@ def dsb_slice(shared_data, tmp_path_factory):
     return root
 
 
-def test_builtin_model_segments_real_nuclei(dsb_slice):
-    metrics = deepscope.evaluate("unet-nuclei-fluo", dsb_slice / "images", dsb_slice / "masks")
+@pytest.mark.parametrize("model", ["unet-nuclei-fluo", "stardist-nuclei-fluo"])
+def test_builtin_model_segments_real_nuclei(dsb_slice, model):
+    metrics = deepscope.evaluate(model, dsb_slice / "images", dsb_slice / "masks")
     assert metrics["n_images"] == 3
     assert metrics["ap@0.5"] > 0.6
     assert metrics["ap@0.5"] >= metrics["ap@0.7"] >= metrics["ap@0.9"]
+
+
+def test_count_on_real_nuclei_keeps_only_objects_in_range(dsb_slice, tmp_path):
+    summaries = deepscope.count_files(
+        "stardist-nuclei-fluo", [dsb_slice / "images"], tmp_path, ranges=["area=50:"], split=True
+    )
+    assert len(summaries) == 3 and all(s["count"] > 0 for s in summaries)
+    for s in summaries:
+        stem = s["image"].rsplit(".", 1)[0]
+        labels = read_image(tmp_path / f"{stem}_labels.tif").data
+        assert labels.max() == s["count"]
+        assert np.bincount(labels.ravel())[1:].min() >= 50
 
 
 def test_training_runs_on_real_images(dsb_slice, tmp_path):

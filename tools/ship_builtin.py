@@ -1,8 +1,10 @@
 """Copy a trained model package into the built-in models shipped with deepscope.
 
 Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
+           [--tile 2048] [--precision auto]
 
-Tiling defaults are reset to those of this deepscope version. Weights are stored as
+Prediction defaults are reset to those of this deepscope version, except the tile size and
+network precision given here. Weights are stored as
 float16 (half the size; they are cast back to float32 on loading) unless --float32 is
 given. model.json, history.csv and loss.png are copied; checkpoints are not.
 """
@@ -21,9 +23,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package", type=Path)
     parser.add_argument("--float32", action="store_true")
+    parser.add_argument("--tile", type=int, default=Prediction().tile)
+    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
     args = parser.parse_args()
     spec = read_spec(args.package)
-    spec = spec.model_copy(update={"prediction": Prediction()})  # today's tiling defaults
+    prediction = Prediction(tile=args.tile, precision=args.precision)
+    spec = spec.model_copy(update={"prediction": prediction})
     weights = read_weights(args.package, spec)
     if not args.float32:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
