@@ -54,7 +54,9 @@ class StarDistParams(BaseModel):
     nms_threshold: float = Field(
         0.4, ge=0, le=1, description="overlap / smaller area above which NMS suppresses"
     )
-    dist_loss_weight: float = Field(0.2, ge=0, description="weight of the ray-distance loss")
+    dist_loss_weight: float = Field(
+        1.0, ge=0, description="weight of the ray-distance loss (0.2 in the StarDist paper)"
+    )
     background_reg: float = Field(1e-4, ge=0, description="pull distances to 0 on background")
 
     @model_validator(mode="after")
