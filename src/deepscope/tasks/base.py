@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
+from deepscope.errors import InputError
+from deepscope.metrics import evaluate_instances
+
 if TYPE_CHECKING:
     from deepscope.predict.stitch import Block
 
@@ -35,6 +38,17 @@ class Result:
     classes: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     image: np.ndarray | None = None
+
+
+def integer_mask(mask: np.ndarray) -> np.ndarray:
+    """A user's mask as an integer array; non-integer or negative values are input errors."""
+    if not np.issubdtype(mask.dtype, np.integer):
+        if not np.all(np.mod(mask, 1) == 0):
+            raise InputError("masks must hold integer labels; got non-integer values")
+        mask = mask.astype(np.int64)
+    if mask.min() < 0:
+        raise InputError("masks must not hold negative labels")
+    return mask
 
 
 class Task(ABC):
@@ -97,14 +111,16 @@ class Task(ABC):
         """The result for a whole image of ``shape`` from every block's objects."""
         raise NotImplementedError(f"task {self.name} does not predict objects block by block")
 
-    @abstractmethod
     def evaluate(
         self,
         results: Sequence[Result],
         truths: Sequence[np.ndarray],
         names: Sequence[str] | None = None,
     ) -> dict:
-        """Default metrics of ``results`` against ground truth, as a flat JSON-ready dict."""
+        """Default metrics of ``results`` against ground truth, as a flat JSON-ready dict;
+        for tasks that give instance labels: AP, F1, precision, recall at IoU 0.5 ... 0.9."""
+        pairs = [(t, r.labels) for r, t in zip(results, truths, strict=True)]
+        return evaluate_instances(pairs, names=names).to_dict()
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
         """Choose post-processing settings on validation data; returns the updates made."""

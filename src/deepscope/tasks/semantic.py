@@ -21,7 +21,7 @@ from skimage.segmentation import find_boundaries, watershed
 
 from deepscope.errors import InputError
 from deepscope.metrics import evaluate_instances, iou_per_class
-from deepscope.tasks.base import Result, Task
+from deepscope.tasks.base import Result, Task, integer_mask
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
@@ -119,12 +119,7 @@ class SemanticTask(Task):
         return self.params.n_classes
 
     def make_target(self, mask: np.ndarray) -> np.ndarray:
-        if not np.issubdtype(mask.dtype, np.integer):
-            if not np.all(np.mod(mask, 1) == 0):
-                raise InputError("masks must hold integer labels; got non-integer values")
-            mask = mask.astype(np.int64)
-        if mask.min() < 0:
-            raise InputError("masks must not hold negative labels")
+        mask = integer_mask(mask)
         if self.params.instances:
             return labels_to_classes(mask, self.params.boundary_width)
         if mask.max() >= self.params.n_classes:
@@ -159,8 +154,7 @@ class SemanticTask(Task):
         names: Sequence[str] | None = None,
     ) -> dict:
         if self.params.instances:
-            pairs = [(t, r.labels) for r, t in zip(results, truths, strict=True)]
-            return evaluate_instances(pairs, names=names).to_dict()
+            return super().evaluate(results, truths, names)
         ious = [
             iou_per_class(r.classes, t, self.params.n_classes)
             for r, t in zip(results, truths, strict=True)

@@ -34,7 +34,7 @@ from deepscope.starconvex import (
     rays_3d,
 )
 from deepscope.starconvex.rays import grid_offset
-from deepscope.tasks.base import Result, Task
+from deepscope.tasks.base import Result, Task, integer_mask
 
 TUNE_IOUS = (0.5, 0.6, 0.7)
 
@@ -96,12 +96,7 @@ class StarDistTask(Task):
             raise InputError(
                 f"masks must be {self.params.ndim}D label images, got shape {mask.shape}"
             )
-        if not np.issubdtype(mask.dtype, np.integer):
-            if not np.all(np.mod(mask, 1) == 0):
-                raise InputError("masks must hold integer labels; got non-integer values")
-        if mask.min() < 0:
-            raise InputError("masks must not hold negative labels")
-        return mask.astype(np.int32)
+        return integer_mask(mask).astype(np.int32)
 
     def batch_target(self, labels: np.ndarray) -> np.ndarray:
         """``(B, *patch)`` label patches -> ``(B, 1 + R, *patch // grid)``: probability, then
@@ -124,25 +119,36 @@ class StarDistTask(Task):
             dist = dist + self.params.background_reg * (background * output[:, 1:].abs()).mean()
         return bce + self.params.dist_loss_weight * dist
 
-    def candidates(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidates of raw output ``(1 + R, *grid_spatial)``: full-resolution centres
-        ``(N, ndim)``, distances ``(N, R)`` and probabilities ``(N,)``."""
+    def candidates(
+        self, output: np.ndarray, threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of raw output ``(1 + R, *grid_spatial)`` with a probability above
+        ``threshold`` (default ``prob_threshold``): full-resolution centres ``(N, ndim)``,
+        distances ``(N, R)`` and probabilities ``(N,)``."""
+        if threshold is None:
+            threshold = self.params.prob_threshold
         prob = 1.0 / (1.0 + np.exp(-output[0].astype(np.float32)))
-        index = np.nonzero(prob > self.params.prob_threshold)
+        index = np.nonzero(prob > threshold)
         grid = self.params.grid
         centres = np.stack(index, axis=1).astype(np.float64) * grid + grid_offset(grid)
         dists = np.maximum(output[(slice(1, None), *index)].T, 0)
         return centres, dists, prob[index]
 
-    def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
-        grid = self.params.grid
-        if shape is None:
-            shape = tuple(s * grid for s in output.shape[1:])
-        centres, dists, scores = self.candidates(output)
-        kept = non_maximum_suppression(
-            self.painter, centres, dists, scores, shape, self.params.nms_threshold, grid
+    def suppress(self, centres, dists, scores, shape: tuple[int, ...]) -> np.ndarray:
+        """Indices of the candidates that survive NMS, best first."""
+        return non_maximum_suppression(
+            self.painter, centres, dists, scores, shape, self.params.nms_threshold, self.params.grid
         )
+
+    def labels(self, centres, dists, scores, shape: tuple[int, ...]) -> Result:
+        """NMS over candidates, and the survivors drawn as a label image of ``shape``."""
+        kept = self.suppress(centres, dists, scores, shape)
         return Result(labels=draw_labels(self.painter, centres[kept], dists[kept], shape))
+
+    def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
+        if shape is None:
+            shape = tuple(s * self.params.grid for s in output.shape[1:])
+        return self.labels(*self.candidates(output), shape)
 
     def block_objects(
         self, output: np.ndarray, block: Block
@@ -150,47 +156,35 @@ class StarDistTask(Task):
         """Candidates of one block after NMS within the block, those the block owns, in
         image coordinates, best first."""
         centres, dists, scores = self.candidates(output)
-        shape = tuple(s.stop - s.start for s in block.read)
-        kept = non_maximum_suppression(
-            self.painter, centres, dists, scores, shape, self.params.nms_threshold, self.params.grid
-        )
+        kept = self.suppress(centres, dists, scores, tuple(s.stop - s.start for s in block.read))
         centres = centres[kept] + block.origin
         owned = block.owns(centres)
         return centres[owned], dists[kept][owned], scores[kept][owned]
 
     def merge_objects(self, parts: Sequence[tuple], shape: tuple[int, ...]) -> Result:
-        centres = np.concatenate([p[0] for p in parts])
-        dists = np.concatenate([p[1] for p in parts])
-        scores = np.concatenate([p[2] for p in parts])
-        kept = non_maximum_suppression(
-            self.painter, centres, dists, scores, shape, self.params.nms_threshold, self.params.grid
-        )
-        return Result(labels=draw_labels(self.painter, centres[kept], dists[kept], shape))
-
-    def evaluate(
-        self,
-        results: Sequence[Result],
-        truths: Sequence[np.ndarray],
-        names: Sequence[str] | None = None,
-    ) -> dict:
-        pairs = [(t, r.labels) for r, t in zip(results, truths, strict=True)]
-        return evaluate_instances(pairs, names=names).to_dict()
+        centres, dists, scores = (np.concatenate([p[i] for p in parts]) for i in range(3))
+        return self.labels(centres, dists, scores, shape)
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
         """Grid-search the probability and NMS thresholds for the best mean AP over IoU
-        0.5, 0.6 and 0.7 on validation data; keeps and returns the best."""
+        0.5, 0.6 and 0.7 on validation data; keeps and returns the best.
+
+        Candidates are extracted once per image at the lowest probability threshold; each
+        setting keeps the subset above its own threshold.
+        """
+        prob_grid, nms_grid = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.1, 0.2, 0.3, 0.4, 0.5)
+        pooled = [self.candidates(o, min(prob_grid)) for o in outputs]
         original = self.params
         best, best_score = {}, -1.0
-        for prob_t, nms_t in itertools.product(
-            (0.4, 0.5, 0.6, 0.7, 0.8, 0.9), (0.1, 0.2, 0.3, 0.4, 0.5)
-        ):
+        for prob_t, nms_t in itertools.product(prob_grid, nms_grid):
             self.params = original.model_copy(
                 update={"prob_threshold": prob_t, "nms_threshold": nms_t}
             )
-            pairs = [
-                (t, self.postprocess(o, t.shape).labels)
-                for o, t in zip(outputs, truths, strict=True)
-            ]
+            pairs = []
+            for (centres, dists, scores), t in zip(pooled, truths, strict=True):
+                keep = scores > prob_t
+                result = self.labels(centres[keep], dists[keep], scores[keep], t.shape)
+                pairs.append((t, result.labels))
             report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
             score = float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
             if score > best_score:
