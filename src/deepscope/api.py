@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from deepscope.count import count_objects, parse_range
 from deepscope.data.layout import to_spatial
 from deepscope.errors import InputError
 from deepscope.io import (
@@ -140,8 +141,6 @@ def count_files(
     (one row per object), and ``summary.csv`` (one row per image) to ``out``; returns the
     summary rows. Pixel sizes stored in the files give physical columns.
     """
-    from deepscope.count import count_objects, parse_range
-
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
     model = load_model(model) if isinstance(model, str | Path) else model
     if model.task.output_kind != "labels":

@@ -29,6 +29,12 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+]
+
+
 def _parse_sets(values: list[str] | None) -> dict[str, Any]:
     """``key=value`` pairs (values parsed as YAML; dotted keys nest) into a dict."""
     import yaml
@@ -133,10 +139,7 @@ def predict(
         bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
     ] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-    precision: Annotated[
-        str | None,
-        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
-    ] = None,
+    precision: PrecisionOption = None,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT."""
     from deepscope.api import predict_files
@@ -182,10 +185,7 @@ def count(
     axes: Annotated[str | None, typer.Option(help="axes of the inputs, e.g. YX, YXC, ZYX")] = None,
     tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-    precision: Annotated[
-        str | None,
-        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
-    ] = None,
+    precision: PrecisionOption = None,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -229,10 +229,7 @@ def evaluate(
     tta: Annotated[
         bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
     ] = None,
-    precision: Annotated[
-        str | None,
-        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
-    ] = None,
+    precision: PrecisionOption = None,
 ) -> None:
     """Score a model against ground truth; prints a table of AP, F1, precision, recall."""
     from deepscope.api import evaluate as api_evaluate
@@ -259,10 +256,7 @@ def tune(
     masks: Annotated[Path, typer.Option(help="folder of validation masks (same stems)")],
     axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-    precision: Annotated[
-        str | None,
-        typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
-    ] = None,
+    precision: PrecisionOption = None,
 ) -> None:
     """Choose post-processing thresholds on validation data and store them in model.json."""
     from deepscope.api import tune as api_tune

@@ -149,12 +149,17 @@ class Predictor:
         """``'YX'`` or ``'ZYX'``: the axes of label and class outputs."""
         return "YX" if self.ndim == 2 else "ZYX"
 
-    def spatial_shape(self, image: np.ndarray, axes: str | None = None) -> tuple[int, ...]:
-        """Spatial shape ``(Y, X)`` or ``(Z, Y, X)`` of a user image, as the model reads it."""
+    def channel_first(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
+        """A user image as ``(C, *spatial)``; ``axes`` default to the model's input axes
+        when the dimensions agree, else they are guessed from the shape."""
         image = np.asarray(image)
         if axes is None and image.ndim == len(self.input_axes):
             axes = self.input_axes
-        return to_channel_first(image, axes, self.ndim).shape[1:]
+        return to_channel_first(image, axes, self.ndim)
+
+    def spatial_shape(self, image: np.ndarray, axes: str | None = None) -> tuple[int, ...]:
+        """Spatial shape ``(Y, X)`` or ``(Z, Y, X)`` of a user image, as the model reads it."""
+        return self.channel_first(image, axes).shape[1:]
 
     def prepare(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
         """Validate, reorder and normalise a user image to ``(C, *spatial)`` float32."""
@@ -163,9 +168,7 @@ class Predictor:
             raise InputError(f"the image is empty (shape {image.shape}); give a non-empty image")
         if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
             raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
-        if axes is None and image.ndim == len(self.input_axes):
-            axes = self.input_axes
-        x = to_channel_first(image, axes, self.ndim)
+        x = self.channel_first(image, axes)
         want = self.net.config.in_channels
         if x.shape[0] != want:
             raise InputError(

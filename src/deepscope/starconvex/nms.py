@@ -143,6 +143,14 @@ def _row_crossings(vy, vx, row_y, xs):
     return n
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _run_columns(x_start, x_stop, offset, step, width):
+    """Canvas columns ``[lo, hi)`` whose pixel positions lie in ``[x_start, x_stop)``."""
+    lo = max(0, int(np.ceil((x_start - offset) / step)))
+    hi = min(width, int(np.ceil((x_stop - offset) / step)))
+    return lo, hi
+
+
 @numba.njit(cache=True, nogil=True)
 def _paint_polygons(centres, dists, order, vectors, canvas, step, offset, thresh):
     """Greedy painting of polygons on a 2D ``canvas`` by scanlines: per canvas row the
@@ -175,8 +183,7 @@ def _paint_polygons(centres, dists, order, vectors, canvas, step, offset, thresh
         for i in range(row_lo, row_hi + 1):
             n = _row_crossings(vy, vx, i * step[0] + offset[0], xs)
             for k in range(0, n - 1, 2):
-                j_lo = max(0, int(np.ceil((xs[k] - offset[1]) / step[1])))
-                j_hi = min(w, int(np.ceil((xs[k + 1] - offset[1]) / step[1])))
+                j_lo, j_hi = _run_columns(xs[k], xs[k + 1], offset[1], step[1], w)
                 for j in range(j_lo, j_hi):
                     count += 1
                     o = canvas[i, j]
@@ -195,8 +202,7 @@ def _paint_polygons(centres, dists, order, vectors, canvas, step, offset, thresh
         for i in range(row_lo, row_hi + 1):
             n = _row_crossings(vy, vx, i * step[0] + offset[0], xs)
             for k in range(0, n - 1, 2):
-                j_lo = max(0, int(np.ceil((xs[k] - offset[1]) / step[1])))
-                j_hi = min(w, int(np.ceil((xs[k + 1] - offset[1]) / step[1])))
+                j_lo, j_hi = _run_columns(xs[k], xs[k + 1], offset[1], step[1], w)
                 for j in range(j_lo, j_hi):
                     if canvas[i, j] == 0:
                         canvas[i, j] = n_kept

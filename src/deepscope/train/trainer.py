@@ -24,7 +24,7 @@ from deepscope.nets.unet import UNetConfig, build_unet
 from deepscope.predict.predictor import Predictor, predict_raw, resolve_device
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.spec import ModelSpec, Tags, save_package
-from deepscope.tasks import get_task
+from deepscope.tasks import Task, get_task
 from deepscope.train.checkpoint import load_checkpoint, save_checkpoint
 from deepscope.train.config import TrainConfig
 from deepscope.train.dataset import PatchSampler, Sample, load_samples, split_samples
@@ -91,7 +91,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def fixed_val_batches(samples: list[Sample], config: TrainConfig, task) -> list[tuple]:
+def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) -> list[tuple]:
     """Validation patches drawn once with a fixed seed, so val loss is comparable per epoch."""
     sampler = PatchSampler(
         samples,
