@@ -70,3 +70,27 @@ def test_invalid_model_json_names_the_field(tmp_path):
 def test_folder_without_model_json_is_not_a_package(tmp_path):
     with pytest.raises(ModelError, match="not a model package"):
         read_spec(tmp_path)
+
+
+def test_truncated_weights_are_refused(tmp_path):
+    folder, _ = _package(tmp_path)
+    data = (folder / "weights.safetensors").read_bytes()
+    (folder / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="changed or damaged"):
+        read_weights(folder, read_spec(folder))
+
+
+def test_pickle_weights_are_refused_because_they_can_run_code(tmp_path):
+    folder, _ = _package(tmp_path)
+    (folder / "weights.safetensors").rename(folder / "model.pt")
+    with pytest.raises(ModelError, match=r"pickle weights \(model.pt\)"):
+        read_weights(folder, read_spec(folder))
+
+
+def test_weights_without_a_checksum_are_refused(tmp_path):
+    folder, _ = _package(tmp_path)
+    raw = json.loads((folder / "model.json").read_text())
+    raw["weights_sha256"] = ""
+    (folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="no weights_sha256"):
+        read_weights(folder, read_spec(folder))

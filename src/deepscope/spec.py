@@ -52,6 +52,9 @@ class Prediction(BaseModel):
     precision: Literal["float32", "bfloat16", "auto"] = Field(
         "float32", description="network arithmetic; auto = bfloat16 on CPUs with native support"
     )
+    cpu_backend: Literal["torch", "onnx"] = Field(
+        "torch", description="the faster CPU runtime for this network, measured; used by auto"
+    )
 
 
 class ModelSpec(BaseModel):
@@ -163,12 +166,31 @@ def read_spec(folder: str | Path) -> ModelSpec:
         raise ModelError(f"{path} is invalid at '{where}': {first['msg']}") from None
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin")
+
+
 def read_weights(folder: str | Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """Load the weights of a package after checking their sha256 against ``model.json``."""
-    path = Path(folder) / WEIGHTS_FILE
+    """Load the weights of a package after checking their sha256 against ``model.json``.
+
+    Only safetensors are read: pickle files (``.pt``, ``.pth``, ...) can run code when
+    loaded and are refused.
+    """
+    folder = Path(folder)
+    path = folder / WEIGHTS_FILE
     if not path.is_file():
+        pickles = sorted(p.name for p in folder.glob("*") if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelError(
+                f"model package '{folder}' has pickle weights ({pickles[0]}), which can run "
+                f"code when loaded; deepscope only reads {WEIGHTS_FILE}"
+            )
         raise ModelError(f"model package '{folder}' has no {WEIGHTS_FILE}")
-    if spec.weights_sha256 and sha256_of(path) != spec.weights_sha256:
+    if not spec.weights_sha256:
+        raise ModelError(
+            f"{folder / SPEC_FILE} gives no weights_sha256, so {WEIGHTS_FILE} cannot be "
+            "checked; ask for the package again, or re-save it with deepscope.spec.save_package"
+        )
+    if sha256_of(path) != spec.weights_sha256:
         raise ModelError(
             f"{path} does not match the sha256 in {SPEC_FILE}; the file was changed or damaged"
         )

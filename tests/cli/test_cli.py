@@ -1,6 +1,7 @@
 """The command line as a user runs it: train, predict, evaluate, models, demo, errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,14 +11,17 @@ import pytest
 from deepscope.io import read_image
 
 
-def deepscope(*args, cwd=None):
-    """Run ``deepscope ARGS`` in a fresh process; returns the completed process."""
+def deepscope(*args, cwd=None, home=None):
+    """Run ``deepscope ARGS`` in a fresh process (``home``: its DEEPSCOPE_HOME); returns
+    the completed process."""
+    env = {**os.environ, "DEEPSCOPE_HOME": str(home)} if home else None
     return subprocess.run(
         [sys.executable, "-m", "deepscope", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=300,
+        env=env,
     )
 
 
@@ -115,8 +119,51 @@ def test_models_list_json_names_the_builtin_model():
     run = deepscope("models", "list", "--json")
     assert run.returncode == 0, run.stderr
     rows = json.loads(run.stdout)
-    assert {"name", "task", "architecture", "domain", "source"} <= set(rows[0])
+    assert {"name", "task", "architecture", "domain", "source", "favourite"} <= set(rows[0])
     assert "unet-nuclei-fluo" in [r["name"] for r in rows]
+
+
+def test_models_library_workflow(tmp_path):
+    home = tmp_path / "home"
+
+    def names(*filters):
+        run = deepscope("models", "list", "--json", *filters, home=home)
+        assert run.returncode == 0, run.stderr
+        return [r["name"] for r in json.loads(run.stdout)]
+
+    assert names("--task", "stardist", "--arch", "stardist") == ["stardist-nuclei-fluo"]
+    assert deepscope("models", "favourite", "unet-nuclei-fluo", home=home).returncode == 0
+    assert names("--favourites") == ["unet-nuclei-fluo"]
+    zipped = tmp_path / "unet.zip"
+    assert deepscope("models", "export", "unet-nuclei-fluo", "--out", zipped).returncode == 0
+    run = deepscope("models", "import", zipped, "--name", "lab-unet", home=home)
+    assert run.returncode == 0, run.stderr
+    assert names("--mine") == ["lab-unet"]
+    assert "lab-unet" not in names("--builtin")
+    assert deepscope("models", "remove", "lab-unet", home=home).returncode == 0
+    assert names("--mine") == []
+    refused = deepscope("models", "remove", "unet-nuclei-fluo", home=home)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: 'unet-nuclei-fluo' is a built-in model and cannot be removed"
+    )
+
+
+def test_predict_backends_give_the_same_labels(tmp_path):
+    image = tmp_path / "in" / "crop.tif"
+    from deepscope.demo import SAMPLE
+    from deepscope.io import write_image
+
+    write_image(image, read_image(SAMPLE).data[:128, :128])
+    for backend in ("torch", "onnx"):
+        run = deepscope("predict", "unet-nuclei-fluo", image, "--out", tmp_path / backend,
+                        "--backend", backend)  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    torch_labels = read_image(tmp_path / "torch" / "crop_labels.tif").data
+    onnx_labels = read_image(tmp_path / "onnx" / "crop_labels.tif").data
+    np.testing.assert_array_equal(torch_labels, onnx_labels)
+    bad = deepscope("predict", "unet-nuclei-fluo", image, "--backend", "tpu")
+    assert bad.returncode == 1 and "backend must be one of auto, torch, onnx" in bad.stderr
 
 
 def test_demo_writes_labels_measurements_and_overlay(tmp_path):

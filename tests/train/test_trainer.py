@@ -33,6 +33,14 @@ def test_training_writes_a_complete_model_package(tiny_settings):
     assert (folder / "loss.png").stat().st_size > 0
 
 
+def test_the_faster_cpu_runtime_is_measured_and_recorded(tiny_settings):
+    spec = read_spec(train(make_train_config(tiny_settings)))
+    seconds = spec.training["cpu_backend_seconds"]
+    assert seconds["shape"] == [64, 64]
+    fastest = min(("torch", "onnx"), key=seconds.get)
+    assert spec.prediction.cpu_backend == fastest
+
+
 def test_progress_reports_every_step(tiny_settings):
     events: list[Progress] = []
     train(make_train_config(tiny_settings), progress=events.append)

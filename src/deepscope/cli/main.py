@@ -23,7 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Deep learning for microscopy: train, predict, evaluate, count.",
 )
-models_app = typer.Typer(no_args_is_help=True, help="List and inspect models.")
+models_app = typer.Typer(
+    no_args_is_help=True, help="The model library: list, show, favourites, import, export."
+)
 app.add_typer(models_app, name="models")
 out_console = Console()
 err_console = Console(stderr=True)
@@ -32,6 +34,10 @@ err_console = Console(stderr=True)
 PrecisionOption = Annotated[
     str | None,
     typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+]
+BackendOption = Annotated[
+    str,
+    typer.Option(help="auto|torch|onnx (auto: onnxruntime on the CPU where it is faster)"),
 ]
 
 
@@ -140,13 +146,14 @@ def predict(
     ] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: PrecisionOption = None,
+    backend: BackendOption = "auto",
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT."""
     from deepscope.api import predict_files
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device, precision=precision)
+    m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
         written = predict_files(
@@ -186,6 +193,7 @@ def count(
     tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: PrecisionOption = None,
+    backend: BackendOption = "auto",
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -193,7 +201,7 @@ def count(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device, precision=precision)
+    m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
         summaries = count_files(
@@ -230,13 +238,14 @@ def evaluate(
         bool | None, typer.Option("--tta/--no-tta", help="average over flips (4x slower)")
     ] = None,
     precision: PrecisionOption = None,
+    backend: BackendOption = "auto",
 ) -> None:
     """Score a model against ground truth; prints a table of AP, F1, precision, recall."""
     from deepscope.api import evaluate as api_evaluate
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device, precision=precision)
+    m = load_model(model, device=device, precision=precision, backend=backend)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
             m, images, masks, axes=axes, per_image_csv=per_image, progress=callback, tta=tta
@@ -257,13 +266,14 @@ def tune(
     axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: PrecisionOption = None,
+    backend: BackendOption = "auto",
 ) -> None:
     """Choose post-processing thresholds on validation data and store them in model.json."""
     from deepscope.api import tune as api_tune
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device, precision=precision)
+    m = load_model(model, device=device, precision=precision, backend=backend)
     with progress_bar(err_console) as callback:
         outcome = api_tune(m, images, masks, axes=axes, progress=callback)
     out_console.print(f"stored in {m.folder / 'model.json'}: {outcome['tuned']}")
@@ -293,21 +303,38 @@ def _print_metrics(metrics: dict, title: str) -> None:
 
 @models_app.command("list")
 def models_list(
+    task: Annotated[str | None, typer.Option(help="only this task, e.g. stardist")] = None,
+    arch: Annotated[str | None, typer.Option(help="only this architecture, e.g. unet")] = None,
+    domain: Annotated[str | None, typer.Option(help="domain contains this, e.g. nuclei")] = None,
+    favourites: Annotated[bool, typer.Option("--favourites", help="only favourites")] = False,
+    mine: Annotated[bool, typer.Option("--mine", help="only your library")] = False,
+    builtin: Annotated[bool, typer.Option("--builtin", help="only built-in models")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List built-in models and the models in your library."""
     from deepscope.zoo import list_models
 
-    rows = list_models()
+    if mine and builtin:
+        raise DeepscopeError("give --mine or --builtin, not both")
+    source = "user" if mine else "builtin" if builtin else None
+    rows = list_models(task, arch, domain, source, favourites)
     if as_json:
-        out_console.print_json(json.dumps(rows))
+        print(json.dumps(rows, indent=2))
         return
     table = Table(title="models")
-    for col in ("name", "task", "architecture", "domain", "dim", "source"):
+    for col in ("", "name", "task", "architecture", "domain", "dim", "source", "AP@0.5"):
         table.add_column(col)
     for r in rows:
+        ap = r["validation"].get("ap@0.5")
         table.add_row(
-            r["name"], r["task"], r["architecture"], r["domain"], r["dimensionality"], r["source"]
+            "*" if r["favourite"] else "",
+            r["name"],
+            r["task"],
+            r["architecture"],
+            r["domain"],
+            r["dimensionality"],
+            r["source"],
+            f"{ap:.3f}" if isinstance(ap, float) else "",
         )
     out_console.print(table)
 
@@ -320,6 +347,59 @@ def models_show(name: Annotated[str, typer.Argument(help="model name or folder")
 
     folder, _ = resolve_model(name)
     out_console.print_json(read_spec(folder).model_dump_json())
+
+
+@models_app.command("favourite")
+def models_favourite(name: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Mark a model as a favourite."""
+    from deepscope.zoo import set_favourite
+
+    set_favourite(name, True)
+    out_console.print(f"{name} is a favourite")
+
+
+@models_app.command("unfavourite")
+def models_unfavourite(name: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Remove a model from the favourites."""
+    from deepscope.zoo import set_favourite
+
+    set_favourite(name, False)
+    out_console.print(f"{name} is no longer a favourite")
+
+
+@models_app.command("import")
+def models_import(
+    source: Annotated[Path, typer.Argument(help="package folder or zip, or bioimage.io model")],
+    name: Annotated[str | None, typer.Option(help="store it under this name")] = None,
+    replace: Annotated[bool, typer.Option(help="overwrite a model of the same name")] = False,
+) -> None:
+    """Check a model and copy it into your library."""
+    from deepscope.zoo import import_model
+
+    folder = import_model(source, name, replace)
+    out_console.print(f"imported {folder.name} into {folder.parent}")
+
+
+@models_app.command("export")
+def models_export(
+    name: Annotated[str, typer.Argument(help="model name or folder")],
+    out: Annotated[Path, typer.Option(help="output zip or folder")],
+    format: Annotated[str, typer.Option(help="deepscope|bioimageio")] = "deepscope",
+) -> None:
+    """Write a model for sharing: our package (zip or folder) or a bioimage.io model."""
+    from deepscope.zoo import export_model
+
+    path = export_model(name, out, format)
+    out_console.print(f"wrote {path}")
+
+
+@models_app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="model name")]) -> None:
+    """Delete a model from your library (built-in models stay)."""
+    from deepscope.zoo import remove_model
+
+    folder = remove_model(name)
+    out_console.print(f"removed {folder}")
 
 
 @app.command()

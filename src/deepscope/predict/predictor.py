@@ -13,50 +13,11 @@ from deepscope.data.normalize import Normalization, normalize
 from deepscope.data.patches import pad_to_shape
 from deepscope.errors import InputError
 from deepscope.nets.unet import fuse_batchnorm
+from deepscope.predict.backends import choose_backend, onnx_fn, resolve_device, torch_fn
 from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.tasks.base import Result, Task
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-def use_bfloat16(precision: str, device: torch.device) -> bool:
-    """Whether to run the network in bfloat16: ``'bfloat16'`` always, ``'auto'`` on a CPU
-    with native bfloat16 arithmetic (AVX512-BF16 or AMX), where it is about 1.5x faster."""
-    if precision == "bfloat16":
-        return True
-    if precision == "auto" and device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
-
-
-def network_fn(
-    net: torch.nn.Module, device: torch.device, precision: str = "float32"
-) -> Callable[[np.ndarray], np.ndarray]:
-    """Wrap ``net`` as a numpy batch function for tiled prediction (eval mode, no grad);
-    ``precision`` ``'float32'``, ``'bfloat16'`` or ``'auto'`` (see :func:`use_bfloat16`)."""
-    net.eval()
-    channels_last = device.type == "cpu" and net.config.ndim == 2
-    bf16 = use_bfloat16(precision, device)
-
-    def fn(batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-            return net(x).float().cpu().numpy()
-
-    return fn
 
 
 def with_flips(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -120,7 +81,12 @@ def predict_raw(
 
 
 class Predictor:
-    """A network with its task and normalisation, applied to numpy images of any size."""
+    """A network with its task and normalisation, applied to numpy images of any size.
+
+    ``backend`` ``'torch'``, ``'onnx'`` (onnxruntime, CPU only) or ``'auto'``: onnxruntime on
+    the CPU when ``cpu_backend``, the model's measured faster CPU runtime, says so and the
+    arithmetic is float32 (see :func:`~deepscope.predict.backends.choose_backend`).
+    """
 
     def __init__(
         self,
@@ -130,6 +96,8 @@ class Predictor:
         input_axes: str = "YX",
         device: str = "auto",
         precision: str = "float32",
+        backend: str = "torch",
+        cpu_backend: str = "torch",
     ) -> None:
         self.device = resolve_device(device)
         self.net = fuse_batchnorm(net).to(self.device)
@@ -138,7 +106,13 @@ class Predictor:
         self.task = task
         self.normalization = normalization
         self.input_axes = input_axes
-        self.fn = network_fn(self.net, self.device, precision)
+        self.backend = choose_backend(backend, self.device, precision, cpu_backend)
+        if self.backend == "onnx":
+            from deepscope.nets.onnx import export_onnx
+
+            self.fn = onnx_fn(export_onnx(self.net))
+        else:
+            self.fn = torch_fn(self.net, self.device, precision)
 
     @property
     def ndim(self) -> int:

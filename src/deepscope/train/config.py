@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from deepscope.data.augment import Augmentation
 from deepscope.data.normalize import Normalization
 from deepscope.errors import ConfigError
+from deepscope.home import user_library
 
 
 class NetworkSettings(BaseModel):
@@ -31,8 +32,14 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = "semantic"
-    name: str = Field(..., min_length=1, description="model name; the package folder's name")
-    out: Path = Field(Path("models"), description="folder that receives the model package")
+    name: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="model name (letters, digits, . _ -); the package folder's name",
+    )
+    out: Path | None = Field(
+        None, description="folder that receives the model package; default: your model library"
+    )
     images: Path
     masks: Path
     val_images: Path | None = None
@@ -69,8 +76,9 @@ class TrainConfig(BaseModel):
 
     @property
     def package_dir(self) -> Path:
-        """Where the model package is written."""
-        return self.out / self.name
+        """Where the model package is written: ``out/name``, by default in the user's
+        model library, where ``load_model(name)`` finds it."""
+        return (self.out or user_library()) / self.name
 
 
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:

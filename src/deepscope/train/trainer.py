@@ -21,7 +21,8 @@ import torch
 
 from deepscope.errors import ConfigError, DeepscopeError
 from deepscope.nets.unet import UNetConfig, build_unet
-from deepscope.predict.predictor import Predictor, predict_raw, resolve_device
+from deepscope.predict.backends import faster_cpu_backend, resolve_device
+from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.spec import ModelSpec, Tags, save_package
 from deepscope.tasks import Task, get_task
@@ -423,6 +424,9 @@ class Trainer:
         tuned = self.task.tune(outputs, [s.truth for s in val]) if c.tune_thresholds else {}
         results = [self.task.postprocess(o, s.truth.shape) for o, s in zip(outputs, val)]
         metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
+        side = min(512, c.patch_size * (2 if c.ndim == 2 else 1))
+        side = -(-side // net_config.divisor) * net_config.divisor
+        cpu_backend, backend_seconds = faster_cpu_backend(net, (side,) * c.ndim)
         history = state["history"]
         spec = spec.model_copy(
             update={
@@ -443,7 +447,9 @@ class Trainer:
                     "tuned": tuned,
                     "device": str(self.device),
                     "threads": torch.get_num_threads(),
+                    "cpu_backend_seconds": {"shape": [side] * c.ndim, **backend_seconds},
                 },
+                "prediction": spec.prediction.model_copy(update={"cpu_backend": cpu_backend}),
                 "validation": metrics,
             }
         )

@@ -1,6 +1,24 @@
-"""Model packages by name: built-in models shipped with deepscope and the user's library."""
+"""Model packages by name: built-in models shipped with deepscope, the user's library,
+favourites, and sharing (zip, bioimage.io)."""
 
 from deepscope.zoo.model import Model, load_model
-from deepscope.zoo.registry import list_models, resolve_model
+from deepscope.zoo.registry import (
+    favourites,
+    list_models,
+    remove_model,
+    resolve_model,
+    set_favourite,
+)
+from deepscope.zoo.share import export_model, import_model
 
-__all__ = ["Model", "list_models", "load_model", "resolve_model"]
+__all__ = [
+    "Model",
+    "export_model",
+    "favourites",
+    "import_model",
+    "list_models",
+    "load_model",
+    "remove_model",
+    "resolve_model",
+    "set_favourite",
+]

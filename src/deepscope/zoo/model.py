@@ -32,6 +32,7 @@ class Model:
         source: str,
         device: str = "auto",
         precision: str | None = None,
+        backend: str = "auto",
     ) -> None:
         self.spec = spec
         self.folder = folder
@@ -54,6 +55,8 @@ class Model:
             spec.input_axes,
             device,
             spec.prediction.precision if precision is None else precision,
+            backend,
+            spec.prediction.cpu_backend,
         )
 
     @property
@@ -113,21 +116,31 @@ class Model:
             "tta": p.tta if tta is None else tta,
         }
 
+    @property
+    def backend(self) -> str:
+        """The runtime in use: ``'torch'`` or ``'onnx'``."""
+        return self.predictor.backend
+
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, task={self.spec.task!r}, source={self.source!r})"
 
 
 def load_model(
-    name_or_path: str | Path, device: str = "auto", precision: str | None = None
+    name_or_path: str | Path,
+    device: str = "auto",
+    precision: str | None = None,
+    backend: str = "auto",
 ) -> Model:
     """Load a built-in model by name, a model from the user's library, or a package folder.
 
     ``precision`` of the network at prediction: ``'float32'``, ``'bfloat16'`` or ``'auto'``
     (bfloat16 on CPUs with native support); default from the model package.
+    ``backend``: ``'torch'``, ``'onnx'`` (onnxruntime on the CPU) or ``'auto'`` (the runtime
+    measured faster for this model, onnxruntime only for float32 arithmetic on the CPU).
     """
     if precision not in (None, "float32", "bfloat16", "auto"):
         from deepscope.errors import ConfigError
 
         raise ConfigError(f"precision must be float32, bfloat16 or auto, got '{precision}'")
     folder, source = resolve_model(name_or_path)
-    return Model(read_spec(folder), folder, source, device, precision)
+    return Model(read_spec(folder), folder, source, device, precision, backend)

@@ -1,28 +1,40 @@
-"""Find model packages: a path, a built-in name, or a name in the user's library."""
+"""The model library: built-in models shipped in the package, the user's own models
+(``$DEEPSCOPE_HOME/models`` or the platform's user-data folder) and favourites."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
-import platformdirs
-
 from deepscope.errors import ModelError
-from deepscope.spec import SPEC_FILE, read_spec
+from deepscope.home import deepscope_home, user_library
+from deepscope.spec import SPEC_FILE, ModelSpec, read_spec
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+SOURCES = ("builtin", "user")
 
 
-def user_library() -> Path:
-    """The user's model folder: ``$DEEPSCOPE_HOME/models`` or the platform's user-data folder."""
-    home = os.environ.get("DEEPSCOPE_HOME")
-    base = Path(home) if home else Path(platformdirs.user_data_dir("deepscope"))
-    return base / "models"
+def _favourites_file() -> Path:
+    return deepscope_home() / "favourites.json"
+
+
+def _packages(base: Path) -> list[Path]:
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if (p / SPEC_FILE).is_file())
 
 
 def builtin_names() -> list[str]:
     """Names of the models shipped inside the package."""
-    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / SPEC_FILE).is_file())
+    return [p.name for p in _packages(BUILTIN_DIR)]
+
+
+def user_names() -> list[str]:
+    """Names of the models in the user's library."""
+    return [p.name for p in _packages(user_library())]
 
 
 def resolve_model(name_or_path: str | Path) -> tuple[Path, str]:
@@ -37,37 +49,120 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, str]:
         return BUILTIN_DIR / name, "builtin"
     if (user_library() / name / SPEC_FILE).is_file():
         return user_library() / name, "user"
-    known = builtin_names() + sorted(
-        p.name for p in user_library().glob("*") if (p / SPEC_FILE).is_file()
-    )
+    known = builtin_names() + user_names()
     raise ModelError(
         f"unknown model '{name}'; give a model folder or one of: {', '.join(known) or 'none'} "
         "(see 'deepscope models list')"
     )
 
 
-def list_models() -> list[dict]:
-    """One summary per available model (built-in first, then the user's library)."""
+def favourites() -> list[str]:
+    """Names the user marked as favourites (models since removed are skipped)."""
+    path = _favourites_file()
+    try:
+        names = json.loads(path.read_text()) if path.is_file() else []
+    except (OSError, json.JSONDecodeError):
+        raise ModelError(f"{path} is damaged; delete it to start a new favourites list") from None
+    known = set(builtin_names()) | set(user_names())
+    return [n for n in names if isinstance(n, str) and n in known]
+
+
+def set_favourite(name: str, favourite: bool = True) -> list[str]:
+    """Mark (or unmark) a built-in or library model as a favourite; returns the new list."""
+    _, source = resolve_model(name)
+    if source == "path":
+        raise ModelError(
+            f"'{name}' is a folder, not a model in the library; import it first "
+            "(deepscope models import PATH)"
+        )
+    names = [n for n in favourites() if n != name] + ([name] if favourite else [])
+    path = _favourites_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(sorted(names), indent=2) + "\n")
+    os.replace(tmp, path)
+    return sorted(names)
+
+
+def remove_model(name: str) -> Path:
+    """Delete a model from the user's library (built-in models cannot be removed)."""
+    if name in builtin_names():
+        raise ModelError(f"'{name}' is a built-in model and cannot be removed")
+    folder = user_library() / name
+    if not (folder / SPEC_FILE).is_file():
+        raise ModelError(
+            f"no model '{name}' in your library ({user_library()}); see 'deepscope models list'"
+        )
+    if name in favourites():
+        set_favourite(name, False)
+    trash = folder.with_name(f".{name}.removing")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(folder, trash)  # one atomic step; the rest is cleanup
+    shutil.rmtree(trash, ignore_errors=True)
+    return folder
+
+
+def model_summary(spec: ModelSpec, source: str, folder: Path, favourite: bool) -> dict:
+    """What the library shows about one model: identity, purpose, data, figures, origin."""
+    training = spec.training
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "task": spec.task,
+        "architecture": spec.tags.architecture,
+        "domain": spec.tags.domain,
+        "dimensionality": spec.tags.dimensionality,
+        "channels": spec.network.in_channels,
+        "input_axes": spec.input_axes,
+        "pixel_size": spec.pixel_size,
+        "description": spec.description,
+        "training_data": training.get("data", {}),
+        "training_settings": training.get("settings", {}),
+        "validation": {k: v for k, v in spec.validation.items() if not isinstance(v, list)},
+        "licence": spec.licence,
+        "authors": spec.authors,
+        "created": spec.created,
+        "source": source,
+        "favourite": favourite,
+        "path": str(folder),
+    }
+
+
+def list_models(
+    task: str | None = None,
+    architecture: str | None = None,
+    domain: str | None = None,
+    source: str | None = None,
+    favourites_only: bool = False,
+) -> list[dict]:
+    """Summaries of the available models, built-in first, then the user's library.
+
+    Filters keep models whose ``task`` / ``architecture`` equal the value given, whose
+    ``domain`` contains it (``"nuclei"`` matches ``"fluorescence nuclei"``; case ignored),
+    from one ``source`` (``builtin`` or ``user``), or only favourites.
+    """
+    if source not in (None, *SOURCES):
+        raise ModelError(f"source must be builtin or user, got '{source}'")
+    favs = set(favourites())
     rows = []
-    sources = [(BUILTIN_DIR, "builtin"), (user_library(), "user")]
-    for base, source in sources:
-        if not base.is_dir():
+    for base, where in ((BUILTIN_DIR, "builtin"), (user_library(), "user")):
+        if source not in (None, where):
             continue
-        for folder in sorted(base.iterdir()):
-            if not (folder / SPEC_FILE).is_file():
+        for folder in _packages(base):
+            try:
+                spec = read_spec(folder)
+            except ModelError as err:
+                warnings.warn(f"skipped a damaged model package: {err}", stacklevel=2)
                 continue
-            spec = read_spec(folder)
-            rows.append(
-                {
-                    "name": spec.name,
-                    "task": spec.task,
-                    "architecture": spec.tags.architecture,
-                    "domain": spec.tags.domain,
-                    "dimensionality": spec.tags.dimensionality,
-                    "version": spec.version,
-                    "source": source,
-                    "path": str(folder),
-                    "description": spec.description,
-                }
-            )
+            row = model_summary(spec, where, folder, folder.name in favs)
+            row["name"] = folder.name  # the name that loads it
+            if task and row["task"] != task:
+                continue
+            if architecture and row["architecture"] != architecture:
+                continue
+            if domain and domain.lower() not in row["domain"].lower():
+                continue
+            if favourites_only and not row["favourite"]:
+                continue
+            rows.append(row)
     return rows

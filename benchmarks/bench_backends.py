@@ -1,0 +1,108 @@
+"""torch versus onnxruntime on the CPU, per built-in model: prediction time and outputs.
+
+Usage (from the repository root):
+    .venv/bin/python benchmarks/bench_backends.py [--repeats 5] [--models NAME ...]
+
+For each 2D built-in model, on one 1104x1104 fluorescence nuclei image: the median time of
+the network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
+(normalisation, network, post-processing) with torch float32, torch at the model's own
+precision (bfloat16 where ``auto`` picks it), and onnxruntime float32; the largest absolute
+difference of the raw outputs (onnxruntime vs torch float32) and whether the labels agree.
+3D models run on a 64x256x256 crop of the nuclei3d validation volume.
+Writes benchmarks/results/backends.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_nuclei_2d import image_1104
+
+from deepscope.io import read_image
+from deepscope.zoo import load_model
+from deepscope.zoo.registry import builtin_names
+
+ROOT = Path(__file__).resolve().parents[1]
+VOLUME = ROOT.parent / "shared" / "data" / "nuclei3d" / "val" / "1137_mini.h5"
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def bench_model(name: str, repeats: int) -> dict:
+    variants = {
+        "torch_float32": {"backend": "torch", "precision": "float32"},
+        "torch_model_precision": {"backend": "torch", "precision": None},
+        "onnx": {"backend": "onnx", "precision": "float32"},
+        "auto": {"backend": "auto", "precision": None},
+    }
+    models = {key: load_model(name, device="cpu", **kw) for key, kw in variants.items()}
+    spec = models["onnx"].spec
+    if spec.network.ndim == 2:
+        image = image_1104()
+    else:
+        image = read_image(f"{VOLUME}:raw").data[:64, :256, :256]
+    row = {"model": name, "image_shape": list(image.shape)}
+    for key, model in models.items():
+        if key == "auto":
+            row["auto_picks"] = model.backend
+            continue
+        row[f"{key}_network_s"] = median_seconds(lambda m=model: m.raw(image, tile=None), repeats)
+        row[f"{key}_predict_s"] = median_seconds(lambda m=model: m.predict(image), repeats)
+    reference = models["torch_float32"].raw(image, tile=None)
+    onnx_out = models["onnx"].raw(image, tile=None)
+    row["max_abs_diff"] = float(np.abs(reference - onnx_out).max())
+    same = models["torch_float32"].predict(image).labels == models["onnx"].predict(image).labels
+    row["labels_equal_fraction"] = float(same.mean())
+    row["speedup_network"] = row["torch_float32_network_s"] / row["onnx_network_s"]
+    row["speedup_predict"] = row["torch_float32_predict_s"] / row["onnx_predict_s"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--models", nargs="*", default=None)
+    args = parser.parse_args()
+    rows = [bench_model(name, args.repeats) for name in args.models or builtin_names()]
+    header = (
+        f"{'model':24} {'network torch32':>15} {'torch model':>11} {'onnx':>7} {'speed-up':>8}"
+        f" {'predict torch32':>15} {'torch model':>11} {'onnx':>7} {'speed-up':>8}"
+        f" {'max|diff|':>9} {'auto':>5}"
+    )
+    print(header)
+    for r in rows:
+        print(
+            f"{r['model']:24} {r['torch_float32_network_s']:15.3f}"
+            f" {r['torch_model_precision_network_s']:11.3f} {r['onnx_network_s']:7.3f}"
+            f" {r['speedup_network']:7.2f}x {r['torch_float32_predict_s']:15.3f}"
+            f" {r['torch_model_precision_predict_s']:11.3f} {r['onnx_predict_s']:7.3f}"
+            f" {r['speedup_predict']:7.2f}x {r['max_abs_diff']:9.1e} {r['auto_picks']:>5}"
+        )
+    out = ROOT / "benchmarks" / "results" / "backends.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    out.write_text(json.dumps({"machine": machine, "models": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

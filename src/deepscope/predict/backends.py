@@ -1,0 +1,150 @@
+"""Runtimes that apply a network to a numpy batch: torch (CPU, CUDA, MPS) and onnxruntime.
+
+Each backend is a function ``(N, C, *spatial) float32 -> (N, K, *spatial / grid) float32``
+that the tiled predictor calls; the choice of runtime changes speed, not results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from deepscope.errors import ConfigError
+
+BatchFn = Callable[[np.ndarray], np.ndarray]
+BACKENDS = ("auto", "torch", "onnx")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def use_bfloat16(precision: str, device: torch.device) -> bool:
+    """Whether to run the network in bfloat16: ``'bfloat16'`` always, ``'auto'`` on a CPU
+    with native bfloat16 arithmetic (AVX512-BF16 or AMX), where it is about 1.5x faster."""
+    if precision == "bfloat16":
+        return True
+    if precision == "auto" and device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def torch_fn(net: torch.nn.Module, device: torch.device, precision: str = "float32") -> BatchFn:
+    """Wrap ``net`` as a numpy batch function (eval mode, no grad); ``precision``
+    ``'float32'``, ``'bfloat16'`` or ``'auto'`` (see :func:`use_bfloat16`)."""
+    net.eval()
+    channels_last = device.type == "cpu" and net.config.ndim == 2
+    bf16 = use_bfloat16(precision, device)
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            return net(x).float().cpu().numpy()
+
+    return fn
+
+
+def onnxruntime_available() -> bool:
+    """Whether the ``onnxruntime`` package can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def onnx_fn(model: bytes, threads: int | None = None) -> BatchFn:
+    """An onnxruntime CPU session for an ONNX model (bytes) as a numpy batch function;
+    ``threads`` defaults to torch's intra-op thread count."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ConfigError(
+            "the onnx backend needs onnxruntime: pip install onnxruntime, or use --backend torch"
+        ) from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def fn(batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        return session.run(None, {name: x})[0]
+
+    return fn
+
+
+def check_backend(backend: str) -> str:
+    """``backend`` if it is one of :data:`BACKENDS`, else a clear error."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    return backend
+
+
+def choose_backend(backend: str, device: torch.device, precision: str, faster: str) -> str:
+    """The runtime to use: ``'torch'`` or ``'onnx'``.
+
+    ``auto`` picks onnxruntime only on the CPU, for float32 arithmetic (onnxruntime has no
+    bfloat16 path), when it is installed and ``faster`` (the model's measured preference,
+    see :func:`time_backends`) says ``'onnx'``.
+    """
+    check_backend(backend)
+    if backend == "onnx":
+        if device.type != "cpu":
+            raise ConfigError(
+                f"the onnx backend runs on the CPU; use --backend torch for device {device.type}"
+            )
+        return "onnx"
+    if backend == "torch":
+        return "torch"
+    usable = device.type == "cpu" and onnxruntime_available()
+    if usable and faster == "onnx" and not use_bfloat16(precision, device):
+        return "onnx"
+    return "torch"
+
+
+def time_backends(fns: dict[str, BatchFn], batch: np.ndarray, repeats: int = 3) -> dict:
+    """Median seconds per call of each batch function on ``batch`` (after one warm-up)."""
+    seconds = {}
+    for name, fn in fns.items():
+        fn(batch)
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(batch)
+            runs.append(time.perf_counter() - start)
+        seconds[name] = float(np.median(runs))
+    return seconds
+
+
+def faster_cpu_backend(net: torch.nn.Module, shape: tuple[int, ...]) -> tuple[str, dict]:
+    """Time the network in float32 on the CPU with torch and with onnxruntime on one
+    ``(1, C, *shape)`` input; returns the faster runtime's name and the seconds of each."""
+    import copy
+
+    from deepscope.nets.onnx import export_onnx
+    from deepscope.nets.unet import fuse_batchnorm
+
+    cpu_net = fuse_batchnorm(copy.deepcopy(net).cpu()).float()
+    if cpu_net.config.ndim == 2:
+        cpu_net = cpu_net.to(memory_format=torch.channels_last)
+    fns = {"torch": torch_fn(cpu_net, torch.device("cpu"))}
+    if onnxruntime_available():
+        fns["onnx"] = onnx_fn(export_onnx(cpu_net))
+    batch = np.random.default_rng(0).random((1, net.config.in_channels, *shape), np.float32)
+    seconds = time_backends(fns, batch)
+    return min(seconds, key=seconds.get), seconds

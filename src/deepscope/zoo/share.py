@@ -1,0 +1,137 @@
+"""Move model packages in and out of the library: zip files, folders, bioimage.io.
+
+Everything is checked before it lands in the library: the package must read and its
+weights must match their sha256; zip members may not escape the folder they unpack into.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from deepscope.errors import ModelError
+from deepscope.home import user_library
+from deepscope.spec import SPEC_FILE, read_spec, read_weights
+from deepscope.zoo.registry import builtin_names, resolve_model
+
+MAX_UNPACKED_BYTES = 2 << 30  # a zip that inflates beyond 2 GiB is refused
+FORMATS = ("deepscope", "bioimageio")
+
+
+def _unzip(archive: Path, dest: Path) -> None:
+    """Unpack ``archive`` into ``dest``, refusing paths that leave it, links and zip bombs."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
+                raise ModelError(f"{archive} unpacks to more than 2 GiB; refusing to import it")
+            for m in members:
+                target = (dest / m.filename).resolve()
+                if not target.is_relative_to(dest.resolve()) or (m.external_attr >> 28) == 0xA:
+                    raise ModelError(
+                        f"{archive} holds '{m.filename}', which points outside the package; "
+                        "refusing to import it"
+                    )
+            zf.extractall(dest)
+    except zipfile.BadZipFile:
+        raise ModelError(f"{archive} is not a valid zip file (damaged or truncated?)") from None
+
+
+def _package_root(folder: Path) -> Path:
+    """The folder holding ``model.json`` (a zip may wrap the package in one folder)."""
+    if (folder / SPEC_FILE).is_file():
+        return folder
+    inner = [p for p in folder.iterdir() if p.is_dir()]
+    if len(inner) == 1 and (inner[0] / SPEC_FILE).is_file():
+        return inner[0]
+    return folder
+
+
+def check_package(folder: Path) -> str:
+    """Read and verify a deepscope package (schema, version, weights' sha256); its name."""
+    spec = read_spec(folder)
+    read_weights(folder, spec)
+    return spec.name
+
+
+def import_model(source: str | Path, name: str | None = None, replace: bool = False) -> Path:
+    """Copy a model into the user's library after checking it; returns its new folder.
+
+    ``source``: a deepscope package folder or its zip, or a bioimage.io model (``rdf.yaml``,
+    its folder or zip). ``name`` renames it; ``replace`` overwrites a library model of the
+    same name (built-in names are never shadowed).
+    """
+    from deepscope.zoo.bioimageio import is_bioimageio, package_from_bioimageio
+
+    source = Path(source)
+    if not source.exists():
+        raise ModelError(f"'{source}' does not exist; give a model folder, zip or rdf.yaml")
+    library = user_library()
+    library.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".import.", dir=library))
+    try:
+        if source.is_file() and zipfile.is_zipfile(source):
+            _unzip(source, work / "unpacked")
+            root = _package_root(work / "unpacked")
+        else:
+            root = source
+        if not (root / SPEC_FILE).is_file():
+            if not is_bioimageio(root):
+                raise ModelError(
+                    f"'{source}' is neither a deepscope model package (no {SPEC_FILE}) nor a "
+                    "bioimage.io model (no rdf.yaml)"
+                )
+            root = package_from_bioimageio(root, work / "converted")
+        package_name = check_package(root)
+        final = name or package_name
+        if final in builtin_names():
+            raise ModelError(f"'{final}' is the name of a built-in model; import it with --name")
+        target = library / final
+        if target.exists() and not replace:
+            raise ModelError(
+                f"your library already has a model '{final}'; pass --name NEW or --replace"
+            )
+        staged = work / "staged"
+        shutil.copytree(root, staged)
+        if final != package_name:
+            from deepscope.spec import write_spec
+
+            write_spec(staged, read_spec(staged).model_copy(update={"name": final}))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staged, target)
+        return target
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
+    """Write a model for sharing: ``deepscope`` = the package as a zip (or a folder when
+    ``out`` does not end in ``.zip``); ``bioimageio`` = a bioimage.io model package."""
+    if format not in FORMATS:
+        raise ModelError(f"format must be one of {', '.join(FORMATS)}, got '{format}'")
+    folder, _ = resolve_model(name)
+    check_package(folder)
+    out = Path(out)
+    if format == "bioimageio":
+        from deepscope.zoo.bioimageio import export_bioimageio
+
+        return export_bioimageio(folder, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix == ".zip":
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for item in sorted(folder.iterdir()):
+                if item.is_file():
+                    zf.write(item, item.name)
+        os.replace(tmp, out)
+        return out
+    if out.exists():
+        raise ModelError(f"'{out}' exists; choose another --out")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(".*"))
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,69 @@
+"""bioimage.io export of every built-in model: valid offline, test tensors reproduce,
+and deepscope imports its own export back unchanged."""
+
+import pytest
+import yaml
+from bioimageio.spec import load_description
+from bioimageio.spec.model.v0_5 import ModelDescr
+
+from deepscope.errors import ModelError
+from deepscope.spec import read_spec, read_weights
+from deepscope.zoo import export_model, import_model, list_models
+from deepscope.zoo.bioimageio import reproduce_test_tensors
+from deepscope.zoo.registry import builtin_names
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_builtin_export_validates_and_reproduces_its_test_tensors(name, tmp_path):
+    folder = export_model(name, tmp_path / name, format="bioimageio")
+    description = load_description(folder / "rdf.yaml", perform_io_checks=False)
+    assert isinstance(description, ModelDescr), description.validation_summary.format()
+    assert description.validation_summary.status == "valid-format"
+    assert description.weights.torchscript is not None and description.weights.onnx is not None
+    diffs = reproduce_test_tensors(folder)
+    assert diffs["torchscript"] < 1e-4 and diffs["onnx"] < 1e-4
+
+
+def test_grid_output_is_declared_at_half_resolution(tmp_path):
+    folder = export_model("stardist-nuclei-fluo", tmp_path / "sd", format="bioimageio")
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    y_axis = rdf["outputs"][0]["axes"][2]
+    assert y_axis["scale"] == 2.0 and y_axis["size"] == {"tensor_id": "input", "axis_id": "y"}
+    assert "non-maximum suppression" in (folder / "README.md").read_text()
+
+
+def test_our_own_export_imports_back_as_the_same_model(home, tmp_path):
+    archive = export_model("stardist-nuclei-fluo", tmp_path / "sd.zip", format="bioimageio")
+    folder = import_model(archive, name="sd-copy")
+    original = read_spec(list_models(task="stardist")[0]["path"])
+    copy = read_spec(folder)
+    assert copy.task_params == original.task_params
+    assert copy.weights_sha256 == original.weights_sha256
+    assert (
+        read_weights(folder, copy).keys()
+        == read_weights(list_models(task="stardist")[0]["path"], original).keys()
+    )
+
+
+def test_bioimageio_model_from_another_tool_is_refused_clearly(home, tmp_path):
+    folder = export_model("unet-nuclei-fluo", tmp_path / "foreign", format="bioimageio")
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    del rdf["attachments"]
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    (folder / "model.json").unlink()
+    with pytest.raises(ModelError, match="from another tool"):
+        import_model(folder)
+
+
+def test_export_never_overwrites(tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ModelError, match="exists"):
+        export_model("unet-nuclei-fluo", tmp_path / "taken", format="bioimageio")
+    with pytest.raises(ModelError, match="format must be one of"):
+        export_model("unet-nuclei-fluo", tmp_path / "x", format="keras")

@@ -1,0 +1,142 @@
+"""The model library: listing with filters, favourites, removing, importing and exporting."""
+
+import json
+import zipfile
+
+import pytest
+
+from deepscope.errors import ModelError
+from deepscope.nets import UNetConfig, build_unet
+from deepscope.spec import ModelSpec, Tags, read_spec, save_package
+from deepscope.zoo import (
+    export_model,
+    favourites,
+    import_model,
+    list_models,
+    load_model,
+    remove_model,
+    set_favourite,
+)
+
+FIELDS = {
+    "name", "version", "task", "architecture", "domain", "dimensionality", "channels",
+    "pixel_size", "description", "training_data", "training_settings", "validation",
+    "licence", "authors", "created", "source", "favourite",
+}  # fmt: skip
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def make_package(folder, name="cells", domain="brightfield cells"):
+    config = UNetConfig(depth=1, base_filters=2, out_channels=3)
+    spec = ModelSpec(name=name, task="semantic", network=config, tags=Tags(domain=domain))
+    return save_package(folder, spec, build_unet(config).state_dict())
+
+
+def test_every_builtin_model_is_listed_with_its_card(home):
+    rows = {r["name"]: r for r in list_models()}
+    assert {"unet-nuclei-fluo", "stardist-nuclei-fluo"} <= set(rows)
+    for row in rows.values():
+        assert FIELDS <= set(row)
+        assert row["source"] == "builtin" and row["favourite"] is False
+        assert row["validation"]["ap@0.5"] > 0.7
+        assert row["training_data"]["n_train"] > 100
+
+
+def test_filters_select_by_task_architecture_domain_and_source(home):
+    make_package(home / "models" / "cells")
+    assert [r["name"] for r in list_models(task="stardist")] == ["stardist-nuclei-fluo"]
+    assert {r["name"] for r in list_models(architecture="unet")} == {"unet-nuclei-fluo", "cells"}
+    assert [r["name"] for r in list_models(domain="Brightfield")] == ["cells"]
+    assert [r["name"] for r in list_models(source="user")] == ["cells"]
+    assert "cells" not in {r["name"] for r in list_models(source="builtin")}
+
+
+def test_favourites_are_remembered_and_filterable(home):
+    make_package(home / "models" / "cells")
+    set_favourite("cells")
+    set_favourite("unet-nuclei-fluo")
+    assert favourites() == ["cells", "unet-nuclei-fluo"]
+    assert {r["name"] for r in list_models(favourites_only=True)} == set(favourites())
+    set_favourite("cells", False)
+    assert favourites() == ["unet-nuclei-fluo"]
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        set_favourite("nope")
+
+
+def test_removing_deletes_user_models_but_never_builtins(home):
+    make_package(home / "models" / "cells")
+    set_favourite("cells")
+    remove_model("cells")
+    assert not (home / "models" / "cells").exists() and favourites() == []
+    with pytest.raises(ModelError, match="built-in model and cannot be removed"):
+        remove_model("unet-nuclei-fluo")
+    with pytest.raises(ModelError, match="no model 'cells' in your library"):
+        remove_model("cells")
+
+
+def test_zip_export_and_import_round_trip(home, tmp_path):
+    archive = export_model("unet-nuclei-fluo", tmp_path / "unet.zip")
+    folder = import_model(archive, name="my-unet")
+    assert folder == home / "models" / "my-unet"
+    assert read_spec(folder).name == "my-unet"
+    assert load_model("my-unet", device="cpu").source == "user"
+    with pytest.raises(ModelError, match="already has a model 'my-unet'"):
+        import_model(archive, name="my-unet")
+    import_model(archive, name="my-unet", replace=True)
+
+
+def test_importing_a_folder_under_a_builtin_name_is_refused(home, tmp_path):
+    export_model("unet-nuclei-fluo", tmp_path / "copy")
+    with pytest.raises(ModelError, match="name of a built-in model"):
+        import_model(tmp_path / "copy")
+
+
+def test_tampered_package_is_refused_before_it_reaches_the_library(home, tmp_path):
+    folder = make_package(tmp_path / "cells")
+    data = bytearray((folder / "weights.safetensors").read_bytes())
+    data[-3] ^= 0x01
+    (folder / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        import_model(folder)
+    assert list_models(source="user") == []
+
+
+def test_zip_that_escapes_its_folder_is_refused(home, tmp_path):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("model.json", json.dumps({"name": "x"}))
+        zf.writestr("../../outside.txt", "gotcha")
+    with pytest.raises(ModelError, match="outside the package"):
+        import_model(evil)
+    assert not (home / "outside.txt").exists()
+
+
+def test_files_that_are_not_models_get_a_clear_error(home, tmp_path):
+    (tmp_path / "notes.zip").write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="neither a deepscope model package"):
+        import_model(tmp_path / "notes.zip")
+    with pytest.raises(ModelError, match="does not exist"):
+        import_model(tmp_path / "missing")
+
+
+def test_damaged_user_package_is_skipped_with_a_warning(home):
+    folder = make_package(home / "models" / "cells")
+    (folder / "model.json").write_text("{")
+    with pytest.warns(UserWarning, match="damaged model package"):
+        names = [r["name"] for r in list_models()]
+    assert "cells" not in names
+
+
+def test_training_writes_into_the_library_by_default(home, tiny_settings):
+    from deepscope.train.config import make_train_config
+    from deepscope.train.trainer import train
+
+    settings = {**tiny_settings, "out": None, "epochs": 1}
+    folder = train(make_train_config(settings))
+    assert folder == home / "models" / "tiny"
+    assert [r["name"] for r in list_models(source="user")] == ["tiny"]
