@@ -75,6 +75,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=80.0, help="training wall-clock budget")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "reference")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="skip training: load the model already trained in --out and redo the rest",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -89,12 +94,20 @@ def main() -> None:
         train_epochs=10_000,
         train_steps_per_epoch=100,
     )
-    model = StarDist2D(config, name="stardist-reference", basedir=str(args.out))
-    model.prepare_for_training()
-    model.callbacks.append(TimeLimit(args.minutes * 60))
-    start = time.perf_counter()
-    history = model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=augment)
-    train_seconds = time.perf_counter() - start
+    if args.evaluate_only:
+        model = StarDist2D(None, name="stardist-reference", basedir=str(args.out))
+        previous = json.loads((args.out / "training.json").read_text())
+        train_seconds, epochs = previous["train_seconds"], previous["epochs"]
+    else:
+        model = StarDist2D(config, name="stardist-reference", basedir=str(args.out))
+        model.prepare_for_training()
+        model.callbacks.append(TimeLimit(args.minutes * 60))
+        start = time.perf_counter()
+        history = model.train(x_train, y_train, validation_data=(x_val, y_val), augmenter=augment)
+        train_seconds = time.perf_counter() - start
+        epochs = len(history.history["loss"])
+        summary = {"train_seconds": train_seconds, "epochs": epochs}
+        (args.out / "training.json").write_text(json.dumps(summary) + "\n")
     model.optimize_thresholds(x_val, y_val)
 
     labels_dir = args.out / "labels"
@@ -112,7 +125,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     result = {
         "train_seconds": train_seconds,
-        "epochs": len(history.history["loss"]),
+        "epochs": epochs,
         "thresholds": model.thresholds._asdict(),
         "predict_1104_seconds_median": statistics.median(times),
         "predict_1104_seconds": times,
