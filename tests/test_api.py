@@ -62,3 +62,15 @@ def test_training_runs_on_real_images(dsb_slice, tmp_path):
     )
     model = deepscope.load_model(folder)
     assert model.spec.training["data"]["n_train"] == 2
+
+
+def test_builtin_3d_model_segments_a_real_volume(shared_data):
+    volume = read_image(shared_data / "nuclei3d" / "train" / "1135_mini.h5:raw").data
+    truth = read_image(shared_data / "nuclei3d" / "train" / "1135_mini.h5:label").data
+    model = deepscope.load_model("stardist-nuclei-3d", device="cpu")
+    labels = model.predict(volume, tile=64, overlap=16).labels  # block-wise, 8 blocks
+    assert labels.shape == volume.shape == (100, 100, 100)
+    from deepscope.metrics import match_counts
+
+    counts = match_counts(truth, labels, thresholds=(0.5,))[0]
+    assert counts.ap > 0.4  # a training volume: the val volume is noise (docs/stardist.md)

@@ -1,10 +1,11 @@
 """Copy a trained model package into the built-in models shipped with deepscope.
 
 Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
-           [--tile 2048] [--precision auto]
+           [--tile 2048] [--overlap 96] [--precision auto] [--cpu-backend onnx]
 
-Prediction defaults are reset to those of this deepscope version, except the tile size and
-network precision given here. Weights are stored as
+Prediction defaults are reset to those of this deepscope version, except the tile size,
+overlap, network precision and faster CPU runtime given here (the runtime defaults to the
+one the training measured). Weights are stored as
 float16 (half the size; they are cast back to float32 on loading) unless --float32 is
 given. model.json, history.csv and loss.png are copied; checkpoints are not.
 """
@@ -24,10 +25,17 @@ def main() -> None:
     parser.add_argument("package", type=Path)
     parser.add_argument("--float32", action="store_true")
     parser.add_argument("--tile", type=int, default=Prediction().tile)
+    parser.add_argument("--overlap", type=int, default=Prediction().overlap)
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
+    parser.add_argument("--cpu-backend", default=None, choices=["torch", "onnx"])
     args = parser.parse_args()
     spec = read_spec(args.package)
-    prediction = Prediction(tile=args.tile, precision=args.precision)
+    prediction = Prediction(
+        tile=args.tile,
+        overlap=args.overlap,
+        precision=args.precision,
+        cpu_backend=args.cpu_backend or spec.prediction.cpu_backend,
+    )
     spec = spec.model_copy(update={"prediction": prediction})
     weights = read_weights(args.package, spec)
     if not args.float32:

@@ -131,7 +131,10 @@ def test_models_library_workflow(tmp_path):
         assert run.returncode == 0, run.stderr
         return [r["name"] for r in json.loads(run.stdout)]
 
-    assert names("--task", "stardist", "--arch", "stardist") == ["stardist-nuclei-fluo"]
+    assert names("--task", "stardist", "--arch", "stardist") == [
+        "stardist-nuclei-3d",
+        "stardist-nuclei-fluo",
+    ]
     assert deepscope("models", "favourite", "unet-nuclei-fluo", home=home).returncode == 0
     assert names("--favourites") == ["unet-nuclei-fluo"]
     zipped = tmp_path / "unet.zip"

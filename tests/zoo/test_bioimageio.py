@@ -8,7 +8,7 @@ from bioimageio.spec.model.v0_5 import ModelDescr
 
 from deepscope.errors import ModelError
 from deepscope.spec import read_spec, read_weights
-from deepscope.zoo import export_model, import_model, list_models
+from deepscope.zoo import export_model, import_model, resolve_model
 from deepscope.zoo.bioimageio import reproduce_test_tensors
 from deepscope.zoo.registry import builtin_names
 
@@ -41,14 +41,11 @@ def test_grid_output_is_declared_at_half_resolution(tmp_path):
 def test_our_own_export_imports_back_as_the_same_model(home, tmp_path):
     archive = export_model("stardist-nuclei-fluo", tmp_path / "sd.zip", format="bioimageio")
     folder = import_model(archive, name="sd-copy")
-    original = read_spec(list_models(task="stardist")[0]["path"])
-    copy = read_spec(folder)
+    builtin, _ = resolve_model("stardist-nuclei-fluo")
+    original, copy = read_spec(builtin), read_spec(folder)
     assert copy.task_params == original.task_params
     assert copy.weights_sha256 == original.weights_sha256
-    assert (
-        read_weights(folder, copy).keys()
-        == read_weights(list_models(task="stardist")[0]["path"], original).keys()
-    )
+    assert read_weights(folder, copy).keys() == read_weights(builtin, original).keys()
 
 
 def test_bioimageio_model_from_another_tool_is_refused_clearly(home, tmp_path):

