@@ -13,10 +13,10 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -57,6 +57,39 @@ class Prediction(BaseModel):
     )
 
 
+class ExternalNetwork(BaseModel):
+    """A network we did not build, imported with its ONNX or TorchScript weights file.
+
+    Input ``(N, in_channels, *spatial)`` with spatial sizes ``min_size + k * divisor``;
+    output ``(N, out_channels, *spatial / grid)``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["external"] = "external"
+    format: Literal["onnx", "torchscript"]
+    file: str = Field(..., description="weights file inside the package")
+    sha256: str = Field(..., min_length=64, max_length=64)
+    ndim: Literal[2, 3] = 2
+    in_channels: int = Field(1, ge=1)
+    out_channels: int = Field(1, ge=1)
+    divisor: int = Field(1, ge=1, description="input sizes must be multiples of this")
+    min_size: int = Field(1, ge=1, description="smallest input size per spatial axis")
+    grid: int = Field(1, ge=1, description="output subsampling")
+
+
+def _network_kind(value: Any) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return "external" if kind == "external" else "unet"
+
+
+Network = Annotated[
+    Annotated[UNetConfig, Tag("unet")] | Annotated[ExternalNetwork, Tag("external")],
+    Discriminator(_network_kind),
+]
+NETWORK_TAGS = ("unet", "external")
+
+
 class ModelSpec(BaseModel):
     """Everything needed to rebuild, apply and judge a model; the content of ``model.json``."""
 
@@ -68,7 +101,7 @@ class ModelSpec(BaseModel):
     description: str = ""
     task: str
     task_params: dict[str, Any] = Field(default_factory=dict)
-    network: UNetConfig
+    network: Network
     normalization: Normalization = Field(default_factory=Normalization)
     input_axes: str = Field("YX", description="axes of one input image as users give it")
     pixel_size: dict[str, float] | None = Field(None, description="micrometres per pixel")
@@ -162,7 +195,10 @@ def read_spec(folder: str | Path) -> ModelSpec:
         return ModelSpec.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        loc = list(first["loc"])
+        if loc[:1] == ["network"] and len(loc) > 1 and loc[1] in NETWORK_TAGS:
+            del loc[1]
+        where = ".".join(str(p) for p in loc)
         raise ModelError(f"{path} is invalid at '{where}': {first['msg']}") from None
 
 
@@ -198,3 +234,23 @@ def read_weights(folder: str | Path, spec: ModelSpec) -> dict[str, torch.Tensor]
         return load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise ModelError(f"cannot read {path}: {err}") from None
+
+
+def check_external_weights(folder: str | Path, network: ExternalNetwork) -> Path:
+    """The weights file of an imported network, after checking its sha256."""
+    path = Path(folder) / network.file
+    if not path.is_file():
+        raise ModelError(f"model package '{folder}' has no {network.file}")
+    if sha256_of(path) != network.sha256:
+        raise ModelError(
+            f"{path} does not match the sha256 in {SPEC_FILE}; the file was changed or damaged"
+        )
+    return path
+
+
+def check_weights(folder: str | Path, spec: ModelSpec) -> None:
+    """Verify a package's weights (sha256, format) without building its network."""
+    if isinstance(spec.network, ExternalNetwork):
+        check_external_weights(folder, spec.network)
+    else:
+        read_weights(folder, spec)

@@ -1,6 +1,7 @@
 """bioimage.io export of every built-in model: valid offline, test tensors reproduce,
 and deepscope imports its own export back unchanged."""
 
+import numpy as np
 import pytest
 import yaml
 from bioimageio.spec import load_description
@@ -8,7 +9,7 @@ from bioimageio.spec.model.v0_5 import ModelDescr
 
 from deepscope.errors import ModelError
 from deepscope.spec import read_spec, read_weights
-from deepscope.zoo import export_model, import_model, resolve_model
+from deepscope.zoo import export_model, import_model, load_model, resolve_model
 from deepscope.zoo.bioimageio import reproduce_test_tensors
 from deepscope.zoo.registry import builtin_names
 
@@ -48,14 +49,17 @@ def test_our_own_export_imports_back_as_the_same_model(home, tmp_path):
     assert read_weights(folder, copy).keys() == read_weights(builtin, original).keys()
 
 
-def test_bioimageio_model_from_another_tool_is_refused_clearly(home, tmp_path):
+def test_our_export_without_its_deepscope_files_imports_as_a_plain_network(home, tmp_path):
     folder = export_model("unet-nuclei-fluo", tmp_path / "foreign", format="bioimageio")
     rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
     del rdf["attachments"]
     (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
     (folder / "model.json").unlink()
-    with pytest.raises(ModelError, match="from another tool"):
-        import_model(folder)
+    imported = import_model(folder, name="unet-as-others-see-it")  # checks its test tensors
+    assert read_spec(imported).task == "image"
+    image = np.random.default_rng(0).random((64, 80)).astype(np.float32)
+    result = load_model("unet-as-others-see-it", device="cpu").predict(image)
+    assert result.image.shape[-2:] == (64, 80)
 
 
 def test_export_never_overwrites(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,15 +12,19 @@ class Normalization(BaseModel):
     """How raw intensities become network input.
 
     ``percentile``: per image and channel, map the ``low`` percentile to 0 and the ``high``
-    percentile to 1 (CSBDeep convention); ``none``: cast to float32 only.
+    percentile to 1 (CSBDeep convention); ``none``: cast to float32 only; ``bioimageio``:
+    the pre-processing ``steps`` of an imported bioimage.io model.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["percentile", "none"] = "percentile"
+    mode: Literal["percentile", "none", "bioimageio"] = "percentile"
     low: float = Field(1.0, ge=0, le=100)
     high: float = Field(99.8, ge=0, le=100)
     clip: bool = False
+    steps: list[dict[str, Any]] = Field(
+        default_factory=list, description="bioimage.io steps ({id, kwargs}) for mode bioimageio"
+    )
 
     @model_validator(mode="after")
     def _low_below_high(self) -> Normalization:
@@ -51,4 +55,8 @@ def normalize(image: np.ndarray, settings: Normalization) -> np.ndarray:
     """Apply stored normalisation ``settings`` to a channel-first image."""
     if settings.mode == "none":
         return np.asarray(image, dtype=np.float32)
+    if settings.mode == "bioimageio":
+        from deepscope.data.bioimageio_ops import apply_steps
+
+        return apply_steps(image, settings.steps)
     return percentile_normalize(image, settings.low, settings.high, settings.clip)

@@ -14,6 +14,7 @@ from deepscope.data.patches import pad_to_shape
 from deepscope.errors import InputError
 from deepscope.nets.unet import fuse_batchnorm
 from deepscope.predict.backends import choose_backend, onnx_fn, resolve_device, torch_fn
+from deepscope.predict.external import ExternalRunner
 from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
@@ -86,11 +87,13 @@ class Predictor:
     ``backend`` ``'torch'``, ``'onnx'`` (onnxruntime, CPU only) or ``'auto'``: onnxruntime on
     the CPU when ``cpu_backend``, the model's measured faster CPU runtime, says so and the
     arithmetic is float32 (see :func:`~deepscope.predict.backends.choose_backend`).
+    ``net`` may also be an :class:`~deepscope.predict.external.ExternalRunner` (an imported
+    network), which brings its own runtime.
     """
 
     def __init__(
         self,
-        net: torch.nn.Module,
+        net: torch.nn.Module | ExternalRunner,
         task: Task,
         normalization: Normalization,
         input_axes: str = "YX",
@@ -100,12 +103,16 @@ class Predictor:
         cpu_backend: str = "torch",
     ) -> None:
         self.device = resolve_device(device)
-        self.net = fuse_batchnorm(net).to(self.device)
-        if self.device.type == "cpu" and net.config.ndim == 2:
-            self.net = self.net.to(memory_format=torch.channels_last)
+        self.config = net.config
         self.task = task
         self.normalization = normalization
         self.input_axes = input_axes
+        if isinstance(net, ExternalRunner):
+            self.backend, self.fn = net.backend, net.fn
+            return
+        self.net = fuse_batchnorm(net).to(self.device)
+        if self.device.type == "cpu" and net.config.ndim == 2:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.backend = choose_backend(backend, self.device, precision, cpu_backend)
         if self.backend == "onnx":
             from deepscope.nets.onnx import export_onnx
@@ -116,7 +123,7 @@ class Predictor:
 
     @property
     def ndim(self) -> int:
-        return self.net.config.ndim
+        return self.config.ndim
 
     @property
     def spatial_axes(self) -> str:
@@ -143,11 +150,17 @@ class Predictor:
         if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
             raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
         x = self.channel_first(image, axes)
-        want = self.net.config.in_channels
+        want = self.config.in_channels
         if x.shape[0] != want:
             raise InputError(
                 f"the model expects {want} channel(s) but the image has {x.shape[0]}; "
                 "give an image with the model's channels, or pass axes that say which is which"
+            )
+        smallest = getattr(self.config, "min_size", 1)
+        if min(x.shape[1:]) < smallest:
+            raise InputError(
+                f"the image ({x.shape[1:]}) is smaller than this model's smallest input "
+                f"({smallest} pixels a side); pad it or give a larger image"
             )
         return normalize(x, self.normalization)
 
@@ -170,12 +183,12 @@ class Predictor:
             with_flips(self.fn) if tta else self.fn,
             x,
             self.task.out_channels,
-            self.net.config.divisor,
+            self.config.divisor,
             tile,
             overlap,
             batch_size,
             progress,
-            self.net.config.grid,
+            self.config.grid,
         )
 
     def predict(
@@ -211,6 +224,6 @@ class Predictor:
             shape,
             tile,
             overlap,
-            self.net.config.divisor,
+            self.config.divisor,
             progress,
         )

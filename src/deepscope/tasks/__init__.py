@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from deepscope.errors import ConfigError
 from deepscope.tasks.base import Result, Task
+from deepscope.tasks.image import ImageTask
 from deepscope.tasks.semantic import SemanticTask
 from deepscope.tasks.stardist import StarDistTask
 
-TASKS: dict[str, type[Task]] = {SemanticTask.name: SemanticTask, StarDistTask.name: StarDistTask}
+TASKS: dict[str, type[Task]] = {
+    SemanticTask.name: SemanticTask,
+    StarDistTask.name: StarDistTask,
+    ImageTask.name: ImageTask,
+}
 
 
 def get_task(name: str, params: dict | None = None) -> Task:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from deepscope.errors import ConfigError, DeepscopeError
 from deepscope.nets.unet import UNetConfig, build_unet
@@ -248,7 +249,12 @@ class Trainer:
                 "--name or --out"
             )
         if ckpt is not None:
-            if ckpt["config"] != c.model_dump(mode="json"):
+            # settings added by later versions take their defaults in older checkpoints
+            try:
+                saved = TrainConfig.model_validate(ckpt["config"]).model_dump(mode="json")
+            except ValidationError:
+                saved = None
+            if saved != c.model_dump(mode="json"):
                 raise ConfigError(
                     f"the checkpoint in {self.ckpt_dir} was made with other "
                     "settings; resume with the same settings or start afresh"

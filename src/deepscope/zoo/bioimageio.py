@@ -12,6 +12,7 @@ exactly.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -24,6 +25,7 @@ import torch
 import yaml
 
 from deepscope.errors import ModelError
+from deepscope.nets.unet import UNetConfig
 from deepscope.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec, read_spec, read_weights, sha256_of
 
 RDF_FILE = "rdf.yaml"
@@ -163,6 +165,10 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
     from deepscope.nets.onnx import export_onnx
 
     spec = read_spec(folder)
+    if not isinstance(spec.network, UNetConfig):
+        raise ModelError(
+            f"'{spec.name}' was imported from bioimage.io; share the original package instead"
+        )
     net = _network(folder, spec)
     divisor = spec.network.divisor
     side = max(divisor, side // divisor * divisor)
@@ -290,23 +296,168 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
 
 
 def package_from_bioimageio(folder: Path, dest: Path) -> Path:
-    """The deepscope package inside a bioimage.io model that deepscope exported, checked;
-    a model from elsewhere is refused with a clear message."""
+    """A deepscope package in ``dest`` for the bioimage.io model in ``folder``.
+
+    A deepscope export carries our own package as attachments, which is taken as it is.
+    A model from another tool becomes a package of task ``image`` around its ONNX weights
+    (preferred) or TorchScript weights, with its pre- and post-processing steps; its test
+    input must reproduce its test output before it is accepted.
+    """
     try:
         rdf = yaml.safe_load(_rdf_path(folder).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise ModelError(f"cannot read the bioimage.io description in {folder}: {err}") from None
     attached = {Path(str(a.get("source", ""))).name for a in rdf.get("attachments") or []}
-    if not {SPEC_FILE, WEIGHTS_FILE} <= attached:
-        raise ModelError(
-            f"{folder} is a bioimage.io model from another tool; deepscope imports bioimage.io "
-            "models that deepscope exported (with model.json attached) in this version"
-        )
     dest.mkdir(parents=True)
-    for name in (SPEC_FILE, WEIGHTS_FILE, "cover.png", "README.md"):
-        if (folder / name).is_file():
-            shutil.copyfile(folder / name, dest / name)
+    if {SPEC_FILE, WEIGHTS_FILE} <= attached:
+        for name in (SPEC_FILE, WEIGHTS_FILE, "cover.png", "README.md"):
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, dest / name)
+        return dest
+    return _convert_foreign(folder, rdf, dest)
+
+
+def _describe(folder: Path):
+    """The bioimage.io description, validated and updated to the latest 0.5 format."""
+    try:
+        from bioimageio.spec import InvalidDescr, load_description
+        from bioimageio.spec.model.v0_5 import ModelDescr
+    except ImportError:
+        raise ModelError(
+            "importing bioimage.io models from other tools needs bioimageio.spec: "
+            "pip install 'deepscope[bioimageio]'"
+        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        descr = load_description(
+            _rdf_path(folder), perform_io_checks=False, format_version="latest"
+        )
+    if isinstance(descr, InvalidDescr) or not isinstance(descr, ModelDescr):
+        first = descr.validation_summary.errors[:1] if isinstance(descr, InvalidDescr) else []
+        why = f": {first[0].msg} at {first[0].loc}" if first else ""
+        raise ModelError(f"{folder} is not a valid bioimage.io model description{why}")
+    return descr
+
+
+def _space_axes(tensor, what: str) -> tuple[list, int]:
+    """The space axes of a tensor laid out as batch, channel, (z,) y, x; its channels."""
+    kinds = [a.type for a in tensor.axes]
+    spatial = [a for a in tensor.axes if a.type == "space"]
+    ids = [str(a.id) for a in spatial]
+    if kinds[:2] != ["batch", "channel"] or kinds[2:] != ["space"] * len(spatial):
+        raise ModelError(
+            f"the model's {what} axes are {kinds}; deepscope runs models laid out as "
+            "batch, channel, (z,) y, x"
+        )
+    if ids not in (["y", "x"], ["z", "y", "x"]):
+        raise ModelError(f"the model's {what} space axes are {ids}; expected y, x or z, y, x")
+    return spatial, len(tensor.axes[1].channel_names)
+
+
+def _convert_foreign(folder: Path, rdf: dict, dest: Path) -> Path:
+    from bioimageio.spec.model.v0_5 import ParameterizedSize, SizeReference
+
+    from deepscope.data.bioimageio_ops import unsupported
+    from deepscope.spec import ExternalNetwork, write_spec
+
+    descr = _describe(folder)
+    if len(descr.inputs) != 1 or len(descr.outputs) != 1:
+        raise ModelError("deepscope runs bioimage.io models with one input and one output tensor")
+    inp, outp = descr.inputs[0], descr.outputs[0]
+    in_space, in_channels = _space_axes(inp, "input")
+    out_space, out_channels = _space_axes(outp, "output")
+    sizes = {a.size.step if isinstance(a.size, ParameterizedSize) else None for a in in_space}
+    mins = {a.size.min if isinstance(a.size, ParameterizedSize) else None for a in in_space}
+    if None in sizes or len(sizes) != 1 or len(mins) != 1:
+        raise ModelError(
+            "the model's input sizes are fixed or differ between axes; deepscope runs models "
+            "that take any size min + k * step, the same on every axis"
+        )
+    step, smallest = max(1, sizes.pop()), mins.pop()
+    scales = set()
+    for a_in, a_out in zip(in_space, out_space, strict=True):
+        if not isinstance(a_out.size, SizeReference) or a_out.size.offset:
+            raise ModelError("the model's output size does not follow its input size")
+        scales.add(a_out.scale / a_in.scale)
+    grid = scales.pop() if len(scales) == 1 else 0
+    if grid < 1 or grid != int(grid):
+        raise ModelError("the model's output is not its input size divided by a whole number")
+    pre = [p.model_dump(mode="json", exclude_none=True) for p in inp.preprocessing]
+    post = [p.model_dump(mode="json", exclude_none=True) for p in outp.postprocessing]
+    bad = unsupported(pre + post)
+    if bad:
+        raise ModelError(f"the model uses processing steps deepscope cannot apply: {bad}")
+    weights = rdf.get("weights") or {}
+    fmt = next((f for f in ("onnx", "torchscript") if f in weights), None)
+    if fmt is None:
+        raise ModelError(
+            f"the model has {', '.join(weights) or 'no'} weights; deepscope runs ONNX or "
+            "TorchScript weights"
+        )
+    source = folder / str(weights[fmt]["source"])
+    if not source.is_file():
+        raise ModelError(f"the model's {fmt} weights {source.name} are missing from {folder}")
+    target = f"weights.{'onnx' if fmt == 'onnx' else 'torchscript.pt'}"
+    shutil.copyfile(source, dest / target)
+    if weights[fmt].get("sha256") and sha256_of(dest / target) != weights[fmt]["sha256"]:
+        raise ModelError(f"{source} does not match the sha256 in the model's description")
+    ndim = len(in_space)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(descr.name)).strip("-.").lower() or "imported"
+    spec = ModelSpec(
+        name=name,
+        version=str(descr.version or "1.0.0"),
+        description=f"Imported from bioimage.io: {descr.description}",
+        task="image",
+        task_params={"out_channels": out_channels, "postprocessing": post},
+        network=ExternalNetwork(
+            format=fmt,
+            file=target,
+            sha256=sha256_of(dest / target),
+            ndim=ndim,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            divisor=step,
+            min_size=smallest,
+            grid=int(grid),
+        ),
+        normalization={"mode": "bioimageio", "steps": pre},
+        input_axes=("C" if in_channels > 1 else "") + ("YX" if ndim == 2 else "ZYX"),
+        tags={
+            "architecture": "external",
+            "domain": ", ".join(descr.tags[:4]) or "unknown",
+            "dimensionality": f"{ndim}d",
+        },
+        training={"source": "bioimage.io", "rdf": str(_rdf_path(folder).name)},
+        licence=str(descr.license or "unknown"),
+        authors=[a.name for a in descr.authors] or ["unknown"],
+        weights_sha256="",
+    )
+    write_spec(dest, spec)
+    for name_ in ("cover.png", "README.md"):
+        if (folder / name_).is_file():
+            shutil.copyfile(folder / name_, dest / name_)
+    _check_foreign_test_tensors(folder, rdf, dest)
     return dest
+
+
+def _check_foreign_test_tensors(folder: Path, rdf: dict, package: Path) -> None:
+    """Run the converted package on the model's test input; it must give the test output."""
+    from deepscope.zoo.model import Model
+
+    try:
+        x = np.load(folder / str(rdf["inputs"][0]["test_tensor"]["source"]))
+        expected = np.load(folder / str(rdf["outputs"][0]["test_tensor"]["source"]))
+    except (KeyError, TypeError, OSError, ValueError) as err:
+        raise ModelError(f"cannot read the model's test tensors: {err}") from None
+    model = Model(read_spec(package), package, "path", device="cpu")
+    got = model.predict(x[0], axes=("CYX" if x.ndim == 4 else "CZYX"), tile=None).image
+    want = expected[0, 0] if expected.shape[1] == 1 else expected[0]
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-4):
+        diff = np.abs(got - want).max() if got.shape == want.shape else "shape"
+        raise ModelError(
+            f"the imported model does not reproduce its own test output (max difference "
+            f"{diff}); it may need processing deepscope does not know"
+        )
 
 
 def reproduce_test_tensors(folder: Path, atol: float = 1e-4) -> dict[str, float]:

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from deepscope.errors import ModelError
 from deepscope.nets.unet import build_unet
+from deepscope.predict.backends import resolve_device
+from deepscope.predict.external import ExternalRunner
 from deepscope.predict.predictor import Predictor
 from deepscope.progress import ProgressCallback
-from deepscope.spec import ModelSpec, read_spec, read_weights
+from deepscope.spec import ExternalNetwork, ModelSpec, read_spec, read_weights
 from deepscope.tasks import Result, get_task
 from deepscope.zoo.registry import resolve_model
 
@@ -38,16 +41,17 @@ class Model:
         self.folder = folder
         self.source = source
         self.task = get_task(spec.task, spec.task_params)
-        net = build_unet(spec.network)
-        try:
-            net.load_state_dict(read_weights(folder, spec))
-        except RuntimeError as err:
-            from deepscope.errors import ModelError
-
-            raise ModelError(
-                f"the weights of '{folder}' do not fit its network settings "
-                f"({str(err).splitlines()[0]})"
-            ) from None
+        if isinstance(spec.network, ExternalNetwork):
+            net = ExternalRunner(folder, spec.network, resolve_device(device))
+        else:
+            net = build_unet(spec.network)
+            try:
+                net.load_state_dict(read_weights(folder, spec))
+            except RuntimeError as err:
+                raise ModelError(
+                    f"the weights of '{folder}' do not fit its network settings "
+                    f"({str(err).splitlines()[0]})"
+                ) from None
         self.predictor = Predictor(
             net,
             self.task,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from deepscope.errors import ModelError
 from deepscope.home import user_library
-from deepscope.spec import SPEC_FILE, read_spec, read_weights
+from deepscope.spec import SPEC_FILE, check_weights, read_spec
 from deepscope.zoo.registry import builtin_names, resolve_model
 
 MAX_UNPACKED_BYTES = 2 << 30  # a zip that inflates beyond 2 GiB is refused
@@ -53,7 +53,7 @@ def _package_root(folder: Path) -> Path:
 def check_package(folder: Path) -> str:
     """Read and verify a deepscope package (schema, version, weights' sha256); its name."""
     spec = read_spec(folder)
-    read_weights(folder, spec)
+    check_weights(folder, spec)
     return spec.name
 
 
