@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from deepscope.api import (
     count_files,
+    deconvolve_files,
     evaluate,
     list_models,
     load_model,
@@ -23,6 +24,7 @@ __all__ = [
     "DeepscopeError",
     "__version__",
     "count_files",
+    "deconvolve_files",
     "evaluate",
     "list_models",
     "load_model",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from deepscope.count import count_objects, parse_range
-from deepscope.data.layout import to_spatial
+from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.errors import InputError
 from deepscope.io import (
     image_stem,
@@ -111,6 +111,8 @@ def predict_files(
             )
         if result.image is not None:
             written.append(write_image(out / f"{stem}_pred.tif", result.image))
+        if result.uncertainty is not None:
+            written.append(write_image(out / f"{stem}_uncertainty.tif", result.uncertainty))
         if save_probabilities and result.probabilities is not None:
             written.append(
                 write_image(
@@ -200,9 +202,13 @@ def _predict_pairs(
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
         mask = read_image(mask_path)
-        truth = to_spatial(mask.data, mask.axes, model.spec.network.ndim)
+        ndim = model.spec.network.ndim
+        if model.task.target_is_image:
+            truth = to_channel_first(mask.data, mask.axes, ndim)
+        else:
+            truth = to_spatial(mask.data, mask.axes, ndim)
         shape = model.predictor.spatial_shape(image.data, image.axes)
-        if shape != truth.shape:
+        if shape != truth.shape[-ndim:]:
             raise InputError(
                 f"mask {mask_path.name} has shape {truth.shape} but image "
                 f"{image_path.name} has {shape}"
@@ -240,6 +246,10 @@ def evaluate(
             [(t, _labels_of(r)) for r, t in zip(results, truths, strict=True)], names=names
         )
         write_table(report_.per_image_rows(), per_image_csv)
+    elif per_image_csv is not None and model.task.target_is_image:
+        from deepscope.tasks.restoration import per_image_metrics
+
+        write_table(per_image_metrics(results, truths, names), per_image_csv)
     return metrics
 
 
@@ -284,6 +294,60 @@ def tune(
     model.spec = spec
     report(progress, Progress("tune", 1, 1, "thresholds stored"))
     return {"tuned": tuned, "validation": metrics}
+
+
+def deconvolve_files(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    psf: str | Path | None = None,
+    psf_sigma: str | float | Sequence[float] | None = None,
+    wavelength_nm: float | None = None,
+    na: float | None = None,
+    pixel_size_um: float | None = None,
+    z_step_um: float | None = None,
+    refractive_index: float = 1.33,
+    confocal: bool = False,
+    method: str = "rl",
+    iterations: int = 30,
+    balance: float = 0.01,
+    device: str = "cpu",
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Deconvolve YX or ZYX images with a measured (``psf``) or modelled PSF (``psf_sigma``,
+    or ``wavelength_nm`` and ``na`` with the pixel size from the file or given) by
+    Richardson-Lucy (``method='rl'``) or Wiener; writes ``OUT/<stem>_deconv.tif`` for each
+    input and returns the paths written."""
+    from deepscope.classical import deconvolve_image, psf_from_options
+
+    files = list_images(inputs)
+    out = Path(out)
+    written = []
+    for i, path in enumerate(files):
+        image = read_image(path)
+        axes = "ZYX" if "Z" in image.axes else "YX"
+        data = image.as_axes(axes)
+        kernel = psf_from_options(
+            data.shape,
+            psf_path=psf,
+            sigma=psf_sigma,
+            wavelength_nm=wavelength_nm,
+            na=na,
+            pixel_size_um=pixel_size_um,
+            z_step_um=z_step_um,
+            confocal=confocal,
+            refractive_index=refractive_index,
+            recorded_pixel_size=image.pixel_size,
+        )
+        result = deconvolve_image(
+            data, kernel, method, iterations=iterations, balance=balance, device=device
+        )
+        written.append(
+            write_image(
+                out / f"{image_stem(path)}_deconv.tif", result, axes, pixel_size=image.pixel_size
+            )
+        )
+        report(progress, Progress("deconvolve", i + 1, len(files), path.name))
+    return written
 
 
 def measure(labels: np.ndarray, image: np.ndarray | None = None) -> list[dict]:

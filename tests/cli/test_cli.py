@@ -312,3 +312,9 @@ def test_a_bad_range_fails_before_any_prediction(tmp_path):
     run = deepscope("count", "unet-nuclei-fluo", "x.tif", "--range", "area:30", cwd=tmp_path)
     assert run.returncode == 1
     assert "COLUMN=LOW:HIGH" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_usage_error_prints_usage_not_a_traceback(tmp_path):
+    run = deepscope("evaluate", "unet-nuclei-fluo", "--images", tmp_path)  # no --masks
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "--masks" in run.stderr

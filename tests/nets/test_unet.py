@@ -154,3 +154,14 @@ def test_folding_batch_norm_keeps_the_outputs():
         assert torch.allclose(net(x), fused(x), atol=1e-5)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # a copy
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_n2v2_variant_blur_pools_and_drops_the_top_skip(ndim):
+    config = UNetConfig(ndim=ndim, depth=2, base_filters=4, pool="blurmax", top_skip=False)
+    net = build_unet(config).eval()
+    assert net.decoders[-1][0].in_channels == 4  # no skip concatenated at full resolution
+    x = torch.zeros(1, 1, *(16,) * ndim)
+    x[(0, 0, *(8,) * ndim)] = 1.0
+    assert net(x).shape == x.shape
+    assert "pools.0.kernel" not in net.state_dict()  # the blur is fixed, not a weight

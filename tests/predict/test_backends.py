@@ -29,6 +29,8 @@ NETWORKS = {
     "2d": UNetConfig(ndim=2, in_channels=2, out_channels=3, depth=2, base_filters=8),
     "2d-grid": UNetConfig(ndim=2, out_channels=33, depth=2, base_filters=8, grid=2),
     "3d": UNetConfig(ndim=3, out_channels=5, depth=2, base_filters=4, grid=2),
+    "2d-n2v2": UNetConfig(depth=2, base_filters=8, pool="blurmax", top_skip=False),
+    "3d-n2v2": UNetConfig(ndim=3, depth=2, base_filters=4, pool="blurmax", top_skip=False),
 }
 
 

@@ -63,10 +63,22 @@ def train(
     task_or_config: Annotated[
         str, typer.Argument(help="a task name (semantic) or a YAML file with the settings")
     ],
-    images: Annotated[Path | None, typer.Option(help="folder of training images")] = None,
-    masks: Annotated[Path | None, typer.Option(help="folder of masks (same file stems)")] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", "--inputs", help="folder of training images")
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--masks", "--targets", help="folder of masks or target images (same file stems)"
+        ),
+    ] = None,
     val_images: Annotated[Path | None, typer.Option(help="folder of validation images")] = None,
-    val_masks: Annotated[Path | None, typer.Option(help="folder of validation masks")] = None,
+    val_masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--val-masks", "--val-targets", help="folder of validation masks or target images"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="model name")] = None,
     out: Annotated[Path | None, typer.Option(help="folder that receives the model")] = None,
     epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
@@ -116,7 +128,12 @@ def train(
     elif task_or_config in TASKS:
         config_path = None
         settings["task"] = task_or_config
-        for required in ("images", "masks", "name"):
+        needed = (
+            ("images", "name")
+            if TASKS[task_or_config].self_supervised
+            else ("images", "masks", "name")
+        )
+        for required in needed:
             if required not in settings:
                 raise DeepscopeError(f"train {task_or_config} needs --{required}")
     else:
@@ -228,8 +245,11 @@ def count(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
-    images: Annotated[Path, typer.Option(help="folder of images")],
-    masks: Annotated[Path, typer.Option(help="folder of ground-truth masks (same stems)")],
+    images: Annotated[Path, typer.Option("--images", "--inputs", help="folder of images")],
+    masks: Annotated[
+        Path,
+        typer.Option("--masks", "--targets", help="folder of ground-truth masks or target images"),
+    ],
     json_path: Annotated[Path | None, typer.Option("--json", help="write metrics here")] = None,
     per_image: Annotated[Path | None, typer.Option(help="write per-image CSV here")] = None,
     axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
@@ -240,7 +260,8 @@ def evaluate(
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
 ) -> None:
-    """Score a model against ground truth; prints a table of AP, F1, precision, recall."""
+    """Score a model against ground truth: AP, F1, precision, recall for segmentation;
+    PSNR, SSIM, NRMSE, MAE for restoration."""
     from deepscope.api import evaluate as api_evaluate
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
@@ -299,6 +320,54 @@ def _print_metrics(metrics: dict, title: str) -> None:
     out_console.print(table)
     if "n_images" in metrics:
         out_console.print(f"{metrics['n_images']} images")
+
+
+@app.command()
+def deconvolve(
+    inputs: Annotated[list[str], typer.Argument(help="YX or ZYX images: files, folders, globs")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    psf: Annotated[Path | None, typer.Option(help="measured PSF image (centred)")] = None,
+    psf_sigma: Annotated[
+        str | None, typer.Option(help="Gaussian PSF sigma in pixels: S or SZ,SY,SX")
+    ] = None,
+    wavelength: Annotated[float | None, typer.Option(help="emission wavelength (nm)")] = None,
+    na: Annotated[float | None, typer.Option(help="numerical aperture")] = None,
+    pixel_size: Annotated[
+        float | None, typer.Option(help="pixel size (um); default: from the file")
+    ] = None,
+    z_step: Annotated[
+        float | None, typer.Option(help="z step (um); default: from the file")
+    ] = None,
+    refractive_index: Annotated[float, typer.Option(help="immersion medium")] = 1.33,
+    confocal: Annotated[bool, typer.Option(help="confocal instead of widefield PSF")] = False,
+    method: Annotated[str, typer.Option(help="rl (Richardson-Lucy) | wiener")] = "rl",
+    iterations: Annotated[int, typer.Option(help="Richardson-Lucy iterations")] = 30,
+    balance: Annotated[float, typer.Option(help="Wiener regularisation")] = 0.01,
+    device: Annotated[str, typer.Option(help="cpu|cuda")] = "cpu",
+) -> None:
+    """Deconvolve images with a known or modelled PSF; writes <stem>_deconv.tif to OUT."""
+    from deepscope.api import deconvolve_files
+    from deepscope.cli.progress_bar import progress_bar
+
+    with progress_bar(err_console) as callback:
+        files = deconvolve_files(
+            inputs,
+            out,
+            psf=psf,
+            psf_sigma=psf_sigma,
+            wavelength_nm=wavelength,
+            na=na,
+            pixel_size_um=pixel_size,
+            z_step_um=z_step,
+            refractive_index=refractive_index,
+            confocal=confocal,
+            method=method,
+            iterations=iterations,
+            balance=balance,
+            device=device,
+            progress=callback,
+        )
+    out_console.print(f"wrote {len(files)} file(s) to {out}")
 
 
 @models_app.command("list")
@@ -433,13 +502,12 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # usage errors of click (older typer) or of typer's own parser (typer >= 0.29)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(1)
         raise
 

@@ -20,12 +20,18 @@ class Augmentation(BaseModel):
 
 
 def augment(
-    image: np.ndarray, target: np.ndarray, settings: Augmentation, rng: np.random.Generator
+    image: np.ndarray,
+    target: np.ndarray,
+    settings: Augmentation,
+    rng: np.random.Generator,
+    same_intensity: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Randomly transform a channel-first ``image (C, *spatial)`` and its ``target``.
 
     ``target`` has the same spatial shape, with or without leading channel axes; only
-    the last ``image.ndim - 1`` axes of both are transformed geometrically.
+    the last ``image.ndim - 1`` axes of both are transformed geometrically. With
+    ``same_intensity`` (targets that are images) the intensity scale and shift apply to
+    the target too; gamma and noise stay off the target either way.
     """
     nd = image.ndim - 1
     if settings.flips:
@@ -43,7 +49,10 @@ def augment(
     if g_hi > g_lo or g_lo != 1.0:
         gamma = rng.uniform(g_lo, g_hi)
         image = np.sign(image) * np.abs(image) ** gamma
-    image = image * rng.uniform(*settings.intensity_scale) + rng.uniform(*settings.intensity_shift)
+    scale, shift = rng.uniform(*settings.intensity_scale), rng.uniform(*settings.intensity_shift)
+    image = image * scale + shift
+    if same_intensity:
+        target = (target * scale + shift).astype(np.float32)
     if settings.noise_std > 0:
         std = rng.uniform(0, settings.noise_std)
         image = image + rng.normal(0, std, image.shape).astype(np.float32)

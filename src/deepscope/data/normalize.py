@@ -33,6 +33,18 @@ class Normalization(BaseModel):
         return self
 
 
+def percentile_bounds(
+    image: np.ndarray, low: float = 1.0, high: float = 99.8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``low`` and ``high`` percentiles of a channel-first image, shaped to
+    broadcast against it."""
+    x = np.asarray(image)
+    flat = x.reshape(x.shape[0], -1)
+    lo, hi = np.percentile(flat, [low, high], axis=1).astype(np.float32)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    return lo.reshape(shape), hi.reshape(shape)
+
+
 def percentile_normalize(
     image: np.ndarray, low: float = 1.0, high: float = 99.8, clip: bool = False, eps: float = 1e-6
 ) -> np.ndarray:
@@ -42,13 +54,30 @@ def percentile_normalize(
     channel maps to 0 everywhere instead of dividing by zero.
     """
     x = np.asarray(image, dtype=np.float32)
-    flat = x.reshape(x.shape[0], -1)
-    lo, hi = np.percentile(flat, [low, high], axis=1).astype(np.float32)
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    out = (x - lo.reshape(shape)) / np.maximum(hi - lo, eps).reshape(shape)
+    lo, hi = percentile_bounds(x, low, high)
+    out = (x - lo) / np.maximum(hi - lo, eps)
     if clip:
         np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+def denormalize(
+    output: np.ndarray,
+    image: np.ndarray,
+    settings: Normalization,
+    shift: bool = True,
+    eps: float = 1e-6,
+) -> np.ndarray:
+    """Map a network output ``(C, *spatial)`` in normalised units back to the intensity
+    units of the channel-first ``image`` it was predicted from (the inverse of
+    :func:`percentile_normalize` with the image's own percentiles; ``shift=False`` only
+    rescales, for spreads such as uncertainties). Outputs of other normalisation modes, or
+    with another channel count, are returned unchanged."""
+    if settings.mode != "percentile" or output.shape[0] != image.shape[0]:
+        return output
+    lo, hi = percentile_bounds(image, settings.low, settings.high)
+    out = output * np.maximum(hi - lo, eps)
+    return (out + lo if shift else out).astype(np.float32)
 
 
 def normalize(image: np.ndarray, settings: Normalization) -> np.ndarray:

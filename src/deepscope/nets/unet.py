@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.nn import functional as F
 
 from deepscope.errors import ConfigError
 
@@ -31,6 +32,12 @@ class UNetConfig(BaseModel):
         ge=1,
         le=8,
         description="output subsampling: one output pixel per grid x grid input pixels",
+    )
+    pool: Literal["max", "blurmax"] = Field(
+        "max", description="down-sampling; blurmax = max then blur (anti-aliased, N2V2)"
+    )
+    top_skip: bool = Field(
+        True, description="skip connection at full resolution (N2V2 drops it: fewer artefacts)"
     )
 
     @property
@@ -65,6 +72,35 @@ class _DoubleConv(nn.Sequential):
         )
 
 
+class BlurMaxPool(nn.Module):
+    """Anti-aliased down-sampling by 2 (Zhang 2019, used by N2V2): max-pool with stride 1,
+    then a [1, 2, 1] binomial blur with stride 2, per channel."""
+
+    def __init__(self, ndim: int, channels: int) -> None:
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (
+            taps[:, None] * taps[None, :]
+            if ndim == 2
+            else torch.einsum("i,j,k->ijk", taps, taps, taps)
+        )
+        kernel = kernel / kernel.sum()
+        self.register_buffer(
+            "kernel", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False
+        )
+        self.ndim = ndim
+        self.channels = channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ndim == 2:
+            x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), mode="replicate"), 2, stride=1)
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel, stride=2,
+                            groups=self.channels)  # fmt: skip
+        x = F.max_pool3d(F.pad(x, (0, 1) * 3, mode="replicate"), 2, stride=1)
+        return F.conv3d(F.pad(x, (1, 1) * 3, mode="replicate"), self.kernel, stride=2,
+                        groups=self.channels)  # fmt: skip
+
+
 class UNet(nn.Module):
     """U-Net (Ronneberger et al. 2015) with same-size output, for 2D or 3D input.
 
@@ -96,30 +132,41 @@ class UNet(nn.Module):
                 (nn.MaxPool2d if nd == 2 else nn.MaxPool3d)(config.grid),
             )
             c_in = filters[0]
+        self.pools = nn.ModuleList()
         for f in filters[:-1]:
             self.encoders.append(_DoubleConv(nd, c_in, f, norm))
             c_in = f
-        self.pool = (nn.MaxPool2d if nd == 2 else nn.MaxPool3d)(2)
+            self.pools.append(
+                BlurMaxPool(nd, f)
+                if config.pool == "blurmax"
+                else (nn.MaxPool2d if nd == 2 else nn.MaxPool3d)(2)
+            )
         self.bottom = _DoubleConv(nd, filters[-2], filters[-1], norm)
         up_conv = nn.ConvTranspose2d if nd == 2 else nn.ConvTranspose3d
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
-        for f_low, f in zip(reversed(filters[1:]), reversed(filters[:-1]), strict=True):
+        for level, (f_low, f) in reversed(
+            list(enumerate(zip(filters[1:], filters[:-1], strict=True)))
+        ):
             self.ups.append(up_conv(f_low, f, 2, stride=2))
-            self.decoders.append(_DoubleConv(nd, 2 * f, f, norm))
+            skip = level > 0 or config.top_skip
+            self.decoders.append(_DoubleConv(nd, 2 * f if skip else f, f, norm))
         conv = nn.Conv2d if nd == 2 else nn.Conv3d
         self.head = conv(filters[0], config.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         h = self.stem(x) if self.config.grid > 1 else x
-        for enc in self.encoders:
+        for enc, pool in zip(self.encoders, self.pools, strict=True):
             h = enc(h)
             skips.append(h)
-            h = self.pool(h)
+            h = pool(h)
         h = self.bottom(h)
+        if not self.config.top_skip:
+            skips[0] = None
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            h = dec(torch.cat([up(h), skip], dim=1))
+            h = up(h)
+            h = dec(h if skip is None else torch.cat([h, skip], dim=1))
         out = self.head(h)
         if self.config.residual:
             out = out + x

@@ -18,17 +18,6 @@ BatchFn = Callable[[np.ndarray], np.ndarray]
 BACKENDS = ("auto", "torch", "onnx")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
 def use_bfloat16(precision: str, device: torch.device) -> bool:
     """Whether to run the network in bfloat16: ``'bfloat16'`` always, ``'auto'`` on a CPU
     with native bfloat16 arithmetic (AVX512-BF16 or AMX), where it is about 1.5x faster."""

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from deepscope.data.layout import to_channel_first
-from deepscope.data.normalize import Normalization, normalize
+from deepscope.data.normalize import Normalization, denormalize, normalize
 from deepscope.data.patches import pad_to_shape
+from deepscope.devices import resolve_device
 from deepscope.errors import InputError
 from deepscope.nets.unet import fuse_batchnorm
-from deepscope.predict.backends import choose_backend, onnx_fn, resolve_device, torch_fn
+from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn
 from deepscope.predict.external import ExternalRunner
 from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
@@ -178,6 +179,21 @@ class Predictor:
         ``(K, *ceil(spatial / grid))`` for a network with an output grid."""
         return self._run(self.prepare(image, axes), tile, overlap, batch_size, progress, tta)
 
+    def in_input_units(self, result: Result, image: np.ndarray) -> Result:
+        """A restored ``result`` mapped from normalised units back to the intensities of
+        the channel-first ``image`` it came from (see :func:`denormalize`)."""
+
+        def back(array: np.ndarray | None, shift: bool) -> np.ndarray | None:
+            if array is None:
+                return None
+            squeezed = array.ndim == self.ndim
+            out = denormalize(array[None] if squeezed else array, image, self.normalization, shift)
+            return out[0] if squeezed else out
+
+        result.image = back(result.image, True)
+        result.uncertainty = back(result.uncertainty, False)
+        return result
+
     def _run(self, x, tile, overlap, batch_size, progress, tta) -> np.ndarray:
         return predict_raw(
             with_flips(self.fn) if tta else self.fn,
@@ -210,9 +226,12 @@ class Predictor:
         x = self.prepare(image, axes)
         shape = x.shape[1:]
         if not (self.task.predicts_objects and tile is not None and max(shape) > tile):
-            return self.task.postprocess(
+            result = self.task.postprocess(
                 self._run(x, tile, overlap, batch_size, progress, tta), shape
             )
+            if self.task.target_is_image:
+                result = self.in_input_units(result, self.channel_first(image, axes))
+            return result
 
         def block_objects(block: Block):
             window = x[(slice(None), *block.read)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from deepscope.errors import ConfigError
 from deepscope.tasks.base import Result, Task
+from deepscope.tasks.care import CareTask, LabelFreeTask, N2NTask
 from deepscope.tasks.image import ImageTask
+from deepscope.tasks.n2v import N2VTask
 from deepscope.tasks.semantic import SemanticTask
 from deepscope.tasks.stardist import StarDistTask
 
@@ -12,6 +14,10 @@ TASKS: dict[str, type[Task]] = {
     SemanticTask.name: SemanticTask,
     StarDistTask.name: StarDistTask,
     ImageTask.name: ImageTask,
+    CareTask.name: CareTask,
+    N2VTask.name: N2VTask,
+    N2NTask.name: N2NTask,
+    LabelFreeTask.name: LabelFreeTask,
 }
 
 

@@ -32,12 +32,14 @@ class Result:
     classes : integer class map (semantic segmentation).
     probabilities : per-class probabilities ``(K, *spatial)``.
     image : a restored / predicted image.
+    uncertainty : per-pixel uncertainty of ``image`` (probabilistic restoration models).
     """
 
     labels: np.ndarray | None = None
     classes: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     image: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
 
 
 def integer_mask(mask: np.ndarray) -> np.ndarray:
@@ -62,6 +64,11 @@ class Task(ABC):
     architecture: ClassVar[str] = "unet"
     #: large images are predicted block by block as objects (see ``predict.stitch``)
     predicts_objects: ClassVar[bool] = False
+    #: targets are images ``(C, *spatial)`` in intensity units (restoration): they are read
+    #: channel-first and intensity augmentation changes them like the input
+    target_is_image: ClassVar[bool] = False
+    #: learns from the images alone (Noise2Void): no masks/targets needed for training
+    self_supervised: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | dict | None = None) -> None:
         if params is None:
@@ -86,6 +93,13 @@ class Task(ABC):
         augmentation, from the patches that :meth:`make_target` prepared.
         """
         return targets
+
+    def prepare_batch(
+        self, images: np.ndarray, targets: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A training batch as the network and loss see it (default: the images unchanged,
+        targets from :meth:`batch_target`). Self-supervised tasks mask the images here."""
+        return images, self.batch_target(targets)
 
     def foreground(self, target: np.ndarray) -> np.ndarray:
         """Pixels that patch sampling should favour (default: non-zero target)."""

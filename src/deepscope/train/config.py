@@ -24,6 +24,8 @@ class NetworkSettings(BaseModel):
     norm: Literal["batch", "instance", "group", "none"] = "batch"
     residual: bool = False
     grid: int = Field(1, ge=1, le=8, description="output subsampling (stardist: 2 is faster)")
+    pool: Literal["max", "blurmax"] = Field("max", description="blurmax: anti-aliased (N2V2)")
+    top_skip: bool = Field(True, description="full-resolution skip connection (N2V2: off)")
 
 
 class TrainConfig(BaseModel):
@@ -41,7 +43,9 @@ class TrainConfig(BaseModel):
         None, description="folder that receives the model package; default: your model library"
     )
     images: Path
-    masks: Path
+    masks: Path | None = Field(
+        None, description="masks or target images (same stems); none for self-supervised tasks"
+    )
     val_images: Path | None = None
     val_masks: Path | None = None
     val_fraction: float = Field(0.15, gt=0, lt=1, description="held out when no val folders")

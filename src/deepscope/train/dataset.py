@@ -13,7 +13,7 @@ from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import InputError
-from deepscope.io import match_pairs, read_image
+from deepscope.io import list_images, match_pairs, read_image
 from deepscope.tasks.base import Task
 
 
@@ -30,25 +30,42 @@ class Sample:
 
 def load_samples(
     image_dir: Path,
-    mask_dir: Path,
+    mask_dir: Path | None,
     task: Task,
     normalization: Normalization,
     ndim: int,
     axes: str | None = None,
 ) -> list[Sample]:
-    """Read image/mask pairs matched by stem, normalise images and build task targets."""
+    """Read image/mask pairs matched by stem, normalise images and build task targets.
+
+    Self-supervised tasks make their targets from the normalised image itself; their
+    ``mask_dir``, when given, holds clean images that are only the truth for scoring.
+    Without ``mask_dir`` the raw image is its own truth.
+    """
     samples = []
-    for image_path, mask_path in match_pairs(image_dir, mask_dir):
+    if mask_dir is None:
+        pairs = [(path, None) for path in list_images([image_dir])]
+    else:
+        pairs = match_pairs(image_dir, mask_dir)
+    for image_path, mask_path in pairs:
         image = read_image(image_path, axes=axes)
-        mask = read_image(mask_path)
-        x = normalize(to_channel_first(image.data, image.axes, ndim), normalization)
-        y = to_spatial(mask.data, mask.axes, ndim)
-        if x.shape[1:] != y.shape:
+        raw = to_channel_first(image.data, image.axes, ndim)
+        x = normalize(raw, normalization)
+        if mask_path is None:
+            y = raw.astype(np.float32)
+        elif task.target_is_image:
+            mask = read_image(mask_path)
+            y = to_channel_first(mask.data, mask.axes, ndim).astype(np.float32)
+        else:
+            mask = read_image(mask_path)
+            y = to_spatial(mask.data, mask.axes, ndim)
+        if x.shape[1:] != y.shape[-ndim:]:
             raise InputError(
-                f"image {image_path.name} has spatial shape {x.shape[1:]} but its mask "
-                f"{mask_path.name} has {y.shape}; masks must match their images pixel for pixel"
+                f"image {image_path.name} has spatial shape {x.shape[1:]} but its target "
+                f"{mask_path.name} has {y.shape[-ndim:]}; targets must match their images "
+                "pixel for pixel"
             )
-        target = task.make_target(y)
+        target = task.make_target(x if task.self_supervised else y)
         samples.append(
             Sample(image_path.stem, x, target, y, np.flatnonzero(task.foreground(target)))
         )
@@ -85,7 +102,8 @@ class PatchSampler:
         augmentation: Augmentation | None,
         foreground_fraction: float,
         rng: np.random.Generator,
-        target_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+        batch_fn: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple] | None = None,
+        same_intensity: bool = False,
     ) -> None:
         if not samples:
             raise InputError("no training images found")
@@ -95,7 +113,8 @@ class PatchSampler:
         self.augmentation = augmentation
         self.foreground_fraction = foreground_fraction
         self.rng = rng
-        self.target_fn = target_fn
+        self.batch_fn = batch_fn
+        self.same_intensity = same_intensity
 
     def patch(self) -> tuple[np.ndarray, np.ndarray]:
         """One (image, target) patch from a random sample."""
@@ -108,18 +127,19 @@ class PatchSampler:
         )
         window = tuple(slice(o, o + p) for o, p in zip(origin, patch_shape, strict=True))
         x = s.image[(slice(None), *window)]
-        y = s.target[window]
+        y = s.target[(..., *window)]
         full = (self.patch_size,) * nd
         x, y = pad_to_shape(x, full), pad_to_shape(y, full)
         if self.augmentation is not None:
-            x, y = augment(x, y, self.augmentation, self.rng)
+            x, y = augment(x, y, self.augmentation, self.rng, self.same_intensity)
         return x, y
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """A batch ``(B, C, *patch)`` of images and ``(B, ...)`` of targets (``target_fn``
-        applied to the stacked target patches)."""
+        """A batch ``(B, C, *patch)`` of images and ``(B, ...)`` of targets (``batch_fn``
+        applied to the stacked patches)."""
         pairs = [self.patch() for _ in range(self.batch_size)]
+        images = np.stack([p[0] for p in pairs])
         targets = np.stack([p[1] for p in pairs])
-        if self.target_fn is not None:
-            targets = self.target_fn(targets)
-        return np.stack([p[0] for p in pairs]), targets
+        if self.batch_fn is not None:
+            images, targets = self.batch_fn(images, targets, self.rng)
+        return images, targets

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError
 from deepscope.nets.unet import UNetConfig, build_unet
-from deepscope.predict.backends import faster_cpu_backend, resolve_device
+from deepscope.predict.backends import faster_cpu_backend
 from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.spec import ModelSpec, Tags, save_package
@@ -102,7 +103,7 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) ->
         None,
         config.foreground_fraction,
         np.random.default_rng(config.seed + 1),
-        task.batch_target,
+        task.prepare_batch,
     )
     n = math.ceil(config.val_patches / config.batch_size)
     return [sampler.batch() for _ in range(n)]
@@ -159,18 +160,24 @@ class Trainer:
         self.command = command
         self.task = get_task(config.task, task_settings(config))
         self.device = resolve_device(config.device)
-        if config.device in ("cuda", "mps") and self.device.type == "cpu":
-            raise ConfigError(f"device {config.device} is not available here; use --device cpu")
         self.folder = config.package_dir
         self.ckpt_dir = self.folder / CHECKPOINTS
 
     # -- data -----------------------------------------------------------------------------
     def load_data(self) -> tuple[list[Sample], list[Sample]]:
         c = self.config
+        self_supervised = self.task.self_supervised
+        if c.masks is None and not self_supervised:
+            raise ConfigError(f"task '{c.task}' needs --masks (or --targets): the ground truth")
+        if c.masks is not None and self_supervised:
+            raise ConfigError(
+                f"task '{c.task}' learns from the images alone; drop --masks (clean images "
+                "for scoring go to --val-targets)"
+            )
         report(self.progress, Progress("load", 0, 1, "reading training data"))
         samples = load_samples(c.images, c.masks, self.task, c.normalization, c.ndim, c.axes)
         if c.val_images is not None or c.val_masks is not None:
-            if c.val_images is None or c.val_masks is None:
+            if c.val_images is None or (c.val_masks is None and not self_supervised):
                 raise ConfigError("give both --val-images and --val-masks, or neither")
             val = load_samples(
                 c.val_images, c.val_masks, self.task, c.normalization, c.ndim, c.axes
@@ -192,6 +199,8 @@ class Trainer:
             norm=n.norm,
             residual=n.residual,
             grid=n.grid,
+            pool=n.pool,
+            top_skip=n.top_skip,
         )
 
     # -- loop -----------------------------------------------------------------------------
@@ -228,7 +237,8 @@ class Trainer:
             c.augmentation,
             c.foreground_fraction,
             rng,
-            self.task.batch_target,
+            self.task.prepare_batch,
+            same_intensity=self.task.target_is_image,
         )
         val_batches = fixed_val_batches(val, c, self.task)
 
@@ -429,7 +439,10 @@ class Trainer:
             report(self.progress, Progress("validate", i + 1, len(val), "validation images"))
         tuned = self.task.tune(outputs, [s.truth for s in val]) if c.tune_thresholds else {}
         results = [self.task.postprocess(o, s.truth.shape) for o, s in zip(outputs, val)]
-        metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
+        if self.task.self_supervised and c.val_masks is None:
+            metrics = {"note": "no clean validation images (--val-targets): no metrics"}
+        else:
+            metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
         side = min(512, c.patch_size * (2 if c.ndim == 2 else 1))
         side = -(-side // net_config.divisor) * net_config.divisor
         cpu_backend, backend_seconds = faster_cpu_backend(net, (side,) * c.ndim)
@@ -442,7 +455,7 @@ class Trainer:
                     "settings": c.model_dump(mode="json"),
                     "data": {
                         "images": str(c.images),
-                        "masks": str(c.masks),
+                        "masks": str(c.masks) if c.masks else None,
                         "val_images": str(c.val_images) if c.val_images else None,
                         "n_train": n_train,
                         "n_val": len(val),

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from deepscope.devices import resolve_device
 from deepscope.errors import ModelError
 from deepscope.nets.unet import build_unet
-from deepscope.predict.backends import resolve_device
 from deepscope.predict.external import ExternalRunner
 from deepscope.predict.predictor import Predictor
 from deepscope.progress import ProgressCallback

@@ -1,0 +1,163 @@
+"""Image restoration metrics: PSNR, SSIM, SNR, RMSE, NRMSE, MAE, Pearson r.
+
+Argument order is ``(pred, target)``, as in :mod:`deepscope.metrics.pixel`.
+
+Fair comparison across tools
+----------------------------
+Restoration tools return images in different intensity units (normalised, the input's, the
+target's). :func:`fair_pair` removes that difference the way CSBDeep and the ZeroCostDL4Mic
+notebooks do: the target is percentile-normalised (0.1th percentile -> 0, 99.9th -> 1) and the
+prediction is mapped onto it by the least-squares affine fit ``a * pred + b``. Metrics on that
+pair have ``data_range`` 1. :func:`restoration_metrics` computes them all at once;
+``normalize=False`` compares raw values instead (give ``data_range``, e.g. 255 for 8-bit).
+
+NRMSE here is the true normalised root-mean-square error, ``rmse / (max - min)`` of the
+target. The ZeroCostDL4Mic notebooks' "NRMSE" is ``sqrt(mean(|error|))`` of the normalised
+pair; it is :func:`notebook_nrmse` here, reported as ``nrmse_notebook``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from deepscope.errors import InputError
+
+__all__ = [
+    "fair_pair",
+    "mae",
+    "notebook_nrmse",
+    "nrmse",
+    "pearson_r",
+    "psnr",
+    "restoration_metrics",
+    "rmse",
+    "snr",
+    "ssim",
+]
+
+
+def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    if pred.shape != target.shape:
+        raise InputError(
+            f"prediction shape {pred.shape} differs from target shape {target.shape}; "
+            "compare images of the same size"
+        )
+    if pred.size == 0:
+        raise InputError("cannot score empty images")
+    return pred, target
+
+
+def fair_pair(
+    pred: np.ndarray, target: np.ndarray, low: float = 0.1, high: float = 99.9
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(fitted prediction, normalised target)``: the target percentile-normalised, the
+    prediction mapped onto it by a least-squares affine fit."""
+    pred, target = _pair(pred, target)
+    lo, hi = np.percentile(target, [low, high])
+    t = (target - lo) / max(hi - lo, 1e-12)
+    p = pred.ravel() - pred.mean()
+    var = float(p @ p)
+    scale = float(p @ (t.ravel() - t.mean())) / var if var > 0 else 0.0
+    fitted = scale * (pred - pred.mean()) + t.mean()
+    return fitted, t
+
+
+def rmse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Root-mean-square error."""
+    pred, target = _pair(pred, target)
+    return float(np.sqrt(np.mean((pred - target) ** 2)))
+
+
+def mae(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean absolute error."""
+    pred, target = _pair(pred, target)
+    return float(np.mean(np.abs(pred - target)))
+
+
+def nrmse(pred: np.ndarray, target: np.ndarray) -> float:
+    """RMSE divided by the target's value range (``inf`` for a constant target)."""
+    pred, target = _pair(pred, target)
+    span = float(target.max() - target.min())
+    return rmse(pred, target) / span if span > 0 else float("inf")
+
+
+def notebook_nrmse(pred: np.ndarray, target: np.ndarray) -> float:
+    """``sqrt(mean(|pred - target|))``: what the ZeroCostDL4Mic notebooks call NRMSE."""
+    pred, target = _pair(pred, target)
+    return float(np.sqrt(np.mean(np.abs(pred - target))))
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB; ``data_range`` defaults to the target's range."""
+    pred, target = _pair(pred, target)
+    if data_range is None:
+        data_range = float(target.max() - target.min())
+    mse = float(np.mean((pred - target) ** 2))
+    if mse == 0:
+        return float("inf")
+    return float(10 * np.log10(data_range**2 / mse))
+
+
+def snr(pred: np.ndarray, target: np.ndarray) -> float:
+    """Signal-to-noise ratio in dB: target power over error power."""
+    pred, target = _pair(pred, target)
+    noise = float(np.mean((pred - target) ** 2))
+    return float("inf") if noise == 0 else float(10 * np.log10(np.mean(target**2) / noise))
+
+
+def ssim(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) -> float:
+    """Structural similarity (Wang et al. 2004, Gaussian window σ 1.5, as in the paper),
+    2D or 3D; ``data_range`` defaults to the target's range."""
+    pred, target = _pair(pred, target)
+    if data_range is None:
+        data_range = float(target.max() - target.min()) or 1.0
+    if min(pred.shape) < 7:
+        raise InputError(f"SSIM needs images at least 7 pixels a side, got {pred.shape}")
+    return float(
+        structural_similarity(
+            target,
+            pred,
+            data_range=data_range,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+    )
+
+
+def pearson_r(pred: np.ndarray, target: np.ndarray) -> float:
+    """Pearson correlation coefficient of the pixel values."""
+    pred, target = _pair(pred, target)
+    p, t = pred.ravel() - pred.mean(), target.ravel() - target.mean()
+    denom = float(np.sqrt((p @ p) * (t @ t)))
+    return float(p @ t) / denom if denom > 0 else 0.0
+
+
+def restoration_metrics(
+    pred: np.ndarray,
+    target: np.ndarray,
+    normalize: bool = True,
+    data_range: float | None = None,
+) -> dict[str, float]:
+    """Every restoration metric of one image as a dict.
+
+    With ``normalize`` (the default) the pair is first made comparable by :func:`fair_pair`
+    and the data range is 1; otherwise raw values are compared with ``data_range`` (default:
+    the target's range).
+    """
+    if normalize:
+        pred, target = fair_pair(pred, target)
+        data_range = 1.0
+    return {
+        "psnr": psnr(pred, target, data_range),
+        "ssim": ssim(pred, target, data_range),
+        "snr": snr(pred, target),
+        "rmse": rmse(pred, target),
+        "nrmse": nrmse(pred, target),
+        "nrmse_notebook": notebook_nrmse(pred, target),
+        "mae": mae(pred, target),
+        "pearson_r": pearson_r(pred, target),
+    }

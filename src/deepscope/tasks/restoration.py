@@ -1,0 +1,110 @@
+"""What the image-restoration tasks share: image targets, a pixel loss, image results and
+restoration metrics (``care``, ``n2n``, ``labelfree`` in :mod:`deepscope.tasks.care`;
+``n2v`` in :mod:`deepscope.tasks.n2v`).
+
+Targets are percentile-normalised per image and channel, like the inputs. Predicted images
+are mapped back to the intensity units of the input they came from (the predictor does this
+for every task whose targets are images), and are scored with
+:func:`deepscope.metrics.restoration.restoration_metrics`, which first makes prediction and
+ground truth comparable (percentile-normalised target, affine fit of the prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deepscope.data.normalize import percentile_normalize
+from deepscope.metrics.restoration import restoration_metrics
+from deepscope.tasks.base import Result, Task
+
+#: metrics that ``evaluate`` averages over images, in the order they are printed
+RESTORATION_KEYS = ("psnr", "ssim", "nrmse", "mae", "snr", "pearson_r", "nrmse_notebook")
+
+
+class RestorationParams(BaseModel):
+    """Settings shared by the restoration tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: int = Field(1, ge=1, description="channels of the target (and of the output)")
+    loss: Literal["mae", "mse"] = Field("mae", description="pixel loss")
+    target_low: float = Field(1.0, ge=0, le=100, description="target percentile mapped to 0")
+    target_high: float = Field(99.8, ge=0, le=100, description="target percentile mapped to 1")
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> RestorationParams:
+        if self.target_low >= self.target_high:
+            raise ValueError("target_low must be below target_high")
+        return self
+
+
+def per_image_metrics(
+    results: Sequence[Result], truths: Sequence[np.ndarray], names: Sequence[str] | None = None
+) -> list[dict]:
+    """One row of restoration metrics per image (``name`` first); truths are
+    ``(C, *spatial)`` and the metrics of several channels are averaged."""
+    names = names or [f"image_{i}" for i in range(len(results))]
+    rows = []
+    for result, truth, name in zip(results, truths, names, strict=True):
+        pred = np.asarray(result.image, dtype=np.float32).reshape(truth.shape)
+        per_channel = [restoration_metrics(p, t) for p, t in zip(pred, truth, strict=True)]
+        rows.append(
+            {
+                "name": name,
+                **{k: float(np.mean([m[k] for m in per_channel])) for k in per_channel[0]},
+            }
+        )
+    return rows
+
+
+class RestorationTask(Task):
+    """Base of the image-to-image tasks: subclasses set ``name`` and may change defaults."""
+
+    Params: ClassVar[type[BaseModel]] = RestorationParams
+    output_kind: ClassVar[str] = "image"
+    target_is_image: ClassVar[bool] = True
+
+    @property
+    def out_channels(self) -> int:
+        return self.params.channels
+
+    def make_target(self, mask: np.ndarray) -> np.ndarray:
+        """A target image ``(C, *spatial)``, percentile-normalised per channel."""
+        if mask.shape[0] != self.params.channels:
+            from deepscope.errors import InputError
+
+            raise InputError(
+                f"targets have {mask.shape[0]} channel(s) but task '{self.name}' is set up for "
+                f"{self.params.channels}; set task_params.channels={mask.shape[0]}"
+            )
+        return percentile_normalize(mask, self.params.target_low, self.params.target_high)
+
+    def foreground(self, target: np.ndarray) -> np.ndarray:
+        """No preferred pixels: restoration patches are placed uniformly."""
+        return np.zeros(target.shape[1:], bool)
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        error = output - target
+        return error.abs().mean() if self.params.loss == "mae" else error.square().mean()
+
+    def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
+        """The restored image: ``(*spatial)`` for one channel, else ``(C, *spatial)``."""
+        image = output[0] if output.shape[0] == 1 else output
+        return Result(image=np.ascontiguousarray(image, dtype=np.float32))
+
+    def evaluate(
+        self,
+        results: Sequence[Result],
+        truths: Sequence[np.ndarray],
+        names: Sequence[str] | None = None,
+    ) -> dict:
+        """Means over images of PSNR, SSIM, NRMSE, MAE, SNR, Pearson r and the notebooks'
+        NRMSE variant, on fairly normalised pairs; and ``n_images``."""
+        rows = per_image_metrics(results, truths, names)
+        metrics = {k: float(np.mean([row[k] for row in rows])) for k in RESTORATION_KEYS}
+        return {**metrics, "n_images": len(rows)}

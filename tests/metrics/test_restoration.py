@@ -1,0 +1,60 @@
+"""Restoration metrics: known values on tiny arrays, and the fair normalisation."""
+
+import numpy as np
+import pytest
+
+from deepscope.errors import InputError
+from deepscope.metrics.restoration import (
+    fair_pair,
+    mae,
+    notebook_nrmse,
+    nrmse,
+    pearson_r,
+    psnr,
+    restoration_metrics,
+    ssim,
+)
+
+
+def test_psnr_of_a_known_error():
+    target = np.zeros((8, 8))
+    target[0, 0] = 1.0  # data range 1
+    pred = target + 0.1  # mse 0.01
+    assert psnr(pred, target) == pytest.approx(20.0)
+    assert psnr(pred, target, data_range=10) == pytest.approx(40.0)
+    assert psnr(target, target) == float("inf")
+
+
+def test_true_nrmse_and_the_notebooks_variant_differ():
+    target = np.linspace(0, 2, 64).reshape(8, 8)
+    pred = target + 0.04
+    assert nrmse(pred, target) == pytest.approx(0.04 / 2)
+    assert notebook_nrmse(pred, target) == pytest.approx(np.sqrt(0.04))
+    assert mae(pred, target) == pytest.approx(0.04)
+
+
+def test_fair_pair_ignores_the_units_of_the_prediction():
+    rng = np.random.default_rng(0)
+    target = rng.random((32, 32)) * 200 + 10
+    fitted, normalised = fair_pair(3.0 * target - 7.0, target)
+    np.testing.assert_allclose(fitted, normalised, atol=1e-9)
+    assert restoration_metrics(0.5 * target, target)["ssim"] == pytest.approx(1.0)
+
+
+def test_better_restoration_scores_better():
+    rng = np.random.default_rng(1)
+    clean = np.kron(rng.random((8, 8)), np.ones((8, 8)))
+    slightly = clean + rng.normal(0, 0.05, clean.shape)
+    very = clean + rng.normal(0, 0.3, clean.shape)
+    good, bad = restoration_metrics(slightly, clean), restoration_metrics(very, clean)
+    assert good["psnr"] > bad["psnr"] and good["ssim"] > bad["ssim"]
+    assert good["nrmse"] < bad["nrmse"] and good["mae"] < bad["mae"]
+    assert pearson_r(slightly, clean) > pearson_r(very, clean)
+    assert ssim(clean, clean) == pytest.approx(1.0)
+
+
+def test_mismatched_or_tiny_images_are_input_errors():
+    with pytest.raises(InputError, match="same size"):
+        psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+    with pytest.raises(InputError, match="at least 7"):
+        ssim(np.zeros((4, 40)), np.zeros((4, 40)))

@@ -1,0 +1,57 @@
+"""Restoration tasks: targets, losses, N2V masking, CARE uncertainty, output units."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepscope.data.normalize import Normalization, denormalize, percentile_normalize
+from deepscope.errors import InputError
+from deepscope.tasks import get_task
+
+
+def test_n2v_loss_looks_only_at_blind_spots():
+    task = get_task("n2v")
+    images = np.random.default_rng(0).random((2, 1, 32, 32)).astype(np.float32)
+    _, target = task.prepare_batch(images, images.copy(), np.random.default_rng(1))
+    assert target.shape == (2, 2, 32, 32) and target[:, 1].sum() > 0
+    perfect_at_spots = torch.from_numpy(np.where(target[:, 1:] > 0, images, 99.0))
+    assert float(task.loss(perfect_at_spots, torch.from_numpy(target))) == 0.0
+    assert float(task.loss(torch.zeros(2, 1, 32, 32), torch.from_numpy(target))) > 0
+
+
+def test_care_targets_are_normalised_images_with_the_right_channels():
+    task = get_task("care")
+    target = task.make_target(np.linspace(0, 255, 64, dtype=np.float32).reshape(1, 8, 8))
+    assert target.shape == (1, 8, 8) and target.min() < 0.05 and target.max() > 0.95
+    with pytest.raises(InputError, match=r"task_params\.channels=2"):
+        task.make_target(np.zeros((2, 8, 8), np.float32))
+
+
+def test_probabilistic_care_gives_an_uncertainty_map():
+    task = get_task("care", {"probabilistic": True})
+    assert task.out_channels == 2
+    output = np.zeros((2, 8, 8), np.float32)
+    output[1] = 3.0  # a raw scale; the task makes it positive
+    result = task.postprocess(output)
+    assert result.image.shape == (8, 8) and (result.uncertainty > 0).all()
+    target = torch.zeros(1, 1, 8, 8)
+    confident_right = torch.cat([torch.zeros(1, 1, 8, 8), torch.full((1, 1, 8, 8), -5.0)], 1)
+    confident_wrong = torch.cat([torch.ones(1, 1, 8, 8), torch.full((1, 1, 8, 8), -5.0)], 1)
+    assert task.loss(confident_right, target) < task.loss(confident_wrong, target)
+
+
+def test_outputs_go_back_to_the_input_intensity_units():
+    image = np.random.default_rng(2).random((1, 16, 16)).astype(np.float32) * 300 + 50
+    settings = Normalization()
+    back = denormalize(percentile_normalize(image), image, settings)
+    np.testing.assert_allclose(back, image, rtol=1e-4)
+    unchanged = denormalize(np.zeros((2, 16, 16), np.float32), image, settings)
+    assert unchanged.shape == (2, 16, 16) and not unchanged.any()
+
+
+def test_restoration_evaluation_reports_the_issue_keys():
+    task = get_task("n2n")
+    truth = np.random.default_rng(3).random((1, 16, 16)).astype(np.float32)
+    metrics = task.evaluate([task.postprocess(truth * 2)], [truth])
+    assert {"psnr", "ssim", "nrmse", "mae", "n_images"} <= metrics.keys()
+    assert metrics["n_images"] == 1 and metrics["ssim"] == pytest.approx(1.0)
