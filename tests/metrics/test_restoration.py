@@ -56,5 +56,13 @@ def test_better_restoration_scores_better():
 def test_mismatched_or_tiny_images_are_input_errors():
     with pytest.raises(InputError, match="same size"):
         psnr(np.zeros((4, 4)), np.zeros((4, 5)))
-    with pytest.raises(InputError, match="at least 7"):
-        ssim(np.zeros((4, 40)), np.zeros((4, 40)))
+    with pytest.raises(InputError, match="at least 11"):
+        ssim(np.zeros((8, 40)), np.zeros((8, 40)))
+
+
+def test_thin_volumes_are_scored_plane_by_plane():
+    rng = np.random.default_rng(2)
+    clean = rng.random((3, 32, 32))
+    noisy = clean + rng.normal(0, 0.1, clean.shape)
+    expected = np.mean([ssim(n, c, 1.0) for n, c in zip(noisy, clean, strict=True)])
+    assert ssim(noisy, clean, 1.0) == pytest.approx(expected)

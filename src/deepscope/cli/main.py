@@ -370,6 +370,40 @@ def deconvolve(
     out_console.print(f"wrote {len(files)} file(s) to {out}")
 
 
+@app.command()
+def qc(
+    pred: Annotated[
+        Path, typer.Option(help="folder of predictions (<name>_pred.tif from deepscope predict)")
+    ],
+    gt: Annotated[Path, typer.Option(help="folder of ground-truth images (<name>.tif)")],
+    out: Annotated[Path, typer.Option(help="the report to write (.html)")],
+    input_dir: Annotated[
+        Path | None,
+        typer.Option("--input", help="folder of the raw images: adds the Gaussian baseline"),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="the model that made the predictions (name or folder)")
+    ] = None,
+) -> None:
+    """Quality-control report of restored images against ground truth: one HTML file."""
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.report import qc_report
+
+    with progress_bar(err_console) as callback:
+        result = qc_report(pred, gt, out, input_dir=input_dir, model=model, progress=callback)
+    sigma = result["gaussian_sigma"]
+    titles = {
+        "prediction": "prediction",
+        "gaussian": f"Gaussian filter (sigma {sigma:g} px)" if sigma is not None else "",
+        "input": "raw input",
+    }
+    for source, title in titles.items():
+        if result[source] is not None:
+            out_console.print(f"{title}, mean of {result['n_images']} image(s):")
+            _print_metrics({k: round(v, 4) for k, v in result[source].items()}, title=title)
+    out_console.print(f"wrote {out}")
+
+
 @models_app.command("list")
 def models_list(
     task: Annotated[str | None, typer.Option(help="only this task, e.g. stardist")] = None,

@@ -37,6 +37,10 @@ __all__ = [
 ]
 
 
+#: extent of SSIM's Gaussian window (sigma 1.5, truncated at 3.5 sigma)
+SSIM_WINDOW = 11
+
+
 def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pred = np.asarray(pred, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
@@ -110,12 +114,17 @@ def snr(pred: np.ndarray, target: np.ndarray) -> float:
 
 def ssim(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) -> float:
     """Structural similarity (Wang et al. 2004, Gaussian window σ 1.5, as in the paper),
-    2D or 3D; ``data_range`` defaults to the target's range."""
+    2D or 3D; ``data_range`` defaults to the target's range. A volume with fewer than
+    11 planes (the window's extent) is scored as the mean SSIM of its planes."""
     pred, target = _pair(pred, target)
     if data_range is None:
         data_range = float(target.max() - target.min()) or 1.0
-    if min(pred.shape) < 7:
-        raise InputError(f"SSIM needs images at least 7 pixels a side, got {pred.shape}")
+    if pred.ndim == 3 and pred.shape[0] < SSIM_WINDOW:
+        return float(np.mean([ssim(p, t, data_range) for p, t in zip(pred, target, strict=True)]))
+    if min(pred.shape) < SSIM_WINDOW:
+        raise InputError(
+            f"SSIM needs images at least {SSIM_WINDOW} pixels a side, got {pred.shape}"
+        )
     return float(
         structural_similarity(
             target,

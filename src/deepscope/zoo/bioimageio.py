@@ -124,14 +124,7 @@ def _readme(spec: ModelSpec) -> str:
         + ".",
         "",
         "## What only deepscope does",
-        "Turning the output into objects is not part of bioimage.io: "
-        + (
-            "sigmoid of the probability, star-convex polygons from the ray distances, "
-            "non-maximum suppression with the tuned thresholds "
-            f"{spec.task_params.get('prob_threshold')}/{spec.task_params.get('nms_threshold')}"
-            if spec.task == "stardist"
-            else "softmax over the classes, then labels from the interior class"
-        )
+        _deepscope_only(spec)
         + ". `deepscope models import` of this package restores the full deepscope model "
         "(attachments `model.json` and `weights.safetensors`).",
         "",
@@ -144,6 +137,30 @@ def _readme(spec: ModelSpec) -> str:
     return "\n".join(lines)
 
 
+def _deepscope_only(spec: ModelSpec) -> str:
+    """What deepscope does after the network, which the bioimage.io package leaves out."""
+    if spec.task == "stardist":
+        return (
+            "Turning the output into objects is not part of bioimage.io: sigmoid of the "
+            "probability, star-convex polygons from the ray distances, non-maximum suppression "
+            f"with the tuned thresholds {spec.task_params.get('prob_threshold')}/"
+            f"{spec.task_params.get('nms_threshold')}"
+        )
+    from deepscope.tasks import TASKS
+
+    if TASKS[spec.task].target_is_image:
+        return (
+            "The output is in normalised units (the training targets' "
+            f"{spec.task_params.get('target_low')}-{spec.task_params.get('target_high')} "
+            "percentiles at 0-1); deepscope maps it back to the intensity units of each input "
+            "image (the inverse of the input's percentile normalisation)"
+        )
+    return (
+        "Turning the output into objects is not part of bioimage.io: softmax over the "
+        "classes, then labels from the interior class"
+    )
+
+
 def _cover(image: np.ndarray, output: np.ndarray, spec: ModelSpec, path: Path) -> None:
     import imageio.v3 as iio
 
@@ -151,10 +168,18 @@ def _cover(image: np.ndarray, output: np.ndarray, spec: ModelSpec, path: Path) -
     from deepscope.tasks import get_task
 
     first = image[0] if image.ndim == 3 else image[0, image.shape[1] // 2]
-    labels = get_task(spec.task, spec.task_params).postprocess(output[0], image.shape[1:]).labels
-    if labels.ndim == 3:
-        labels = labels[labels.shape[0] // 2]
-    picture = np.concatenate([to_display(first), overlay(first, labels)], axis=1)
+    result = get_task(spec.task, spec.task_params).postprocess(output[0], image.shape[1:])
+    if result.labels is None:
+        restored = np.asarray(result.image)
+        restored = restored if restored.ndim == first.ndim else restored[0]
+        if restored.ndim == 3:
+            restored = restored[restored.shape[0] // 2]
+        picture = np.concatenate([to_display(first), to_display(restored)], axis=1)
+    else:
+        labels = result.labels
+        if labels.ndim == 3:
+            labels = labels[labels.shape[0] // 2]
+        picture = np.concatenate([to_display(first), overlay(first, labels)], axis=1)
     iio.imwrite(path, picture, extension=".png")
 
 
