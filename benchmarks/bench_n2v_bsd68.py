@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_n2v_bsd68.py [--work runs/bsd68] [--epochs 30]
-        [--steps 60] [--evaluate-only]
+        [--steps 60] [--filters 16] [--evaluate-only]
 
 Adds N(0, 25^2) noise (seed 0, no clipping, float32) to the 400 training images
 (``bsd68/train400``) and to the 68 test images (``bsd68/test``), trains ``n2v`` on the
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bsd68")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--filters", type=int, default=16, help="U-Net base filters")
     parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args()
     noisy_copies(DATA / "train400", args.work / "train", seed=0)
@@ -63,7 +64,7 @@ def main() -> None:
             "--images", str(args.work / "train"), "--name", "n2v-bsd68", "--out", str(args.work),
             "--epochs", str(args.epochs), "--steps", str(args.steps),
             "--patch-size", "64", "--batch-size", "32", "--learning-rate", "0.0004",
-            "--set", "network.depth=2", "--set", "network.base_filters=32",
+            "--set", "network.depth=2", "--set", f"network.base_filters={args.filters}",
             "--set", "augmentation.intensity_shift=[0,0]", "--set", "val_patches=64",
             "--set", "domain=natural images, denoising",
         ]  # fmt: skip

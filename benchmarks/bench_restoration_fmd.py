@@ -3,6 +3,7 @@
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_restoration_fmd.py [--care care-fmd-confocal]
         [--n2v n2v-fmd-confocal] [--n2n NAME_OR_FOLDER] [--repeats 5]
+        [--reference runs/careamics]
 
 Sets: the fields of view of ../shared/data/fmd_confocal_bpae_b that no model was trained or
 validated on (fov14-fov16, all 8 noisy frames each, against the 50-frame average), and
@@ -14,7 +15,10 @@ validation fields fov12-fov13 (best mean PSNR), as a user would; the per-image o
 Metrics: ``psnr255`` and ``ssim255`` compare raw intensities with data range 255 (the FMD
 paper's convention; our models give images in the input's units); ``psnr`` and ``ssim`` are
 :func:`deepscope.metrics.restoration.restoration_metrics` on fairly normalised pairs
-(percentile-normalised target, affine fit of the prediction). Also the time to restore one
+(percentile-normalised target, affine fit of the prediction). With ``--reference DIR``, the
+predictions of the reference tool CAREamics written by ``benchmarks/careamics_reference.py``
+(``DIR/n2v/fovNN_noisy_KK.tif``, ``DIR/care/...``) are scored beside ours on the confocal test
+fields (not on test_mix, which that script does not predict). Also the time to restore one
 512x512 image (median of ``--repeats`` after a warm-up, normalisation included). Writes
 benchmarks/results/restoration_fmd.json.
 """
@@ -43,14 +47,15 @@ SIGMAS = [0.5 + 0.25 * i for i in range(15)]
 
 
 def fmd_fields(fovs: range) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, noisy, clean) for every noisy frame of the given confocal fields."""
+    """(name, noisy, clean) for every noisy frame of the given confocal fields; names are
+    ``fovNN_noisy_KK`` as in the folders of ``tools/fmd_pairs.py``."""
     pairs = []
     for fov in fovs:
         folder = DATA / "fmd_confocal_bpae_b" / f"fov{fov:02d}"
         clean = read_image(folder / "gt.tif").data.astype(np.float32)
         for frame in sorted(folder.glob("noisy_*.tif")):
             noisy = read_image(frame).data.astype(np.float32)
-            pairs.append((f"{folder.name}/{frame.stem}", noisy, clean))
+            pairs.append((f"{folder.name}_{frame.stem}", noisy, clean))
     return pairs
 
 
@@ -95,6 +100,7 @@ def main() -> None:
     parser.add_argument("--n2v", default="n2v-fmd-confocal")
     parser.add_argument("--n2n", default=None)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--reference", type=Path, default=None, help="CAREamics outputs")
     args = parser.parse_args()
 
     models = {
@@ -107,7 +113,7 @@ def main() -> None:
     table: dict[str, dict[str, dict[str, float]]] = {}
     for set_name, pairs in sets.items():
         rows: dict[str, list[dict[str, float]]] = {}
-        for _, noisy, clean in pairs:
+        for name, noisy, clean in pairs:
             rows.setdefault("raw", []).append(scores(noisy, clean))
             rows.setdefault(f"gaussian (sigma {sigma} from val)", []).append(
                 scores(gaussian_denoise(noisy, sigma), clean)
@@ -116,8 +122,13 @@ def main() -> None:
             rows.setdefault("gaussian (oracle sigma per image)", []).append(
                 scores(gaussian_denoise(noisy, oracle), clean)
             )
-            for name, model in models.items():
-                rows.setdefault(name, []).append(scores(model.predict(noisy).image, clean))
+            for method, model in models.items():
+                rows.setdefault(method, []).append(scores(model.predict(noisy).image, clean))
+            for algorithm in ("n2v", "care"):
+                reference = args.reference / algorithm / f"{name}.tif" if args.reference else None
+                if reference is not None and reference.is_file():
+                    pred = read_image(reference).data.astype(np.float32)
+                    rows.setdefault(f"careamics {algorithm}", []).append(scores(pred, clean))
         table[set_name] = {
             method: {k: float(np.mean([r[k] for r in values])) for k in values[0]}
             for method, values in rows.items()

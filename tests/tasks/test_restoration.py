@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from deepscope.data.normalize import Normalization, denormalize, percentile_normalize
+from deepscope.data.normalize import (
+    Normalization,
+    denormalize,
+    input_bounds,
+    percentile_normalize,
+)
 from deepscope.errors import InputError
 from deepscope.tasks import get_task
 
@@ -55,3 +60,15 @@ def test_restoration_evaluation_reports_the_issue_keys():
     metrics = task.evaluate([task.postprocess(truth * 2)], [truth])
     assert {"psnr", "ssim", "nrmse", "mae", "n_images"} <= metrics.keys()
     assert metrics["n_images"] == 1 and metrics["ssim"] == pytest.approx(1.0)
+
+
+def test_targets_normalised_like_their_input_come_back_in_target_units():
+    rng = np.random.default_rng(4)
+    source = rng.random((1, 16, 16)).astype(np.float32) * 100 + 20
+    target = source * 0.9 + 3  # same scene, slightly other intensities
+    settings = Normalization()
+    task = get_task("n2n")  # default: normalised like the input
+    normalised = task.make_target(target, input_bounds(source, settings))
+    np.testing.assert_allclose(denormalize(normalised, source, settings), target, rtol=1e-4)
+    own = get_task("care").make_target(target, input_bounds(source, settings))
+    assert own.min() == pytest.approx(0.0, abs=0.05)  # care: its own percentiles

@@ -39,11 +39,14 @@ def make_package(folder, name="cells", domain="brightfield cells"):
 
 def test_every_builtin_model_is_listed_with_its_card(home):
     rows = {r["name"]: r for r in list_models()}
-    assert {"unet-nuclei-fluo", "stardist-nuclei-fluo", "stardist-nuclei-3d"} <= set(rows)
-    for row in rows.values():
+    segmenters = {"unet-nuclei-fluo", "stardist-nuclei-fluo", "stardist-nuclei-3d"}
+    restorers = {"care-fmd-confocal", "n2v-fmd-confocal"}
+    assert segmenters | restorers <= set(rows)
+    for name, row in rows.items():
         assert FIELDS <= set(row)
         assert row["source"] == "builtin" and row["favourite"] is False
-        assert "ap@0.5" in row["validation"] and row["training_data"]["n_train"] >= 2
+        assert ("psnr" if name in restorers else "ap@0.5") in row["validation"]
+        assert row["training_data"]["n_train"] >= 2
     assert rows["stardist-nuclei-fluo"]["validation"]["ap@0.5"] > 0.75
     assert rows["stardist-nuclei-3d"]["dimensionality"] == "3d"
 
@@ -54,7 +57,17 @@ def test_filters_select_by_task_architecture_domain_and_source(home):
         "stardist-nuclei-3d",
         "stardist-nuclei-fluo",
     ]
-    assert {r["name"] for r in list_models(architecture="unet")} == {"unet-nuclei-fluo", "cells"}
+    assert {r["name"] for r in list_models(architecture="unet")} == {
+        "unet-nuclei-fluo",
+        "care-fmd-confocal",
+        "n2v-fmd-confocal",
+        "cells",
+    }
+    assert [r["name"] for r in list_models(task="n2v")] == ["n2v-fmd-confocal"]
+    assert {r["name"] for r in list_models(domain="denoising")} == {
+        "care-fmd-confocal",
+        "n2v-fmd-confocal",
+    }
     assert [r["name"] for r in list_models(domain="Brightfield")] == ["cells"]
     assert [r["name"] for r in list_models(source="user")] == ["cells"]
     assert "cells" not in {r["name"] for r in list_models(source="builtin")}

@@ -61,6 +61,15 @@ def percentile_normalize(
     return out
 
 
+def input_bounds(image: np.ndarray, settings: Normalization) -> tuple[np.ndarray, np.ndarray]:
+    """The per-channel values of a channel-first ``image`` that its normalisation maps to
+    0 and 1: its percentiles, or 0 and 1 when it is not percentile-normalised."""
+    if settings.mode == "percentile":
+        return percentile_bounds(image, settings.low, settings.high)
+    shape = (image.shape[0],) + (1,) * (image.ndim - 1)
+    return np.zeros(shape, np.float32), np.ones(shape, np.float32)
+
+
 def denormalize(
     output: np.ndarray,
     image: np.ndarray,
@@ -75,7 +84,7 @@ def denormalize(
     with another channel count, are returned unchanged."""
     if settings.mode != "percentile" or output.shape[0] != image.shape[0]:
         return output
-    lo, hi = percentile_bounds(image, settings.low, settings.high)
+    lo, hi = input_bounds(image, settings)
     out = output * np.maximum(hi - lo, eps)
     return (out + lo if shift else out).astype(np.float32)
 

@@ -64,6 +64,9 @@ def laplace_parameters(output: torch.Tensor, channels: int) -> tuple[torch.Tenso
 
 class N2NParams(RestorationParams):
     loss: Literal["mae", "mse"] = Field("mse", description="MSE: its minimiser is the mean")
+    target_normalization: Literal["own", "input"] = Field(
+        "input", description="both acquisitions share one intensity scale"
+    )
 
 
 class N2NTask(RestorationTask):

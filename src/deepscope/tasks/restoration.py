@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepscope.data.normalize import percentile_normalize
+from deepscope.errors import InputError
 from deepscope.metrics.restoration import restoration_metrics
 from deepscope.tasks.base import Result, Task
 
@@ -33,6 +34,11 @@ class RestorationParams(BaseModel):
 
     channels: int = Field(1, ge=1, description="channels of the target (and of the output)")
     loss: Literal["mae", "mse"] = Field("mae", description="pixel loss")
+    target_normalization: Literal["own", "input"] = Field(
+        "own",
+        description="own: each target by its own percentiles (CSBDeep); input: by the "
+        "percentiles of its input image, for pairs that share one intensity scale",
+    )
     target_low: float = Field(1.0, ge=0, le=100, description="target percentile mapped to 0")
     target_high: float = Field(99.8, ge=0, le=100, description="target percentile mapped to 1")
 
@@ -73,16 +79,28 @@ class RestorationTask(Task):
     def out_channels(self) -> int:
         return self.params.channels
 
-    def make_target(self, mask: np.ndarray) -> np.ndarray:
-        """A target image ``(C, *spatial)``, percentile-normalised per channel."""
+    def make_target(
+        self, mask: np.ndarray, input_bounds: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """A target image ``(C, *spatial)``, percentile-normalised per channel: by its own
+        percentiles, or (``target_normalization: input``) with ``input_bounds``, the
+        ``(low, high)`` values its input image was normalised with, so that the output maps
+        back to the target's units exactly."""
         if mask.shape[0] != self.params.channels:
-            from deepscope.errors import InputError
-
             raise InputError(
                 f"targets have {mask.shape[0]} channel(s) but task '{self.name}' is set up for "
                 f"{self.params.channels}; set task_params.channels={mask.shape[0]}"
             )
-        return percentile_normalize(mask, self.params.target_low, self.params.target_high)
+        p = self.params
+        if p.target_normalization == "input" and input_bounds is not None:
+            lo, hi = input_bounds
+            if lo.shape[0] != mask.shape[0]:
+                raise InputError(
+                    f"target_normalization 'input' needs inputs with the targets' "
+                    f"{mask.shape[0]} channel(s), got {lo.shape[0]}; use 'own'"
+                )
+            return ((mask - lo) / np.maximum(hi - lo, 1e-6)).astype(np.float32)
+        return percentile_normalize(mask, p.target_low, p.target_high)
 
     def foreground(self, target: np.ndarray) -> np.ndarray:
         """No preferred pixels: restoration patches are placed uniformly."""

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepscope.data.augment import Augmentation, augment
 from deepscope.data.layout import to_channel_first, to_spatial
-from deepscope.data.normalize import Normalization, normalize
+from deepscope.data.normalize import Normalization, input_bounds, normalize
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import InputError
 from deepscope.io import list_images, match_pairs, read_image
@@ -65,7 +65,12 @@ def load_samples(
                 f"{mask_path.name} has {y.shape[-ndim:]}; targets must match their images "
                 "pixel for pixel"
             )
-        target = task.make_target(x if task.self_supervised else y)
+        if task.self_supervised:
+            target = task.make_target(x)
+        elif task.target_is_image:
+            target = task.make_target(y, input_bounds(raw, normalization))
+        else:
+            target = task.make_target(y)
         samples.append(
             Sample(image_path.stem, x, target, y, np.flatnonzero(task.foreground(target)))
         )
