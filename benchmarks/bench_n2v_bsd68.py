@@ -2,7 +2,8 @@
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_n2v_bsd68.py [--work runs/bsd68] [--epochs 30]
-        [--steps 60] [--filters 16] [--evaluate-only]
+        [--steps 60] [--filters 16] [--masked-fraction 0.002]
+        [--name n2v-bsd68] [--threads N] [--evaluate-only]
 
 Adds N(0, 25^2) noise (seed 0, no clipping, float32) to the 400 training images
 (``bsd68/train400``) and to the 68 test images (``bsd68/test``), trains ``n2v`` on the
@@ -10,7 +11,7 @@ noisy training images alone (the clean test images are only used to score), and 
 the mean PSNR (data range 255, prediction in the input's units) of the noisy and the
 denoised test images, with the training time recorded in the model package. Published:
 27.71 dB after about 6.5 h on a GPU (Krull et al. 2019). Writes
-benchmarks/results/n2v_bsd68.json.
+benchmarks/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -53,20 +54,27 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--filters", type=int, default=16, help="U-Net base filters")
+    parser.add_argument(
+        "--masked-fraction", type=float, default=0.002, help="blind spots per patch pixel"
+    )
+    parser.add_argument("--name", default="n2v-bsd68", help="model name (a new run each)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default all)")
     parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args()
     noisy_copies(DATA / "train400", args.work / "train", seed=0)
     noisy_copies(DATA / "test", args.work / "test", seed=1)
-    model_dir = args.work / "n2v-bsd68"
+    model_dir = args.work / args.name
     if not args.evaluate_only:
         command = [
             sys.executable, "-m", "deepscope", "train", "n2v",
-            "--images", str(args.work / "train"), "--name", "n2v-bsd68", "--out", str(args.work),
+            "--images", str(args.work / "train"), "--name", args.name, "--out", str(args.work),
             "--epochs", str(args.epochs), "--steps", str(args.steps),
             "--patch-size", "64", "--batch-size", "32", "--learning-rate", "0.0004",
             "--set", "network.depth=2", "--set", f"network.base_filters={args.filters}",
             "--set", "augmentation.intensity_shift=[0,0]", "--set", "val_patches=64",
             "--set", "domain=natural images, denoising",
+            "--set", f"task_params.masked_fraction={args.masked_fraction}",
+            *(["--threads", str(args.threads)] if args.threads else []),
         ]  # fmt: skip
         if (model_dir / "checkpoints" / "last.pt").exists():
             command.append("--resume")
@@ -83,6 +91,8 @@ def main() -> None:
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "threads": spec["training"]["threads"]},
+        "settings": {"filters": args.filters, "masked_fraction": args.masked_fraction,
+                     "epochs": args.epochs, "steps": args.steps},
         "training_seconds": seconds,
         "epochs": spec["training"]["epochs_done"],
         "psnr_noisy": float(np.mean(raw)),
@@ -93,7 +103,7 @@ def main() -> None:
     print(f"  noisy       {result['psnr_noisy']:.2f} dB")
     print(f"  n2v (ours)  {result['psnr_n2v']:.2f} dB after {seconds / 60:.1f} min of training")
     print("  published   27.71 dB after about 6.5 h on a GPU")
-    out = ROOT / "benchmarks" / "results" / "n2v_bsd68.json"
+    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 
