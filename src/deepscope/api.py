@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from deepscope.count import count_objects, parse_range
-from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.errors import InputError
 from deepscope.io import (
     image_stem,
@@ -24,6 +23,7 @@ from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
 from deepscope.train.config import TrainConfig, load_train_config, make_train_config
+from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
 from deepscope.zoo import Model, list_models, load_model
 
@@ -201,12 +201,8 @@ def _predict_pairs(
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
-        mask = read_image(mask_path)
         ndim = model.spec.network.ndim
-        if model.task.target_is_image:
-            truth = to_channel_first(mask.data, mask.axes, ndim)
-        else:
-            truth = to_spatial(mask.data, mask.axes, ndim)
+        truth = read_truth(mask_path, model.task, ndim)
         shape = model.predictor.spatial_shape(image.data, image.axes)
         if shape != truth.shape[-ndim:]:
             raise InputError(

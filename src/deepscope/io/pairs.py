@@ -8,7 +8,7 @@ from pathlib import Path
 from deepscope.errors import InputError, PairingError
 from deepscope.io.paths import image_stem, is_image_path, supported_list
 
-__all__ = ["match_pairs"]
+__all__ = ["match_pairs", "some_names"]
 
 _MAX_NAMED = 5
 
@@ -57,7 +57,8 @@ def _with_inner(files: dict[str, Path], inner: str | None) -> dict[str, Path]:
     return {stem: Path(f"{path}:{inner}") for stem, path in files.items()}
 
 
-def _names(paths: list[Path]) -> str:
+def some_names(paths: list[Path]) -> str:
+    """The file names of up to five ``paths``, and how many more there are."""
     shown = ", ".join(path.name for path in paths[:_MAX_NAMED])
     if len(paths) > _MAX_NAMED:
         shown += f", ... ({len(paths) - _MAX_NAMED} more)"
@@ -111,11 +112,11 @@ def match_pairs(
         if lonely_images:
             count = len(lonely_images)
             noun = "image has" if count == 1 else "images have"
-            problems.append(f"{count} {noun} no mask in '{mask_dir}': {_names(lonely_images)}")
+            problems.append(f"{count} {noun} no mask in '{mask_dir}': {some_names(lonely_images)}")
         if lonely_masks:
             count = len(lonely_masks)
             noun = "mask has" if count == 1 else "masks have"
-            problems.append(f"{count} {noun} no image in '{image_dir}': {_names(lonely_masks)}")
+            problems.append(f"{count} {noun} no image in '{image_dir}': {some_names(lonely_masks)}")
         raise PairingError(
             "; ".join(problems) + "; give every image a mask with the same file name stem"
         )

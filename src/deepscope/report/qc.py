@@ -21,7 +21,7 @@ import html
 import io
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from deepscope.classical.filters import DEFAULT_SIGMAS, as_float_image, gaussian
 from deepscope.errors import ConfigError, InputError, PairingError
 from deepscope.io import image_stem, read_image
 from deepscope.io.atomic import atomic_output
+from deepscope.io.pairs import some_names
 from deepscope.io.paths import is_image_path
 from deepscope.metrics.restoration import SSIM_WINDOW, fair_pair, psnr, restoration_metrics
 from deepscope.progress import Progress, ProgressCallback, report
@@ -60,7 +61,6 @@ METRICS: tuple[tuple[str, str, bool, str], ...] = (
 )
 SOURCES = ("prediction", "gaussian", "input")
 
-_MAX_NAMED = 5
 _DPI = 90
 _COLOURS = {"input": "#8c8c8c", "gaussian": "#2b83ba", "prediction": "#d7191c", "gt": "#111111"}
 _CSS = """
@@ -88,13 +88,6 @@ class QCPair:
     pred: Path
     gt: Path
     input: Path | None = None
-
-
-def _names(paths: Sequence[Path]) -> str:
-    shown = ", ".join(path.name for path in paths[:_MAX_NAMED])
-    if len(paths) > _MAX_NAMED:
-        shown += f", ... ({len(paths) - _MAX_NAMED} more)"
-    return shown
 
 
 def _folder_images(folder: str | os.PathLike[str], role: str, flag: str) -> list[Path]:
@@ -150,7 +143,8 @@ def _pairs(
     lonely = [preds_by[name] for name in sorted(preds_by) if name not in gts_by]
     if lonely:
         raise PairingError(
-            f"{len(lonely)} prediction(s) have no ground truth in '{gt_dir}': {_names(lonely)}; "
+            f"{len(lonely)} prediction(s) have no ground truth in '{gt_dir}': "
+            f"{some_names(lonely)}; "
             f"the ground truth of '<name>{PRED_SUFFIX}.tif' must be called '<name>' "
             "(any image extension)"
         )
@@ -162,7 +156,7 @@ def _pairs(
         if lonely:
             raise PairingError(
                 f"{len(lonely)} prediction(s) have no input image in '{input_dir}': "
-                f"{_names(lonely)}; give the folder of the images the model was applied to"
+                f"{some_names(lonely)}; give the folder of the images the model was applied to"
             )
     pairs = [
         QCPair(name, preds_by[name], gts_by[name], inputs_by.get(name)) for name in sorted(preds_by)

@@ -28,6 +28,15 @@ class Sample:
     foreground: np.ndarray
 
 
+def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
+    """A ground-truth file as ``task`` needs it: a target image ``(C, *spatial)`` float32
+    for tasks whose targets are images, else a spatial mask."""
+    truth = read_image(path)
+    if task.target_is_image:
+        return to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
+    return to_spatial(truth.data, truth.axes, ndim)
+
+
 def load_samples(
     image_dir: Path,
     mask_dir: Path | None,
@@ -51,14 +60,7 @@ def load_samples(
         image = read_image(image_path, axes=axes)
         raw = to_channel_first(image.data, image.axes, ndim)
         x = normalize(raw, normalization)
-        if mask_path is None:
-            y = raw.astype(np.float32)
-        elif task.target_is_image:
-            mask = read_image(mask_path)
-            y = to_channel_first(mask.data, mask.axes, ndim).astype(np.float32)
-        else:
-            mask = read_image(mask_path)
-            y = to_spatial(mask.data, mask.axes, ndim)
+        y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim)
         if x.shape[1:] != y.shape[-ndim:]:
             raise InputError(
                 f"image {image_path.name} has spatial shape {x.shape[1:]} but its target "

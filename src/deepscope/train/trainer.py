@@ -423,8 +423,10 @@ class Trainer:
             ),
         )
         predictor = Predictor(net, self.task, c.normalization, device=str(self.device))
+        # self-supervised runs without clean validation images have nothing to score
+        scored = val if not (self.task.self_supervised and c.val_masks is None) else []
         outputs = []
-        for i, s in enumerate(val):
+        for i, s in enumerate(scored):
             outputs.append(
                 predict_raw(
                     predictor.fn,
@@ -437,12 +439,14 @@ class Trainer:
                 )
             )
             report(self.progress, Progress("validate", i + 1, len(val), "validation images"))
-        tuned = self.task.tune(outputs, [s.truth for s in val]) if c.tune_thresholds else {}
-        results = [self.task.postprocess(o, s.truth.shape) for o, s in zip(outputs, val)]
-        if self.task.self_supervised and c.val_masks is None:
-            metrics = {"note": "no clean validation images (--val-targets): no metrics"}
+        tuned = self.task.tune(outputs, [s.truth for s in scored]) if c.tune_thresholds else {}
+        if scored:
+            results = [self.task.postprocess(o, s.truth.shape) for o, s in zip(outputs, scored)]
+            metrics = self.task.evaluate(
+                results, [s.truth for s in scored], [s.name for s in scored]
+            )
         else:
-            metrics = self.task.evaluate(results, [s.truth for s in val], [s.name for s in val])
+            metrics = {"note": "no clean validation images (--val-targets): no metrics"}
         side = min(512, c.patch_size * (2 if c.ndim == 2 else 1))
         side = -(-side // net_config.divisor) * net_config.divisor
         cpu_backend, backend_seconds = faster_cpu_backend(net, (side,) * c.ndim)
