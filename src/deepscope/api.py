@@ -8,7 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from deepscope.classify import (
+    as_classifier,
+    classify_files,
+    classify_objects,
+    evaluate_classifier,
+)
 from deepscope.count import count_objects, parse_range
+from deepscope.data.layout import to_channel_first
 from deepscope.errors import InputError
 from deepscope.io import (
     image_stem,
@@ -80,8 +87,14 @@ def predict_files(
     progress: ProgressCallback | None = None,
     tta: bool | None = None,
 ) -> list[Path]:
-    """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``."""
+    """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
+
+    Classifiers write one table, ``predictions.csv`` (see
+    :func:`deepscope.classify.classify_files`).
+    """
     model = load_model(model) if isinstance(model, str | Path) else model
+    if model.task.output_kind == "class":
+        return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
     files = list_images(inputs)
     out = Path(out)
     written = []
@@ -136,12 +149,15 @@ def count_files(
     axes: str | None = None,
     tile: int | None = -1,
     progress: ProgressCallback | None = None,
+    classifier: Model | str | None = None,
 ) -> list[dict]:
     """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
 
     Writes per image ``<stem>_labels.tif`` (the filtered objects) and ``<stem>_objects.csv``
     (one row per object), and ``summary.csv`` (one row per image) to ``out``; returns the
-    summary rows. Pixel sizes stored in the files give physical columns.
+    summary rows. Pixel sizes stored in the files give physical columns. With a
+    ``classifier`` (2D), each object's crop is classified: columns ``class`` and
+    ``prob_<class>`` in the objects table, ``count_<class>`` in the summary.
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
     model = load_model(model) if isinstance(model, str | Path) else model
@@ -149,6 +165,10 @@ def count_files(
         raise InputError(
             f"model '{model.name}' does not segment objects; count needs one that does"
         )
+    if classifier is not None:
+        classifier = as_classifier(classifier)
+        if model.predictor.ndim != 2:
+            raise InputError("--classify works on 2D images; this segmentation model is 3D")
     files = list_images(inputs)
     out = Path(out)
     spatial = model.predictor.spatial_axes
@@ -172,6 +192,15 @@ def count_files(
             pixel_size,
             name=path.name,
         )
+        if classifier is not None:
+            raw = to_channel_first(image.data, image.axes, 2)
+            classes = classify_objects(classifier, raw, counted.labels)
+            for row in counted.objects:
+                row.update(classes[row["label"]])
+            for name in classifier.task.classes:
+                counted.summary[f"count_{name}"] = sum(
+                    1 for row in counted.objects if row["class"] == name
+                )
         write_image(out / f"{stem}_labels.tif", counted.labels, axes=spatial)
         write_table(counted.objects, out / f"{stem}_objects.csv")
         summaries.append(counted.summary)
@@ -220,7 +249,7 @@ def _predict_pairs(
 def evaluate(
     model: Model | str,
     images: str | Path,
-    masks: str | Path,
+    masks: str | Path | None = None,
     axes: str | None = None,
     per_image_csv: str | Path | None = None,
     progress: ProgressCallback | None = None,
@@ -230,8 +259,19 @@ def evaluate(
 
     Returns the task's metrics as a flat dict (for segmentation ``ap@0.5`` ... ``ap@0.9``,
     ``f1@0.5``, ``precision@0.5``, ``recall@0.5``, ``mean_matched_iou@0.5``, ``n_images``).
+    Classifiers take no ``masks``: ``images`` has one sub-folder per class (see
+    :func:`deepscope.classify.evaluate_classifier`).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
+    if model.task.output_kind == "class":
+        if masks is not None:
+            raise InputError(
+                f"'{model.name}' is a classifier: it reads the true classes from the class "
+                "sub-folders of the images folder; drop --masks"
+            )
+        return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
+    if masks is None:
+        raise InputError(f"evaluating '{model.name}' needs --masks: the ground truth")
     outputs, truths, names = _predict_pairs(model, images, masks, axes, tta, progress)
     results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
     metrics = model.task.evaluate(results, truths, names)

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from deepscope import __version__
 from deepscope.data.normalize import Normalization
 from deepscope.errors import ModelError
+from deepscope.nets.classifier import ClassifierConfig
 from deepscope.nets.unet import UNetConfig
 
 FORMAT_VERSION = 1
@@ -80,14 +81,16 @@ class ExternalNetwork(BaseModel):
 
 def _network_kind(value: Any) -> str:
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return "external" if kind == "external" else "unet"
+    return kind if kind in ("external", "classifier") else "unet"
 
 
 Network = Annotated[
-    Annotated[UNetConfig, Tag("unet")] | Annotated[ExternalNetwork, Tag("external")],
+    Annotated[UNetConfig, Tag("unet")]
+    | Annotated[ExternalNetwork, Tag("external")]
+    | Annotated[ClassifierConfig, Tag("classifier")],
     Discriminator(_network_kind),
 ]
-NETWORK_TAGS = ("unet", "external")
+NETWORK_TAGS = ("unet", "external", "classifier")
 
 
 class ModelSpec(BaseModel):

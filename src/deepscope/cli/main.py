@@ -27,6 +27,10 @@ models_app = typer.Typer(
     no_args_is_help=True, help="The model library: list, show, favourites, import, export."
 )
 app.add_typer(models_app, name="models")
+cellh5_app = typer.Typer(
+    no_args_is_help=True, help="CellH5 files (CellCognition's HDF5 layout): build from images."
+)
+app.add_typer(cellh5_app, name="cellh5")
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -128,9 +132,11 @@ def train(
     elif task_or_config in TASKS:
         config_path = None
         settings["task"] = task_or_config
+        cls = TASKS[task_or_config]
+        # self-supervised tasks learn from the images alone; classifiers from class folders
         needed = (
             ("images", "name")
-            if TASKS[task_or_config].self_supervised
+            if cls.self_supervised or cls.output_kind == "class"
             else ("images", "masks", "name")
         )
         for required in needed:
@@ -165,7 +171,8 @@ def predict(
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
 ) -> None:
-    """Apply a model to images; writes <stem>_labels.tif per image to OUT."""
+    """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
+    <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
     from deepscope.api import predict_files
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
@@ -211,6 +218,14 @@ def count(
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
+    classify: Annotated[
+        str | None,
+        typer.Option(
+            "--classify",
+            help="a classifier model: adds class and prob_<class> columns per object "
+            "(trained at the same magnification)",
+        ),
+    ] = None,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -232,6 +247,7 @@ def count(
             axes=axes,
             tile=tile_arg,
             progress=callback,
+            classifier=load_model(classify, device=device) if classify else None,
         )
     table = Table("image", "count", "mean area", "median area", title=f"counted with {m.name}")
     for s in summaries:
@@ -247,9 +263,14 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
     images: Annotated[Path, typer.Option("--images", "--inputs", help="folder of images")],
     masks: Annotated[
-        Path,
-        typer.Option("--masks", "--targets", help="folder of ground-truth masks or target images"),
-    ],
+        Path | None,
+        typer.Option(
+            "--masks",
+            "--targets",
+            help="folder of ground-truth masks or target images (classifiers: none, the "
+            "images folder has one sub-folder per class)",
+        ),
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write metrics here")] = None,
     per_image: Annotated[Path | None, typer.Option(help="write per-image CSV here")] = None,
     axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
@@ -261,7 +282,7 @@ def evaluate(
     backend: BackendOption = "auto",
 ) -> None:
     """Score a model against ground truth: AP, F1, precision, recall for segmentation;
-    PSNR, SSIM, NRMSE, MAE for restoration."""
+    PSNR, SSIM, NRMSE, MAE for restoration; accuracy, macro F1 for classifiers."""
     from deepscope.api import evaluate as api_evaluate
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
@@ -301,7 +322,26 @@ def tune(
     _print_metrics(outcome["validation"], title=f"{m.name} on {images} after tuning")
 
 
+def _print_class_metrics(metrics: dict, title: str) -> None:
+    classes = [k.split("/", 1)[1] for k in metrics if k.startswith("f1/")]
+    table = Table("class", "precision", "recall", "F1", "support", title=title)
+    for c in classes:
+        table.add_row(
+            c,
+            *(f"{metrics[f'{k}/{c}']:.3f}" for k in ("precision", "recall", "f1")),
+            str(metrics[f"support/{c}"]),
+        )
+    out_console.print(table)
+    out_console.print(
+        f"accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "
+        f"balanced accuracy {metrics['balanced_accuracy']:.3f}, {metrics['n_images']} crops"
+    )
+
+
 def _print_metrics(metrics: dict, title: str) -> None:
+    if "macro_f1" in metrics:
+        _print_class_metrics(metrics, title)
+        return
     thresholds = sorted({k.split("@")[1] for k in metrics if k.startswith("ap@")}, key=float)
     if not thresholds:
         for k, v in metrics.items():
@@ -402,6 +442,45 @@ def qc(
             out_console.print(f"{title}, mean of {result['n_images']} image(s):")
             _print_metrics({k: round(v, 4) for k, v in result[source].items()}, title=title)
     out_console.print(f"wrote {out}")
+
+
+@cellh5_app.command("build")
+def cellh5_build(
+    images: Annotated[list[str], typer.Argument(help="image files, folders or glob patterns")],
+    out: Annotated[Path, typer.Option(help="the CellH5 file to write, e.g. plate.ch5")],
+    model: Annotated[
+        str | None, typer.Option(help="segmentation model that finds the objects")
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(help="label images instead of a model, one per image in the same order"),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="tab-separated Plate, Well, Site, Gene Symbol, Group; one row per image"),
+    ] = None,
+    plate: Annotated[str, typer.Option(help="plate name when there is no mapping")] = "plate0",
+    axes: Annotated[str | None, typer.Option(help="axes of the images, e.g. YX or YXC")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+) -> None:
+    """Segment (or take labels), measure and write images as one CellH5 file: image, label
+    region, object centres, bounding boxes and the measurement table as features."""
+    from deepscope.cellh5_build import build_cellh5
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.zoo import load_model
+
+    with progress_bar(err_console) as callback:
+        path = build_cellh5(
+            images,
+            out,
+            model=load_model(model, device=device) if model else None,
+            labels=labels,
+            mapping=mapping,
+            plate=plate,
+            axes=axes,
+            progress=callback,
+        )
+    out_console.print(f"wrote {path}")
 
 
 @models_app.command("list")

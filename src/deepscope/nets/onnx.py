@@ -14,7 +14,7 @@ OPSET = 17
 
 
 def export_onnx(net: nn.Module, opset: int = OPSET) -> bytes:
-    """The ONNX model of ``net`` (a :class:`~deepscope.nets.unet.UNet`) as bytes.
+    """The ONNX model of ``net`` (a U-Net or a crop classifier) as bytes.
 
     Input ``input (N, C, *spatial)`` and output ``output (N, K, *spatial / grid)`` keep their
     batch and spatial sizes free; spatial sizes must be multiples of ``net.config.divisor``,
@@ -22,9 +22,12 @@ def export_onnx(net: nn.Module, opset: int = OPSET) -> bytes:
     """
     config = net.config
     fused = fuse_batchnorm(net).float().to("cpu", memory_format=torch.contiguous_format)
-    example = torch.zeros(1, config.in_channels, *[config.divisor * 2] * config.ndim)
+    side = max(config.divisor * 2, getattr(config, "min_size", 1))
+    example = torch.zeros(1, config.in_channels, *[side] * config.ndim)
     spatial = {i + 2: f"s{i}" for i in range(config.ndim)}
-    dynamic = {"input": {0: "batch", **spatial}, "output": {0: "batch", **spatial}}
+    # a classifier's output (N, K) has no spatial axes
+    out_spatial = {} if getattr(config, "kind", "unet") == "classifier" else spatial
+    dynamic = {"input": {0: "batch", **spatial}, "output": {0: "batch", **out_spatial}}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # the TorchScript-based exporter is deprecated in favour of dynamo, which needs

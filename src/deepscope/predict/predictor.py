@@ -35,6 +35,28 @@ def with_flips(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray],
     return averaged
 
 
+def channel_first_input(
+    image: np.ndarray, axes: str | None, input_axes: str, ndim: int, in_channels: int
+) -> np.ndarray:
+    """A user image checked (non-empty, numeric, the model's channel count) and reordered
+    to ``(C, *spatial)``; ``axes`` default to the model's ``input_axes`` when the
+    dimensions agree, else they are guessed from the shape."""
+    image = np.asarray(image)
+    if image.size == 0:
+        raise InputError(f"the image is empty (shape {image.shape}); give a non-empty image")
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+        raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
+    if axes is None and image.ndim == len(input_axes):
+        axes = input_axes
+    x = to_channel_first(image, axes, ndim)
+    if x.shape[0] != in_channels:
+        raise InputError(
+            f"the model expects {in_channels} channel(s) but the image has {x.shape[0]}; "
+            "give an image with the model's channels, or pass axes that say which is which"
+        )
+    return x
+
+
 def predict_raw(
     fn: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -145,18 +167,7 @@ class Predictor:
 
     def prepare(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
         """Validate, reorder and normalise a user image to ``(C, *spatial)`` float32."""
-        image = np.asarray(image)
-        if image.size == 0:
-            raise InputError(f"the image is empty (shape {image.shape}); give a non-empty image")
-        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
-            raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
-        x = self.channel_first(image, axes)
-        want = self.config.in_channels
-        if x.shape[0] != want:
-            raise InputError(
-                f"the model expects {want} channel(s) but the image has {x.shape[0]}; "
-                "give an image with the model's channels, or pass axes that say which is which"
-            )
+        x = channel_first_input(image, axes, self.input_axes, self.ndim, self.config.in_channels)
         smallest = getattr(self.config, "min_size", 1)
         if min(x.shape[1:]) < smallest:
             raise InputError(

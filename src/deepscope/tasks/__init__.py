@@ -5,6 +5,7 @@ from __future__ import annotations
 from deepscope.errors import ConfigError
 from deepscope.tasks.base import Result, Task
 from deepscope.tasks.care import CareTask, LabelFreeTask, N2NTask
+from deepscope.tasks.classify import ClassifyTask
 from deepscope.tasks.image import ImageTask
 from deepscope.tasks.n2v import N2VTask
 from deepscope.tasks.semantic import SemanticTask
@@ -18,6 +19,7 @@ TASKS: dict[str, type[Task]] = {
     N2VTask.name: N2VTask,
     N2NTask.name: N2NTask,
     LabelFreeTask.name: LabelFreeTask,
+    ClassifyTask.name: ClassifyTask,
 }
 
 

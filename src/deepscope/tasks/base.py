@@ -33,6 +33,8 @@ class Result:
     probabilities : per-class probabilities ``(K, *spatial)``.
     image : a restored / predicted image.
     uncertainty : per-pixel uncertainty of ``image`` (probabilistic restoration models).
+    class_name : the class of a whole crop (classifiers; ``probabilities`` then has shape
+        ``(K,)`` and ``classes`` is the 0-d class index).
     """
 
     labels: np.ndarray | None = None
@@ -40,6 +42,7 @@ class Result:
     probabilities: np.ndarray | None = None
     image: np.ndarray | None = None
     uncertainty: np.ndarray | None = None
+    class_name: str | None = None
 
 
 def integer_mask(mask: np.ndarray) -> np.ndarray:
@@ -100,6 +103,11 @@ class Task(ABC):
         """A training batch as the network and loss see it (default: the images unchanged,
         targets from :meth:`batch_target`). Self-supervised tasks mask the images here."""
         return images, self.batch_target(targets)
+
+    def batch_metrics(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        """Scores of one batch logged per epoch beside the loss (default: none; classifiers
+        give ``accuracy``)."""
+        return {}
 
     def foreground(self, target: np.ndarray) -> np.ndarray:
         """Pixels that patch sampling should favour (default: non-zero target)."""

@@ -26,6 +26,7 @@ class NetworkSettings(BaseModel):
     grid: int = Field(1, ge=1, le=8, description="output subsampling (stardist: 2 is faster)")
     pool: Literal["max", "blurmax"] = Field("max", description="blurmax: anti-aliased (N2V2)")
     top_skip: bool = Field(True, description="full-resolution skip connection (N2V2: off)")
+    dropout: float = Field(0.3, ge=0, lt=1, description="classify: dropout before the class head")
 
 
 class TrainConfig(BaseModel):

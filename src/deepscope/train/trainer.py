@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError
-from deepscope.nets.unet import UNetConfig, build_unet
+from deepscope.nets import build_network
+from deepscope.nets.unet import UNetConfig
 from deepscope.predict.backends import faster_cpu_backend
 from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
@@ -188,11 +189,12 @@ class Trainer:
         report(self.progress, Progress("load", 1, 1, f"{len(train)} training, {len(val)} val"))
         return train, val
 
-    def network_config(self, in_channels: int) -> UNetConfig:
-        n = self.config.network
-        return UNetConfig(
-            ndim=self.config.ndim,
-            in_channels=in_channels,
+    def network_config(self, train: list[Sample]) -> UNetConfig:
+        """The U-Net for this run's data and task; the patch size must suit its depth."""
+        n, c = self.config.network, self.config
+        config = UNetConfig(
+            ndim=c.ndim,
+            in_channels=train[0].image.shape[0],
             out_channels=self.task.out_channels,
             depth=n.depth,
             base_filters=n.base_filters,
@@ -202,6 +204,30 @@ class Trainer:
             pool=n.pool,
             top_skip=n.top_skip,
         )
+        if c.patch_size % config.divisor or c.patch_size < 2 * config.divisor:
+            raise ConfigError(
+                f"patch_size {c.patch_size} must be a multiple of {config.divisor} and at "
+                f"least {2 * config.divisor} for a U-Net of depth {config.depth}"
+            )
+        return config
+
+    def make_sampler(self, train: list[Sample], rng: np.random.Generator) -> PatchSampler:
+        """Random training batches, augmented."""
+        c = self.config
+        return PatchSampler(
+            train,
+            c.patch_size,
+            c.batch_size,
+            c.augmentation,
+            c.foreground_fraction,
+            rng,
+            self.task.prepare_batch,
+            same_intensity=self.task.target_is_image,
+        )
+
+    def validation_batches(self, val: list[Sample]) -> list[tuple]:
+        """Fixed validation batches, the same every epoch."""
+        return fixed_val_batches(val, self.config, self.task)
 
     # -- loop -----------------------------------------------------------------------------
     def run(self, resume: bool = False) -> Path:
@@ -210,14 +236,9 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         train, val = self.load_data()
-        net_config = self.network_config(train[0].image.shape[0])
-        if c.patch_size % net_config.divisor or c.patch_size < 2 * net_config.divisor:
-            raise ConfigError(
-                f"patch_size {c.patch_size} must be a multiple of {net_config.divisor} and at "
-                f"least {2 * net_config.divisor} for a U-Net of depth {net_config.depth}"
-            )
+        net_config = self.network_config(train)
         rng = seed_everything(c.seed)
-        net = build_unet(net_config)
+        net = build_network(net_config)
         if c.init_from:
             net.load_state_dict(initial_weights(c.init_from, net_config))
         net = net.to(self.device)
@@ -230,22 +251,14 @@ class Trainer:
             if c.lr_schedule == "plateau"
             else None
         )
-        sampler = PatchSampler(
-            train,
-            c.patch_size,
-            c.batch_size,
-            c.augmentation,
-            c.foreground_fraction,
-            rng,
-            self.task.prepare_batch,
-            same_intensity=self.task.target_is_image,
-        )
-        val_batches = fixed_val_batches(val, c, self.task)
+        sampler = self.make_sampler(train, rng)
+        val_batches = self.validation_batches(val)
 
         state = {
             "epoch": 0,
             "step": 0,
             "loss_sum": 0.0,
+            "metric_sums": {},
             "history": [],
             "best": math.inf,
             "seconds": 0.0,
@@ -326,8 +339,11 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = c.learning_rate * lr_factor(c, global_step)
                 x, y = sampler.batch()
-                loss = self._step(net, optimizer, x, y, channels_last)
+                loss, metrics = self._step(net, optimizer, x, y, channels_last)
                 state["loss_sum"] += loss
+                sums = state.setdefault("metric_sums", {})
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value
                 state["step"] += 1
                 state["seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
@@ -343,7 +359,7 @@ class Trainer:
                 )
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
                     self._checkpoint(net, optimizer, plateau, rng, state)
-            val_loss = self._validate(net, val_batches, channels_last)
+            val_loss, val_metrics = self._validate(net, val_batches, channels_last)
             row = {
                 "epoch": state["epoch"] + 1,
                 "train_loss": state["loss_sum"] / c.steps_per_epoch,
@@ -351,13 +367,16 @@ class Trainer:
                 "learning_rate": optimizer.param_groups[0]["lr"],
                 "seconds": round(state["seconds"], 1),
             }
+            for key, value in state.get("metric_sums", {}).items():
+                row[f"train_{key}"] = value / c.steps_per_epoch
+            row.update({f"val_{key}": value for key, value in val_metrics.items()})
             state["history"].append(row)
             if plateau is not None:
                 plateau.step(val_loss)
             if val_loss < state["best"]:
                 state["best"] = val_loss
                 save_checkpoint({"model": net.state_dict()}, self.ckpt_dir, BEST_WEIGHTS)
-            state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0)
+            state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, metric_sums={})
             self._checkpoint(net, optimizer, plateau, rng, state)
             write_history(state["history"], self.folder / "history.csv")
             report(
@@ -367,16 +386,17 @@ class Trainer:
                     state["epoch"],
                     c.epochs,
                     f"epoch {state['epoch']}/{c.epochs}",
-                    {"train_loss": row["train_loss"], "val_loss": val_loss},
+                    {k: v for k, v in row.items() if k.startswith(("train_", "val_"))},
                 ),
             )
 
-    def _step(self, net, optimizer, x, y, channels_last) -> float:
+    def _step(self, net, optimizer, x, y, channels_last) -> tuple[float, dict[str, float]]:
         xt = torch.from_numpy(x).to(self.device)
         if channels_last:
             xt = xt.contiguous(memory_format=torch.channels_last)
         yt = torch.from_numpy(y).to(self.device)
-        loss = self.task.loss(net(xt), yt)
+        output = net(xt)
+        loss = self.task.loss(output, yt)
         if not torch.isfinite(loss):
             raise DeepscopeError(
                 "the training loss became NaN/inf; lower --learning-rate or "
@@ -385,19 +405,27 @@ class Trainer:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return float(loss.detach())
+        with torch.no_grad():
+            metrics = self.task.batch_metrics(output.detach(), yt)
+        return float(loss.detach()), metrics
 
-    def _validate(self, net, val_batches, channels_last) -> float:
+    def _validate(self, net, val_batches, channels_last) -> tuple[float, dict[str, float]]:
+        """Mean loss and task metrics over the fixed validation batches."""
         net.eval()
-        total = 0.0
+        total, sums = 0.0, {}
         with torch.inference_mode():
             for x, y in val_batches:
                 xt = torch.from_numpy(x).to(self.device)
                 if channels_last:
                     xt = xt.contiguous(memory_format=torch.channels_last)
-                total += float(self.task.loss(net(xt), torch.from_numpy(y).to(self.device)))
+                yt = torch.from_numpy(y).to(self.device)
+                output = net(xt)
+                total += float(self.task.loss(output, yt))
+                for key, value in self.task.batch_metrics(output, yt).items():
+                    sums[key] = sums.get(key, 0.0) + value
         net.train()
-        return total / len(val_batches)
+        n = len(val_batches)
+        return total / n, {key: value / n for key, value in sums.items()}
 
     # -- end ------------------------------------------------------------------------------
     def _finish(
@@ -490,4 +518,8 @@ def train(
     command: str | None = None,
 ) -> Path:
     """Train a model from ``config``; returns the model package folder."""
+    if config.task == "classify":
+        from deepscope.train.classify import ClassifierTrainer
+
+        return ClassifierTrainer(config, progress, command).run(resume=resume)
     return Trainer(config, progress, command).run(resume=resume)

@@ -8,7 +8,8 @@ import numpy as np
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ModelError
-from deepscope.nets.unet import build_unet
+from deepscope.nets import ClassifierConfig, build_network
+from deepscope.predict.classifier import CropPredictor
 from deepscope.predict.external import ExternalRunner
 from deepscope.predict.predictor import Predictor
 from deepscope.progress import ProgressCallback
@@ -44,7 +45,7 @@ class Model:
         if isinstance(spec.network, ExternalNetwork):
             net = ExternalRunner(folder, spec.network, resolve_device(device))
         else:
-            net = build_unet(spec.network)
+            net = build_network(spec.network)
             try:
                 net.load_state_dict(read_weights(folder, spec))
             except RuntimeError as err:
@@ -52,13 +53,19 @@ class Model:
                     f"the weights of '{folder}' do not fit its network settings "
                     f"({str(err).splitlines()[0]})"
                 ) from None
+        precision = spec.prediction.precision if precision is None else precision
+        if isinstance(spec.network, ClassifierConfig):
+            self.predictor = CropPredictor(
+                net, self.task, spec.normalization, spec.input_axes, device, precision, backend
+            )
+            return
         self.predictor = Predictor(
             net,
             self.task,
             spec.normalization,
             spec.input_axes,
             device,
-            spec.prediction.precision if precision is None else precision,
+            precision,
             backend,
             spec.prediction.cpu_backend,
         )

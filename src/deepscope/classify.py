@@ -1,0 +1,121 @@
+"""Classifiers applied to files and to segmented objects: a predictions table for crops,
+scores against class folders, and class columns for the Count objects table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from deepscope.data.crops import class_folders, object_crops
+from deepscope.errors import InputError
+from deepscope.io import list_images, read_image
+from deepscope.measure import write_table
+from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.tasks import Result
+from deepscope.zoo import Model, load_model
+
+PREDICTIONS_FILE = "predictions.csv"
+
+
+def as_classifier(model: Model | str | Path) -> Model:
+    """A loaded classifier; other models are refused with a clear message."""
+    model = load_model(model) if isinstance(model, str | Path) else model
+    if model.task.output_kind != "class":
+        raise InputError(
+            f"model '{model.name}' is a {model.spec.task} model, not a classifier; give a "
+            "model trained with 'deepscope train classify'"
+        )
+    return model
+
+
+def probability_columns(result: Result, classes: Sequence[str]) -> dict:
+    """``class`` and one ``prob_<class>`` column per class for one result."""
+    row = {"class": result.class_name}
+    row.update({f"prob_{c}": float(p) for c, p in zip(classes, result.probabilities)})
+    return row
+
+
+def _classify_paths(model: Model, paths: Sequence[Path], axes, tta, progress) -> list[Result]:
+    predictor = model.predictor
+    crops = []
+    for i, path in enumerate(paths):
+        image = read_image(path, axes=axes)
+        crops.append(predictor.prepare(image.data, image.axes))
+        report(progress, Progress("read", i + 1, len(paths), path.name))
+    if not crops:
+        return []
+    return predictor.classify_crops(np.stack(crops), tta=bool(tta))
+
+
+def classify_files(
+    model: Model | str | Path,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    axes: str | None = None,
+    tta: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """Classify crops (files, folders or globs); writes ``OUT/predictions.csv`` with
+    ``file``, ``class`` and ``prob_<class>`` per crop and returns its path."""
+    model = as_classifier(model)
+    files = list_images(inputs)
+    results = _classify_paths(model, files, axes, tta, progress)
+    rows = [
+        {"file": str(path), **probability_columns(r, model.task.classes)}
+        for path, r in zip(files, results, strict=True)
+    ]
+    return write_table(rows, Path(out) / PREDICTIONS_FILE)
+
+
+def evaluate_classifier(
+    model: Model | str | Path,
+    images: str | Path,
+    axes: str | None = None,
+    per_image_csv: str | Path | None = None,
+    tta: bool | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict:
+    """Score a classifier on a folder with one sub-folder per class (the class names of
+    the model): ``accuracy``, ``macro_f1``, ``n_images`` and per-class scores."""
+    model = as_classifier(model)
+    classes = model.task.classes
+    found, items = class_folders(images)
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise InputError(
+            f"class folders {unknown} in '{images}' are not classes of '{model.name}' "
+            f"({', '.join(classes)}); rename or remove them"
+        )
+    truth = [classes.index(found[i]) for _, i in items]
+    paths = [p for p, _ in items]
+    results = _classify_paths(model, paths, axes, tta, progress)
+    metrics = model.task.evaluate(results, truth, [p.name for p in paths])
+    if per_image_csv is not None:
+        rows = [
+            {"file": str(p), "true_class": classes[t], **probability_columns(r, classes)}
+            for p, t, r in zip(paths, truth, results, strict=True)
+        ]
+        write_table(rows, per_image_csv)
+    return metrics
+
+
+def classify_objects(model: Model, image: np.ndarray, labels: np.ndarray) -> dict[int, dict]:
+    """Class columns for every object of a 2D label image: ``{label: {"class": ...,
+    "prob_<c>": ...}}``.
+
+    ``image`` is channel-first ``(C, Y, X)`` in raw intensities; each object's window of
+    the classifier's crop size around its centre is normalised like the training crops.
+    The classifier must have been trained at the image's magnification.
+    """
+    predictor = model.predictor
+    raw, ids = object_crops(image, labels, predictor.crop_size)
+    if not len(ids):
+        return {}
+    crops = np.stack([predictor.prepare(c, "CYX") for c in raw])
+    results = predictor.classify_crops(crops)
+    return {
+        int(i): probability_columns(r, model.task.classes)
+        for i, r in zip(ids, results, strict=True)
+    }

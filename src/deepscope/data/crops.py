@@ -1,0 +1,175 @@
+"""Cell crops: folders of crops by class, fixed-size windows around objects, a balanced
+batch sampler with the augmentations that suit crops, and a stratified split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from deepscope.data.augment import Augmentation, augment
+from deepscope.data.layout import to_channel_first
+from deepscope.data.normalize import Normalization, normalize
+from deepscope.errors import InputError
+from deepscope.io import list_images, read_image
+
+
+def class_folders(root: str | Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (sorted sub-folder names) and ``(file, class index)`` for every image in
+    a folder with one sub-folder per class."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"'{root}' is not a folder; give a folder with one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise InputError(
+            f"'{root}' has {len(classes)} sub-folder(s); a classifier needs one sub-folder per "
+            "class and at least two classes"
+        )
+    items = []
+    for index, name in enumerate(classes):
+        items += [(path, index) for path in list_images([root / name])]
+    return classes, items
+
+
+def fit_crop(crop: np.ndarray, size: int) -> np.ndarray:
+    """A channel-first crop ``(C, Y, X)`` centre-cropped or zero-padded to ``(C, size, size)``."""
+    out = np.zeros((crop.shape[0], size, size), dtype=np.float32)
+    src, dst = [], []
+    for n in crop.shape[1:]:
+        if n >= size:
+            start = (n - size) // 2
+            src.append(slice(start, start + size))
+            dst.append(slice(0, size))
+        else:
+            start = (size - n) // 2
+            src.append(slice(0, n))
+            dst.append(slice(start, start + n))
+    out[(slice(None), *dst)] = crop[(slice(None), *src)]
+    return out
+
+
+def read_crops(
+    paths: Sequence[Path],
+    size: int,
+    normalization: Normalization,
+    axes: str | None = None,
+) -> np.ndarray:
+    """Crops from files as a normalised float32 batch ``(N, C, size, size)``."""
+    crops = []
+    for path in paths:
+        image = read_image(path, axes=axes)
+        crop = to_channel_first(image.data, image.axes, 2)
+        crops.append(fit_crop(normalize(crop, normalization), size))
+    channels = {c.shape[0] for c in crops}
+    if len(channels) > 1:
+        raise InputError(
+            f"crops have different channel counts {sorted(channels)}; give crops with the "
+            "same channels (or pass --axes)"
+        )
+    return np.stack(crops)
+
+
+def object_crops(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of ``size`` pixels centred on each object of a 2D label image.
+
+    ``image`` is channel-first ``(C, Y, X)`` (already normalised); windows that reach over
+    the image edge are zero-padded. Returns crops ``(N, C, size, size)`` and the object
+    labels in the same order (ascending).
+    """
+    if labels.shape != image.shape[1:]:
+        raise InputError(
+            f"label image {labels.shape} and image {image.shape[1:]} differ in size; give the "
+            "labels of this image"
+        )
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return np.zeros((0, image.shape[0], size, size), np.float32), ids
+    centres = ndimage.center_of_mass(np.ones_like(labels, np.uint8), labels, ids)
+    half = size // 2
+    padded = np.pad(image.astype(np.float32, copy=False), ((0, 0), (half, half), (half, half)))
+    crops = np.empty((ids.size, image.shape[0], size, size), np.float32)
+    for i, (cy, cx) in enumerate(centres):
+        y, x = round(cy), round(cx)  # window [y - half, y - half + size) in image coordinates
+        crops[i] = padded[:, y : y + size, x : x + size]
+    return crops, ids
+
+
+def stratified_split(
+    labels: Sequence[int], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a reproducible split that holds out ``fraction`` of every class (at
+    least one item of each class with two or more)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        n_val = min(len(members) - 1, max(1, round(fraction * len(members))))
+        val += list(members[:n_val])
+        train += list(members[n_val:])
+    return np.sort(np.array(train, int)), np.sort(np.array(val, int))
+
+
+def random_shift(crop: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """``crop`` moved by up to ``max_shift`` pixels per axis, zero-filled where it left."""
+    if max_shift <= 0:
+        return crop
+    dy, dx = rng.integers(-max_shift, max_shift + 1, size=2)
+    out = np.zeros_like(crop)
+    h, w = crop.shape[1:]
+    out[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = crop[
+        :, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
+class CropSampler:
+    """Random training batches ``(B, C, S, S)`` of augmented crops and ``(B,)`` classes.
+
+    ``balanced``: every class is equally likely in a batch (minority classes are seen as
+    often as the majority); otherwise crops are drawn uniformly.
+    """
+
+    def __init__(
+        self,
+        crops: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        augmentation: Augmentation | None,
+        max_shift: int,
+        balanced: bool,
+        rng: np.random.Generator,
+    ) -> None:
+        if len(crops) == 0:
+            raise InputError("no training crops found")
+        self.crops = crops
+        self.labels = np.asarray(labels, np.int64)
+        self.by_class = [np.flatnonzero(self.labels == c) for c in np.unique(self.labels)]
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.max_shift = max_shift
+        self.balanced = balanced
+        self.rng = rng
+
+    def index(self) -> int:
+        if self.balanced:
+            members = self.by_class[int(self.rng.integers(len(self.by_class)))]
+            return int(members[self.rng.integers(len(members))])
+        return int(self.rng.integers(len(self.crops)))
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        picks = [self.index() for _ in range(self.batch_size)]
+        images = []
+        for i in picks:
+            crop = self.crops[i]
+            if self.augmentation is not None:
+                crop, _ = augment(
+                    crop, np.zeros(crop.shape[1:], np.uint8), self.augmentation, self.rng
+                )
+                crop = random_shift(crop, self.max_shift, self.rng)
+            images.append(crop)
+        return np.stack(images).astype(np.float32, copy=False), self.labels[picks]

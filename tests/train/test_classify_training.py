@@ -1,0 +1,232 @@
+"""Training, applying and scoring a crop classifier, through the API and the command line."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepscope.api import count_files, evaluate, load_model, predict_files, train
+from deepscope.data.synthetic import synthetic_nuclei
+from deepscope.errors import ConfigError, InputError
+from deepscope.io import write_image
+
+
+def shape_crop(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A 24x24 crop of a round blob or a horizontal bar, placed and lit at random."""
+    yy, xx = np.mgrid[:24, :24]
+    cy, cx = 12 + rng.integers(-2, 3, size=2)
+    if kind == "round":
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 < 25
+    else:
+        inside = (abs(yy - cy) < 2) & (abs(xx - cx) < 9)
+    crop = inside * rng.uniform(120, 220) + rng.normal(20, 5, size=(24, 24))
+    return np.clip(crop, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def crop_folder(tmp_path_factory):
+    """Class sub-folders 'bar' (12 crops) and 'round' (6 crops): imbalanced on purpose."""
+    root = tmp_path_factory.mktemp("crops")
+    rng = np.random.default_rng(0)
+    for kind, n in (("bar", 12), ("round", 6)):
+        for i in range(n):
+            write_image(root / kind / f"{kind}{i}.png", shape_crop(kind, rng))
+    return root
+
+
+def classify_settings(crop_folder, out, **extra):
+    return {
+        "task": "classify",
+        "name": "shapes",
+        "out": out,
+        "images": crop_folder,
+        "task_params": {"crop_size": 24, "max_shift": 1},
+        "network": {"depth": 2, "base_filters": 8, "dropout": 0.0},
+        "batch_size": 8,
+        "epochs": 3,
+        "steps_per_epoch": 12,
+        "val_fraction": 0.34,
+        "learning_rate": 0.003,
+        "threads": 1,
+        "device": "cpu",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def shapes_model(crop_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    return train(**classify_settings(crop_folder, out))
+
+
+def test_training_writes_a_classifier_with_its_reports(shapes_model):
+    files = {p.name for p in shapes_model.iterdir()}
+    assert {"model.json", "weights.safetensors", "confusion.png", "per_class.csv"} <= files
+    spec = json.loads((shapes_model / "model.json").read_text())
+    assert spec["task_params"]["classes"] == ["bar", "round"]
+    assert spec["network"]["kind"] == "classifier"
+    assert spec["training"]["data"]["split"] == "stratified, seed 0"
+    assert spec["validation"]["n_images"] == 6  # 4 of 12 bars and 2 of 6 rounds held out
+    assert spec["validation"]["accuracy"] >= 5 / 6
+    with open(shapes_model / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and {"train_accuracy", "val_accuracy"} <= set(rows[0])
+
+
+def test_a_loaded_classifier_names_the_class_of_a_crop(shapes_model):
+    model = load_model(shapes_model, device="cpu")
+    rng = np.random.default_rng(42)
+    assert model.predict(shape_crop("round", rng)).class_name == "round"
+    result = model.predict(shape_crop("bar", rng), tta=True)
+    assert result.class_name == "bar" and result.probabilities.shape == (2,)
+    with pytest.raises(InputError, match="expects 1 channel"):
+        model.predict(np.zeros((24, 24, 3), np.uint8), axes="YXC")
+
+
+def test_predict_writes_one_table_and_evaluate_scores_class_folders(
+    shapes_model, crop_folder, tmp_path
+):
+    written = predict_files(shapes_model, [crop_folder / "round"], tmp_path / "pred")
+    assert written == [tmp_path / "pred" / "predictions.csv"]
+    with open(written[0]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 and set(rows[0]) == {"file", "class", "prob_bar", "prob_round"}
+    metrics = evaluate(shapes_model, crop_folder, per_image_csv=tmp_path / "per_crop.csv")
+    assert metrics["n_images"] == 18 and metrics["accuracy"] > 0.8
+    assert {"macro_f1", "f1/bar", "recall/round"} <= set(metrics)
+    with pytest.raises(InputError, match="drop --masks"):
+        evaluate(shapes_model, crop_folder, crop_folder)
+
+
+def test_count_adds_class_columns_for_each_segmented_object(shapes_model, tmp_path):
+    image, labels = synthetic_nuclei((96, 96), n=4, seed=5)
+    write_image(tmp_path / "in" / "cells.tif", (image * 200).astype(np.uint8))
+    write_image(tmp_path / "in" / "cells_mask.tif", labels.astype(np.uint16))
+    # a label image as 'segmentation model' is not supported; segment with the built-in
+    summaries = count_files(
+        "unet-nuclei-fluo",
+        [tmp_path / "in" / "cells.tif"],
+        tmp_path / "out",
+        classifier=shapes_model,
+    )
+    assert {"count_bar", "count_round"} <= set(summaries[0])
+    assert summaries[0]["count_bar"] + summaries[0]["count_round"] == summaries[0]["count"]
+    with open(tmp_path / "out" / "cells_objects.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {"class", "prob_bar", "prob_round"} <= set(rows[0])
+    with pytest.raises(InputError, match="not a classifier"):
+        count_files(
+            "unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "o2", classifier="unet-nuclei-fluo"
+        )
+
+
+def test_classify_refuses_masks_and_classes_that_disagree_with_the_folders(crop_folder, tmp_path):
+    with pytest.raises(ConfigError, match="drop --masks"):
+        train(**classify_settings(crop_folder, tmp_path, masks=crop_folder))
+    settings = classify_settings(crop_folder, tmp_path)
+    settings["task_params"] = {"classes": ["x", "y"]}
+    with pytest.raises(ConfigError, match="differ from the class folders"):
+        train(**settings)
+
+
+def test_interrupted_classifier_training_resumes(crop_folder, tmp_path):
+    settings = classify_settings(crop_folder, tmp_path, epochs=2, steps_per_epoch=4)
+    stopped = {"n": 0}
+
+    def stop_after_five(event):
+        if event.stage == "train":
+            stopped["n"] += 1
+            if stopped["n"] == 5:
+                raise KeyboardInterrupt
+
+    from deepscope.train.trainer import TrainingInterrupted
+
+    with pytest.raises(TrainingInterrupted):
+        train(progress=stop_after_five, checkpoint_every=1, **settings)
+    folder = train(resume=True, checkpoint_every=1, **settings)
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["training"]["epochs_done"] == 2
+
+
+def test_command_line_trains_predicts_and_evaluates_a_classifier(crop_folder, tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "deepscope", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "DEEPSCOPE_HOME": str(tmp_path / "home")},
+        )
+
+    done = run(
+        "train",
+        "classify",
+        "--images",
+        crop_folder,
+        "--name",
+        "cli-shapes",
+        "--out",
+        tmp_path,
+        "--epochs",
+        1,
+        "--steps",
+        3,
+        "--batch-size",
+        4,
+        "--threads",
+        1,
+        "--device",
+        "cpu",
+        "--set",
+        "task_params.crop_size=24",
+        "--set",
+        "network.depth=2",
+        "--set",
+        "network.base_filters=4",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "macro F1" in done.stdout
+    model = tmp_path / "cli-shapes"
+    done = run("predict", model, crop_folder / "bar", "--out", tmp_path / "pred")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pred" / "predictions.csv").is_file()
+    done = run("evaluate", model, "--images", crop_folder, "--json", tmp_path / "m.json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["n_images"] == 18
+    done = run("train", "classify", "--images", crop_folder / "bar", "--name", "flat")
+    assert done.returncode != 0 and "one sub-folder per class" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_mitosis_crops_train_a_classifier_that_beats_chance(shared_data, tmp_path):
+    """Integration on real crops: three classes, ten crops each, a minute of training."""
+    import shutil
+
+    root = tmp_path / "crops"
+    for cls in ("inter", "meta", "apo"):
+        files = sorted((shared_data / "mitosis_crops" / cls).glob("*.png"))[:10]
+        (root / cls).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, root / cls / f.name)
+    folder = train(
+        task="classify",
+        name="mito",
+        out=tmp_path / "m",
+        images=root,
+        network={"depth": 3, "base_filters": 8},
+        batch_size=16,
+        epochs=4,
+        steps_per_epoch=10,
+        val_fraction=0.3,
+        threads=1,
+        device="cpu",
+        learning_rate=0.003,
+    )
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["network"]["in_channels"] == 3 and spec["input_axes"] == "YXC"
+    assert spec["validation"]["n_images"] == 9
+    assert spec["validation"]["accuracy"] > 1 / 3
