@@ -46,7 +46,7 @@ def _classify_paths(model: Model, paths: Sequence[Path], axes, tta, progress) ->
         report(progress, Progress("read", i + 1, len(paths), path.name))
     if not crops:
         return []
-    return predictor.classify_crops(np.stack(crops), tta=bool(tta))
+    return predictor.results(np.stack(crops), tta=bool(tta))
 
 
 def classify_files(
@@ -114,7 +114,7 @@ def classify_objects(model: Model, image: np.ndarray, labels: np.ndarray) -> dic
     if not len(ids):
         return {}
     crops = np.stack([predictor.prepare(c, "CYX") for c in raw])
-    results = predictor.classify_crops(crops)
+    results = predictor.results(crops)
     return {
         int(i): probability_columns(r, model.task.classes)
         for i, r in zip(ids, results, strict=True)

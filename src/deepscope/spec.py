@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from deepscope import __version__
 from deepscope.data.normalize import Normalization
 from deepscope.errors import ModelError
+from deepscope.nets.autoencoder import AutoencoderConfig
 from deepscope.nets.classifier import ClassifierConfig
 from deepscope.nets.unet import UNetConfig
 
@@ -81,16 +82,17 @@ class ExternalNetwork(BaseModel):
 
 def _network_kind(value: Any) -> str:
     kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in ("external", "classifier") else "unet"
+    return kind if kind in ("external", "classifier", "autoencoder") else "unet"
 
 
 Network = Annotated[
     Annotated[UNetConfig, Tag("unet")]
     | Annotated[ExternalNetwork, Tag("external")]
-    | Annotated[ClassifierConfig, Tag("classifier")],
+    | Annotated[ClassifierConfig, Tag("classifier")]
+    | Annotated[AutoencoderConfig, Tag("autoencoder")],
     Discriminator(_network_kind),
 ]
-NETWORK_TAGS = ("unet", "external", "classifier")
+NETWORK_TAGS = ("unet", "external", "classifier", "autoencoder")
 
 
 class ModelSpec(BaseModel):

@@ -83,6 +83,17 @@ def train(
             "--val-masks", "--val-targets", help="folder of validation masks or target images"
         ),
     ] = None,
+    cellh5: Annotated[
+        Path | None,
+        typer.Option(help="autoencoder: a CellH5 file whose objects are the training crops"),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="autoencoder with --cellh5: position mapping (Plate, Well, Site, Gene Symbol, "
+            "Group); trains on the negative controls (Group 'neg')"
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="model name")] = None,
     out: Annotated[Path | None, typer.Option(help="folder that receives the model")] = None,
     epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
@@ -90,7 +101,30 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="patches per step")] = None,
     patch_size: Annotated[int | None, typer.Option(help="patch edge in pixels")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="initial learning rate")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam|adamw|sgd|adagrad")] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(help="adam|adamw|sgd (Nesterov momentum)|adagrad")
+    ] = None,
+    momentum: Annotated[
+        float | None, typer.Option(help="SGD momentum (autoencoder advice: 0.5-0.9)")
+    ] = None,
+    crop_size: Annotated[
+        int | None,
+        typer.Option(help="classify/autoencoder: crop edge in pixels (about the object size)"),
+    ] = None,
+    corruption: Annotated[
+        float | None,
+        typer.Option(help="autoencoder: fraction of input pixels zeroed (advice: 0-0.3)"),
+    ] = None,
+    architecture: Annotated[
+        str | None,
+        typer.Option(
+            help="autoencoder encoder layers, e.g. c16.5r_p2_c32.3r_p2_d256.1r (cF.Sa conv, "
+            "pK pool, dN.Da dense with dropout 0.D)"
+        ),
+    ] = None,
+    latent: Annotated[
+        int | None, typer.Option(help="autoencoder: number of learned features")
+    ] = None,
     axes: Annotated[str | None, typer.Option(help="axes of the images, e.g. YX or YXC")] = None,
     device: Annotated[str | None, typer.Option(help="auto|cpu|cuda|mps")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads")] = None,
@@ -101,7 +135,13 @@ def train(
         typer.Option("--set", help="any other setting as key=value, e.g. --set network.depth=3"),
     ] = None,
 ) -> None:
-    """Train a model and write its package to OUT/NAME."""
+    """Train a model and write its package to OUT/NAME.
+
+    Autoencoder (CellCognition's Deep Learning Module), its advice as defaults: AdaGrad or
+    SGD with Nesterov momentum; learning rate 0.01-0.1 (default 0.05); momentum 0.5-0.9;
+    mini-batch 32-256 (default 128); corruption 0-0.3 (default 0.1); epochs 64-1000
+    (default 64).
+    """
     from deepscope.api import train as api_train
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.tasks import TASKS
@@ -124,8 +164,25 @@ def train(
         "threads": threads,
         "seed": seed,
     }
+    if cellh5 is not None:
+        if images is not None:
+            raise DeepscopeError("give --images or --cellh5, not both")
+        given["images"] = cellh5
+    given.update(mapping=mapping, momentum=momentum)
     settings = {k: v for k, v in given.items() if v is not None}
-    settings.update(_parse_sets(set_))
+    task_params = {
+        "crop_size": crop_size,
+        "corruption": corruption,
+        "architecture": architecture,
+        "latent": latent,
+    }
+    if any(v is not None for v in task_params.values()):
+        settings["task_params"] = {k: v for k, v in task_params.items() if v is not None}
+    sets = _parse_sets(set_)
+    settings["task_params"] = {**settings.get("task_params", {}), **sets.pop("task_params", {})}
+    if not settings["task_params"]:
+        del settings["task_params"]
+    settings.update(sets)
     command = "deepscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if task_or_config.endswith((".yaml", ".yml")):
         config_path: str | None = task_or_config
@@ -441,6 +498,63 @@ def qc(
         if result[source] is not None:
             out_console.print(f"{title}, mean of {result['n_images']} image(s):")
             _print_metrics({k: round(v, 4) for k, v in result[source].items()}, title=title)
+    out_console.print(f"wrote {out}")
+
+
+@app.command()
+def encode(
+    model: Annotated[str, typer.Argument(help="an autoencoder (name or model folder)")],
+    out: Annotated[Path, typer.Option(help="features file to write, e.g. features.hdf")],
+    cellh5: Annotated[Path | None, typer.Option(help="CellH5 file whose objects to encode")] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="position mapping (Plate, Well, Site, Gene Symbol, Group)"),
+    ] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="a folder of crops instead (sub-folders become groups)")
+    ] = None,
+    axes: Annotated[str | None, typer.Option(help="axes of the crops, e.g. YXC")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+) -> None:
+    """Learned features of every cell object: writes OUT (data/bbox, data/features,
+    data/gallery, data/contours, data/objects) and the same table as CSV beside it."""
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.encode import encode as api_encode
+    from deepscope.zoo import load_model
+
+    with progress_bar(err_console) as callback:
+        paths = api_encode(
+            load_model(model, device=device),
+            out,
+            cellh5=cellh5,
+            mapping=mapping,
+            images=images,
+            axes=axes,
+            progress=callback,
+        )
+    out_console.print(f"wrote {paths['hdf']} and {paths['csv']}")
+
+
+@app.command()
+def explore(
+    features: Annotated[Path, typer.Argument(help="a features file from 'deepscope encode'")],
+    out: Annotated[Path, typer.Option(help="the HTML page to write")] = Path("explore.html"),
+    clusters: Annotated[int, typer.Option(help="number of clusters (k-means)")] = 8,
+    embedding: Annotated[str, typer.Option(help="tsne|none (PCA is always shown)")] = "tsne",
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """One page to explore learned features: PCA / t-SNE maps coloured by group, cluster and
+    novelty, galleries per cluster, and positions ranked by how unlike the negative
+    controls their cells are."""
+    from deepscope.cli.progress_bar import progress_bar
+    from deepscope.explore import explore as api_explore
+
+    if embedding not in ("tsne", "none"):
+        raise DeepscopeError(f"--embedding must be tsne or none, got '{embedding}'")
+    with progress_bar(err_console) as callback:
+        api_explore(
+            features, out, n_clusters=clusters, method=embedding, seed=seed, progress=callback
+        )
     out_console.print(f"wrote {out}")
 
 

@@ -3,7 +3,7 @@ batch sampler with the augmentations that suit crops, and a stratified split."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +72,25 @@ def read_crops(
     return np.stack(crops)
 
 
+def crops_at(image: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:
+    """Windows of ``size`` pixels of a channel-first 2D ``image (C, Y, X)`` centred on
+    ``centres (N, 2)`` given as (y, x); windows that reach over the edge are zero-padded.
+    Returns ``(N, C, size, size)`` float32."""
+    half = size // 2
+    padded = np.pad(image.astype(np.float32, copy=False), ((0, 0), (half, half), (half, half)))
+    crops = np.empty((len(centres), image.shape[0], size, size), np.float32)
+    for i, (cy, cx) in enumerate(centres):
+        y, x = round(cy), round(cx)  # window [y - half, y - half + size) in image coordinates
+        crops[i] = padded[:, y : y + size, x : x + size]
+    return crops
+
+
 def object_crops(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows of ``size`` pixels centred on each object of a 2D label image.
 
-    ``image`` is channel-first ``(C, Y, X)`` (already normalised); windows that reach over
-    the image edge are zero-padded. Returns crops ``(N, C, size, size)`` and the object
-    labels in the same order (ascending).
+    ``image`` is channel-first ``(C, Y, X)``; windows that reach over the image edge are
+    zero-padded. Returns crops ``(N, C, size, size)`` and the object labels in the same
+    order (ascending).
     """
     if labels.shape != image.shape[1:]:
         raise InputError(
@@ -89,13 +102,7 @@ def object_crops(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.n
     if ids.size == 0:
         return np.zeros((0, image.shape[0], size, size), np.float32), ids
     centres = ndimage.center_of_mass(np.ones_like(labels, np.uint8), labels, ids)
-    half = size // 2
-    padded = np.pad(image.astype(np.float32, copy=False), ((0, 0), (half, half), (half, half)))
-    crops = np.empty((ids.size, image.shape[0], size, size), np.float32)
-    for i, (cy, cx) in enumerate(centres):
-        y, x = round(cy), round(cx)  # window [y - half, y - half + size) in image coordinates
-        crops[i] = padded[:, y : y + size, x : x + size]
-    return crops, ids
+    return crops_at(image, np.asarray(centres).reshape(-1, 2), size), ids
 
 
 def stratified_split(
@@ -131,7 +138,8 @@ class CropSampler:
     """Random training batches ``(B, C, S, S)`` of augmented crops and ``(B,)`` classes.
 
     ``balanced``: every class is equally likely in a batch (minority classes are seen as
-    often as the majority); otherwise crops are drawn uniformly.
+    often as the majority); otherwise crops are drawn uniformly. ``batch_fn`` turns a batch
+    into what the network and loss see (an autoencoder corrupts the crops there).
     """
 
     def __init__(
@@ -143,6 +151,7 @@ class CropSampler:
         max_shift: int,
         balanced: bool,
         rng: np.random.Generator,
+        batch_fn: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple] | None = None,
     ) -> None:
         if len(crops) == 0:
             raise InputError("no training crops found")
@@ -154,6 +163,7 @@ class CropSampler:
         self.max_shift = max_shift
         self.balanced = balanced
         self.rng = rng
+        self.batch_fn = batch_fn
 
     def index(self) -> int:
         if self.balanced:
@@ -172,4 +182,5 @@ class CropSampler:
                 )
                 crop = random_shift(crop, self.max_shift, self.rng)
             images.append(crop)
-        return np.stack(images).astype(np.float32, copy=False), self.labels[picks]
+        batch = np.stack(images).astype(np.float32, copy=False), self.labels[picks]
+        return self.batch_fn(*batch, self.rng) if self.batch_fn is not None else batch

@@ -25,8 +25,9 @@ def export_onnx(net: nn.Module, opset: int = OPSET) -> bytes:
     side = max(config.divisor * 2, getattr(config, "min_size", 1))
     example = torch.zeros(1, config.in_channels, *[side] * config.ndim)
     spatial = {i + 2: f"s{i}" for i in range(config.ndim)}
-    # a classifier's output (N, K) has no spatial axes
-    out_spatial = {} if getattr(config, "kind", "unet") == "classifier" else spatial
+    # a classifier's or encoder's output (N, K) has no spatial axes
+    crop_net = getattr(config, "kind", "unet") in ("classifier", "autoencoder")
+    out_spatial = {} if crop_net else spatial
     dynamic = {"input": {0: "batch", **spatial}, "output": {0: "batch", **out_spatial}}
     buffer = io.BytesIO()
     with warnings.catch_warnings():

@@ -15,10 +15,8 @@ Predictions are paired with ground truth by file stem after removing a trailing 
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 import math
 import os
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from deepscope.io.pairs import some_names
 from deepscope.io.paths import is_image_path
 from deepscope.metrics.restoration import SSIM_WINDOW, fair_pair, psnr, restoration_metrics
 from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.report.html import CSS, data_uri, new_figure
 
 __all__ = ["MAX_PANELS", "PRED_SUFFIX", "QCPair", "format_metric", "pair_predictions", "qc_report"]
 
@@ -63,21 +62,6 @@ SOURCES = ("prediction", "gaussian", "input")
 
 _DPI = 90
 _COLOURS = {"input": "#8c8c8c", "gaussian": "#2b83ba", "prediction": "#d7191c", "gt": "#111111"}
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1240px;margin:1.5em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.92em;margin:.6em 0}
-th,td{padding:.25em .65em;border-bottom:1px solid #e3e3e3;text-align:right}
-th{background:#f5f5f5}th:first-child,td:first-child{text-align:left}
-td.best{background:#d9f0d3;font-weight:600}td.what{color:#666;text-align:left}
-.meta,.note{color:#555;font-size:.92em}
-.verdict{font-size:1.05em;padding:.5em .9em;border-left:4px solid #2b83ba;background:#f1f7fb}
-figure{margin:1.2em 0}figcaption{font-size:.92em;color:#444}img{max-width:100%;height:auto}
-dl.kv{display:grid;grid-template-columns:repeat(auto-fill,minmax(13em,1fr));gap:.1em 1em}
-dl.kv div{display:flex;justify-content:space-between;border-bottom:1px solid #eee}
-dt{color:#555}dd{margin:0;font-variant-numeric:tabular-nums}
-"""
 
 
 @dataclass(frozen=True)
@@ -268,24 +252,6 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 # ----------------------------------------------------------------------------- figures
 
 
-def _figure(width: float, height: float, constrained: bool = True):
-    """A matplotlib figure drawn by the Agg canvas (no pyplot, no global backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(
-        figsize=(width, height), dpi=_DPI, layout="constrained" if constrained else None
-    )
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _data_uri(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _plane(array: np.ndarray) -> np.ndarray:
     """The middle z slice of a volume; a 2D image as it is."""
     return array[array.shape[0] // 2] if array.ndim == 3 else array
@@ -369,7 +335,7 @@ def _image_figure(
     else:
         layout = [["prediction", "gt", "ssim", "error"], ["hist", "hist", "profile", "profile"]]
     # A fixed layout: constrained layout would cost about a second per figure.
-    figure = _figure(13.5, 7.6, constrained=False)
+    figure = new_figure(13.5, 7.6, constrained=False, dpi=_DPI)
     axes = figure.subplot_mosaic(
         layout,
         gridspec_kw={
@@ -398,12 +364,12 @@ def _image_figure(
     shown = {name: views[name] for name in order if name in views}
     _histograms(axes["hist"], shown, titles)
     _profile(axes["profile"], shown, titles, row)
-    return _data_uri(figure)
+    return data_uri(figure)
 
 
 def _loss_figure(rows: list[dict[str, float]], title: str) -> str:
     """Training and validation loss per epoch (log scale when all losses are positive)."""
-    figure = _figure(7, 3.8)
+    figure = new_figure(7, 3.8, dpi=_DPI)
     ax = figure.add_subplot()
     everything = []
     for key, label, colour in (
@@ -425,7 +391,7 @@ def _loss_figure(rows: list[dict[str, float]], title: str) -> str:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
-    return _data_uri(figure)
+    return data_uri(figure)
 
 
 # ----------------------------------------------------------------------------- model
@@ -793,7 +759,7 @@ def _document(
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>QC: {html.escape(what)}</title><style>{_CSS}</style></head><body>\n"
+        f"<title>QC: {html.escape(what)}</title><style>{CSS}</style></head><body>\n"
         + "\n".join(body)
         + "\n</body></html>\n"
     )

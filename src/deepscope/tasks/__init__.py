@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from deepscope.errors import ConfigError
+from deepscope.tasks.autoencoder import AutoencoderTask
 from deepscope.tasks.base import Result, Task
 from deepscope.tasks.care import CareTask, LabelFreeTask, N2NTask
 from deepscope.tasks.classify import ClassifyTask
@@ -20,6 +21,7 @@ TASKS: dict[str, type[Task]] = {
     N2NTask.name: N2NTask,
     LabelFreeTask.name: LabelFreeTask,
     ClassifyTask.name: ClassifyTask,
+    AutoencoderTask.name: AutoencoderTask,
 }
 
 

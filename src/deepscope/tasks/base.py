@@ -35,6 +35,7 @@ class Result:
     uncertainty : per-pixel uncertainty of ``image`` (probabilistic restoration models).
     class_name : the class of a whole crop (classifiers; ``probabilities`` then has shape
         ``(K,)`` and ``classes`` is the 0-d class index).
+    features : learned features ``(F,)`` of a whole crop (autoencoders).
     """
 
     labels: np.ndarray | None = None
@@ -43,6 +44,7 @@ class Result:
     image: np.ndarray | None = None
     uncertainty: np.ndarray | None = None
     class_name: str | None = None
+    features: np.ndarray | None = None
 
 
 def integer_mask(mask: np.ndarray) -> np.ndarray:
@@ -72,6 +74,8 @@ class Task(ABC):
     target_is_image: ClassVar[bool] = False
     #: learns from the images alone (Noise2Void): no masks/targets needed for training
     self_supervised: ClassVar[bool] = False
+    #: training settings this task advises, used where a run does not set them
+    train_defaults: ClassVar[dict] = {}
 
     def __init__(self, params: BaseModel | dict | None = None) -> None:
         if params is None:

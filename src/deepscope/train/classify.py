@@ -14,13 +14,12 @@ from deepscope.errors import ConfigError, InputError
 from deepscope.measure import write_table
 from deepscope.metrics.classification import plot_confusion
 from deepscope.nets.classifier import ClassifierConfig
-from deepscope.predict.classifier import CropPredictor
+from deepscope.predict.crops import CropPredictor
 from deepscope.progress import Progress, report
 from deepscope.spec import ModelSpec, Tags, save_package
 from deepscope.tasks import get_task
-from deepscope.train.checkpoint import load_checkpoint
 from deepscope.train.history import plot_history
-from deepscope.train.trainer import BEST_WEIGHTS, Trainer
+from deepscope.train.trainer import Trainer
 
 
 @dataclass
@@ -129,48 +128,56 @@ class ClassifierTrainer(Trainer):
 
     def _finish(self, net, net_config, n_train: int, val: CropSet, state: dict) -> Path:
         c = self.config
-        best = load_checkpoint(self.ckpt_dir, BEST_WEIGHTS)
-        if best is not None:
-            net.load_state_dict(best["model"])
+        self.load_best(net)
         predictor = CropPredictor(net, self.task, c.normalization, device=str(self.device))
-        results = predictor.classify_crops(val.crops)
+        results = predictor.results(val.crops)
         metrics = self.task.evaluate(results, list(val.labels), val.names)
         classes = self.task.classes
         pred = [int(r.classes) for r in results]
         plot_confusion(val.labels, pred, classes, self.folder / "confusion.png", c.name)
         write_table(per_class_rows(metrics, classes), self.folder / "per_class.csv")
-        spec = ModelSpec(
-            name=c.name,
-            task=c.task,
-            task_params=self.task.params.model_dump(),
-            network=net_config,
-            normalization=c.normalization,
-            input_axes="YX" if net_config.in_channels == 1 else "YXC",
-            description=c.description,
-            tags=Tags(architecture=self.task.architecture, domain=c.domain, dimensionality="2d"),
-            training={
-                "command": self.command,
-                "settings": c.model_dump(mode="json"),
-                "data": {
-                    "images": str(c.images),
-                    "val_images": str(c.val_images) if c.val_images else None,
-                    "n_train": n_train,
-                    "n_val": len(val),
-                    "split": "given" if c.val_images else f"stratified, seed {c.seed}",
-                },
-                "epochs_done": state["epoch"],
-                "seconds": round(state["seconds"], 1),
-                "best_val_loss": state["best"],
-                "device": str(self.device),
-                "threads": torch.get_num_threads(),
-            },
-            validation=metrics,
-        )
+        data = {
+            "images": str(c.images),
+            "val_images": str(c.val_images) if c.val_images else None,
+            "n_train": n_train,
+            "n_val": len(val),
+            "split": "given" if c.val_images else f"stratified, seed {c.seed}",
+        }
+        spec = crop_model_spec(self, net_config, "YXC", data, state, metrics)
         if state["history"]:
             plot_history(state["history"], self.folder / "loss.png", c.name)
         save_package(self.folder, spec, net.state_dict())
         report(self.progress, Progress("done", 1, 1, f"model written to {self.folder}", {}))
         return self.folder
+
+
+def crop_model_spec(
+    trainer: Trainer, net_config, colour_axes: str, data: dict, state: dict, validation: dict
+) -> ModelSpec:
+    """The package spec of a crop network (classifier or autoencoder); ``colour_axes`` are
+    the input axes of multichannel crops (one channel: ``YX``)."""
+    c = trainer.config
+    return ModelSpec(
+        name=c.name,
+        task=c.task,
+        task_params=trainer.task.params.model_dump(),
+        network=net_config,
+        normalization=c.normalization,
+        input_axes="YX" if net_config.in_channels == 1 else colour_axes,
+        description=c.description,
+        tags=Tags(architecture=trainer.task.architecture, domain=c.domain, dimensionality="2d"),
+        training={
+            "command": trainer.command,
+            "settings": c.model_dump(mode="json"),
+            "data": data,
+            "epochs_done": state["epoch"],
+            "seconds": round(state["seconds"], 1),
+            "best_val_loss": state["best"],
+            "device": str(trainer.device),
+            "threads": torch.get_num_threads(),
+        },
+        validation=validation,
+    )
 
 
 def per_class_rows(metrics: dict, classes: list[str]) -> list[dict]:

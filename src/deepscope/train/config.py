@@ -49,6 +49,11 @@ class TrainConfig(BaseModel):
     )
     val_images: Path | None = None
     val_masks: Path | None = None
+    mapping: Path | None = Field(
+        None,
+        description="CellH5 position mapping (Plate, Well, Site, Gene Symbol, Group): an "
+        "autoencoder trains on the negative-control positions only",
+    )
     val_fraction: float = Field(0.15, gt=0, lt=1, description="held out when no val folders")
     axes: str | None = Field(None, description="axes of the training images, e.g. YX or YXC")
     ndim: Literal[2, 3] = 2
@@ -98,7 +103,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, e.g. 'epochs: 10'")
     base = path.parent
-    for key in ("images", "masks", "val_images", "val_masks", "out"):
+    for key in ("images", "masks", "val_images", "val_masks", "mapping", "out"):
         if raw.get(key) is not None and not Path(raw[key]).is_absolute():
             raw[key] = str(base / raw[key])
     init = raw.get("init_from")
@@ -109,7 +114,13 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
 
 
 def make_train_config(settings: dict[str, Any], source: str = "settings") -> TrainConfig:
-    """Validate ``settings`` into a TrainConfig with a one-line error on failure."""
+    """Validate ``settings`` into a TrainConfig with a one-line error on failure; settings
+    the task advises (``Task.train_defaults``) fill in where ``settings`` are silent."""
+    from deepscope.tasks import TASKS
+
+    task = TASKS.get(settings.get("task", "semantic"))
+    if task is not None:
+        settings = {**task.train_defaults, **settings}
     try:
         return TrainConfig.model_validate(settings)
     except ValidationError as err:

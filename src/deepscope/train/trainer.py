@@ -428,13 +428,17 @@ class Trainer:
         return total / n, {key: value / n for key, value in sums.items()}
 
     # -- end ------------------------------------------------------------------------------
+    def load_best(self, net) -> None:
+        """Put the weights of the epoch with the lowest validation loss into ``net``."""
+        best = load_checkpoint(self.ckpt_dir, BEST_WEIGHTS)
+        if best is not None:
+            net.load_state_dict(best["model"])
+
     def _finish(
         self, net, net_config: UNetConfig, n_train: int, val: list[Sample], state: dict
     ) -> Path:
         c = self.config
-        best = load_checkpoint(self.ckpt_dir, BEST_WEIGHTS)
-        if best is not None:
-            net.load_state_dict(best["model"])
+        self.load_best(net)
         spec = ModelSpec(
             name=c.name,
             task=c.task,
@@ -522,4 +526,8 @@ def train(
         from deepscope.train.classify import ClassifierTrainer
 
         return ClassifierTrainer(config, progress, command).run(resume=resume)
+    if config.task == "autoencoder":
+        from deepscope.train.autoencoder import AutoencoderTrainer
+
+        return AutoencoderTrainer(config, progress, command).run(resume=resume)
     return Trainer(config, progress, command).run(resume=resume)

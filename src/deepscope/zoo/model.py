@@ -8,8 +8,8 @@ import numpy as np
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ModelError
-from deepscope.nets import ClassifierConfig, build_network
-from deepscope.predict.classifier import CropPredictor
+from deepscope.nets import AutoencoderConfig, ClassifierConfig, build_network
+from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
 from deepscope.predict.predictor import Predictor
 from deepscope.progress import ProgressCallback
@@ -54,7 +54,7 @@ class Model:
                     f"({str(err).splitlines()[0]})"
                 ) from None
         precision = spec.prediction.precision if precision is None else precision
-        if isinstance(spec.network, ClassifierConfig):
+        if isinstance(spec.network, ClassifierConfig | AutoencoderConfig):
             self.predictor = CropPredictor(
                 net, self.task, spec.normalization, spec.input_axes, device, precision, backend
             )

@@ -1,5 +1,7 @@
-"""Apply a crop classifier: layout, normalisation, crop size, batched network, class
-probabilities."""
+"""Apply a network to whole cell crops: layout, normalisation, crop size, batched network.
+
+Classifiers give class probabilities per crop; autoencoders give their learned features
+(the encoder alone runs)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 from deepscope.data.crops import fit_crop
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.devices import resolve_device
+from deepscope.nets.autoencoder import CropAutoencoder
 from deepscope.nets.classifier import CropClassifier
 from deepscope.nets.unet import fuse_batchnorm
 from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn
@@ -20,16 +23,28 @@ from deepscope.tasks.base import Result, Task
 SQUARE_SYMMETRIES = [(k, flip) for flip in (False, True) for k in range(4)]
 
 
+class EncoderOnly(torch.nn.Module):
+    """The encoder half of an autoencoder as a network of its own (features out)."""
+
+    def __init__(self, autoencoder: CropAutoencoder) -> None:
+        super().__init__()
+        self.config = autoencoder.config
+        self.encoder = autoencoder.encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+
 class CropPredictor:
-    """A crop classifier with its task and normalisation, applied to crops of any size
-    (each is centre-cropped or zero-padded to the task's ``crop_size``)."""
+    """A crop network (classifier or autoencoder) with its task and normalisation, applied
+    to crops of any size (each is centre-cropped or zero-padded to ``crop_size``)."""
 
     spatial_axes = "YX"
     ndim = 2
 
     def __init__(
         self,
-        net: CropClassifier,
+        net: CropClassifier | CropAutoencoder,
         task: Task,
         normalization: Normalization,
         input_axes: str = "YX",
@@ -42,6 +57,8 @@ class CropPredictor:
         self.task = task
         self.normalization = normalization
         self.input_axes = input_axes
+        if isinstance(net, CropAutoencoder):
+            net = EncoderOnly(net)
         self.net = fuse_batchnorm(net).to(self.device).eval()
         self.backend = choose_backend(backend, self.device, precision, "torch")
         if self.backend == "onnx":
@@ -64,9 +81,11 @@ class CropPredictor:
         x = self.channel_first(image, axes)
         return fit_crop(normalize(x, self.normalization), self.crop_size)
 
-    def logits(self, crops: np.ndarray, batch_size: int = 256, tta: bool = False) -> np.ndarray:
-        """Logits ``(N, K)`` of prepared crops ``(N, C, S, S)``; ``tta`` averages the
-        softmax over the eight flips and rotations and returns its log."""
+    def outputs(self, crops: np.ndarray, batch_size: int = 256, tta: bool = False) -> np.ndarray:
+        """Network outputs ``(N, K)`` of prepared crops ``(N, C, S, S)``: logits of a
+        classifier (``tta`` averages the softmax over the eight flips and rotations and
+        returns its log), features of an autoencoder (``tta`` does not apply)."""
+        tta = tta and self.task.output_kind == "class"
         out = []
         for start in range(0, len(crops), batch_size):
             batch = np.ascontiguousarray(crops[start : start + batch_size], np.float32)
@@ -80,14 +99,13 @@ class CropPredictor:
                 logit = torch.from_numpy(self.fn(np.ascontiguousarray(view)))
                 prob = prob + torch.softmax(logit, 1)
             out.append(torch.log(prob / len(SQUARE_SYMMETRIES)).numpy())
-        k = self.task.out_channels
-        return np.concatenate(out) if out else np.zeros((0, k), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-    def classify_crops(
+    def results(
         self, crops: np.ndarray, batch_size: int = 256, tta: bool = False
     ) -> list[Result]:
         """One result per prepared crop ``(N, C, S, S)``."""
-        return [self.task.postprocess(row) for row in self.logits(crops, batch_size, tta)]
+        return [self.task.postprocess(row) for row in self.outputs(crops, batch_size, tta)]
 
     def raw(
         self,
@@ -99,8 +117,8 @@ class CropPredictor:
         progress: ProgressCallback | None = None,
         tta: bool = False,
     ) -> np.ndarray:
-        """Logits ``(K,)`` of one crop (tiling settings do not apply to crops)."""
-        return self.logits(self.prepare(image, axes)[None], tta=tta)[0]
+        """Output ``(K,)`` of one crop (tiling settings do not apply to crops)."""
+        return self.outputs(self.prepare(image, axes)[None], tta=tta)[0]
 
     def predict(
         self,
@@ -112,5 +130,5 @@ class CropPredictor:
         progress: ProgressCallback | None = None,
         tta: bool = False,
     ) -> Result:
-        """Class and class probabilities of one crop."""
+        """Class and class probabilities (classifier) or features (autoencoder) of one crop."""
         return self.task.postprocess(self.raw(image, axes, tta=tta))

@@ -1,0 +1,112 @@
+"""CellCognition-style phenotyping end to end on real nuclei: build a CellH5 file from
+images, train an autoencoder on the negative controls, encode every object, explore."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from deepscope.api import train
+from deepscope.cellh5_build import build_cellh5
+from deepscope.encode import encode
+from deepscope.errors import InputError
+from deepscope.explore import explore
+from deepscope.io.feature_hdf import read_feature_hdf
+
+IMAGES = [
+    "00071198d059ba7f.tif",
+    "003cee89357d9fe1.tif",
+    "0287e7ee5b007c91.tif",
+    "03398329ced0c23b.tif",
+]
+
+
+@pytest.fixture(scope="module")
+def plate(shared_data, tmp_path_factory):
+    """A CellH5 file of four DSB2018 images (two control wells, two 'treated')."""
+    root = tmp_path_factory.mktemp("plate")
+    folder = shared_data / "dsb2018" / "fluorescence" / "train"
+    mapping = root / "mapping.txt"
+    mapping.write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+        "P1\tA01\t1\tscrambled\tneg\n"
+        "P1\tA02\t1\tscrambled\tneg\n"
+        "P1\tB01\t1\tKIF11\ttreated\n"
+        "P1\tB02\t1\tINCENP\ttreated\n"
+    )
+    path = build_cellh5(
+        [folder / "images" / n for n in IMAGES],
+        root / "plate.ch5",
+        labels=[folder / "masks" / n for n in IMAGES],
+        mapping=mapping,
+    )
+    return {"cellh5": path, "mapping": mapping, "root": root}
+
+
+@pytest.fixture(scope="module")
+def autoencoder(plate):
+    """Trained from the command line on the controls, with tiny settings."""
+    out = plate["root"] / "models"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "deepscope", "train", "autoencoder",
+            "--cellh5", plate["cellh5"], "--mapping", plate["mapping"],
+            "--name", "ae", "--out", out, "--crop-size", "32", "--architecture", "c8.3r_p2",
+            "--latent", "4", "--corruption", "0.2", "--epochs", "2", "--steps", "3",
+            "--batch-size", "16", "--threads", "1", "--device", "cpu",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out / "ae"
+
+
+def test_autoencoder_trains_on_control_objects_only(autoencoder):
+    import json
+
+    spec = json.loads((autoencoder / "model.json").read_text())
+    assert spec["training"]["data"]["objects"] == "negative controls"
+    assert spec["training"]["settings"]["optimizer"] == "adagrad"  # the module's advice
+    assert spec["network"]["kind"] == "autoencoder" and spec["network"]["latent"] == 4
+    assert (autoencoder / "reconstructions.png").is_file()
+    assert 0 < spec["validation"]["reconstruction_mse"]
+
+
+def test_encode_writes_the_explorer_layout_and_explore_ranks_positions(plate, autoencoder):
+    out = plate["root"] / "features.hdf"
+    paths = encode(autoencoder, out, cellh5=plate["cellh5"], mapping=plate["mapping"])
+    assert paths["csv"].is_file()
+    with h5py.File(out, "r") as f:
+        n = f["data/bbox"].shape[0]
+        assert n > 20
+        assert {"label", "x", "y", "top", "bottom", "left", "right"} <= set(
+            f["data/bbox"].dtype.names
+        )
+        assert f["data/features"].dtype.names == ("ae_0", "ae_1", "ae_2", "ae_3")
+        assert f["data/gallery"].shape == (32, 32, 1, n)
+        assert len(f["data/contours"]) == 1
+    table = read_feature_hdf(out)
+    assert set(table.groups) == {"neg", "treated"}
+    assert {"KIF11", "INCENP", "scrambled"} == set(table.genes)
+    assert table.is_control.sum() == sum(g == "neg" for g in table.groups)
+    assert np.isfinite(table.features).all()
+
+    summary = explore(out, plate["root"] / "explore.html", n_clusters=3, method="none")
+    page = (plate["root"] / "explore.html").read_text()
+    assert "P1/B01/1" in page and "data:image/png;base64," in page
+    assert summary["n_objects"] == n
+
+    done = subprocess.run(
+        [sys.executable, "-m", "deepscope", "explore", out, "--out", plate["root"] / "cli.html",
+         "--embedding", "none", "--clusters", "3"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (plate["root"] / "cli.html").is_file()
+
+
+def test_encode_refuses_a_model_that_is_not_an_autoencoder(plate):
+    with pytest.raises(InputError, match="train autoencoder"):
+        encode("unet-nuclei-fluo", plate["root"] / "x.hdf", cellh5=plate["cellh5"])
