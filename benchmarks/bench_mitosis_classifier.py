@@ -136,7 +136,7 @@ def main() -> None:
         raise SystemExit(f"model classes {model.task.classes} differ from the folders {classes}")
     t0 = time.perf_counter()
     prepared = np.stack([model.predictor.prepare(crops[i], "YXC") for i in val_idx])
-    found = model.predictor.classify_crops(prepared, tta=args.tta)
+    found = model.predictor.results(prepared, tta=args.tta)
     seconds = time.perf_counter() - t0
     score(
         f"{args.model}{' (tta)' if args.tta else ''}",
