@@ -4,12 +4,12 @@ Usage (from the repository root):
     .venv/bin/python benchmarks/bench_autoencoder_features.py [--work runs/ae-mitosis]
         [--epochs 64] [--latent 32] [--threads 2] [--model FOLDER]
 
-Data: ../shared/data/mitosis_crops, split as the classifier's trainer splits it (stratified,
-15% of every class, seed 0). The autoencoder is trained without labels on the training crops
-only (links to them in WORK/train), with the Deep Learning Module's defaults (AdaGrad,
-learning rate 0.05, batch 128, corruption 0.1). Three feature sets of the same crops, each
-fed to the same probe (standardised features -> logistic regression, fitted on the training
-crops, scored on the held-out crops):
+Data: ../shared/data/mitosis_crops, split by cell track as for the classifier (run
+``tools/mitosis_split.py`` first: runs/mitosis_split/{train,val}, no cell on both sides).
+The autoencoder is trained without labels on the training crops only, with the Deep
+Learning Module's defaults (AdaGrad, learning rate 0.05, batch 128, corruption 0.1). Three
+feature sets of the same crops, each fed to the same probe (standardised features ->
+logistic regression, fitted on the training crops, scored on the held-out crops):
 
 * the autoencoder's features (``latent`` numbers per crop);
 * hand-crafted features: our Count measurements (``deepscope.measure``) of the chromatin
@@ -32,7 +32,7 @@ from skimage import filters, measure
 
 from deepscope.api import train
 from deepscope.cell_objects import objects_from_crops
-from deepscope.data.crops import class_folders, stratified_split
+from deepscope.data.crops import class_folders
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.encode import encode_objects
 from deepscope.measure import measure_objects
@@ -77,6 +77,7 @@ def probe(train_x, train_y, val_x, val_y, classes) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "runs/ae-mitosis")
+    parser.add_argument("--split-dir", type=Path, default=ROOT / "runs/mitosis_split")
     parser.add_argument("--model", type=Path, help="an existing autoencoder instead of training")
     parser.add_argument("--epochs", type=int, default=64)
     parser.add_argument("--latent", type=int, default=32)
@@ -89,18 +90,19 @@ def main() -> None:
 
     classes, items = class_folders(CROPS)
     labels = np.array([i for _, i in items])
-    train_idx, val_idx = stratified_split(labels, 0.15, 0)
     paths = [p for p, _ in items]
+    if not (args.split_dir / "val").is_dir():
+        raise SystemExit(
+            f"no split in {args.split_dir}; run .venv/bin/python tools/mitosis_split.py"
+        )
+    val_names = {p.name for p, _ in class_folders(args.split_dir / "val")[1]}
+    in_val = np.array([p.name in val_names for p in paths])
+    train_idx, val_idx = np.flatnonzero(~in_val), np.flatnonzero(in_val)
 
     model_dir = args.model
     seconds = None
     if model_dir is None:
-        train_dir = args.work / "train"
-        for i in train_idx:
-            link = train_dir / classes[labels[i]] / paths[i].name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(paths[i])
+        train_dir = args.split_dir / "train"
         t0 = time.perf_counter()
         model_dir = train(
             task="autoencoder", name="ae-mitosis", out=args.work, images=train_dir,
@@ -137,7 +139,7 @@ def main() -> None:
         json.dumps(
             {
                 "data": str(CROPS),
-                "split": "stratified, 15% per class, seed 0",
+                "split": f"by cell track ({args.split_dir})",
                 "autoencoder": {
                     "folder": str(model_dir),
                     "task_params": spec.task_params,

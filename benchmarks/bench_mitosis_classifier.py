@@ -1,13 +1,17 @@
 """Mitotic-phase classification of single-cell crops: our CNN against hand-crafted baselines.
 
 Usage (from the repository root):
+    .venv/bin/python tools/mitosis_split.py      # once: the split by cell track
     .venv/bin/python benchmarks/bench_mitosis_classifier.py [--model mitosis-phase-classifier]
-        [--tta] [--out benchmarks/results/mitosis_classifier.json]
+        [--split tracks|random] [--tta] [--out benchmarks/results/mitosis_classifier.json]
 
-Data: ../shared/data/mitosis_crops (778 crops 64x64, 8 classes). The split is the one the
-trainer makes: stratified, 15% of every class held out, seed 0 (``stratified_split``), so
-the model is scored on crops it never saw. Baselines on the same split, fitted on the
-training crops only (scikit-learn):
+Data: ../shared/data/mitosis_crops (778 crops 64x64, 8 classes). Split ``tracks`` (default):
+the folders runs/mitosis_split/{train,val} of tools/mitosis_split.py, where no cell is on
+both sides (the built-in model was trained on exactly that training part). Split
+``random``: the trainer's own default (stratified, 15% of every class, seed 0), which
+lets near-copies of a cell land on both sides and flatters every method; only meaningful
+for a model trained with that split. Baselines on the same split, fitted on the training
+crops only (scikit-learn):
 
 * HOG (per channel, 8x8-pixel cells) + intensity statistics -> logistic regression;
 * the same features -> random forest (500 trees);
@@ -80,10 +84,21 @@ def region_features(crop: np.ndarray) -> np.ndarray:
     )
 
 
+def track_split(items: list[tuple[Path, int]], folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of ``items`` in the validation folder of tools/mitosis_split.py and the rest."""
+    if not (folder / "val").is_dir():
+        raise SystemExit(f"no split in {folder}; run .venv/bin/python tools/mitosis_split.py")
+    val_names = {p.name for p, _ in class_folders(folder / "val")[1]}
+    in_val = np.array([p.name in val_names for p, _ in items])
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mitosis-phase-classifier")
     parser.add_argument("--tta", action="store_true", help="average over flips and rotations")
+    parser.add_argument("--split", choices=["tracks", "random"], default="tracks")
+    parser.add_argument("--split-dir", type=Path, default=ROOT / "runs/mitosis_split")
     parser.add_argument("--seed", type=int, default=0, help="the trainer's split seed")
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument(
@@ -98,7 +113,12 @@ def main() -> None:
 
     classes, items = class_folders(CROPS)
     labels = np.array([i for _, i in items])
-    train_idx, val_idx = stratified_split(labels, args.val_fraction, args.seed)
+    if args.split == "random":
+        train_idx, val_idx = stratified_split(labels, args.val_fraction, args.seed)
+        split = f"stratified random, {args.val_fraction:.0%} per class, seed {args.seed}"
+    else:
+        train_idx, val_idx = track_split(items, args.split_dir)
+        split = f"by cell track ({args.split_dir})"
     crops = [read_image(p).data for p, _ in items]
     print(f"{len(train_idx)} training and {len(val_idx)} validation crops, {len(classes)} classes")
 
@@ -154,7 +174,7 @@ def main() -> None:
         json.dumps(
             {
                 "data": str(CROPS),
-                "split": f"stratified, {args.val_fraction:.0%} per class, seed {args.seed}",
+                "split": split,
                 "n_train": len(train_idx),
                 "n_val": len(val_idx),
                 "results": results,

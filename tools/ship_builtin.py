@@ -7,7 +7,8 @@ Prediction defaults are reset to those of this deepscope version, except the til
 overlap, network precision and faster CPU runtime given here (the runtime defaults to the
 one the training measured). Weights are stored as
 float16 (half the size; they are cast back to float32 on loading) unless --float32 is
-given. model.json, history.csv and loss.png are copied; checkpoints are not.
+given. model.json, history.csv, loss.png and the reports of crop models (confusion.png,
+per_class.csv, reconstructions.png) are copied; checkpoints are not.
 """
 
 from __future__ import annotations
@@ -43,7 +44,13 @@ def main() -> None:
     target = BUILTIN_DIR / spec.name
     shutil.rmtree(target, ignore_errors=True)
     save_package(target, spec, weights)
-    for name in ("history.csv", "loss.png"):
+    for name in (
+        "history.csv",
+        "loss.png",
+        "confusion.png",
+        "per_class.csv",
+        "reconstructions.png",
+    ):
         if (args.package / name).is_file():
             shutil.copyfile(args.package / name, target / name)
     size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
