@@ -230,3 +230,15 @@ def test_mitosis_crops_train_a_classifier_that_beats_chance(shared_data, tmp_pat
     assert spec["network"]["in_channels"] == 3 and spec["input_axes"] == "YXC"
     assert spec["validation"]["n_images"] == 9
     assert spec["validation"]["accuracy"] > 1 / 3
+
+
+def test_a_classifier_shares_as_a_deepscope_package_but_not_yet_as_bioimageio(
+    shapes_model, tmp_path
+):
+    from deepscope.errors import ModelError
+    from deepscope.zoo import export_model
+
+    archive = export_model(str(shapes_model), tmp_path / "shapes.zip")
+    assert archive.is_file()
+    with pytest.raises(ModelError, match="not available yet"):
+        export_model(str(shapes_model), tmp_path / "bio", format="bioimageio")

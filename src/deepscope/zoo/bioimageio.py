@@ -26,7 +26,15 @@ import yaml
 
 from deepscope.errors import ModelError
 from deepscope.nets.unet import UNetConfig
-from deepscope.spec import SPEC_FILE, WEIGHTS_FILE, ModelSpec, read_spec, read_weights, sha256_of
+from deepscope.spec import (
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    ExternalNetwork,
+    ModelSpec,
+    read_spec,
+    read_weights,
+    sha256_of,
+)
 
 RDF_FILE = "rdf.yaml"
 FORMAT_VERSION = "0.5.4"
@@ -190,9 +198,14 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
     from deepscope.nets.onnx import export_onnx
 
     spec = read_spec(folder)
-    if not isinstance(spec.network, UNetConfig):
+    if isinstance(spec.network, ExternalNetwork):
         raise ModelError(
             f"'{spec.name}' was imported from bioimage.io; share the original package instead"
+        )
+    if not isinstance(spec.network, UNetConfig):
+        raise ModelError(
+            f"bioimage.io export of {spec.task} models is not available yet; share "
+            f"'{spec.name}' with --format deepscope"
         )
     net = _network(folder, spec)
     divisor = spec.network.divisor
@@ -383,7 +396,7 @@ def _convert_foreign(folder: Path, rdf: dict, dest: Path) -> Path:
     from bioimageio.spec.model.v0_5 import ParameterizedSize, SizeReference
 
     from deepscope.data.bioimageio_ops import unsupported
-    from deepscope.spec import ExternalNetwork, write_spec
+    from deepscope.spec import write_spec
 
     descr = _describe(folder)
     if len(descr.inputs) != 1 or len(descr.outputs) != 1:
