@@ -41,14 +41,17 @@ def test_every_builtin_model_is_listed_with_its_card(home):
     rows = {r["name"]: r for r in list_models()}
     segmenters = {"unet-nuclei-fluo", "stardist-nuclei-fluo", "stardist-nuclei-3d"}
     restorers = {"care-fmd-confocal", "n2v-fmd-confocal"}
-    assert segmenters | restorers <= set(rows)
+    classifiers = {"mitosis-phase-classifier"}
+    assert segmenters | restorers | classifiers <= set(rows)
     for name, row in rows.items():
         assert FIELDS <= set(row)
         assert row["source"] == "builtin" and row["favourite"] is False
-        assert ("psnr" if name in restorers else "ap@0.5") in row["validation"]
+        score = "psnr" if name in restorers else "macro_f1" if name in classifiers else "ap@0.5"
+        assert score in row["validation"]
         assert row["training_data"]["n_train"] >= 2
     assert rows["stardist-nuclei-fluo"]["validation"]["ap@0.5"] > 0.75
     assert rows["stardist-nuclei-3d"]["dimensionality"] == "3d"
+    assert rows["mitosis-phase-classifier"]["architecture"] == "cnn"
 
 
 def test_filters_select_by_task_architecture_domain_and_source(home):
