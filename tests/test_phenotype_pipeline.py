@@ -110,3 +110,17 @@ def test_encode_writes_the_explorer_layout_and_explore_ranks_positions(plate, au
 def test_encode_refuses_a_model_that_is_not_an_autoencoder(plate):
     with pytest.raises(InputError, match="train autoencoder"):
         encode("unet-nuclei-fluo", plate["root"] / "x.hdf", cellh5=plate["cellh5"])
+
+
+def test_an_autoencoder_exports_its_encoder_to_bioimageio(autoencoder, tmp_path):
+    from bioimageio.spec import load_description
+    from bioimageio.spec.model.v0_5 import ModelDescr
+
+    from deepscope.zoo import export_model
+    from deepscope.zoo.bioimageio import reproduce_test_tensors
+
+    folder = export_model(str(autoencoder), tmp_path / "ae-bio", format="bioimageio")
+    description = load_description(folder / "rdf.yaml", perform_io_checks=False)
+    assert isinstance(description, ModelDescr), description.validation_summary.format()
+    assert np.load(folder / "test_output.npy").shape == (1, 4)  # four features per crop
+    assert max(reproduce_test_tensors(folder).values()) < 1e-4

@@ -232,13 +232,11 @@ def test_mitosis_crops_train_a_classifier_that_beats_chance(shared_data, tmp_pat
     assert spec["validation"]["accuracy"] > 1 / 3
 
 
-def test_a_classifier_shares_as_a_deepscope_package_but_not_yet_as_bioimageio(
-    shapes_model, tmp_path
-):
-    from deepscope.errors import ModelError
+def test_a_classifier_exports_to_bioimageio_and_comes_back_the_same(shapes_model, tmp_path):
     from deepscope.zoo import export_model
+    from deepscope.zoo.bioimageio import reproduce_test_tensors
 
-    archive = export_model(str(shapes_model), tmp_path / "shapes.zip")
-    assert archive.is_file()
-    with pytest.raises(ModelError, match="not available yet"):
-        export_model(str(shapes_model), tmp_path / "bio", format="bioimageio")
+    folder = export_model(str(shapes_model), tmp_path / "bio", format="bioimageio")
+    rdf = (folder / "rdf.yaml").read_text()
+    assert "bar_logit" in rdf and "round_logit" in rdf
+    assert max(reproduce_test_tensors(folder).values()) < 1e-4

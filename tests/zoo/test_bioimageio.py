@@ -8,7 +8,6 @@ from bioimageio.spec import load_description
 from bioimageio.spec.model.v0_5 import ModelDescr
 
 from deepscope.errors import ModelError
-from deepscope.nets import UNetConfig
 from deepscope.spec import read_spec, read_weights
 from deepscope.zoo import export_model, import_model, load_model, resolve_model
 from deepscope.zoo.bioimageio import reproduce_test_tensors
@@ -21,15 +20,7 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-def unet_builtins() -> list[str]:
-    """Built-ins whose network is a U-Net (crop classifiers do not export to bioimage.io yet:
-    tests/train/test_classify_training.py checks that they say so)."""
-    return [
-        n for n in builtin_names() if isinstance(read_spec(resolve_model(n)[0]).network, UNetConfig)
-    ]
-
-
-@pytest.mark.parametrize("name", unet_builtins())
+@pytest.mark.parametrize("name", builtin_names())
 def test_builtin_export_validates_and_reproduces_its_test_tensors(name, tmp_path):
     folder = export_model(name, tmp_path / name, format="bioimageio")
     description = load_description(folder / "rdf.yaml", perform_io_checks=False)

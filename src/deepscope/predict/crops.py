@@ -101,9 +101,7 @@ class CropPredictor:
             out.append(torch.log(prob / len(SQUARE_SYMMETRIES)).numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-    def results(
-        self, crops: np.ndarray, batch_size: int = 256, tta: bool = False
-    ) -> list[Result]:
+    def results(self, crops: np.ndarray, batch_size: int = 256, tta: bool = False) -> list[Result]:
         """One result per prepared crop ``(N, C, S, S)``."""
         return [self.task.postprocess(row) for row in self.outputs(crops, batch_size, tta)]
 

@@ -25,7 +25,6 @@ import torch
 import yaml
 
 from deepscope.errors import ModelError
-from deepscope.nets.unet import UNetConfig
 from deepscope.spec import (
     SPEC_FILE,
     WEIGHTS_FILE,
@@ -70,17 +69,34 @@ def test_image(spec: ModelSpec, side: int) -> np.ndarray:
 
 
 def _network(folder: Path, spec: ModelSpec) -> torch.nn.Module:
-    from deepscope.nets.unet import build_unet, fuse_batchnorm
+    """The package's network for export; an autoencoder exports its encoder (features)."""
+    from deepscope.nets import AutoencoderConfig, build_network
+    from deepscope.nets.unet import fuse_batchnorm
+    from deepscope.predict.crops import EncoderOnly
 
-    net = build_unet(spec.network)
+    net = build_network(spec.network)
     net.load_state_dict(read_weights(folder, spec))
+    if isinstance(spec.network, AutoencoderConfig):
+        net = EncoderOnly(net)
     return fuse_batchnorm(net).float().eval()
 
 
-def _axes(spec: ModelSpec, names: list[str], size, scale: float = 1.0) -> list[dict]:
-    spatial = ["y", "x"] if spec.network.ndim == 2 else ["z", "y", "x"]
+def _is_crop_network(spec: ModelSpec) -> bool:
+    """Classifiers and autoencoders: fixed-size crops in, one vector per crop out."""
+    return getattr(spec.network, "kind", "unet") in ("classifier", "autoencoder")
+
+
+def _crop_size(spec: ModelSpec) -> int:
+    return int(spec.task_params.get("crop_size", 64))
+
+
+def _axes(
+    spec: ModelSpec, names: list[str], size, scale: float = 1.0, spatial: bool = True
+) -> list[dict]:
     axes: list[dict] = [{"type": "batch"}, {"type": "channel", "channel_names": names}]
-    for a in spatial:
+    if not spatial:
+        return axes
+    for a in ["y", "x"] if spec.network.ndim == 2 else ["z", "y", "x"]:
         axis = {"type": "space", "id": a, "size": size(a)}
         if scale != 1.0:
             axis["scale"] = scale
@@ -89,6 +105,10 @@ def _axes(spec: ModelSpec, names: list[str], size, scale: float = 1.0) -> list[d
 
 
 def _output_channel_names(spec: ModelSpec) -> list[str]:
+    if spec.task == "classify":
+        return [f"{c}_logit" for c in spec.task_params["classes"]]
+    if spec.task == "autoencoder":
+        return [f"feature_{i}" for i in range(spec.network.latent)]
     k = spec.network.out_channels
     if spec.task == "stardist":
         return ["object_probability_logit", *(f"ray_distance_{i}" for i in range(k - 1))]
@@ -115,7 +135,12 @@ def _preprocessing(spec: ModelSpec) -> list[dict]:
 
 
 def _readme(spec: ModelSpec) -> str:
-    metrics = {k: v for k, v in spec.validation.items() if k.startswith("ap@")}
+    shown = ("accuracy", "macro_f1", "psnr", "ssim", "reconstruction_mse")
+    metrics = {
+        k: v
+        for k, v in spec.validation.items()
+        if (k.startswith("ap@") or k in shown) and isinstance(v, int | float)
+    }
     lines = [
         f"# {spec.name}",
         "",
@@ -147,6 +172,18 @@ def _readme(spec: ModelSpec) -> str:
 
 def _deepscope_only(spec: ModelSpec) -> str:
     """What deepscope does after the network, which the bioimage.io package leaves out."""
+    if spec.task == "classify":
+        return (
+            f"Crops are centre-cropped or zero-padded to {_crop_size(spec)} pixels first; the "
+            "class is the largest logit (softmax gives probabilities); classifying every "
+            "object of a segmentation (deepscope count --classify) is ours"
+        )
+    if spec.task == "autoencoder":
+        return (
+            f"Crops are centre-cropped or zero-padded to {_crop_size(spec)} pixels first; the "
+            "output is the encoder's features. The decoder, the features file of every "
+            "object (deepscope encode) and the explore page are ours"
+        )
     if spec.task == "stardist":
         return (
             "Turning the output into objects is not part of bioimage.io: sigmoid of the "
@@ -177,7 +214,9 @@ def _cover(image: np.ndarray, output: np.ndarray, spec: ModelSpec, path: Path) -
 
     first = image[0] if image.ndim == 3 else image[0, image.shape[1] // 2]
     result = get_task(spec.task, spec.task_params).postprocess(output[0], image.shape[1:])
-    if result.labels is None:
+    if _is_crop_network(spec):
+        picture = np.kron(to_display(first), np.ones((4, 4), np.uint8))  # a crop is small
+    elif result.labels is None:
         restored = np.asarray(result.image)
         restored = restored if restored.ndim == first.ndim else restored[0]
         if restored.ndim == 3:
@@ -202,14 +241,9 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
         raise ModelError(
             f"'{spec.name}' was imported from bioimage.io; share the original package instead"
         )
-    if not isinstance(spec.network, UNetConfig):
-        raise ModelError(
-            f"bioimage.io export of {spec.task} models is not available yet; share "
-            f"'{spec.name}' with --format deepscope"
-        )
     net = _network(folder, spec)
     divisor = spec.network.divisor
-    side = max(divisor, side // divisor * divisor)
+    side = _crop_size(spec) if _is_crop_network(spec) else max(divisor, side // divisor * divisor)
     raw = test_image(spec, side)
     x = normalize(raw, spec.normalization)[None].astype(np.float32)
     with torch.inference_mode():
@@ -257,9 +291,10 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
     from deepscope import __version__
 
     divisor, grid = spec.network.divisor, spec.network.grid
+    crops = _is_crop_network(spec)
 
-    def input_size(_axis: str) -> dict:
-        return {"min": divisor, "step": divisor}
+    def input_size(_axis: str) -> dict | int:
+        return _crop_size(spec) if crops else {"min": divisor, "step": divisor}
 
     def output_size(axis: str) -> dict:
         return {"tensor_id": "input", "axis_id": axis}
@@ -267,7 +302,8 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "type": "model",
-        "name": spec.name,
+        # bioimage.io wants names of at least 5 characters
+        "name": spec.name if len(spec.name) >= 5 else f"deepscope {spec.name}",
         "description": spec.description or f"deepscope {spec.task} model",
         "version": spec.version,
         "authors": [{"name": a} for a in spec.authors],
@@ -315,7 +351,9 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
             {
                 "id": "output",
                 "description": "raw network output (see README for what deepscope does next)",
-                "axes": _axes(spec, _output_channel_names(spec), output_size, float(grid)),
+                "axes": _axes(
+                    spec, _output_channel_names(spec), output_size, float(grid), not crops
+                ),
                 "test_tensor": _file(stage, "test_output.npy"),
                 "sample_tensor": _file(stage, "sample_output.tif"),
                 "data": {"type": "float32"},
