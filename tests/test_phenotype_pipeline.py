@@ -8,7 +8,6 @@ import h5py
 import numpy as np
 import pytest
 
-from deepscope.api import train
 from deepscope.cellh5_build import build_cellh5
 from deepscope.encode import encode
 from deepscope.errors import InputError

@@ -17,7 +17,9 @@ def test_cellh5_build_from_images_labels_and_a_mapping_file(tmp_path):
         write_image(tmp_path / "lab" / f"s{i}.tif", labels.astype(np.uint16))
     mapping = tmp_path / "map.txt"
     mapping.write_text(
-        "Plate\tWell\tSite\tGene Symbol\tGroup\nP1\tA01\t1\tscrambled\tneg\nP1\tB02\t1\tKIF11\ttreated\n"
+        "Plate\tWell\tSite\tGene Symbol\tGroup\n"
+        "P1\tA01\t1\tscrambled\tneg\n"
+        "P1\tB02\t1\tKIF11\ttreated\n"
     )
     run = subprocess.run(
         [

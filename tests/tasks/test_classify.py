@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepscope.data.augment import Augmentation
 from deepscope.data.crops import (
     CropSampler,
     class_folders,
@@ -12,7 +13,6 @@ from deepscope.data.crops import (
     random_shift,
     stratified_split,
 )
-from deepscope.data.augment import Augmentation
 from deepscope.errors import InputError
 from deepscope.io import write_image
 from deepscope.metrics.classification import classification_scores, plot_confusion
