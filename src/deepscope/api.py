@@ -15,7 +15,7 @@ from deepscope.classify import (
     evaluate_classifier,
 )
 from deepscope.count import count_objects, parse_range
-from deepscope.data.layout import to_channel_first
+from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.errors import InputError
 from deepscope.io import (
     image_stem,
@@ -29,6 +29,7 @@ from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
+from deepscope.tasks.base import integer_mask
 from deepscope.train.config import TrainConfig, load_train_config, make_train_config
 from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
@@ -139,7 +140,7 @@ def predict_files(
 
 
 def count_files(
-    model: Model | str,
+    model: Model | str | None,
     inputs: Sequence[str | Path],
     out: str | Path,
     ranges: Sequence[str] = (),
@@ -150,8 +151,13 @@ def count_files(
     tile: int | None = -1,
     progress: ProgressCallback | None = None,
     classifier: Model | str | None = None,
+    labels: str | Path | None = None,
 ) -> list[dict]:
     """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
+
+    The objects come from the segmentation ``model``, or, with ``model=None``, from label
+    images in the folder ``labels`` (``<stem>.tif`` or ``<stem>_labels.tif`` beside each
+    image's stem, as ``predict`` writes them).
 
     Writes per image ``<stem>_labels.tif`` (the filtered objects) and ``<stem>_objects.csv``
     (one row per object), and ``summary.csv`` (one row per image) to ``out``; returns the
@@ -160,22 +166,29 @@ def count_files(
     ``prob_<class>`` in the objects table, ``count_<class>`` in the summary.
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
-    model = load_model(model) if isinstance(model, str | Path) else model
-    if model.task.output_kind != "labels":
-        raise InputError(
-            f"model '{model.name}' does not segment objects; count needs one that does"
-        )
+    if (model is None) == (labels is None):
+        raise InputError("count needs a segmentation model or --labels (a folder), not both")
+    if model is not None:
+        model = load_model(model) if isinstance(model, str | Path) else model
+        if model.task.output_kind != "labels":
+            raise InputError(
+                f"model '{model.name}' does not segment objects; count needs one that does"
+            )
+    spatial = model.predictor.spatial_axes if model is not None else "YX"
     if classifier is not None:
         classifier = as_classifier(classifier)
-        if model.predictor.ndim != 2:
+        if spatial != "YX":
             raise InputError("--classify works on 2D images; this segmentation model is 3D")
     files = list_images(inputs)
     out = Path(out)
-    spatial = model.predictor.spatial_axes
     summaries = []
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
-        labels = _labels_of(model.predict(image.data, image.axes, tile=tile))
+        if model is not None:
+            found = _labels_of(model.predict(image.data, image.axes, tile=tile))
+        else:
+            shape = tuple(image.data.shape[image.axes.index(a)] for a in spatial)
+            found = _label_file(Path(labels), path, shape)
         channels_last = transpose_axes(
             image.data, image.axes, spatial + ("C" if "C" in image.axes else "")
         )
@@ -183,7 +196,7 @@ def count_files(
         pixel_size = [size[a] for a in spatial] if all(a in size for a in spatial) else None
         stem = image_stem(path)
         counted = count_objects(
-            labels,
+            found,
             channels_last,
             parsed,
             exclude_border,
@@ -208,6 +221,25 @@ def count_files(
     columns = list(dict.fromkeys(k for s in summaries for k in s))
     write_table(summaries, out / "summary.csv", columns)
     return summaries
+
+
+def _label_file(folder: Path, image_path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The label image of ``image_path`` in ``folder``: same stem, or stem + ``_labels``."""
+    stem = image_stem(image_path)
+    candidates = [p for p in list_images([folder]) if image_stem(p) in (stem, f"{stem}_labels")]
+    if not candidates:
+        raise InputError(
+            f"no label image for {image_path.name} in {folder}; name it {stem}.tif or "
+            f"{stem}_labels.tif"
+        )
+    found = read_image(candidates[0])
+    data = to_spatial(found.data, found.axes, len(shape))
+    if data.shape != shape:
+        raise InputError(
+            f"label image {candidates[0].name} has shape {data.shape} but {image_path.name} "
+            f"has {shape}; give the labels of this image"
+        )
+    return integer_mask(data)
 
 
 def _display_image(data: np.ndarray, axes: str) -> np.ndarray:

@@ -124,6 +124,25 @@ def test_count_adds_class_columns_for_each_segmented_object(shapes_model, tmp_pa
         )
 
 
+def test_count_classifies_the_objects_of_given_label_images(shapes_model, tmp_path):
+    image, labels = synthetic_nuclei((96, 96), n=4, seed=7)
+    write_image(tmp_path / "img" / "field.tif", (image * 200).astype(np.uint8))
+    write_image(tmp_path / "lab" / "field_labels.tif", labels.astype(np.uint16))
+    done = subprocess.run(
+        [sys.executable, "-m", "deepscope", "count", tmp_path / "img", "--labels",
+         tmp_path / "lab", "--classify", shapes_model, "--out", tmp_path / "out"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "out" / "field_objects.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(np.unique(labels)) - 1
+    assert all(r["class"] in ("bar", "round") for r in rows)
+    write_image(tmp_path / "other" / "another_field.tif", labels.astype(np.uint16))
+    with pytest.raises(InputError, match="no label image for field.tif"):
+        count_files(None, [tmp_path / "img"], tmp_path / "o", labels=tmp_path / "other")
+
+
 def test_classify_refuses_masks_and_classes_that_disagree_with_the_folders(crop_folder, tmp_path):
     with pytest.raises(ConfigError, match="drop --masks"):
         train(**classify_settings(crop_folder, tmp_path, masks=crop_folder))

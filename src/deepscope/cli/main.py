@@ -254,8 +254,13 @@ def predict(
 
 @app.command()
 def count(
-    model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
-    inputs: Annotated[list[str], typer.Argument(help="image files, folders or glob patterns")],
+    model: Annotated[
+        str,
+        typer.Argument(help="a segmentation model (name or folder); with --labels, an input"),
+    ],
+    inputs: Annotated[
+        list[str] | None, typer.Argument(help="image files, folders or glob patterns")
+    ] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("counts"),
     range_: Annotated[
         list[str] | None,
@@ -283,6 +288,13 @@ def count(
             "(trained at the same magnification)",
         ),
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="a folder of label images (<stem>.tif or <stem>_labels.tif) to count instead "
+            "of segmenting; then every positional argument is an input"
+        ),
+    ] = None,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -290,7 +302,12 @@ def count(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    m = load_model(model, device=device, precision=precision, backend=backend)
+    if labels is not None:
+        inputs, m = [model, *(inputs or [])], None
+    elif not inputs:
+        raise DeepscopeError("give a segmentation model and the images: count MODEL INPUT...")
+    else:
+        m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
         summaries = count_files(
@@ -305,8 +322,10 @@ def count(
             tile=tile_arg,
             progress=callback,
             classifier=load_model(classify, device=device) if classify else None,
+            labels=labels,
         )
-    table = Table("image", "count", "mean area", "median area", title=f"counted with {m.name}")
+    source = m.name if m is not None else f"labels in {labels}"
+    table = Table("image", "count", "mean area", "median area", title=f"counted with {source}")
     for s in summaries:
         table.add_row(
             s["image"], str(s["count"]), f"{s['mean_area']:.1f}", f"{s['median_area']:.1f}"
