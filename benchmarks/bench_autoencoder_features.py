@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--split-dir", type=Path, default=ROOT / "runs/mitosis_split")
     parser.add_argument("--model", type=Path, help="an existing autoencoder instead of training")
     parser.add_argument("--epochs", type=int, default=64)
+    parser.add_argument("--optimizer", default="adagrad", help="adagrad (the module's) or adam")
+    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--name", default="ae-mitosis")
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -105,10 +108,11 @@ def main() -> None:
         train_dir = args.split_dir / "train"
         t0 = time.perf_counter()
         model_dir = train(
-            task="autoencoder", name="ae-mitosis", out=args.work, images=train_dir,
+            task="autoencoder", name=args.name, out=args.work, images=train_dir,
             epochs=args.epochs, threads=args.threads, device="cpu",
+            optimizer=args.optimizer, learning_rate=args.learning_rate,
             task_params={"crop_size": SIZE, "latent": args.latent},
-            resume=(args.work / "ae-mitosis" / "checkpoints" / "last.pt").exists(),
+            resume=(args.work / args.name / "checkpoints" / "last.pt").exists(),
         )  # fmt: skip
         seconds = time.perf_counter() - t0
     model = load_model(model_dir, device="cpu")
