@@ -7,6 +7,7 @@ from deepscope.tasks.autoencoder import AutoencoderTask
 from deepscope.tasks.base import Result, Task
 from deepscope.tasks.care import CareTask, LabelFreeTask, N2NTask
 from deepscope.tasks.classify import ClassifyTask
+from deepscope.tasks.flows import FlowsTask
 from deepscope.tasks.image import ImageTask
 from deepscope.tasks.n2v import N2VTask
 from deepscope.tasks.semantic import SemanticTask
@@ -22,6 +23,7 @@ TASKS: dict[str, type[Task]] = {
     LabelFreeTask.name: LabelFreeTask,
     ClassifyTask.name: ClassifyTask,
     AutoencoderTask.name: AutoencoderTask,
+    FlowsTask.name: FlowsTask,
 }
 
 

@@ -1,0 +1,122 @@
+"""Task ``flows``: instance segmentation of objects of any shape by flow fields (Cellpose,
+Stringer et al. 2021; Omnipose's distance flows for thin elongated cells, Cutler et al.
+2022), written from the papers.
+
+The network predicts, per pixel, the ``ndim`` components of a flow field that leads every
+pixel of an object to the object's centre, and a logit of the probability that the pixel
+belongs to an object. Targets are computed on every augmented training patch from its label
+patch (:func:`deepscope.flows.flow_targets`: normalised gradients of heat diffused from each
+object's centre, or of its distance field), so flips and rotations need no vector
+bookkeeping. At prediction, pixels above the probability threshold follow the flows; pixels
+whose end points converge form one object; objects whose flows disagree with the flows
+recomputed from their own mask (flow error) are dropped (:func:`deepscope.flows.flows_to_labels`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from deepscope.flows import flow_targets, flows_to_labels
+from deepscope.metrics import evaluate_instances
+from deepscope.tasks.base import Result, Task, integer_mask
+
+#: the network learns flows scaled by this factor (unit vectors are small next to logits)
+FLOW_SCALE = 5.0
+TUNE_IOUS = (0.5, 0.6, 0.7)
+
+
+class FlowsParams(BaseModel):
+    """Settings of the flow task; the two thresholds are tuned on validation data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ndim: int = Field(2, ge=2, le=3, description="2 for images, 3 for volumes")
+    method: Literal["heat", "distance"] = Field(
+        "heat", description="heat: Cellpose flows; distance: Omnipose-style, for thin rods"
+    )
+    prob_threshold: float = Field(0.5, gt=0, lt=1, description="object probability of pixels")
+    flow_threshold: float | None = Field(
+        0.4, ge=0, description="largest flow error an object may have (None: keep all)"
+    )
+    min_size: int = Field(15, ge=0, description="smallest object in pixels")
+    n_steps: int = Field(200, ge=1, description="steps of flow following")
+
+
+class FlowsTask(Task):
+    """Objects from flow fields: flows + probability, followed and clustered."""
+
+    name = "flows"
+    Params = FlowsParams
+    architecture = "flows"
+
+    @property
+    def out_channels(self) -> int:
+        return self.params.ndim + 1
+
+    def make_target(self, mask: np.ndarray) -> np.ndarray:
+        """The label image itself (float32, one channel); flows are made per patch."""
+        return integer_mask(mask).astype(np.float32)[None]
+
+    def batch_target(self, targets: np.ndarray) -> np.ndarray:
+        """``(B, ndim + 1, *patch)``: flows of each augmented label patch, then the object
+        mask."""
+        out = np.empty((targets.shape[0], self.out_channels, *targets.shape[2:]), np.float32)
+        for i, patch in enumerate(targets[:, 0]):
+            labels = np.rint(patch).astype(np.int32)
+            out[i, :-1] = flow_targets(labels, self.params.method)
+            out[i, -1] = labels > 0
+        return out
+
+    def foreground(self, target: np.ndarray) -> np.ndarray:
+        return target[0] > 0
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Half the mean squared error of the scaled flows plus binary cross-entropy of the
+        object probability (the Cellpose loss)."""
+        flows = F.mse_loss(output[:, :-1], FLOW_SCALE * target[:, :-1]) / 2
+        prob = F.binary_cross_entropy_with_logits(output[:, -1], target[:, -1])
+        return flows + prob
+
+    def probability(self, output: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-np.clip(output[-1], -30, 30)))
+
+    def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
+        prob = self.probability(output)
+        p = self.params
+        labels = flows_to_labels(
+            prob,
+            output[:-1] / FLOW_SCALE,
+            prob_threshold=p.prob_threshold,
+            flow_threshold=p.flow_threshold,
+            min_size=p.min_size,
+            n_steps=p.n_steps,
+            method=p.method,
+        )
+        return Result(labels=labels, probabilities=prob[None].astype(np.float32))
+
+    def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
+        """Grid-search the probability and flow-error thresholds for the best mean AP over
+        IoU 0.5, 0.6 and 0.7 on validation data; keeps and returns the best."""
+        if not outputs:
+            return {}
+        prob_grid, flow_grid = (0.3, 0.4, 0.5, 0.6), (0.4, 0.6, 0.8)
+        original = self.params
+        best, best_score = {}, -1.0
+        for prob_t, flow_t in itertools.product(prob_grid, flow_grid):
+            self.params = original.model_copy(
+                update={"prob_threshold": prob_t, "flow_threshold": flow_t}
+            )
+            pairs = [(t, self.postprocess(o).labels) for o, t in zip(outputs, truths, strict=True)]
+            report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
+            score = float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
+            if score > best_score:
+                best_score, best = score, {"prob_threshold": prob_t, "flow_threshold": flow_t}
+        self.params = original.model_copy(update=best)
+        return best

@@ -1,0 +1,69 @@
+"""Task flows: per-patch targets, loss, post-processing, tuning, and a tiny training run."""
+
+import json
+
+import numpy as np
+import torch
+
+from deepscope.api import evaluate, load_model, train
+from deepscope.data.synthetic import synthetic_nuclei
+from deepscope.metrics import evaluate_instances
+from deepscope.tasks import get_task
+from deepscope.tasks.flows import FLOW_SCALE
+
+
+def perfect_output(task, labels: np.ndarray) -> np.ndarray:
+    """The raw network output a perfect model would give for ``labels``."""
+    target = task.batch_target(task.make_target(labels)[None])[0]
+    logit = np.where(target[-1] > 0, 8.0, -8.0)
+    return np.concatenate([FLOW_SCALE * target[:-1], logit[None]]).astype(np.float32)
+
+
+def test_targets_are_flows_and_the_object_mask_of_each_augmented_patch():
+    _, labels = synthetic_nuclei((64, 64), n=4, seed=1)
+    task = get_task("flows")
+    target = task.batch_target(task.make_target(labels)[None])
+    assert target.shape == (1, 3, 64, 64)
+    assert np.array_equal(target[0, 2], labels > 0)
+    length = np.hypot(target[0, 0], target[0, 1])
+    assert np.all(length[labels == 0] == 0)
+    assert np.mean(np.isclose(length[labels > 0], 1, atol=1e-3)) > 0.95
+
+
+def test_loss_prefers_the_perfect_output():
+    _, labels = synthetic_nuclei((48, 48), n=3, seed=2)
+    task = get_task("flows")
+    target = torch.from_numpy(task.batch_target(task.make_target(labels)[None]))
+    perfect = torch.from_numpy(perfect_output(task, labels)[None])
+    assert task.loss(perfect, target) < 0.1 * task.loss(torch.zeros_like(perfect), target)
+
+
+def test_postprocess_turns_a_perfect_output_back_into_the_objects():
+    _, labels = synthetic_nuclei((96, 96), n=6, seed=3)
+    task = get_task("flows")
+    result = task.postprocess(perfect_output(task, labels))
+    report = evaluate_instances([(labels, result.labels)]).to_dict()
+    assert report["ap@0.5"] == 1.0 and report["ap@0.9"] > 0.8
+    assert result.probabilities.shape == (1, 96, 96)
+
+
+def test_tuning_keeps_thresholds_that_work():
+    task = get_task("flows")
+    pairs = [synthetic_nuclei((64, 64), n=4, seed=s)[1] for s in (4, 5)]
+    tuned = task.tune([perfect_output(task, t) for t in pairs], pairs)
+    assert set(tuned) == {"prob_threshold", "flow_threshold"}
+    assert task.params.prob_threshold == tuned["prob_threshold"]
+
+
+def test_a_tiny_flows_model_trains_predicts_and_scores_like_other_instance_tasks(
+    tiny_settings, nuclei_folders
+):
+    folder = train(**{**tiny_settings, "task": "flows", "name": "tiny-flows"})
+    spec = json.loads((folder / "model.json").read_text())
+    assert spec["network"]["out_channels"] == 3 and spec["tags"]["architecture"] == "flows"
+    assert "ap@0.5" in spec["validation"]
+    model = load_model(folder, device="cpu")
+    image = np.zeros((64, 64), np.float32)
+    assert model.predict(image).labels.shape == (64, 64)
+    metrics = evaluate(folder, nuclei_folders["val_images"], nuclei_folders["val_masks"])
+    assert {"ap@0.5", "f1@0.5", "precision@0.5", "recall@0.5", "n_images"} <= set(metrics)
