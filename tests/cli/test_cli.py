@@ -315,6 +315,12 @@ def test_a_bad_range_fails_before_any_prediction(tmp_path):
 
 
 def test_a_usage_error_prints_usage_not_a_traceback(tmp_path):
-    run = deepscope("evaluate", "unet-nuclei-fluo", "--images", tmp_path)  # no --masks
+    run = deepscope("predict", "unet-nuclei-fluo")  # no inputs
     assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "Missing argument" in run.stderr
+
+
+def test_evaluating_a_segmentation_model_without_masks_says_what_is_missing(tmp_path):
+    run = deepscope("evaluate", "unet-nuclei-fluo", "--images", tmp_path)
+    assert run.returncode == 1
     assert "Traceback" not in run.stderr and "--masks" in run.stderr
