@@ -139,7 +139,7 @@ def test_count_classifies_the_objects_of_given_label_images(shapes_model, tmp_pa
     assert len(rows) == len(np.unique(labels)) - 1
     assert all(r["class"] in ("bar", "round") for r in rows)
     write_image(tmp_path / "other" / "another_field.tif", labels.astype(np.uint16))
-    with pytest.raises(InputError, match="no label image for field.tif"):
+    with pytest.raises(InputError, match=r"no label image for field\.tif"):
         count_files(None, [tmp_path / "img"], tmp_path / "o", labels=tmp_path / "other")
 
 
