@@ -180,6 +180,7 @@ def count_files(
         if spatial != "YX":
             raise InputError("--classify works on 2D images; this segmentation model is 3D")
     files = list_images(inputs)
+    label_files = {image_stem(p): p for p in list_images([labels])} if labels is not None else {}
     out = Path(out)
     summaries = []
     for i, path in enumerate(files):
@@ -188,7 +189,7 @@ def count_files(
             found = _labels_of(model.predict(image.data, image.axes, tile=tile))
         else:
             shape = tuple(image.data.shape[image.axes.index(a)] for a in spatial)
-            found = _label_file(Path(labels), path, shape)
+            found = _label_file(label_files, labels, path, shape)
         channels_last = transpose_axes(
             image.data, image.axes, spatial + ("C" if "C" in image.axes else "")
         )
@@ -223,10 +224,13 @@ def count_files(
     return summaries
 
 
-def _label_file(folder: Path, image_path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """The label image of ``image_path`` in ``folder``: same stem, or stem + ``_labels``."""
+def _label_file(
+    by_stem: dict[str, Path], folder: str | Path, image_path: Path, shape: tuple[int, ...]
+) -> np.ndarray:
+    """The label image of ``image_path`` among the files of ``folder`` (``by_stem``): same
+    stem, or stem + ``_labels``."""
     stem = image_stem(image_path)
-    candidates = [p for p in list_images([folder]) if image_stem(p) in (stem, f"{stem}_labels")]
+    candidates = [by_stem[s] for s in (stem, f"{stem}_labels") if s in by_stem]
     if not candidates:
         raise InputError(
             f"no label image for {image_path.name} in {folder}; name it {stem}.tif or "

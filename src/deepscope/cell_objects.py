@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 from skimage import measure
 
-from deepscope.data.crops import crops_at, fit_crop
-from deepscope.data.layout import to_channel_first
+from deepscope.data.crops import crops_at, fit_crop, raw_crops
 from deepscope.errors import InputError
-from deepscope.io import list_images, read_image
+from deepscope.io import list_images
 from deepscope.io.cellh5 import MappingRow, PositionData, read_cellh5, read_mapping
 
 
@@ -163,13 +162,7 @@ def objects_from_cellh5(
 def objects_from_crops(paths: Sequence[Path], size: int, axes: str | None = None) -> CellObjects:
     """Crop files as cell objects (centred or padded to ``size``); the position is the
     file's folder and the label its index."""
-    crops = []
-    for path in paths:
-        image = read_image(path, axes=axes)
-        crops.append(fit_crop(to_channel_first(image.data, image.axes, 2).astype(np.float32), size))
-    channels = {c.shape[0] for c in crops}
-    if len(channels) > 1:
-        raise InputError(f"crops have different channel counts {sorted(channels)}; pass --axes")
+    crops = [fit_crop(c.astype(np.float32), size) for c in raw_crops(paths, axes)]
     n = len(paths)
     folders = [p.parent.name for p in paths]
     nan = np.full(n, np.nan, np.float32)

@@ -51,6 +51,21 @@ def fit_crop(crop: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def raw_crops(paths: Sequence[Path], axes: str | None = None) -> list[np.ndarray]:
+    """Crop files as channel-first ``(C, Y, X)`` arrays, all with the same channel count."""
+    crops = []
+    for path in paths:
+        image = read_image(path, axes=axes)
+        crops.append(to_channel_first(image.data, image.axes, 2))
+    channels = {c.shape[0] for c in crops}
+    if len(channels) > 1:
+        raise InputError(
+            f"crops have different channel counts {sorted(channels)}; give crops with the "
+            "same channels (or pass --axes)"
+        )
+    return crops
+
+
 def read_crops(
     paths: Sequence[Path],
     size: int,
@@ -58,18 +73,7 @@ def read_crops(
     axes: str | None = None,
 ) -> np.ndarray:
     """Crops from files as a normalised float32 batch ``(N, C, size, size)``."""
-    crops = []
-    for path in paths:
-        image = read_image(path, axes=axes)
-        crop = to_channel_first(image.data, image.axes, 2)
-        crops.append(fit_crop(normalize(crop, normalization), size))
-    channels = {c.shape[0] for c in crops}
-    if len(channels) > 1:
-        raise InputError(
-            f"crops have different channel counts {sorted(channels)}; give crops with the "
-            "same channels (or pass --axes)"
-        )
-    return np.stack(crops)
+    return np.stack([fit_crop(normalize(c, normalization), size) for c in raw_crops(paths, axes)])
 
 
 def crops_at(image: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:
