@@ -87,13 +87,17 @@ def predict_files(
     overlay: bool = False,
     progress: ProgressCallback | None = None,
     tta: bool | None = None,
+    diameter: float | str | None = None,
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
 
+    ``diameter``: the typical object diameter in pixels, or ``'auto'``; each image is
+    rescaled so its objects have the model's training size (see :meth:`Model.predict`).
     Classifiers write one table, ``predictions.csv`` (see
     :func:`deepscope.classify.classify_files`).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
+    model.check_diameter(diameter)
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
     files = list_images(inputs)
@@ -101,7 +105,9 @@ def predict_files(
     written = []
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
-        result = model.predict(image.data, image.axes, tile=tile, overlap=overlap, tta=tta)
+        result = model.predict(
+            image.data, image.axes, tile=tile, overlap=overlap, tta=tta, diameter=diameter
+        )
         stem = image_stem(path)
         if result.labels is not None:
             written.append(
@@ -152,6 +158,7 @@ def count_files(
     progress: ProgressCallback | None = None,
     classifier: Model | str | None = None,
     labels: str | Path | None = None,
+    diameter: float | str | None = None,
 ) -> list[dict]:
     """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
 
@@ -164,6 +171,8 @@ def count_files(
     summary rows. Pixel sizes stored in the files give physical columns. With a
     ``classifier`` (2D), each object's crop is classified: columns ``class`` and
     ``prob_<class>`` in the objects table, ``count_<class>`` in the summary.
+    ``diameter`` (pixels, or ``'auto'``) rescales each image for the model's object size
+    (see :meth:`Model.predict`); the objects are measured at the image's own scale.
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
     if (model is None) == (labels is None):
@@ -174,6 +183,9 @@ def count_files(
             raise InputError(
                 f"model '{model.name}' does not segment objects; count needs one that does"
             )
+        model.check_diameter(diameter)
+    elif diameter is not None:
+        raise InputError("--diameter rescales images for a model; counting --labels takes none")
     spatial = model.predictor.spatial_axes if model is not None else "YX"
     if classifier is not None:
         classifier = as_classifier(classifier)
@@ -186,7 +198,7 @@ def count_files(
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
         if model is not None:
-            found = _labels_of(model.predict(image.data, image.axes, tile=tile))
+            found = _labels_of(model.predict(image.data, image.axes, tile=tile, diameter=diameter))
         else:
             shape = tuple(image.data.shape[image.axes.index(a)] for a in spatial)
             found = _label_file(label_files, labels, path, shape)
@@ -260,8 +272,11 @@ def _predict_pairs(
     axes: str | None,
     tta: bool | None,
     progress: ProgressCallback | None,
-) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
-    """Raw outputs, ground truths and names for image/mask folders paired by stem."""
+    diameter: float | str | None = None,
+) -> tuple[list[Any], list[np.ndarray], list[str]]:
+    """Raw outputs, ground truths and names for image/mask folders paired by stem; with a
+    ``diameter``, the outputs are the :class:`Result` of each image (predicted rescaled for
+    object size and brought back to its shape) instead."""
     pairs = match_pairs(images, masks)
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
@@ -274,7 +289,10 @@ def _predict_pairs(
                 f"mask {mask_path.name} has shape {truth.shape} but image "
                 f"{image_path.name} has {shape}"
             )
-        output = model.raw(image.data, image.axes, tta=tta)
+        if diameter is None:
+            output = model.raw(image.data, image.axes, tta=tta)
+        else:
+            output = model.predict(image.data, image.axes, tta=tta, diameter=diameter)
         outputs.append(output)
         truths.append(truth)
         names.append(image_path.stem)
@@ -290,15 +308,18 @@ def evaluate(
     per_image_csv: str | Path | None = None,
     progress: ProgressCallback | None = None,
     tta: bool | None = None,
+    diameter: float | str | None = None,
 ) -> dict:
     """Predict every image of a folder and score it against the masks of another folder.
 
     Returns the task's metrics as a flat dict (for segmentation ``ap@0.5`` ... ``ap@0.9``,
     ``f1@0.5``, ``precision@0.5``, ``recall@0.5``, ``mean_matched_iou@0.5``, ``n_images``).
     Classifiers take no ``masks``: ``images`` has one sub-folder per class (see
-    :func:`deepscope.classify.evaluate_classifier`).
+    :func:`deepscope.classify.evaluate_classifier`). ``diameter`` (pixels, or ``'auto'``)
+    rescales each image for the model's object size (see :meth:`Model.predict`).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
+    model.check_diameter(diameter)
     if model.task.output_kind == "class":
         if masks is not None:
             raise InputError(
@@ -308,8 +329,11 @@ def evaluate(
         return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
     if masks is None:
         raise InputError(f"evaluating '{model.name}' needs --masks: the ground truth")
-    outputs, truths, names = _predict_pairs(model, images, masks, axes, tta, progress)
-    results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
+    outputs, truths, names = _predict_pairs(model, images, masks, axes, tta, progress, diameter)
+    if diameter is None:
+        results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
+    else:
+        results = outputs
     metrics = model.task.evaluate(results, truths, names)
     if per_image_csv is not None and model.task.params.model_dump().get("instances"):
         from deepscope.metrics import evaluate_instances

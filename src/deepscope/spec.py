@@ -110,6 +110,12 @@ class ModelSpec(BaseModel):
     normalization: Normalization = Field(default_factory=Normalization)
     input_axes: str = Field("YX", description="axes of one input image as users give it")
     pixel_size: dict[str, float] | None = Field(None, description="micrometres per pixel")
+    object_diameter: float | None = Field(
+        None,
+        gt=0,
+        description="median equivalent diameter (pixels) of the training objects; the size "
+        "model rescales images to it (predict --diameter)",
+    )
     prediction: Prediction = Field(default_factory=Prediction)
     tags: Tags = Field(default_factory=Tags)
     training: dict[str, Any] = Field(default_factory=dict)

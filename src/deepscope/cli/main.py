@@ -43,6 +43,20 @@ BackendOption = Annotated[
     str,
     typer.Option(help="auto|torch|onnx (auto: onnxruntime on the CPU where it is faster)"),
 ]
+DiameterOption = Annotated[
+    str | None,
+    typer.Option(
+        help="typical object diameter in pixels, or auto (estimated): rescales each image "
+        "so its objects have the model's training size"
+    ),
+]
+
+
+def _diameter(value: str | None) -> float | str | None:
+    """A --diameter checked before any model is loaded: auto or a positive number."""
+    from deepscope.predict.rescale import parse_diameter
+
+    return parse_diameter(value)
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, Any]:
@@ -227,6 +241,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
+    diameter: DiameterOption = None,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
@@ -234,6 +249,7 @@ def predict(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
+    size = _diameter(diameter)
     m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
     with progress_bar(err_console) as callback:
@@ -248,6 +264,7 @@ def predict(
             overlay=overlay,
             progress=callback,
             tta=tta,
+            diameter=size,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
 
@@ -295,6 +312,7 @@ def count(
             "of segmenting; then every positional argument is an input"
         ),
     ] = None,
+    diameter: DiameterOption = None,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -302,6 +320,7 @@ def count(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
+    size = _diameter(diameter)
     if labels is not None:
         inputs, m = [model, *(inputs or [])], None
     elif not inputs:
@@ -323,6 +342,7 @@ def count(
             progress=callback,
             classifier=load_model(classify, device=device) if classify else None,
             labels=labels,
+            diameter=size,
         )
     source = m.name if m is not None else f"labels in {labels}"
     table = Table("image", "count", "mean area", "median area", title=f"counted with {source}")
@@ -356,6 +376,7 @@ def evaluate(
     ] = None,
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
+    diameter: DiameterOption = None,
 ) -> None:
     """Score a model against ground truth: AP, F1, precision, recall for segmentation;
     PSNR, SSIM, NRMSE, MAE for restoration; accuracy, macro F1 for classifiers."""
@@ -363,10 +384,18 @@ def evaluate(
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
+    size = _diameter(diameter)
     m = load_model(model, device=device, precision=precision, backend=backend)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
-            m, images, masks, axes=axes, per_image_csv=per_image, progress=callback, tta=tta
+            m,
+            images,
+            masks,
+            axes=axes,
+            per_image_csv=per_image,
+            progress=callback,
+            tta=tta,
+            diameter=size,
         )
     _print_metrics(metrics, title=f"{m.name} on {images}")
     if json_path is not None:
@@ -729,6 +758,51 @@ def demo(
         f"found {summary['n_objects']} nuclei in {summary['seconds']:.2f} s; wrote "
         + ", ".join(str(p) for p in summary["files"])
     )
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="interface to listen on; not loopback needs --token")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
+    data_root: Annotated[
+        list[Path] | None,
+        typer.Option("--data-root", help="a folder the app may browse (repeat for more)"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="DEEPSCOPE_TOKEN", help="access token every request must carry"),
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="where jobs, uploads and results are kept")
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted")] = 200,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps for predictions and jobs")] = (
+        "auto"
+    ),
+) -> None:
+    """Run the web app: models, Predict Preview, Count, training and jobs in a browser."""
+    import uvicorn
+
+    from deepscope.app import ServerSettings, create_app
+
+    for root in data_root or []:
+        if not root.is_dir():
+            raise DeepscopeError(f"--data-root {root} is not a folder")
+    given = {"state_dir": state_dir} if state_dir is not None else {}
+    settings = ServerSettings(
+        host=host,
+        port=port,
+        data_roots=data_root or [],
+        token=token,
+        max_upload_mb=max_upload_mb,
+        device=device,
+        **given,
+    )
+    web = create_app(settings)
+    err_console.print(f"deepscope serves on http://{host}:{port} (Ctrl-C stops it)")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -36,6 +36,10 @@ class Result:
     class_name : the class of a whole crop (classifiers; ``probabilities`` then has shape
         ``(K,)`` and ``classes`` is the 0-d class index).
     features : learned features ``(F,)`` of a whole crop (autoencoders).
+    diameter : the typical object diameter (pixels of the input) the size model used: the
+        ``diameter`` given to ``predict``, or with ``'auto'`` the median diameter of the
+        objects found; ``None`` without a diameter, or when ``'auto'`` found no objects.
+    scale : the factor the image was rescaled by before the network saw it (1 = not).
     """
 
     labels: np.ndarray | None = None
@@ -45,6 +49,8 @@ class Result:
     uncertainty: np.ndarray | None = None
     class_name: str | None = None
     features: np.ndarray | None = None
+    diameter: float | None = None
+    scale: float = 1.0
 
 
 def integer_mask(mask: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError
+from deepscope.measure.size import median_diameter
 from deepscope.nets import build_network
 from deepscope.nets.unet import UNetConfig
 from deepscope.predict.backends import faster_cpu_backend
@@ -29,6 +30,7 @@ from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.spec import ModelSpec, Tags, save_package
 from deepscope.tasks import Task, get_task
+from deepscope.tasks.base import integer_mask
 from deepscope.train.checkpoint import load_checkpoint, save_checkpoint
 from deepscope.train.config import TrainConfig
 from deepscope.train.dataset import PatchSampler, Sample, load_samples, split_samples
@@ -125,6 +127,17 @@ def initial_weights(name_or_path: str, net_config: UNetConfig) -> dict[str, torc
     return read_weights(folder, spec)
 
 
+def training_diameter(task: Task, samples: list[Sample], ndim: int) -> float | None:
+    """Median equivalent diameter (pixels) of the objects in the training masks, which
+    the size model rescales new images to; ``None`` for tasks whose ground truth is not
+    instance labels, or masks without objects."""
+    if task.output_kind != "labels" or task.self_supervised or task.target_is_image:
+        return None
+    if not task.params.model_dump().get("instances", True):
+        return None  # class maps: their regions are not objects
+    return median_diameter([integer_mask(s.truth) for s in samples], ndim)
+
+
 def task_settings(config: TrainConfig) -> dict:
     """The task's parameters, with the image dimensionality and the network's output grid
     filled in for tasks that need them (they must agree with the network)."""
@@ -163,6 +176,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.folder = config.package_dir
         self.ckpt_dir = self.folder / CHECKPOINTS
+        self.object_diameter: float | None = None
 
     # -- data -----------------------------------------------------------------------------
     def load_data(self) -> tuple[list[Sample], list[Sample]]:
@@ -236,6 +250,7 @@ class Trainer:
         if c.threads:
             torch.set_num_threads(c.threads)
         train, val = self.load_data()
+        self.object_diameter = training_diameter(self.task, train, c.ndim)
         net_config = self.network_config(train)
         rng = seed_everything(c.seed)
         net = build_network(net_config)
@@ -447,6 +462,7 @@ class Trainer:
             normalization=c.normalization,
             input_axes=("" if net_config.in_channels == 1 else "C")
             + ("YX" if c.ndim == 2 else "ZYX"),
+            object_diameter=self.object_diameter,
             description=c.description,
             tags=Tags(
                 architecture=self.task.architecture,

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from deepscope.data.layout import channel_first_axes
 from deepscope.devices import resolve_device
 from deepscope.errors import ModelError
 from deepscope.nets import AutoencoderConfig, ClassifierConfig, build_network
 from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
-from deepscope.predict.predictor import Predictor
+from deepscope.predict.predictor import Predictor, channel_first_input
+from deepscope.predict.rescale import check_diameter, predict_at_diameter
 from deepscope.progress import ProgressCallback
 from deepscope.spec import ExternalNetwork, ModelSpec, read_spec, read_weights
 from deepscope.tasks import Result, get_task
@@ -83,6 +85,7 @@ class Model:
         batch_size: int | None = None,
         progress: ProgressCallback | None = None,
         tta: bool | None = None,
+        diameter: float | str | None = None,
     ) -> Result:
         """Apply the model to one image.
 
@@ -94,13 +97,40 @@ class Model:
         tile : tile edge in pixels; ``None`` = whole image at once; default from the model.
         overlap, batch_size : tiling settings; default from the model.
         tta : average over flips (test-time augmentation); default from the model.
+        diameter : the size model. ``None``: the image as it is. A number: the typical
+            object diameter in the image, in pixels; the image is zoomed so that its
+            objects have the model's training diameter (``spec.object_diameter``), and
+            the result is brought back to the image's shape. ``'auto'``: the diameter is
+            estimated from the objects of a first pass (see
+            :func:`deepscope.predict.rescale.predict_at_diameter`).
 
         Returns
         -------
-        Result with ``labels`` (segmentation), ``probabilities`` and ``classes``.
+        Result with ``labels`` (segmentation), ``probabilities`` and ``classes``; with a
+        ``diameter``, also the ``diameter`` used and the ``scale`` applied.
         """
         settings = self._settings(tile, overlap, batch_size, tta)
-        return self.predictor.predict(image, axes, progress=progress, **settings)
+        if self.check_diameter(diameter) is None:
+            return self.predictor.predict(image, axes, progress=progress, **settings)
+        ndim = self.spec.network.ndim
+        x = channel_first_input(
+            image, axes, self.spec.input_axes, ndim, self.spec.network.in_channels
+        )
+        layout = channel_first_axes(ndim)
+
+        def at_shape(scaled: np.ndarray) -> Result:
+            return self.predictor.predict(scaled, layout, progress=progress, **settings)
+
+        return predict_at_diameter(at_shape, x, self.spec.object_diameter, diameter)
+
+    def check_diameter(self, diameter: float | str | None) -> float | str | None:
+        """A ``diameter`` for :meth:`predict` checked (``None``, ``'auto'`` or a positive
+        number within the zoom the size model allows); user errors raise
+        :class:`~deepscope.errors.InputError` or, for a model that records no training
+        diameter, :class:`~deepscope.errors.ModelError`."""
+        if diameter is not None and isinstance(self.predictor, CropPredictor):
+            raise ModelError(f"model '{self.name}' classifies crops; it takes no diameter")
+        return check_diameter(diameter, self.spec.object_diameter, f"model '{self.name}'")
 
     def raw(
         self,

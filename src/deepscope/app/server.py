@@ -1,0 +1,409 @@
+"""``deepscope serve``: the web app and its JSON API (FastAPI).
+
+The pages and the API are a face on the public API (:mod:`deepscope.api`,
+:mod:`deepscope.zoo`, the training settings); they hold no analysis logic. Jobs
+(trainings, batch predictions) go through the SQLite queue of :mod:`deepscope.app.jobs`
+to worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from deepscope import __version__
+from deepscope.app.analysis import MODES, analyse
+from deepscope.app.forms import train_form
+from deepscope.app.jobs import FINISHED, JobStore
+from deepscope.app.security import (
+    COOKIE,
+    OutsideDataRoots,
+    authorised,
+    check_exposure,
+    confine,
+    session_value,
+)
+from deepscope.app.worker import start_worker
+from deepscope.devices import resolve_device
+from deepscope.errors import DeepscopeError, InputError
+from deepscope.home import deepscope_home
+from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
+from deepscope.tasks import TASKS
+from deepscope.zoo import list_models, load_model, resolve_model, set_favourite
+
+HERE = Path(__file__).parent
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+#: loaded models kept in memory for the next request
+MODEL_CACHE = 3
+#: paths that need no login: the login page itself and the static assets
+_OPEN = ("/login", "/static/")
+
+
+class ServerSettings(BaseModel):
+    """How ``deepscope serve`` runs; the CLI options map one to one onto these."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    data_roots: list[Path] = Field(default_factory=list)
+    token: str | None = None
+    state_dir: Path = Field(default_factory=lambda: deepscope_home() / "server")
+    max_upload_mb: float = Field(200, gt=0)
+    workers: bool = Field(True, description="start a worker process for jobs")
+    device: str = "auto"
+
+
+class JobRequest(BaseModel):
+    kind: str = Field(description="train or batch")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Models:
+    """Loaded models by name, the most recently used kept; one prediction at a time."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.lock = threading.Lock()
+        self._loaded: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, name: str):
+        if name not in self._loaded:
+            self._loaded[name] = load_model(name, device=self.device)
+            while len(self._loaded) > MODEL_CACHE:
+                self._loaded.popitem(last=False)
+        self._loaded.move_to_end(name)
+        return self._loaded[name]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The web app; ``settings`` default to a loopback server without a token."""
+    settings = settings or ServerSettings()
+    check_exposure(settings.host, settings.token)
+    state = settings.state_dir
+    results = state / "results"
+    uploads = state / "uploads"
+    store = JobStore(state / "jobs.sqlite")
+    device = resolve_device(settings.device).type
+    models = Models(device)
+    roots = [root.resolve() for root in settings.data_roots]
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+    templates = Jinja2Templates(directory=HERE / "templates")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.recover()
+        worker = start_worker(store.path, results, device) if settings.workers else None
+        yield
+        if worker is not None:
+            worker.terminate()  # SIGTERM: a training checkpoints, the job is recovered
+            worker.join(timeout=30)
+
+    app = FastAPI(
+        title="deepscope",
+        version=__version__,
+        description="Deep learning for microscopy: models, Predict Preview, Count, training.",
+        lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load from a CDN; the app must work offline
+        redoc_url=None,
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        path = request.url.path
+        if not path.startswith(_OPEN) and not authorised(
+            settings.token,
+            request.headers.get("authorization"),
+            request.cookies.get(COOKIE),
+        ):
+            if path.startswith("/api"):
+                return _error(401, "a valid token is needed: send 'Authorization: Bearer TOKEN'")
+            return RedirectResponse(f"/login?next={path}", status_code=303)
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > limit:
+            return _error(413, f"the upload is larger than {settings.max_upload_mb:g} MB")
+        return await call_next(request)
+
+    @app.exception_handler(DeepscopeError)
+    async def user_error(request: Request, err: DeepscopeError) -> JSONResponse:
+        return _error(400, str(err))
+
+    @app.exception_handler(OutsideDataRoots)
+    async def outside(request: Request, err: OutsideDataRoots) -> JSONResponse:
+        return _error(403, str(err))
+
+    # ------------------------------------------------------------------ pages
+    def page(request: Request, name: str, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request, f"{name}.html", {"page": name, "version": __version__, **context}
+        )
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/analyse")
+
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request, next: str = "/analyse") -> HTMLResponse:
+        return page(request, "login", next=next if next.startswith("/") else "/", failed=False)
+
+    @app.post("/login", include_in_schema=False)
+    def login(request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = "/"):
+        if not authorised(settings.token, f"Bearer {token}", None):
+            return page(request, "login", next=next, failed=True)
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        if settings.token:
+            response.set_cookie(
+                COOKIE,
+                session_value(settings.token),
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
+        return response
+
+    @app.get("/models", include_in_schema=False)
+    def models_page(request: Request) -> HTMLResponse:
+        return page(request, "models")
+
+    @app.get("/analyse", include_in_schema=False)
+    def analyse_page(request: Request) -> HTMLResponse:
+        return page(request, "analyse", roots=[str(r) for r in roots])
+
+    @app.get("/train", include_in_schema=False)
+    def train_page(request: Request, task: str = "semantic") -> HTMLResponse:
+        return page(request, "train", form=train_form(task), task=task, tasks=sorted(TASKS))
+
+    @app.get("/jobs", include_in_schema=False)
+    def jobs_page(request: Request) -> HTMLResponse:
+        return page(request, "jobs")
+
+    # ------------------------------------------------------------------ API
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "device": device}
+
+    @app.get("/api/models")
+    def api_models(
+        task: str | None = None,
+        architecture: str | None = None,
+        domain: str | None = None,
+        source: str | None = None,
+        favourites: bool = False,
+    ) -> list[dict]:
+        """The same objects as ``deepscope models list --json``."""
+        return list_models(task, architecture, domain, source, favourites)
+
+    @app.get("/api/models/{name}")
+    def api_model(name: str) -> dict:
+        """One model's summary and its training curves (``history``)."""
+        folder, _ = resolve_model(name)
+        rows = [r for r in list_models() if r["name"] == name] or [{"name": name}]
+        return {**rows[0], "history": _history(folder / "history.csv")}
+
+    @app.post("/api/models/{name}/favourite")
+    def api_favourite(name: str, favourite: Annotated[bool, Body(embed=True)] = True) -> dict:
+        resolve_model(name)
+        set_favourite(name, favourite)
+        return {"name": name, "favourite": favourite}
+
+    @app.get("/api/files")
+    def api_files(path: str = Query("", description="folder under a data root")) -> dict:
+        """The sub-folders and image files of a folder under the data roots."""
+        if not path:
+            return {"path": "", "folders": [str(r) for r in roots], "images": []}
+        folder = confine(path, roots)
+        if not folder.is_dir():
+            raise InputError(f"'{path}' is not a folder")
+        entries = sorted(folder.iterdir())
+        return {
+            "path": str(folder),
+            "folders": [e.name for e in entries if e.is_dir() and not e.name.startswith(".")],
+            "images": [e.name for e in entries if e.is_file() and is_image_path(e)],
+        }
+
+    @app.post("/api/predict")
+    def api_predict(
+        model: Annotated[str, Form()],
+        file: Annotated[UploadFile | None, File()] = None,
+        path: Annotated[str | None, Form()] = None,
+        mode: Annotated[str, Form()] = "preview",
+        ranges: Annotated[list[str] | None, Form()] = None,
+        split: Annotated[bool, Form()] = False,
+        exclude_border: Annotated[bool, Form()] = False,
+    ) -> dict:
+        """Predict Preview (every object) or Count (ranges, split) of one image: an
+        upload (``file``) or a file under a data root (``path``)."""
+        if mode not in MODES:
+            raise InputError(f"mode must be preview or count, got '{mode}'")
+        if (file is None) == (path is None):
+            raise InputError("send an image: a file upload or a path under a data root")
+        rid = uuid.uuid4().hex
+        image = _save_upload(file, uploads / rid) if file is not None else confine(path, roots)
+        if not image.is_file():
+            raise InputError(f"'{path}' is not an image file")
+        ranges = [r for text in ranges or [] for r in text.splitlines() if r.strip()]
+        with models.lock:
+            answer = analyse(
+                models.get(model), image, results / rid, mode, ranges, split, exclude_border
+            )
+        base = f"/api/results/{rid}"
+        answer["id"] = rid
+        answer["urls"] = {k: f"{base}/{v}" for k, v in answer.pop("pictures").items()}
+        answer["downloads"] = {f: f"{base}/{f}" for f in answer.pop("files")}
+        return answer
+
+    def _save_upload(upload: UploadFile, folder: Path) -> Path:
+        name = _SAFE_NAME.sub("_", Path(upload.filename or "image").name).lstrip(".")
+        if not name.lower().endswith(SUPPORTED_EXTENSIONS) or name.lower().endswith(".zarr"):
+            raise InputError(
+                f"'{upload.filename}' is not an image file this server reads "
+                f"({', '.join(e for e in SUPPORTED_EXTENSIONS if e != '.zarr')})"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        target, written = folder / name, 0
+        with open(target, "wb") as fh:
+            while chunk := upload.file.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    fh.close()
+                    target.unlink()
+                    raise HTTPException(
+                        413, f"the upload is larger than {settings.max_upload_mb:g} MB"
+                    )
+                fh.write(chunk)
+        return target
+
+    @app.get("/api/results/{rid}/{name}")
+    def api_result(rid: str, name: str) -> FileResponse:
+        if not re.fullmatch(r"[0-9a-f]{32}|job-\d+", rid) or "/" in name or name.startswith("."):
+            raise HTTPException(404, "no such result")
+        target = results / rid / name
+        if not target.is_file():
+            raise HTTPException(404, "no such result")
+        return FileResponse(target, filename=name)
+
+    @app.post("/api/jobs")
+    def api_submit(job: JobRequest) -> dict:
+        """Queue a training (``kind: train``, ``params.settings``: training settings) or a
+        batch prediction (``kind: batch``: ``model``, ``folder`` under a data root,
+        ``mode``, ``ranges``, ``split``)."""
+        return store.submit(job.kind, _checked_params(job), device).as_dict()
+
+    def _checked_params(job: JobRequest) -> dict[str, Any]:
+        from deepscope.train.config import make_train_config
+
+        if job.kind == "train":
+            given = dict(job.params.get("settings", {}))
+            for key in ("images", "masks", "val_images", "val_masks", "mapping"):
+                if given.get(key):
+                    given[key] = str(confine(given[key], roots))
+            given.pop("out", None)  # trainings land in the user's library
+            make_train_config(given, source="the training form")  # fail now, not in the queue
+            return {"settings": given}
+        if job.kind == "batch":
+            p = job.params
+            resolve_model(p.get("model", ""))
+            folder = confine(p.get("folder", ""), roots)
+            if p.get("mode", "preview") not in MODES:
+                raise InputError(f"mode must be preview or count, got '{p.get('mode')}'")
+            return {
+                "model": p["model"],
+                "inputs": [str(folder)],
+                "mode": p.get("mode", "preview"),
+                "ranges": list(p.get("ranges", [])),
+                "split": bool(p.get("split", False)),
+                "exclude_border": bool(p.get("exclude_border", False)),
+            }
+        raise InputError(f"job kind must be train or batch, got '{job.kind}'")
+
+    @app.get("/api/jobs")
+    def api_jobs() -> list[dict]:
+        return [j.as_dict() for j in store.list()]
+
+    @app.get("/api/jobs/{job_id}")
+    def api_job(job_id: int) -> dict:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return {**job.as_dict(), "events": [e for _, e in store.events(job_id)][-500:]}
+
+    @app.post("/api/jobs/{job_id}/stop")
+    def api_stop(job_id: int) -> dict:
+        job = store.request_stop(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job.as_dict()
+
+    @app.post("/api/jobs/{job_id}/resume")
+    def api_resume(job_id: int) -> dict:
+        job = store.requeue(job_id)
+        if job is None:
+            raise HTTPException(409, f"job {job_id} is not stopped or failed; nothing to resume")
+        return job.as_dict()
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def api_events(job_id: int, after: int = 0) -> StreamingResponse:
+        """Server-sent events: the job's progress events, then its end."""
+        if store.get(job_id) is None:
+            raise HTTPException(404, f"no job {job_id}")
+
+        async def stream() -> AsyncIterator[str]:
+            seen = after
+            while True:
+                for seq, event in store.events(job_id, seen):
+                    seen = seq
+                    yield f"id: {seq}\ndata: {json.dumps(event)}\n\n"
+                job = store.get(job_id)
+                if job.status in FINISHED and not store.events(job_id, seen):
+                    yield f"event: end\ndata: {json.dumps(job.as_dict())}\n\n"
+                    return
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/api/train/form")
+    def api_train_form(task: str = "semantic") -> list[dict]:
+        """The fields of the training form of ``task``, with the guided defaults."""
+        return train_form(task)
+
+    return app
+
+
+def _history(path: Path) -> list[dict]:
+    import csv
+
+    if not path.is_file():
+        return []
+
+    def number(text: str) -> float | None:
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    with open(path, newline="") as fh:
+        return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(fh)]

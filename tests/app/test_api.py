@@ -1,0 +1,159 @@
+"""The JSON API of ``deepscope serve``, driven in-process with FastAPI's test client."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from deepscope.app import ServerSettings, create_app
+from deepscope.errors import ConfigError
+
+
+def test_health(client):
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
+def test_models_are_the_library_listing(client):
+    models = client.get("/api/models").json()
+    names = {m["name"] for m in models}
+    assert {"unet-nuclei-fluo", "stardist-nuclei-fluo", "flows-nuclei-fluo"} <= names
+    for m in models:
+        assert {"name", "task", "architecture", "domain", "source", "favourite"} <= set(m)
+    stardist = client.get("/api/models", params={"task": "stardist"}).json()
+    assert stardist and all(m["task"] == "stardist" for m in stardist)
+
+
+def test_model_details_carry_loss_curves_and_favourites_persist(client):
+    details = client.get("/api/models/unet-nuclei-fluo").json()
+    assert details["history"] and {"epoch", "train_loss", "val_loss"} <= set(details["history"][0])
+    client.post("/api/models/unet-nuclei-fluo/favourite", json={"favourite": True})
+    favourites = client.get("/api/models", params={"favourites": True}).json()
+    assert [m["name"] for m in favourites] == ["unet-nuclei-fluo"]
+
+
+def test_unknown_model_is_a_clear_400(client):
+    answer = client.get("/api/models/no-such-model")
+    assert answer.status_code == 400 and "no-such-model" in answer.json()["detail"]
+
+
+def test_predict_preview_of_an_upload(client, data_root):
+    image = (data_root / "plate" / "a.tif").read_bytes()
+    answer = client.post(
+        "/api/predict",
+        data={"model": "unet-nuclei-fluo", "mode": "preview"},
+        files={"file": ("a.tif", image, "image/tiff")},
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["n_objects"] > 5
+    labels_png = client.get(result["urls"]["labels"])
+    assert labels_png.headers["content-type"] == "image/png"
+    labels = client.get(result["downloads"]["a_labels.tif"])
+    assert labels.status_code == 200
+    found = read_image_bytes(labels.content)
+    assert found.shape == (256, 256) and len(np.unique(found)) - 1 == result["n_objects"]
+
+
+def read_image_bytes(content: bytes) -> np.ndarray:
+    import tifffile
+
+    return tifffile.imread(io.BytesIO(content))
+
+
+def test_count_with_an_area_range_of_a_server_file(client, data_root):
+    path = str(data_root / "plate" / "a.tif")
+    everything = client.post(
+        "/api/predict", data={"model": "unet-nuclei-fluo", "mode": "count", "path": path}
+    ).json()
+    large = client.post(
+        "/api/predict",
+        data={"model": "unet-nuclei-fluo", "mode": "count", "path": path, "ranges": "area=150:"},
+    ).json()
+    assert 0 < large["n_objects"] < everything["n_objects"]
+    assert all(float(row["area"]) >= 150 for row in large["objects"])
+    table = client.get(large["downloads"]["a_objects.csv"]).text
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert len(rows) == large["n_objects"] == large["summary"]["count"]
+
+
+def test_a_corrupt_image_gets_a_clear_message_and_the_server_goes_on(client):
+    answer = client.post(
+        "/api/predict",
+        data={"model": "unet-nuclei-fluo"},
+        files={"file": ("broken.tif", b"II*\x00 this is not a tiff", "image/tiff")},
+    )
+    assert answer.status_code == 400
+    assert "broken.tif" in answer.json()["detail"]
+    assert client.get("/api/health").status_code == 200
+
+
+def test_a_file_that_is_not_an_image_is_refused(client):
+    answer = client.post(
+        "/api/predict", data={"model": "unet-nuclei-fluo"}, files={"file": ("notes.txt", b"hi")}
+    )
+    assert answer.status_code == 400 and "not an image file" in answer.json()["detail"]
+
+
+def test_paths_outside_the_data_roots_are_forbidden(client, data_root, tmp_path):
+    secret = tmp_path / "secret.tif"
+    secret.write_bytes((data_root / "plate" / "a.tif").read_bytes())
+    (data_root / "link.tif").symlink_to(secret)
+    for path in (str(secret), str(data_root / ".." / "secret.tif"), str(data_root / "link.tif")):
+        answer = client.post("/api/predict", data={"model": "unet-nuclei-fluo", "path": path})
+        assert answer.status_code == 403, path
+    assert client.get("/api/files", params={"path": str(tmp_path)}).status_code == 403
+    listing = client.get("/api/files", params={"path": str(data_root / "plate")}).json()
+    assert listing["images"] == ["a.tif", "b.tif"]
+
+
+def test_uploads_over_the_limit_are_refused(settings):
+    small = settings.model_copy(update={"max_upload_mb": 0.01})
+    with TestClient(create_app(small)) as client:
+        answer = client.post(
+            "/api/predict",
+            data={"model": "unet-nuclei-fluo"},
+            files={"file": ("big.tif", b"\0" * 20_000, "image/tiff")},
+        )
+    assert answer.status_code == 413
+
+
+def test_a_token_is_required_off_loopback(settings):
+    with pytest.raises(ConfigError, match="--token"):
+        create_app(settings.model_copy(update={"host": "0.0.0.0"}))
+
+
+def test_with_a_token_every_request_needs_it(settings):
+    guarded = settings.model_copy(update={"host": "0.0.0.0", "token": "s3cret"})
+    with TestClient(create_app(guarded)) as client:
+        assert client.get("/api/health").status_code == 401
+        wrong = client.get("/api/health", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = client.get("/api/health", headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+        page = client.get("/models", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"].startswith("/login")
+        client.post("/login", data={"token": "s3cret", "next": "/models"})
+        assert client.get("/models").status_code == 200  # the session cookie lets it in
+        assert "s3cret" not in str(client.cookies.values())
+
+
+def test_pages_render(client):
+    for page in ("/models", "/analyse", "/jobs", "/train?task=flows"):
+        answer = client.get(page)
+        assert answer.status_code == 200 and "<main>" in answer.text, page
+    assert 'name="epochs"' in client.get("/train?task=semantic").text
+
+
+def test_openapi_documents_the_api(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/health", "/api/models", "/api/predict", "/api/jobs", "/api/jobs/{job_id}"} <= set(
+        paths
+    )
+
+
+def test_create_app_with_defaults_is_loopback_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path))
+    app = create_app(ServerSettings(workers=False))
+    assert app.title == "deepscope"

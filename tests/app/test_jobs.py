@@ -1,0 +1,150 @@
+"""Jobs: the SQLite queue, the worker's run of a job, stop / resume, and restarts."""
+
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deepscope.app import create_app
+from deepscope.app.jobs import JobStore
+from deepscope.app.worker import run_next
+
+
+@pytest.fixture()
+def store(tmp_path) -> JobStore:
+    return JobStore(tmp_path / "jobs.sqlite")
+
+
+def training(tiny_settings, **changes) -> dict:
+    settings = {k: str(v) if hasattr(v, "parent") else v for k, v in tiny_settings.items()}
+    return {"settings": {**settings, **changes}}
+
+
+def test_one_job_at_a_time_per_device(store):
+    first = store.submit("batch", {"n": 1})
+    second = store.submit("batch", {"n": 2})
+    gpu = store.submit("batch", {"n": 3}, device="cuda")
+    assert store.claim_next("cpu").id == first.id
+    assert store.claim_next("cpu") is None  # the first one still runs
+    assert store.claim_next("cuda").id == gpu.id
+    store.finish(first.id, "done", {"ok": True})
+    assert store.claim_next("cpu").id == second.id
+
+
+def test_restart_loses_neither_the_queued_nor_the_running_job(store):
+    running = store.submit("train", {"settings": {}})
+    queued = store.submit("train", {"settings": {}})
+    store.claim_next()
+    reopened = JobStore(store.path)  # a new server process on the same file
+    assert reopened.recover() == [running.id]
+    assert [reopened.get(j.id).status for j in (running, queued)] == ["queued", "queued"]
+    assert reopened.get(running.id).attempts == 1  # it resumes from its checkpoint
+
+
+def test_a_training_job_runs_and_lands_in_the_library(store, tiny_settings, tmp_path):
+    job = store.submit("train", training(tiny_settings))
+    assert run_next(store, tmp_path / "results") == "done"
+    done = store.get(job.id)
+    assert done.status == "done" and (tmp_path / "models" / "tiny" / "model.json").is_file()
+    stages = {event["stage"] for _, event in store.events(job.id)}
+    assert {"load", "train", "epoch", "done"} <= stages
+
+
+def test_stop_then_resume_goes_on_from_the_checkpoint(store, tiny_settings, tmp_path):
+    job = store.submit("train", training(tiny_settings, epochs=3, steps_per_epoch=40))
+    runner = threading.Thread(target=run_next, args=(store, tmp_path / "results"))
+    runner.start()
+    deadline = time.time() + 60
+    while not any(e["stage"] == "train" for _, e in store.events(job.id)):
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.05)
+    store.request_stop(job.id)
+    runner.join(timeout=60)
+    stopped = store.get(job.id)
+    assert stopped.status == "stopped"
+    assert (tmp_path / "models" / "tiny" / "checkpoints" / "last.pt").is_file()
+    seen = len(store.events(job.id))
+    last_step = max(e["done"] for _, e in store.events(job.id) if e["stage"] == "train")
+
+    assert store.requeue(job.id).status == "queued"
+    assert run_next(store, tmp_path / "results") == "done"
+    after = [e for _, e in store.events(job.id, seen) if e["stage"] == "train"]
+    assert after[0]["done"] >= last_step  # resumed, not restarted
+    assert store.get(job.id).attempts == 2
+
+
+def test_a_failing_job_is_recorded_and_the_worker_goes_on(store, tmp_path):
+    bad = store.submit("batch", {"model": "no-such-model", "inputs": [str(tmp_path)]})
+    assert run_next(store, tmp_path / "results") == "failed"
+    assert "no-such-model" in store.get(bad.id).error
+
+
+def test_batch_job_of_a_folder(settings, data_root):
+    with TestClient(create_app(settings)) as client:
+        job = client.post(
+            "/api/jobs",
+            json={
+                "kind": "batch",
+                "params": {
+                    "model": "unet-nuclei-fluo",
+                    "folder": str(data_root / "plate"),
+                    "mode": "count",
+                    "ranges": ["area=50:"],
+                },
+            },
+        ).json()
+        store = JobStore(settings.state_dir / "jobs.sqlite")
+        assert run_next(store, settings.state_dir / "results") == "done"
+        finished = client.get(f"/api/jobs/{job['id']}").json()
+        assert finished["status"] == "done" and finished["result"]["images"] == 2
+        summary = client.get(f"/api/results/job-{job['id']}/summary.csv")
+        assert summary.status_code == 200 and summary.text.count("\n") == 3
+        stream = client.get(f"/api/jobs/{job['id']}/events").text
+        assert "event: end" in stream and '"stage": "count"' in stream
+
+
+def test_job_requests_are_checked_before_they_are_queued(client, tiny_settings, tmp_path):
+    outside = client.post("/api/jobs", json={"kind": "train", "params": training(tiny_settings)})
+    assert outside.status_code == 403  # the training folders are not under the data root
+    bad = client.post(
+        "/api/jobs",
+        json={"kind": "train", "params": {"settings": {"task": "semantic", "epochs": 0}}},
+    )
+    assert bad.status_code == 400
+    assert client.post("/api/jobs", json={"kind": "cook", "params": {}}).status_code == 400
+    assert client.get("/api/jobs").json() == []
+
+
+def test_stop_and_resume_through_the_api(client):
+    # a queued job stops at once and can be put back in the queue
+    store_job = client.post(
+        "/api/jobs",
+        json={"kind": "batch", "params": {"model": "unet-nuclei-fluo", "folder": "plate"}},
+    ).json()
+    stopped = client.post(f"/api/jobs/{store_job['id']}/stop").json()
+    assert stopped["status"] == "stopped"
+    assert client.post(f"/api/jobs/{store_job['id']}/resume").json()["status"] == "queued"
+    assert client.post(f"/api/jobs/{store_job['id']}/resume").status_code == 409
+
+
+def test_a_restarted_server_queues_the_job_that_was_running(settings):
+    store = JobStore(settings.state_dir / "jobs.sqlite")
+    job = store.submit("batch", {"model": "unet-nuclei-fluo", "inputs": ["x"]})
+    store.claim_next()  # the old server died while running it
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/api/jobs/{job.id}").json()["status"] == "queued"
+
+
+def test_the_worker_process_runs_queued_jobs(settings, data_root):
+    with TestClient(create_app(settings.model_copy(update={"workers": True}))) as client:
+        job = client.post(
+            "/api/jobs",
+            json={"kind": "batch", "params": {"model": "unet-nuclei-fluo", "folder": "plate"}},
+        ).json()
+        deadline = time.time() + 120
+        while (status := client.get(f"/api/jobs/{job['id']}").json()["status"]) != "done":
+            assert status in ("queued", "running") and time.time() < deadline, status
+            time.sleep(0.5)
+        files = client.get(f"/api/jobs/{job['id']}").json()["result"]["files"]
+        assert "a_labels.tif" in files and "b_overlay.png" in files
