@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraint
 demo: $(VENV)/.installed
 	$(BIN)/deepscope demo
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/.installed-browser
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
@@ -25,6 +25,11 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml constraints.txt
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e ".[dev]"
+	touch $@
+
+# Debian's Chromium for the browser tests of the web app (Playwright drives it)
+$(VENV)/.installed-browser: tools/install_chromium.sh
+	tools/install_chromium.sh
 	touch $@
 
 clean:
