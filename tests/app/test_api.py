@@ -157,3 +157,27 @@ def test_create_app_with_defaults_is_loopback_only(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path))
     app = create_app(ServerSettings(workers=False))
     assert app.title == "deepscope"
+
+
+def test_export_import_and_remove_a_model(client):
+    exported = client.get("/api/models/unet-nuclei-fluo/export")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "application/zip"
+    imported = client.post(
+        "/api/models/import",
+        data={"name": "my-unet"},
+        files={"file": ("unet.zip", exported.content, "application/zip")},
+    )
+    assert imported.json() == {"name": "my-unet", "source": "user"}
+    mine = client.get("/api/models", params={"source": "user"}).json()
+    assert [m["name"] for m in mine] == ["my-unet"]
+    assert client.delete("/api/models/unet-nuclei-fluo").status_code == 400  # built-in
+    assert client.delete("/api/models/my-unet").json()["removed"]
+    assert client.get("/api/models", params={"source": "user"}).json() == []
+
+
+def test_import_refuses_what_is_not_a_model_zip(client):
+    not_zip = client.post("/api/models/import", files={"file": ("m.txt", b"hello")})
+    assert not_zip.status_code == 400 and "model zip" in not_zip.json()["detail"]
+    broken = client.post("/api/models/import", files={"file": ("m.zip", b"PK\x03\x04junk")})
+    assert broken.status_code == 400

@@ -49,12 +49,22 @@ from deepscope.errors import DeepscopeError, InputError
 from deepscope.home import deepscope_home
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
 from deepscope.tasks import TASKS
-from deepscope.zoo import list_models, load_model, resolve_model, set_favourite
+from deepscope.zoo import (
+    export_model,
+    import_model,
+    list_models,
+    load_model,
+    remove_model,
+    resolve_model,
+    set_favourite,
+)
 
 HERE = Path(__file__).parent
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 #: loaded models kept in memory for the next request
 MODEL_CACHE = 3
+#: uploads the Analyse page takes (a zarr store is a folder, not a file)
+IMAGE_UPLOADS = tuple(e for e in SUPPORTED_EXTENSIONS if e != ".zarr")
 #: paths that need no login: the login page itself and the static assets
 _OPEN = ("/login", "/static/")
 
@@ -230,6 +240,32 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         set_favourite(name, favourite)
         return {"name": name, "favourite": favourite}
 
+    @app.get("/api/models/{name}/export")
+    def api_export(name: str, format: str = "deepscope") -> FileResponse:
+        """The model as a zip: our package (``deepscope``) or a bioimage.io model."""
+        folder = results / f"export-{uuid.uuid4().hex}"
+        path = export_model(name, folder / f"{name}-{format}.zip", format)
+        return FileResponse(path, filename=path.name, media_type="application/zip")
+
+    @app.post("/api/models/import")
+    def api_import(
+        file: Annotated[UploadFile, File()],
+        name: Annotated[str | None, Form()] = None,
+        replace: Annotated[bool, Form()] = False,
+    ) -> dict:
+        """Check a model zip (ours or bioimage.io) and add it to My models."""
+        archive = _save_upload(
+            file, uploads / uuid.uuid4().hex, (".zip",), "a model zip (deepscope or bioimage.io)"
+        )
+        folder = import_model(archive, name or None, replace)
+        return {"name": folder.name, "source": "user"}
+
+    @app.delete("/api/models/{name}")
+    def api_remove(name: str) -> dict:
+        """Remove a model from My models (built-in models cannot be removed)."""
+        remove_model(name)
+        return {"name": name, "removed": True}
+
     @app.get("/api/files")
     def api_files(path: str = Query("", description="folder under a data root")) -> dict:
         """The sub-folders and image files of a folder under the data roots."""
@@ -276,13 +312,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         answer["downloads"] = {f: f"{base}/{f}" for f in answer.pop("files")}
         return answer
 
-    def _save_upload(upload: UploadFile, folder: Path) -> Path:
-        name = _SAFE_NAME.sub("_", Path(upload.filename or "image").name).lstrip(".")
-        if not name.lower().endswith(SUPPORTED_EXTENSIONS) or name.lower().endswith(".zarr"):
-            raise InputError(
-                f"'{upload.filename}' is not an image file this server reads "
-                f"({', '.join(e for e in SUPPORTED_EXTENSIONS if e != '.zarr')})"
-            )
+    def _save_upload(
+        upload: UploadFile,
+        folder: Path,
+        endings: tuple[str, ...] = IMAGE_UPLOADS,
+        what: str = "an image file this server reads",
+    ) -> Path:
+        """Write an upload to ``folder`` in chunks, stopping at the size limit; only files
+        with one of ``endings`` are taken."""
+        name = _SAFE_NAME.sub("_", Path(upload.filename or "upload").name).lstrip(".")
+        if not name.lower().endswith(endings):
+            raise InputError(f"'{upload.filename}' is not {what} ({', '.join(endings)})")
         folder.mkdir(parents=True, exist_ok=True)
         target, written = folder / name, 0
         with open(target, "wb") as fh:

@@ -115,7 +115,20 @@ async function modelsPage() {
       await load();
       details(name, document.querySelector(`#model-table tr[data-name="${CSS.escape(name)}"]`) || row);
     };
-    document.getElementById("md-use").href = `/analyse?model=${encodeURIComponent(name)}`;
+    const quoted = encodeURIComponent(name);
+    document.getElementById("md-use").href = `/analyse?model=${quoted}`;
+    document.getElementById("md-export").href = `/api/models/${quoted}/export?format=deepscope`;
+    document.getElementById("md-export-bioimageio").href = `/api/models/${quoted}/export?format=bioimageio`;
+    const remove = document.getElementById("md-remove");
+    remove.hidden = m.source !== "user";
+    remove.onclick = async () => {
+      if (!confirm(`Remove ${name} from your library?`)) return;
+      try {
+        await api(`/api/models/${quoted}`, { method: "DELETE" });
+        document.getElementById("model-details").hidden = true;
+        load();
+      } catch (err) { showMessage(err.message); }
+    };
     const table = (id, obj) => document.getElementById(id).replaceChildren(
       ...Object.entries(obj || {}).filter(([, v]) => typeof v !== "object" || v === null)
         .map(([k, v]) => el("tr", {}, el("td", { text: k }),
@@ -128,6 +141,16 @@ async function modelsPage() {
       { name: "val loss", points: h.map((r) => [r.epoch, r.val_loss]) },
     ], "epoch");
   }
+  document.getElementById("import-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const data = new FormData();
+    data.set("file", document.getElementById("import-file").files[0]);
+    try {
+      const added = await api("/api/models/import", { method: "POST", body: data });
+      showMessage(`imported ${added.name} into My models`);
+      load();
+    } catch (err) { showMessage(err.message); }
+  });
   load();
 }
 
