@@ -181,3 +181,13 @@ def test_import_refuses_what_is_not_a_model_zip(client):
     assert not_zip.status_code == 400 and "model zip" in not_zip.json()["detail"]
     broken = client.post("/api/models/import", files={"file": ("m.zip", b"PK\x03\x04junk")})
     assert broken.status_code == 400
+
+
+def test_a_restoration_model_shows_input_and_output(client, data_root):
+    answer = client.post(
+        "/api/predict",
+        data={"model": "n2v-fmd-confocal", "path": str(data_root / "plate" / "b.tif")},
+    ).json()
+    assert {"image", "output"} <= set(answer["urls"]) and "labels" not in answer["urls"]
+    assert "b_pred.tif" in answer["downloads"]
+    assert client.get(answer["urls"]["output"]).headers["content-type"] == "image/png"

@@ -100,3 +100,16 @@ def test_train_watch_the_curve_stop_and_resume(server, page, data_root, screensh
     page.goto(f"{server}/models")
     page.click("#source-tabs button[data-source=user]")
     expect(page.locator("#model-table tr[data-name='browser-unet']")).to_be_visible()
+
+
+def test_restoration_input_and_output_side_by_side(server, page, sample, screenshots):
+    page.goto(f"{server}/analyse?model=n2v-fmd-confocal")
+    page.set_input_files("#file", str(sample))
+    page.click("#run-preview")
+    output = page.locator("#viewer-output")
+    expect(output).to_be_visible(timeout=60_000)
+    box = output.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#profile")).to_be_visible()
+    expect(page.locator("#hover")).to_contain_text("(")
+    page.screenshot(path=screenshots / "analyse-restoration.png")
