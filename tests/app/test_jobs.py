@@ -148,3 +148,43 @@ def test_the_worker_process_runs_queued_jobs(settings, data_root):
             time.sleep(0.5)
         files = client.get(f"/api/jobs/{job['id']}").json()["result"]["files"]
         assert "a_labels.tif" in files and "b_overlay.png" in files
+
+
+def test_quality_check_jobs(settings, data_root, nuclei_folders):
+    synthetic = nuclei_folders["val_images"].parents[1]
+    both = settings.model_copy(update={"data_roots": [data_root, synthetic]})
+    store = JobStore(both.state_dir / "jobs.sqlite")
+    with TestClient(create_app(both)) as client:
+        seg = client.post(
+            "/api/jobs",
+            json={
+                "kind": "evaluate",
+                "params": {
+                    "model": "unet-nuclei-fluo",
+                    "images": str(nuclei_folders["val_images"]),
+                    "truth": str(nuclei_folders["val_masks"]),
+                },
+            },
+        ).json()
+        restore = client.post(
+            "/api/jobs",
+            json={
+                "kind": "evaluate",
+                "params": {
+                    "model": "n2v-fmd-confocal",
+                    "images": str(data_root / "plate"),
+                    "truth": str(data_root / "plate"),
+                },
+            },
+        ).json()
+        assert run_next(store, both.state_dir / "results") == "done"
+        assert run_next(store, both.state_dir / "results") == "done"
+        metrics = client.get(f"/api/jobs/{seg['id']}").json()["result"]["metrics"]
+        assert metrics["n_images"] == 2 and 0 <= metrics["ap@0.5"] <= 1
+        report = client.get(f"/api/results/job-{restore['id']}/report.html")
+        assert report.status_code == 200 and "<html" in report.text.lower()
+        outside = client.post(
+            "/api/jobs",
+            json={"kind": "evaluate", "params": {"model": "unet-nuclei-fluo", "images": "/etc"}},
+        )
+        assert outside.status_code == 403

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-KINDS = ("train", "batch")
+KINDS = ("train", "batch", "evaluate")
 FINISHED = ("done", "failed", "stopped")
 
 _SCHEMA = """

@@ -348,9 +348,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.post("/api/jobs")
     def api_submit(job: JobRequest) -> dict:
-        """Queue a training (``kind: train``, ``params.settings``: training settings) or a
+        """Queue a training (``kind: train``, ``params.settings``: training settings), a
         batch prediction (``kind: batch``: ``model``, ``folder`` under a data root,
-        ``mode``, ``ranges``, ``split``)."""
+        ``mode``, ``ranges``, ``split``) or a quality check (``kind: evaluate``: ``model``,
+        ``images`` and ``truth`` folders: metrics, and a QC report for restoration)."""
         return store.submit(job.kind, _checked_params(job), device).as_dict()
 
     def _checked_params(job: JobRequest) -> dict[str, Any]:
@@ -378,7 +379,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 "split": bool(p.get("split", False)),
                 "exclude_border": bool(p.get("exclude_border", False)),
             }
-        raise InputError(f"job kind must be train or batch, got '{job.kind}'")
+        if job.kind == "evaluate":
+            p = job.params
+            resolve_model(p.get("model", ""))
+            return {
+                "model": p["model"],
+                "images": str(confine(p.get("images", ""), roots)),
+                "truth": str(confine(p.get("truth", ""), roots)),
+            }
+        raise InputError(f"job kind must be train, batch or evaluate, got '{job.kind}'")
 
     @app.get("/api/jobs")
     def api_jobs() -> list[dict]:

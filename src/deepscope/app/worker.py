@@ -51,7 +51,7 @@ class JobProgress:
             raise KeyboardInterrupt
 
 
-def _train(job: Job, progress: JobProgress) -> dict[str, Any]:
+def _train(job: Job, progress: JobProgress, _results: Path) -> dict[str, Any]:
     from deepscope.api import train
 
     folder = train(resume=job.attempts > 1, progress=progress, **job.params["settings"])
@@ -78,11 +78,39 @@ def _batch(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
     return {"out": str(out), "files": [f.name for f in written]}
 
 
+def _evaluate(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
+    """Score a model on a folder with ground truth; a restoration model also gets the
+    quality-control report (prediction, Gaussian baseline and input against the truth)."""
+    from deepscope.api import evaluate, predict_files
+    from deepscope.report import qc_report
+    from deepscope.zoo import load_model
+
+    p = job.params
+    out = results / f"job-{job.id}"
+    model = load_model(p["model"])
+    metrics = evaluate(
+        model, p["images"], p["truth"], per_image_csv=out / "per_image.csv", progress=progress
+    )
+    answer = {"out": str(out), "metrics": metrics, "files": ["per_image.csv"]}
+    if model.task.target_is_image:
+        predict_files(model, [p["images"]], out / "pred", progress=progress)
+        qc_report(out / "pred", p["truth"], out / "report.html", p["images"], model, progress)
+        answer["files"].append("report.html")
+    return answer
+
+
+RUNNERS = {
+    "train": _train,
+    "batch": _batch,
+    "evaluate": _evaluate,
+}
+
+
 def run_job(store: JobStore, job: Job, results: Path) -> str:
     """Run one claimed ``job`` to its end and record how it ended; returns the status."""
     progress = JobProgress(store, job.id)
     try:
-        result = _train(job, progress) if job.kind == "train" else _batch(job, progress, results)
+        result = RUNNERS[job.kind](job, progress, results)
     except (KeyboardInterrupt, TrainingInterrupted):
         if not store.stop_requested(job.id):
             raise  # the worker is shutting down: the job stays 'running' and is recovered

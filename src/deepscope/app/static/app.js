@@ -384,6 +384,20 @@ async function analysePage() {
     }
   }
 
+  const qc = document.getElementById("qc-form");
+  if (qc) qc.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const job = await api("/api/jobs", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ kind: "evaluate", params: {
+          model: select.value, images: document.getElementById("qc-images").value,
+          truth: document.getElementById("qc-truth").value } }),
+      });
+      location.href = `/jobs#${job.id}`;
+    } catch (err) { showMessage(err.message); }
+  });
+
   const batch = document.getElementById("run-batch");
   if (batch) batch.onclick = async () => {
     const folder = pathInput.value.replace(/[^/]*$/, "") || pathInput.value;
@@ -462,8 +476,22 @@ function jobsPage() {
       status.textContent = j.status;
       document.getElementById("jd-stop").disabled = !["queued", "running"].includes(j.status);
       document.getElementById("jd-resume").disabled = !["stopped", "failed"].includes(j.status);
-      document.getElementById("jd-result").textContent = j.error ? `error: ${j.error}` :
-        j.result ? JSON.stringify(j.result) : "";
+      const result = document.getElementById("jd-result");
+      result.replaceChildren();
+      if (j.error) result.append(el("p", { class: "error", text: `error: ${j.error}` }));
+      if (j.result && j.result.model && j.kind === "train") {
+        result.append(el("a", { class: "button", href: `/models#${j.result.model}`, text: `${j.result.model} in My models` }));
+      }
+      if (j.result && j.result.metrics) {
+        result.append(el("table", { class: "grid small" }, ...Object.entries(j.result.metrics).map(([k, v]) =>
+          el("tr", {}, el("td", { text: k }), el("td", { text: typeof v === "number" ? +v.toPrecision(4) : String(v) })))));
+      }
+      for (const f of (j.result && j.result.files) || []) {
+        result.append(el("a", { class: "button", href: `/api/results/job-${j.id}/${f}`, target: "_blank", text: f }), " ");
+      }
+      if (j.result && j.result.summary) {
+        result.append(el("a", { class: "button", href: `/api/results/job-${j.id}/${j.result.summary}`, text: j.result.summary }));
+      }
     };
     const onEvent = (ev) => {
       if (ev.stage === "train" && ev.metrics.loss !== undefined) steps.push([ev.done, ev.metrics.loss]);
