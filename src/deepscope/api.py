@@ -88,33 +88,42 @@ def predict_files(
     progress: ProgressCallback | None = None,
     tta: bool | None = None,
     diameter: float | str | None = None,
+    slices3d: bool = False,
+    anisotropy: float | None = None,
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
 
     ``diameter``: the typical object diameter in pixels, or ``'auto'``; each image is
     rescaled so its objects have the model's training size (see :meth:`Model.predict`).
+    ``slices3d`` (with ``anisotropy``, z step / xy pixel size): segment 3D volumes with a 2D
+    flows model run on their XY, XZ and YZ slices (see :meth:`Model.predict`).
     Classifiers write one table, ``predictions.csv`` (see
     :func:`deepscope.classify.classify_files`).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
+    model.check_slices3d(anisotropy, slices3d)
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
     files = list_images(inputs)
     out = Path(out)
     written = []
+    spatial = "ZYX" if slices3d else model.predictor.spatial_axes
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
         result = model.predict(
-            image.data, image.axes, tile=tile, overlap=overlap, tta=tta, diameter=diameter
+            image.data,
+            image.axes,
+            tile=tile,
+            overlap=overlap,
+            tta=tta,
+            diameter=diameter,
+            slices3d=slices3d,
+            anisotropy=anisotropy,
         )
         stem = image_stem(path)
         if result.labels is not None:
-            written.append(
-                write_image(
-                    out / f"{stem}_labels.tif", result.labels, axes=model.predictor.spatial_axes
-                )
-            )
+            written.append(write_image(out / f"{stem}_labels.tif", result.labels, axes=spatial))
             if overlay and result.labels.ndim == 2:
                 written.append(
                     save_overlay(
@@ -135,11 +144,7 @@ def predict_files(
             written.append(write_image(out / f"{stem}_uncertainty.tif", result.uncertainty))
         if save_probabilities and result.probabilities is not None:
             written.append(
-                write_image(
-                    out / f"{stem}_prob.tif",
-                    result.probabilities,
-                    axes="C" + model.predictor.spatial_axes,
-                )
+                write_image(out / f"{stem}_prob.tif", result.probabilities, axes="C" + spatial)
             )
         report(progress, Progress("predict", i + 1, len(files), path.name))
     return written
@@ -273,26 +278,39 @@ def _predict_pairs(
     tta: bool | None,
     progress: ProgressCallback | None,
     diameter: float | str | None = None,
+    slices3d: bool = False,
+    anisotropy: float | None = None,
 ) -> tuple[list[Any], list[np.ndarray], list[str]]:
     """Raw outputs, ground truths and names for image/mask folders paired by stem; with a
-    ``diameter``, the outputs are the :class:`Result` of each image (predicted rescaled for
-    object size and brought back to its shape) instead."""
+    ``diameter`` or ``slices3d``, the outputs are the :class:`Result` of each image
+    (predicted rescaled for object size and brought back to its shape; volumes from
+    slices) instead."""
     pairs = match_pairs(images, masks)
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
-        ndim = model.spec.network.ndim
+        ndim = 3 if slices3d else model.spec.network.ndim
         truth = read_truth(mask_path, model.task, ndim)
-        shape = model.predictor.spatial_shape(image.data, image.axes)
+        if slices3d:
+            shape = to_channel_first(image.data, image.axes, 3).shape[1:]
+        else:
+            shape = model.predictor.spatial_shape(image.data, image.axes)
         if shape != truth.shape[-ndim:]:
             raise InputError(
                 f"mask {mask_path.name} has shape {truth.shape} but image "
                 f"{image_path.name} has {shape}"
             )
-        if diameter is None:
+        if diameter is None and not slices3d:
             output = model.raw(image.data, image.axes, tta=tta)
         else:
-            output = model.predict(image.data, image.axes, tta=tta, diameter=diameter)
+            output = model.predict(
+                image.data,
+                image.axes,
+                tta=tta,
+                diameter=diameter,
+                slices3d=slices3d,
+                anisotropy=anisotropy,
+            )
         outputs.append(output)
         truths.append(truth)
         names.append(image_path.stem)
@@ -309,6 +327,8 @@ def evaluate(
     progress: ProgressCallback | None = None,
     tta: bool | None = None,
     diameter: float | str | None = None,
+    slices3d: bool = False,
+    anisotropy: float | None = None,
 ) -> dict:
     """Predict every image of a folder and score it against the masks of another folder.
 
@@ -317,9 +337,12 @@ def evaluate(
     Classifiers take no ``masks``: ``images`` has one sub-folder per class (see
     :func:`deepscope.classify.evaluate_classifier`). ``diameter`` (pixels, or ``'auto'``)
     rescales each image for the model's object size (see :meth:`Model.predict`).
+    ``slices3d`` (with ``anisotropy``) scores 3D volumes segmented by a 2D flows model run
+    on their slices (see :meth:`Model.predict`).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
+    model.check_slices3d(anisotropy, slices3d)
     if model.task.output_kind == "class":
         if masks is not None:
             raise InputError(
@@ -329,8 +352,10 @@ def evaluate(
         return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
     if masks is None:
         raise InputError(f"evaluating '{model.name}' needs --masks: the ground truth")
-    outputs, truths, names = _predict_pairs(model, images, masks, axes, tta, progress, diameter)
-    if diameter is None:
+    outputs, truths, names = _predict_pairs(
+        model, images, masks, axes, tta, progress, diameter, slices3d, anisotropy
+    )
+    if diameter is None and not slices3d:
         results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
     else:
         results = outputs

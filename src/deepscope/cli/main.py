@@ -51,6 +51,18 @@ DiameterOption = Annotated[
     ),
 ]
 
+Slices3dOption = Annotated[
+    bool,
+    typer.Option(
+        "--slices3d",
+        help="segment 3D volumes with a 2D flows model run on their XY, XZ and YZ slices",
+    ),
+]
+AnisotropyOption = Annotated[
+    float | None,
+    typer.Option(help="with --slices3d: z step / xy pixel size of the volumes, e.g. 2.2"),
+]
+
 
 def _diameter(value: str | None) -> float | str | None:
     """A --diameter checked before any model is loaded: auto or a positive number."""
@@ -242,6 +254,8 @@ def predict(
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
     diameter: DiameterOption = None,
+    slices3d: Slices3dOption = False,
+    anisotropy: AnisotropyOption = None,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
@@ -265,6 +279,8 @@ def predict(
             progress=callback,
             tta=tta,
             diameter=size,
+            slices3d=slices3d,
+            anisotropy=anisotropy,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
 
@@ -377,6 +393,8 @@ def evaluate(
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
     diameter: DiameterOption = None,
+    slices3d: Slices3dOption = False,
+    anisotropy: AnisotropyOption = None,
 ) -> None:
     """Score a model against ground truth: AP, F1, precision, recall for segmentation;
     PSNR, SSIM, NRMSE, MAE for restoration; accuracy, macro F1 for classifiers."""
@@ -396,6 +414,8 @@ def evaluate(
             progress=callback,
             tta=tta,
             diameter=size,
+            slices3d=slices3d,
+            anisotropy=anisotropy,
         )
     _print_metrics(metrics, title=f"{m.name} on {images}")
     if json_path is not None:
