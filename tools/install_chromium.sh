@@ -14,8 +14,11 @@ else
     exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || {
-    $SUDO apt-get update -q >/dev/null
-    $SUDO apt-get install -y -q chromium >/dev/null
-}
+if ! $SUDO apt-get install -y -q chromium >/dev/null 2>&1; then
+    $SUDO apt-get update -q >/dev/null 2>&1 || true
+    if ! $SUDO apt-get install -y -q chromium >/dev/null 2>&1; then
+        echo "warning: apt-get could not install chromium; the browser tests will skip" >&2
+        exit 0
+    fi
+fi
 chromium --version 2>/dev/null || true

@@ -1,0 +1,68 @@
+"""Instance segmentation of densely packed rod-shaped bacteria (tracking_bacteria).
+
+Usage (from the repository root):
+    .venv/bin/python tools/bacteria_split.py             # once: frames t000-t041 / t042-t052
+    .venv/bin/python benchmarks/bench_bacteria.py [--models flows-bacteria ...] [--json FILE]
+
+Scores each model (name or package folder) on the validation frames t042-t052 (1305×1009
+phase contrast, 150-360 cells each) with our metric code, and times the end-to-end
+prediction of a frame after the model is loaded. Prints one row per model: AP at IoU 0.5,
+0.7 and 0.9, F1@0.5, objects found / true, and the median seconds per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import deepscope
+from deepscope.io import read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLIT = ROOT / "runs" / "bacteria_split" / "val"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["flows-bacteria"])
+    parser.add_argument("--split", type=Path, default=SPLIT, help="folder with images/, masks/")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not (args.split / "images").is_dir():
+        raise SystemExit(f"no split in {args.split}; run .venv/bin/python tools/bacteria_split.py")
+
+    rows = []
+    frame = read_image(sorted((args.split / "images").glob("*.tif"))[-1]).data
+    for name in args.models:
+        model = deepscope.load_model(name)
+        metrics = deepscope.evaluate(model, args.split / "images", args.split / "masks")
+        seconds = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model.predict(frame)
+            seconds.append(time.perf_counter() - t0)
+        rows.append(
+            {
+                "model": name,
+                "task": model.spec.task,
+                **{k: metrics[k] for k in ("ap@0.5", "ap@0.7", "ap@0.9", "f1@0.5")},
+                "n_pred": metrics.get("n_pred"),
+                "n_true": metrics.get("n_true"),
+                "seconds_per_frame": statistics.median(seconds),
+            }
+        )
+    print(f"{'model':<28}{'AP@0.5':>8}{'AP@0.7':>8}{'AP@0.9':>8}{'F1@0.5':>8}  found/true  s/frame")
+    for r in rows:
+        print(
+            f"{r['model']:<28}{r['ap@0.5']:>8.3f}{r['ap@0.7']:>8.3f}{r['ap@0.9']:>8.3f}"
+            f"{r['f1@0.5']:>8.3f}  {r['n_pred']}/{r['n_true']}  {r['seconds_per_frame']:.2f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
