@@ -8,25 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from deepscope.data.layout import channel_first_axes
-from deepscope.data.normalize import normalize
-from deepscope.data.patches import pad_to_shape
 from deepscope.devices import resolve_device
 from deepscope.errors import InputError, ModelError
-from deepscope.flows.slices import resample_axis, volume_output
-from deepscope.io.axes import default_axes
 from deepscope.nets import AutoencoderConfig, ClassifierConfig, build_network
 from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
-from deepscope.predict.predictor import Predictor, channel_first_input, predict_raw, with_flips
-from deepscope.predict.rescale import check_diameter, predict_at_diameter, to_shape
-from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.predict.predictor import Predictor, channel_first_input
+from deepscope.predict.rescale import check_diameter, predict_at_diameter
+from deepscope.predict.slices3d import predict_by_slices
+from deepscope.progress import ProgressCallback
 from deepscope.spec import ExternalNetwork, ModelSpec, read_spec, read_weights
 from deepscope.tasks import Result, get_task
 from deepscope.zoo.registry import resolve_model
-
-#: slices3d: pixels per network call (slices are stacked up to about this many pixels;
-#: measured neither faster nor slower than one slice a call on 2 CPU cores with onnxruntime)
-SLICE_BATCH_PIXELS = 2**18
 
 
 class Model:
@@ -129,8 +122,15 @@ class Model:
         settings = self._settings(tile, overlap, batch_size, tta)
         if slices3d or anisotropy is not None:
             self.check_slices3d(anisotropy, slices3d)
-            return self._predict_slices3d(
-                image, axes, anisotropy, settings, progress, self.check_diameter(diameter)
+            return predict_by_slices(
+                self.predictor,
+                self.spec,
+                image,
+                axes,
+                anisotropy,
+                settings,
+                progress,
+                self.check_diameter(diameter),
             )
         if self.check_diameter(diameter) is None:
             return self.predictor.predict(image, axes, progress=progress, **settings)
@@ -163,68 +163,6 @@ class Model:
             raise InputError(
                 f"anisotropy must be a positive number (z step / xy pixel size), got {anisotropy}"
             )
-
-    def _predict_slices3d(
-        self,
-        image: np.ndarray,
-        axes: str | None,
-        anisotropy: float | None,
-        settings: dict,
-        progress: ProgressCallback | None,
-        diameter: float | str | None,
-    ) -> Result:
-        """Labels of a volume from the 2D flows model run on its XY, XZ and YZ slices."""
-        image = np.asarray(image)
-        axes = axes or default_axes(image.shape)
-        if "Z" not in axes or image.shape[axes.index("Z")] < 2:
-            raise InputError(
-                f"slices3d needs a 3D volume with a Z axis (e.g. axes ZYX), got shape "
-                f"{image.shape} with axes {axes}"
-            )
-        x = channel_first_input(image, axes, "ZYX", 3, self.spec.network.in_channels)
-        task3d = get_task("flows", {**self.spec.task_params, "ndim": 3})
-        shape = x.shape[1:]
-        # stretched to isotropic voxels first: the flows are followed, and a diameter is
-        # measured, where the voxels are cubes; the labels are brought back at the end
-        stretched = max(1, round(shape[0] * (anisotropy or 1.0)))
-        x = resample_axis(x, stretched, axis=1)
-
-        def at_shape(volume: np.ndarray) -> Result:
-            normalized = normalize(volume, self.spec.normalization)
-            output = volume_output(
-                self._slice_fn(settings, progress, normalized.shape[1:]),
-                normalized,
-                batch_size=_slice_batch(normalized.shape[1:], settings["batch_size"]),
-            )
-            return task3d.postprocess(output)
-
-        result = predict_at_diameter(at_shape, x, self.spec.object_diameter, diameter)
-        return to_shape(result, shape)
-
-    def _slice_fn(self, settings: dict, progress: ProgressCallback | None, shape: tuple):
-        """The network as a function of a stack of normalised 2D slices ``(N, C, H, W)``
-        of a volume of spatial ``shape`` (see :func:`deepscope.flows.slices.volume_output`),
-        reporting the slices done."""
-        predictor = self.predictor
-        fn = with_flips(predictor.fn) if settings["tta"] else predictor.fn
-        divisor, tile = predictor.config.divisor, settings["tile"]
-        total, done = sum(shape), 0
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            nonlocal done
-            spatial = batch.shape[2:]
-            if tile is not None and max(spatial) > tile:  # large slices: tiled, one by one
-                out = np.stack(
-                    [predict_raw(fn, s, 3, divisor, tile, settings["overlap"], 1) for s in batch]
-                )
-            else:
-                padded = tuple(math.ceil(n / divisor) * divisor for n in spatial)
-                out = fn(pad_to_shape(batch, padded))[..., : spatial[0], : spatial[1]]
-            done += batch.shape[0]
-            report(progress, Progress("predict", done, total, "slices"))
-            return out
-
-        return run
 
     def check_diameter(self, diameter: float | str | None) -> float | str | None:
         """A ``diameter`` for :meth:`predict` checked (``None``, ``'auto'`` or a positive
@@ -267,14 +205,6 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, task={self.spec.task!r}, source={self.source!r})"
-
-
-def _slice_batch(shape: tuple, batch_size: int) -> int:
-    """Slices per network call for :meth:`Model.predict` with ``slices3d`` on a volume of
-    spatial ``shape``: about :data:`SLICE_BATCH_PIXELS` pixels of its largest slice, at
-    least ``batch_size``."""
-    z, y, x = shape
-    return max(batch_size, SLICE_BATCH_PIXELS // max(z * y, z * x, y * x), 1)
 
 
 def load_model(
