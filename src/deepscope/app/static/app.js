@@ -454,7 +454,8 @@ function jobsPage() {
   async function list() {
     const jobs = await api("/api/jobs");
     tbody.replaceChildren(...jobs.map((j) => {
-      const what = j.kind === "train" ? j.params.settings.name : `${j.params.model} on ${j.params.inputs}`;
+      const what = j.kind === "train" ? j.params.settings.name
+        : `${j.kind === "evaluate" ? "check " : ""}${j.params.model} on ${j.params.inputs || j.params.images}`;
       const tr = el("tr", { "data-id": j.id }, el("td", { text: j.id }), el("td", { text: j.kind }),
         el("td", { text: what }), el("td", { text: j.status, class: `status-${j.status}` }), el("td", { text: j.attempts }));
       if (j.id === current) tr.classList.add("selected");
