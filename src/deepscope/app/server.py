@@ -48,9 +48,12 @@ from deepscope.devices import resolve_device
 from deepscope.errors import DeepscopeError, InputError
 from deepscope.home import deepscope_home
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
+from deepscope.spec import read_spec
 from deepscope.tasks import TASKS
+from deepscope.train.history import read_history
 from deepscope.zoo import (
     export_model,
+    favourites,
     import_model,
     list_models,
     load_model,
@@ -58,6 +61,7 @@ from deepscope.zoo import (
     resolve_model,
     set_favourite,
 )
+from deepscope.zoo.registry import model_summary
 
 HERE = Path(__file__).parent
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -230,9 +234,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.get("/api/models/{name}")
     def api_model(name: str) -> dict:
         """One model's summary and its training curves (``history``)."""
-        folder, _ = resolve_model(name)
-        rows = [r for r in list_models() if r["name"] == name] or [{"name": name}]
-        return {**rows[0], "history": _history(folder / "history.csv")}
+        folder, source = resolve_model(name)
+        summary = model_summary(read_spec(folder), source, folder, name in favourites())
+        return {**summary, "name": name, "history": read_history(folder / "history.csv")}
 
     @app.post("/api/models/{name}/favourite")
     def api_favourite(name: str, favourite: Annotated[bool, Body(embed=True)] = True) -> dict:
@@ -440,19 +444,3 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return train_form(task)
 
     return app
-
-
-def _history(path: Path) -> list[dict]:
-    import csv
-
-    if not path.is_file():
-        return []
-
-    def number(text: str) -> float | None:
-        try:
-            return float(text)
-        except (TypeError, ValueError):
-            return None
-
-    with open(path, newline="") as fh:
-        return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(fh)]

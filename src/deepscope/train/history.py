@@ -21,6 +21,22 @@ def write_history(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def read_history(path: Path) -> list[dict[str, float | None]]:
+    """The rows of a history CSV (numbers, ``None`` where a cell is empty or not a
+    number); no rows when the file is absent."""
+    if not path.is_file():
+        return []
+
+    def number(text: str | None) -> float | None:
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    with open(path, newline="") as fh:
+        return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def plot_history(rows: list[dict], path: Path, title: str = "") -> Path:
     """Plot training and validation loss per epoch to a PNG file, with a second panel for
     accuracy when the rows have it (classifiers)."""
