@@ -84,6 +84,22 @@ def test_early_stop_leaves_settled_pixels_within_a_pixel_of_the_full_run():
     assert same.all()
 
 
+@pytest.mark.parametrize("stop_at_reversal", [False, True])
+def test_cpu_kernel_follows_the_same_paths_as_the_torch_loop(stop_at_reversal):
+    # the CPU runs a compiled per-pixel loop; accelerators move all pixels as one tensor
+    from deepscope.flows.dynamics import _follow_torch
+
+    rng = np.random.default_rng(0)
+    for labels in (touching_discs_and_rod(), touching_balls()):
+        flows = flow_targets(labels, method="distance" if stop_at_reversal else "heat")
+        flows += rng.normal(0, 0.05, flows.shape).astype(np.float32)  # off the pixel grid
+        mask = labels > 0
+        coords = np.stack(np.nonzero(mask), axis=1).astype(np.float32)
+        kernel = follow_flows(flows, mask, n_steps=60, stop_at_reversal=stop_at_reversal)
+        loop = _follow_torch(flows, coords, mask.shape, 60, 1.0, "cpu", stop_at_reversal, 10)
+        assert np.abs(kernel - loop).max() < 1e-3
+
+
 def test_clustering_groups_end_points_that_meet():
     mask = np.zeros((30, 30), bool)
     mask[2:8, 2:8] = True  # 36 pixels that will end near (10, 10)
