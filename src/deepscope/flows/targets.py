@@ -315,7 +315,7 @@ def _reachable(neighbours, sources):
     return seen
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _diffuse(neighbours, starts, sources, n_iter, reachable):
     """Heat per pixel after diffusion inside each object from its source.
 
@@ -324,13 +324,13 @@ def _diffuse(neighbours, starts, sources, n_iter, reachable):
     zero (a cold, absorbing outside). Heat advances one pixel per iteration; if a pixel
     connected to the source is still cold after ``n_iter[k]`` iterations (a very long winding
     object), iterations go on until every such pixel is warm, up to ``4 * (n_pixels +
-    n_iter[k])`` in total.
+    n_iter[k])`` in total. Objects are independent and diffuse in parallel.
     """
     n, k = neighbours.shape
     heat = np.zeros(n + 1, dtype=np.float64)  # heat[n] is the cold outside
     new = np.zeros(n, dtype=np.float64)
     inv = 1.0 / k
-    for obj in range(starts.size - 1):
+    for obj in numba.prange(starts.size - 1):
         a = starts[obj]
         b = starts[obj + 1]
         s = sources[obj]
