@@ -88,6 +88,13 @@ def test_blocks_partition_the_image_and_read_a_halo_around_each_core():
     assert (owned == 1).all()
 
 
+def test_an_image_a_little_larger_than_a_block_is_read_in_one_window():
+    # 1104 px with 1024-px blocks and a 96-px halo: one window of 1104, not four of 648
+    (only,) = plan_blocks((1104, 1104), block=1024, halo=96, align=16)
+    assert only.core == only.read == (slice(0, 1104), slice(0, 1104))
+    assert len(plan_blocks((1217, 1104), block=1024, halo=96, align=16)) == 2
+
+
 @pytest.mark.parametrize("grid", [1, 2])
 def test_block_stitching_neither_cuts_nor_duplicates_objects(grid):
     task = get_task("stardist", {"grid": grid})

@@ -46,14 +46,19 @@ class Block:
 
 def plan_blocks(shape: tuple[int, ...], block: int, halo: int, align: int = 1) -> list[Block]:
     """Cores of about ``block`` pixels per axis (multiples of ``align``) covering ``shape``,
-    each read with ``halo`` pixels (rounded up to ``align``) of context, clipped to the image."""
+    each read with ``halo`` pixels (rounded up to ``align``) of context, clipped to the image.
+
+    An axis no longer than ``block + 2 * halo`` is one core: its read window is then no
+    larger than an inner block's, and cutting it would only add the halos' work (a 1104-pixel
+    image with 1024-pixel blocks and 96 pixels of halo is read once, not as four windows of
+    648 pixels)."""
     if block < 1 or halo < 0:
         raise ConfigError(f"block must be positive and halo not negative, got {block}, {halo}")
     block = max(align, block // align * align)
     halo = math.ceil(halo / align) * align
     per_axis = []
     for size in shape:
-        n = max(1, math.ceil(size / block))
+        n = 1 if size <= block + 2 * halo else math.ceil(size / block)
         edge = math.ceil(size / n / align) * align
         starts = [i * edge for i in range(n) if i * edge < size]
         per_axis.append([(s, min(size, s + edge)) for s in starts])
