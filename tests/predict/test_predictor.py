@@ -75,7 +75,9 @@ def test_flip_averaging_of_a_pointwise_function_changes_nothing():
     from deepscope.predict.predictor import with_flips
 
     batch = np.random.default_rng(1).random((2, 1, 16, 24)).astype(np.float32)
-    np.testing.assert_allclose(with_flips(lambda x: 2 * x + 1)(batch), 2 * batch + 1, rtol=1e-6)
+    np.testing.assert_allclose(
+        with_flips(lambda x: 2 * x + 1, np.flip)(batch), 2 * batch + 1, rtol=1e-6
+    )
 
 
 def test_flip_averaging_makes_a_shift_symmetric():
@@ -83,5 +85,5 @@ def test_flip_averaging_makes_a_shift_symmetric():
 
     batch = np.zeros((1, 1, 5, 5), np.float32)
     batch[0, 0, 2, 2] = 1
-    shifted = with_flips(lambda x: np.roll(x, 1, axis=-1))(batch)
+    shifted = with_flips(lambda x: np.roll(x, 1, axis=-1), np.flip)(batch)
     assert shifted[0, 0, 2, 1] == shifted[0, 0, 2, 3] == 0.5

@@ -67,3 +67,24 @@ def test_a_tiny_flows_model_trains_predicts_and_scores_like_other_instance_tasks
     assert model.predict(image).labels.shape == (64, 64)
     metrics = evaluate(folder, nuclei_folders["val_images"], nuclei_folders["val_masks"])
     assert {"ap@0.5", "f1@0.5", "precision@0.5", "recall@0.5", "n_images"} <= set(metrics)
+
+
+def test_flip_averaged_flows_still_point_where_the_unflipped_ones_do():
+    from deepscope.predict.predictor import with_flips
+
+    _, labels = synthetic_nuclei((64, 80), n=5, seed=4)
+    task = get_task("flows")
+
+    def network(batch):  # a perfect network whose input is the label image itself
+        return np.stack([perfect_output(task, np.rint(b[0]).astype(np.int32)) for b in batch])
+
+    batch = labels[None, None].astype(np.float32)
+    direct = network(batch)[0, :2]
+    inside = labels > 0
+
+    def agreement(unflip):
+        averaged = with_flips(network, unflip)(batch)[0, :2]
+        return np.mean((direct * averaged).sum(axis=0)[inside] / FLOW_SCALE**2)
+
+    assert agreement(task.unflip) > 0.9  # mean cosine-like agreement with the direct flows
+    assert agreement(lambda out, axes: np.flip(out, axes)) < 0.5  # flows not turned back

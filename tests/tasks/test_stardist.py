@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from deepscope.data.synthetic import synthetic_nuclei
+from deepscope.errors import ConfigError
 from deepscope.metrics import evaluate_instances
 from deepscope.predict.stitch import Block, plan_blocks, predict_blockwise
 from deepscope.tasks import get_task
@@ -175,3 +176,30 @@ def test_a_3d_model_trains_and_predicts_a_volume(tmp_path):
     volume = (balls() > 0).astype(np.float32)
     labels = model.predict(volume).labels
     assert labels.shape == volume.shape and np.issubdtype(labels.dtype, np.integer)
+
+
+def test_flip_averaged_ray_distances_keep_each_ray_on_its_direction():
+    from deepscope.predict.predictor import with_flips
+
+    task = get_task("stardist", {"grid": 1})
+    truth = nuclei((64, 80), n=6, seed=1)
+
+    def network(batch):  # a perfect network whose input is the label image itself
+        return np.stack([perfect_output(task, np.rint(b[0]).astype(np.int32)) for b in batch])
+
+    batch = truth[None, None].astype(np.float32)
+    direct = network(batch)[0, 1:]
+    inside = truth > 0
+
+    def error(unflip):
+        averaged = with_flips(network, unflip)(batch)[0, 1:]
+        return np.abs(averaged - direct)[:, inside].mean()
+
+    assert error(task.unflip) < 0.25  # pixels: ray marching differs a little when mirrored
+    assert error(lambda out, axes: np.flip(out, axes)) > 1.0  # rays left in place
+
+
+def test_flip_averaging_is_refused_for_3d_rays():
+    task = get_task("stardist", {"ndim": 3})
+    with pytest.raises(ConfigError, match="tta"):
+        task.unflip(np.zeros((1, 97, 8, 8, 8), np.float32), (-1,))

@@ -22,14 +22,21 @@ from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.tasks.base import Result, Task
 
 
-def with_flips(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
-    """Test-time augmentation: average ``fn`` over the four flips of the last two axes."""
+def with_flips(
+    fn: Callable[[np.ndarray], np.ndarray],
+    unflip: Callable[[np.ndarray, tuple[int, ...]], np.ndarray],
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Test-time augmentation: average ``fn`` over the four flips of the last two axes.
+
+    ``unflip(output, axes)`` brings the output of a flipped batch back to the unflipped
+    image (:meth:`~deepscope.tasks.base.Task.unflip`: flows and ray distances turn too).
+    """
     flips = ((), (-1,), (-2,), (-2, -1))
 
     def averaged(batch: np.ndarray) -> np.ndarray:
         total = fn(batch)
         for axes in flips[1:]:
-            total += np.flip(fn(np.ascontiguousarray(np.flip(batch, axes))), axes)
+            total += unflip(fn(np.ascontiguousarray(np.flip(batch, axes))), axes)
         return total / len(flips)
 
     return averaged
@@ -207,7 +214,7 @@ class Predictor:
 
     def _run(self, x, tile, overlap, batch_size, progress, tta) -> np.ndarray:
         return predict_raw(
-            with_flips(self.fn) if tta else self.fn,
+            with_flips(self.fn, self.task.unflip) if tta else self.fn,
             x,
             self.task.out_channels,
             self.config.divisor,

@@ -73,7 +73,7 @@ def _slice_fn(
     """The network as a function of a stack of normalised 2D slices ``(N, C, H, W)``
     of a volume of spatial ``shape`` (see :func:`deepscope.flows.slices.volume_output`),
     reporting the slices done."""
-    fn = with_flips(predictor.fn) if settings["tta"] else predictor.fn
+    fn = with_flips(predictor.fn, predictor.task.unflip) if settings["tta"] else predictor.fn
     divisor, tile = predictor.config.divisor, settings["tile"]
     total, done = sum(shape), 0
 

@@ -135,6 +135,12 @@ class Task(ABC):
         a grid; default: the output's own spatial shape times the grid.
         """
 
+    def unflip(self, output: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """Raw output ``(B, K, *spatial)`` of a batch flipped along the spatial ``axes``
+        (negative indices) brought back to the unflipped images, for test-time augmentation
+        (default: flipped back; tasks whose channels hold directions turn those too)."""
+        return np.flip(output, axes)
+
     def block_objects(self, output: np.ndarray, block: Block) -> Any:
         """Objects of one block's raw output that the block owns, in image coordinates."""
         raise NotImplementedError(f"task {self.name} does not predict objects block by block")

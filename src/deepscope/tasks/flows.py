@@ -106,6 +106,13 @@ class FlowsTask(Task):
     def out_channels(self) -> int:
         return self.params.ndim + 1
 
+    def unflip(self, output: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """Flipped back, and the flow component along each flipped axis negated."""
+        out = np.flip(output, axes).copy()
+        for axis in axes:
+            out[:, self.params.ndim + axis] *= -1  # flow channel c is image axis c
+        return out
+
     def make_target(self, mask: np.ndarray) -> np.ndarray:
         """The label image itself (float32, one channel); flows are made per patch."""
         return integer_mask(mask).astype(np.float32)[None]

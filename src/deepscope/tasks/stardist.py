@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deepscope.errors import InputError
+from deepscope.errors import ConfigError, InputError
 from deepscope.metrics import evaluate_instances
 from deepscope.predict.stitch import Block
 from deepscope.starconvex import (
@@ -90,6 +90,23 @@ class StarDistTask(Task):
     @property
     def out_channels(self) -> int:
         return 1 + self.params.n_rays
+
+    def unflip(self, output: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """Flipped back, and the ray distances re-ordered: ray ``k`` points at angle
+        ``2 pi k / n`` (y = sin, x = cos), so a flip of x maps it to ray ``n/2 - k`` and a flip
+        of y to ray ``-k`` (mod ``n``). 3D rays have no such symmetry: refused."""
+        n = self.params.n_rays
+        if self.params.ndim != 2 or n % 2:
+            raise ConfigError(
+                "test-time augmentation (tta) needs a 2D star-convex model with an even number "
+                f"of rays; this one is {self.params.ndim}D with {n} rays: predict without tta"
+            )
+        out = np.flip(output, axes)
+        k = np.arange(n)
+        source = k
+        for axis in axes:
+            source = (n // 2 - source) % n if axis == -1 else (-source) % n
+        return np.concatenate([out[:, :1], out[:, 1:][:, source]], axis=1)
 
     def make_target(self, mask: np.ndarray) -> np.ndarray:
         if mask.ndim != self.params.ndim:
