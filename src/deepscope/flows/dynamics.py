@@ -225,56 +225,50 @@ def _follow_2d(field, coords, n_steps, step, stop_at_reversal, settle, settle_di
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _corner_lerp(field, c, z0, z1, y0, y1, x0, x1, wz, wy, wx):
+    """Trilinear interpolation of channel ``c`` of ``field`` between two planes."""
+    low = (1 - wy) * ((1 - wx) * field[c, z0, y0, x0] + wx * field[c, z0, y0, x1]) + wy * (
+        (1 - wx) * field[c, z0, y1, x0] + wx * field[c, z0, y1, x1]
+    )
+    high = (1 - wy) * ((1 - wx) * field[c, z1, y0, x0] + wx * field[c, z1, y0, x1]) + wy * (
+        (1 - wx) * field[c, z1, y1, x0] + wx * field[c, z1, y1, x1]
+    )
+    return (1 - wz) * low + wz * high
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _follow_3d(field, coords, n_steps, step, stop_at_reversal, settle, settle_distance):
     """:func:`_follow_2d` for 3D fields (trilinear flow)."""
-    shape = field.shape[1:]
+    nz, ny, nx = field.shape[1], field.shape[2], field.shape[3]
     out = np.empty_like(coords)
     for i in numba.prange(coords.shape[0]):
-        p = np.empty(3)
-        check = np.empty(3)
-        prev = np.zeros(3)
-        v = np.empty(3)
-        lo = np.empty(3, dtype=np.int64)
-        hi = np.empty(3, dtype=np.int64)
-        w = np.empty(3)
-        for a in range(3):
-            p[a] = coords[i, a]
-            check[a] = p[a]
+        z, y, x = float(coords[i, 0]), float(coords[i, 1]), float(coords[i, 2])
+        cz, cy, cx = z, y, x
+        pz, py, px = 0.0, 0.0, 0.0
         for t in range(1, n_steps + 1):
-            for a in range(3):
-                lo[a] = max(min(int(p[a]), shape[a] - 2), 0)
-                hi[a] = min(lo[a] + 1, shape[a] - 1)
-                w[a] = p[a] - lo[a]
-            dot = 0.0
-            for c in range(3):
-                acc = 0.0
-                for corner in range(8):
-                    iz = hi[0] if corner & 4 else lo[0]
-                    iy = hi[1] if corner & 2 else lo[1]
-                    ix = hi[2] if corner & 1 else lo[2]
-                    wz = w[0] if corner & 4 else 1 - w[0]
-                    wy = w[1] if corner & 2 else 1 - w[1]
-                    wx = w[2] if corner & 1 else 1 - w[2]
-                    acc += wz * wy * wx * field[c, iz, iy, ix]
-                v[c] = acc
-                dot += acc * prev[c]
+            z0, y0, x0 = (
+                max(min(int(z), nz - 2), 0),
+                max(min(int(y), ny - 2), 0),
+                max(min(int(x), nx - 2), 0),
+            )
+            z1, y1, x1 = min(z0 + 1, nz - 1), min(y0 + 1, ny - 1), min(x0 + 1, nx - 1)
+            wz, wy, wx = z - z0, y - y0, x - x0
+            vz = _corner_lerp(field, 0, z0, z1, y0, y1, x0, x1, wz, wy, wx)
+            vy = _corner_lerp(field, 1, z0, z1, y0, y1, x0, x1, wz, wy, wx)
+            vx = _corner_lerp(field, 2, z0, z1, y0, y1, x0, x1, wz, wy, wx)
             if stop_at_reversal:
-                if dot < 0:
+                if vz * pz + vy * py + vx * px < 0:
                     break
-                for c in range(3):
-                    prev[c] = v[c]
-            moved = 0.0
-            for a in range(3):
-                p[a] = min(max(p[a] + step * v[a], 0.0), shape[a] - 1.0)
-                moved = max(moved, abs(p[a] - check[a]))
+                pz, py, px = vz, vy, vx
+            z = min(max(z + step * vz, 0.0), nz - 1.0)
+            y = min(max(y + step * vy, 0.0), ny - 1.0)
+            x = min(max(x + step * vx, 0.0), nx - 1.0)
             if settle > 0 and t % settle == 0 and t < n_steps:
-                if moved < settle_distance:
+                if max(abs(z - cz), abs(y - cy), abs(x - cx)) < settle_distance:
                     break
-                for a in range(3):
-                    check[a] = p[a]
-        for a in range(3):
-            out[i, a] = p[a]
+                cz, cy, cx = z, y, x
+        out[i, 0], out[i, 1], out[i, 2] = z, y, x
     return out
 
 
