@@ -29,7 +29,7 @@ from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
-from deepscope.tasks.base import integer_mask
+from deepscope.tasks.base import Task, integer_mask
 from deepscope.train.config import TrainConfig, load_train_config, make_train_config
 from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
@@ -68,6 +68,12 @@ def train(
     else:
         cfg = make_train_config(settings)
     return _train(cfg, resume=resume, progress=progress, command=command)
+
+
+def _scores_objects(task: Task) -> bool:
+    """Whether ``task`` predicts instance labels (star-convex, flows, semantic with
+    instances), which are scored object by object."""
+    return task.output_kind == "labels" and task.params.model_dump().get("instances", True)
 
 
 def _labels_of(result: Result) -> np.ndarray:
@@ -352,6 +358,12 @@ def evaluate(
         return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
     if masks is None:
         raise InputError(f"evaluating '{model.name}' needs --masks: the ground truth")
+    if per_image_csv is not None and not (
+        _scores_objects(model.task) or model.task.target_is_image
+    ):
+        raise InputError(
+            f"'{model.name}' predicts class maps, which have no per-image table; drop --per-image"
+        )
     outputs, truths, names = _predict_pairs(
         model, images, masks, axes, tta, progress, diameter, slices3d, anisotropy
     )
@@ -360,7 +372,7 @@ def evaluate(
     else:
         results = outputs
     metrics = model.task.evaluate(results, truths, names)
-    if per_image_csv is not None and model.task.params.model_dump().get("instances"):
+    if per_image_csv is not None and _scores_objects(model.task):
         from deepscope.metrics import evaluate_instances
 
         report_ = evaluate_instances(

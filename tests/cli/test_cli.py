@@ -273,10 +273,14 @@ def test_train_stardist_predict_and_evaluate_with_the_same_keys(
         nuclei_folders["val_masks"],
         "--json",
         tmp_path / "m.json",
+        "--per-image",
+        tmp_path / "per_image.csv",
     )
     assert run.returncode == 0, run.stderr
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert {"ap@0.5", "ap@0.7", "f1@0.5", "n_images"} <= set(metrics)
+    rows = (tmp_path / "per_image.csv").read_text().splitlines()
+    assert len(rows) == 1 + metrics["n_images"]
 
 
 def test_count_writes_filtered_labels_objects_and_summary(tmp_path):
