@@ -3,11 +3,18 @@
 Usage (from the repository root):
     .venv/bin/python tools/bacteria_split.py             # once: frames t000-t041 / t042-t052
     .venv/bin/python benchmarks/bench_bacteria.py [--models flows-bacteria ...] [--json FILE]
+        [--reference benchmarks/results/cellpose_bacteria.json]
 
 Scores each model (name or package folder) on the validation frames t042-t052 (1305×1009
 phase contrast, 150-360 cells each) with our metric code, and times the end-to-end
-prediction of a frame after the model is loaded. Prints one row per model: AP at IoU 0.5,
-0.7 and 0.9, F1@0.5, objects found / true, and the median seconds per frame.
+prediction of every frame after the model is loaded and one untimed warm-up frame (the
+protocol of ``cellpose_reference.py``). Prints one row per model: AP at IoU 0.5, 0.7 and
+0.9, F1@0.5, objects found / true, and the median seconds per frame.
+
+``--reference`` adds the rows of a reference tool scored by its own script in its own
+environment (``cellpose_reference.py`` writes Cellpose's, with the same frames, metric code
+and timing protocol) to the table, and prints how the first model compares with each: the
+AP differences and how many times faster it is per frame.
 """
 
 from __future__ import annotations
@@ -30,17 +37,21 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["flows-bacteria"])
     parser.add_argument("--split", type=Path, default=SPLIT, help="folder with images/, masks/")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--reference", type=Path, nargs="*", default=[], help="result files of reference tools"
+    )
     args = parser.parse_args()
     if not (args.split / "images").is_dir():
         raise SystemExit(f"no split in {args.split}; run .venv/bin/python tools/bacteria_split.py")
 
     rows = []
-    frame = read_image(sorted((args.split / "images").glob("*.tif"))[-1]).data
+    frames = [read_image(p).data for p in sorted((args.split / "images").glob("*.tif"))]
     for name in args.models:
         model = deepscope.load_model(name)
         metrics = deepscope.evaluate(model, args.split / "images", args.split / "masks")
+        model.predict(frames[0])  # warm-up, untimed
         seconds = []
-        for _ in range(3):
+        for frame in frames:
             t0 = time.perf_counter()
             model.predict(frame)
             seconds.append(time.perf_counter() - t0)
@@ -54,12 +65,19 @@ def main() -> None:
                 "seconds_per_frame": statistics.median(seconds),
             }
         )
+    for path in args.reference:
+        rows += json.loads(path.read_text())
     print(f"{'model':<28}{'AP@0.5':>8}{'AP@0.7':>8}{'AP@0.9':>8}{'F1@0.5':>8}  found/true  s/frame")
     for r in rows:
         print(
             f"{r['model']:<28}{r['ap@0.5']:>8.3f}{r['ap@0.7']:>8.3f}{r['ap@0.9']:>8.3f}"
             f"{r['f1@0.5']:>8.3f}  {r['n_pred']}/{r['n_true']}  {r['seconds_per_frame']:.2f}"
         )
+    ours = rows[0]
+    for r in rows[len(args.models) :]:
+        gaps = ", ".join(f"AP@{t} {ours[f'ap@{t}'] - r[f'ap@{t}']:+.3f}" for t in (0.5, 0.7, 0.9))
+        speed = r["seconds_per_frame"] / ours["seconds_per_frame"]
+        print(f"{ours['model']} against {r['model']}: {gaps}; {speed:.1f}x faster per frame")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
