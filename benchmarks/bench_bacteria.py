@@ -67,10 +67,10 @@ def main() -> None:
         )
     for path in args.reference:
         rows += json.loads(path.read_text())
-    print(f"{'model':<28}{'AP@0.5':>8}{'AP@0.7':>8}{'AP@0.9':>8}{'F1@0.5':>8}  found/true  s/frame")
+    print(f"{'model':<34}{'AP@0.5':>8}{'AP@0.7':>8}{'AP@0.9':>8}{'F1@0.5':>8}  found/true  s/frame")
     for r in rows:
         print(
-            f"{r['model']:<28}{r['ap@0.5']:>8.3f}{r['ap@0.7']:>8.3f}{r['ap@0.9']:>8.3f}"
+            f"{r['model']:<34}{r['ap@0.5']:>8.3f}{r['ap@0.7']:>8.3f}{r['ap@0.9']:>8.3f}"
             f"{r['f1@0.5']:>8.3f}  {r['n_pred']}/{r['n_true']}  {r['seconds_per_frame']:.2f}"
         )
     ours = rows[0]
