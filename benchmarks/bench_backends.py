@@ -3,13 +3,16 @@
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_backends.py [--repeats 5] [--models NAME ...]
 
-For each 2D built-in model, on one 1104x1104 fluorescence nuclei image: the median time of
-the network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
+For every built-in model (or those named), on an input of its kind: the median time of the
+network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
 (normalisation, network, post-processing) with torch float32, torch at the model's own
 precision (bfloat16 where ``auto`` picks it), and onnxruntime float32; the largest absolute
-difference of the raw outputs (onnxruntime vs torch float32) and whether the labels agree.
-3D models run on a 64x256x256 crop of the nuclei3d validation volume.
-Writes benchmarks/results/backends.json.
+difference of the raw outputs (onnxruntime vs torch float32) and how far the results agree
+(the fraction of equal labels, or of equal classes; for restoration the largest difference
+of the restored images). Inputs: one 1104x1104 fluorescence nuclei image for 2D
+segmentation and restoration models (a timing input: any grey image of that size costs the
+same), a 64x256x256 crop of the nuclei3d validation volume for 3D models, and the first
+64x64 crop of ``mitosis_crops`` for crop classifiers. Writes benchmarks/results/backends.json.
 """
 
 from __future__ import annotations
@@ -31,6 +34,40 @@ from deepscope.zoo.registry import builtin_names
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = ROOT.parent / "shared" / "data" / "nuclei3d" / "val" / "1137_mini.h5"
+CROPS = ROOT.parent / "shared" / "data" / "mitosis_crops"
+
+
+def input_for(model) -> np.ndarray:
+    """A benchmark input of the kind ``model`` takes."""
+    if model.spec.task == "classify":
+        return read_image(sorted(CROPS.glob("*/*.png"))[0]).data
+    if model.spec.network.ndim == 3:
+        return read_image(f"{VOLUME}:raw").data[:64, :256, :256]
+    return image_1104()
+
+
+def agreement(a, b) -> float:
+    """How far two results agree: the fraction of equal labels or classes, or for restored
+    images the largest absolute difference."""
+    if a.labels is not None:
+        return float((a.labels == b.labels).mean())
+    if a.image is not None:
+        return float(np.abs(a.image - b.image).max())
+    return float(
+        np.mean(a.classes == b.classes) if a.class_name is None else a.class_name == b.class_name
+    )
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the machine type: torch's bfloat16 choice and the
+    speed-ups depend on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -51,11 +88,7 @@ def bench_model(name: str, repeats: int) -> dict:
         "auto": {"backend": "auto", "precision": None},
     }
     models = {key: load_model(name, device="cpu", **kw) for key, kw in variants.items()}
-    spec = models["onnx"].spec
-    if spec.network.ndim == 2:
-        image = image_1104()
-    else:
-        image = read_image(f"{VOLUME}:raw").data[:64, :256, :256]
+    image = input_for(models["onnx"])
     row = {"model": name, "image_shape": list(image.shape)}
     for key, model in models.items():
         if key == "auto":
@@ -66,8 +99,9 @@ def bench_model(name: str, repeats: int) -> dict:
     reference = models["torch_float32"].raw(image, tile=None)
     onnx_out = models["onnx"].raw(image, tile=None)
     row["max_abs_diff"] = float(np.abs(reference - onnx_out).max())
-    same = models["torch_float32"].predict(image).labels == models["onnx"].predict(image).labels
-    row["labels_equal_fraction"] = float(same.mean())
+    row["results_agree"] = agreement(
+        models["torch_float32"].predict(image), models["onnx"].predict(image)
+    )
     row["speedup_network"] = row["torch_float32_network_s"] / row["onnx_network_s"]
     row["speedup_predict"] = row["torch_float32_predict_s"] / row["onnx_predict_s"]
     return row
@@ -82,7 +116,7 @@ def main() -> None:
     header = (
         f"{'model':24} {'network torch32':>15} {'torch model':>11} {'onnx':>7} {'speed-up':>8}"
         f" {'predict torch32':>15} {'torch model':>11} {'onnx':>7} {'speed-up':>8}"
-        f" {'max|diff|':>9} {'auto':>5}"
+        f" {'max|diff|':>9} {'agree':>7} {'auto':>5}"
     )
     print(header)
     for r in rows:
@@ -91,12 +125,14 @@ def main() -> None:
             f" {r['torch_model_precision_network_s']:11.3f} {r['onnx_network_s']:7.3f}"
             f" {r['speedup_network']:7.2f}x {r['torch_float32_predict_s']:15.3f}"
             f" {r['torch_model_precision_predict_s']:11.3f} {r['onnx_predict_s']:7.3f}"
-            f" {r['speedup_predict']:7.2f}x {r['max_abs_diff']:9.1e} {r['auto_picks']:>5}"
+            f" {r['speedup_predict']:7.2f}x {r['max_abs_diff']:9.1e} {r['results_agree']:7.3g}"
+            f" {r['auto_picks']:>5}"
         )
     out = ROOT / "benchmarks" / "results" / "backends.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "native_bfloat16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
