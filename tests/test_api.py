@@ -64,6 +64,35 @@ def test_training_runs_on_real_images(dsb_slice, tmp_path):
     assert model.spec.training["data"]["n_train"] == 2
 
 
+def test_per_image_table_is_refused_for_class_maps_before_predicting(dsb_slice, tmp_path):
+    from deepscope.errors import InputError
+    from deepscope.io import write_image
+
+    masks = tmp_path / "classes"
+    masks.mkdir()
+    for path in (dsb_slice / "masks").iterdir():
+        write_image(masks / path.name, (read_image(path).data > 0).astype(np.uint8))
+    folder = deepscope.train(
+        task="semantic",
+        name="class-map",
+        out=tmp_path,
+        images=dsb_slice / "images",
+        masks=masks,
+        val_fraction=0.34,
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=2,
+        patch_size=64,
+        network={"depth": 2, "base_filters": 4},
+        task_params={"instances": False, "n_classes": 2},
+        threads=1,
+    )
+    table = tmp_path / "per_image.csv"
+    with pytest.raises(InputError, match="class maps"):
+        deepscope.evaluate(folder, dsb_slice / "images", masks, per_image_csv=table)
+    assert not table.exists()
+
+
 def test_builtin_3d_model_segments_a_real_volume(shared_data):
     volume = read_image(shared_data / "nuclei3d" / "train" / "1135_mini.h5:raw").data
     truth = read_image(shared_data / "nuclei3d" / "train" / "1135_mini.h5:label").data
