@@ -45,20 +45,27 @@ def test_count_on_real_nuclei_keeps_only_objects_in_range(dsb_slice, tmp_path):
         assert np.bincount(labels.ravel())[1:].min() >= 50
 
 
-def test_training_runs_on_real_images(dsb_slice, tmp_path):
-    folder = deepscope.train(
+def train_tiny_semantic(images, masks, out, name, **settings):
+    """A few steps of a tiny U-Net on the three images: enough to get a model package."""
+    return deepscope.train(
         task="semantic",
-        name="real",
-        out=tmp_path,
-        images=dsb_slice / "images",
-        masks=dsb_slice / "masks",
+        name=name,
+        out=out,
+        images=images,
+        masks=masks,
         val_fraction=0.34,
         epochs=1,
-        steps_per_epoch=2,
         batch_size=2,
         patch_size=64,
         network={"depth": 2, "base_filters": 4},
         threads=1,
+        **settings,
+    )
+
+
+def test_training_runs_on_real_images(dsb_slice, tmp_path):
+    folder = train_tiny_semantic(
+        dsb_slice / "images", dsb_slice / "masks", tmp_path, "real", steps_per_epoch=2
     )
     model = deepscope.load_model(folder)
     assert model.spec.training["data"]["n_train"] == 2
@@ -72,20 +79,13 @@ def test_per_image_table_is_refused_for_class_maps_before_predicting(dsb_slice, 
     masks.mkdir()
     for path in (dsb_slice / "masks").iterdir():
         write_image(masks / path.name, (read_image(path).data > 0).astype(np.uint8))
-    folder = deepscope.train(
-        task="semantic",
-        name="class-map",
-        out=tmp_path,
-        images=dsb_slice / "images",
-        masks=masks,
-        val_fraction=0.34,
-        epochs=1,
+    folder = train_tiny_semantic(
+        dsb_slice / "images",
+        masks,
+        tmp_path,
+        "class-map",
         steps_per_epoch=1,
-        batch_size=2,
-        patch_size=64,
-        network={"depth": 2, "base_filters": 4},
         task_params={"instances": False, "n_classes": 2},
-        threads=1,
     )
     table = tmp_path / "per_image.csv"
     with pytest.raises(InputError, match="class maps"):
