@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_nuclei_2d import image_1104
+from machine import cpu_model
 
 from deepscope.io import read_image
 from deepscope.zoo import load_model
@@ -56,18 +56,6 @@ def agreement(a, b) -> float:
     return float(
         np.mean(a.classes == b.classes) if a.class_name is None else a.class_name == b.class_name
     )
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the machine type: torch's bfloat16 choice and the
-    speed-ups depend on it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def median_seconds(fn, repeats: int) -> float:

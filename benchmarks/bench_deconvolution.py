@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import scipy
 import skimage
 import torch
+from machine import cpu_model
 from scipy.signal import fftconvolve
 from skimage.restoration import richardson_lucy as skimage_richardson_lucy
 
@@ -142,7 +142,7 @@ def main() -> None:
             f"{fmt(r['interior_rel_diff'], '.2e'):>19}"
         )
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "scipy": scipy.__version__,

@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_model
 
 from deepscope.io import read_image, write_image
 from deepscope.metrics.restoration import psnr
@@ -89,7 +89,7 @@ def main() -> None:
     spec = json.loads((model_dir / "model.json").read_text())
     seconds = spec["training"]["seconds"]
     result = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "threads": spec["training"]["threads"]},
         "settings": {"filters": args.filters, "masked_fraction": args.masked_fraction,
                      "epochs": args.epochs, "steps": args.steps},

@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_model
 
 from deepscope.classical import gaussian_denoise
 from deepscope.io import read_image
@@ -146,7 +146,7 @@ def main() -> None:
         print(f"  {name:6s} {seconds:.3f} s  ({models[name].predictor.backend})")
     result = {
         "machine": {
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
