@@ -52,7 +52,9 @@ class Prediction(BaseModel):
     batch_size: int = 1
     tta: bool = Field(False, description="average over flips (4x slower, often more accurate)")
     precision: Literal["float32", "bfloat16", "auto"] = Field(
-        "float32", description="network arithmetic; auto = bfloat16 on CPUs with native support"
+        "float32",
+        description="network arithmetic; float32 = full float32 (TF32 off on NVIDIA GPUs); "
+        "auto = the fastest: bfloat16 on CPUs with native support, TF32 on NVIDIA GPUs",
     )
     cpu_backend: Literal["torch", "onnx"] = Field(
         "torch", description="the faster CPU runtime for this network, measured; used by auto"

@@ -7,7 +7,13 @@ import torch
 from deepscope.errors import ConfigError
 from deepscope.nets import UNetConfig, build_unet
 from deepscope.nets.onnx import export_onnx
-from deepscope.predict.backends import choose_backend, onnx_fn, time_backends, torch_fn
+from deepscope.predict.backends import (
+    choose_backend,
+    onnx_fn,
+    tf32_off,
+    time_backends,
+    torch_fn,
+)
 from deepscope.tasks import TASKS, get_task
 from deepscope.zoo import load_model
 
@@ -82,3 +88,15 @@ def test_bad_backend_choices_say_what_to_do():
 def test_time_backends_reports_seconds_per_backend():
     seconds = time_backends({"a": lambda b: b, "b": lambda b: b * 2}, np.ones((1, 1, 8, 8)), 2)
     assert set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())
+
+
+def test_float32_switches_tf32_off_only_inside_and_restores_the_users_setting():
+    torch.backends.cudnn.allow_tf32 = True
+    with tf32_off():
+        assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 is True
+    with tf32_off(enabled=False):
+        assert torch.backends.cudnn.allow_tf32 is True
+    with pytest.raises(RuntimeError), tf32_off():
+        raise RuntimeError("a failing batch")
+    assert torch.backends.cudnn.allow_tf32 is True

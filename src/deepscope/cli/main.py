@@ -37,7 +37,10 @@ err_console = Console(stderr=True)
 
 PrecisionOption = Annotated[
     str | None,
-    typer.Option(help="float32|bfloat16|auto (bfloat16 where the CPU has it natively)"),
+    typer.Option(
+        help="float32|bfloat16|auto (auto: bfloat16 where the CPU has it natively, TF32 on "
+        "NVIDIA GPUs; float32: full float32 everywhere)"
+    ),
 ]
 BackendOption = Annotated[
     str,

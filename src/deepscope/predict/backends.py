@@ -6,8 +6,9 @@ that the tiled predictor calls; the choice of runtime changes speed, not results
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -28,18 +29,41 @@ def use_bfloat16(precision: str, device: torch.device) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def tf32_off(enabled: bool = True) -> Iterator[None]:
+    """While inside (when ``enabled``), CUDA convolutions run in full float32 instead of
+    TF32 (PyTorch's default on NVIDIA GPUs, a 10-bit mantissa); the caller's setting is
+    restored on the way out."""
+    if not enabled:
+        yield
+        return
+    previous = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = previous
+
+
 def torch_fn(net: torch.nn.Module, device: torch.device, precision: str = "float32") -> BatchFn:
     """Wrap ``net`` as a numpy batch function (eval mode, no grad); ``precision``
-    ``'float32'``, ``'bfloat16'`` or ``'auto'`` (see :func:`use_bfloat16`)."""
+    ``'float32'`` (full float32 everywhere: TF32 off on CUDA, for outputs that agree with the
+    CPU's), ``'bfloat16'`` or ``'auto'`` (the fastest: bfloat16 where
+    :func:`use_bfloat16`, TF32 convolutions on CUDA)."""
     net.eval()
     channels_last = device.type == "cpu" and net.config.ndim == 2
     bf16 = use_bfloat16(precision, device)
+    exact = precision == "float32" and device.type == "cuda"
 
     def fn(batch: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, torch.bfloat16, enabled=bf16),
+            tf32_off(exact),
+        ):
             return net(x).float().cpu().numpy()
 
     return fn
