@@ -8,8 +8,9 @@ Usage (from the repository root):
 Scores each model (name or package folder) on the validation frames t042-t052 (1305×1009
 phase contrast, 150-360 cells each) with our metric code, and times the end-to-end
 prediction of every frame after the model is loaded and one untimed warm-up frame (the
-protocol of ``cellpose_reference.py``). Prints one row per model: AP at IoU 0.5, 0.7 and
-0.9, F1@0.5, objects found / true, and the median seconds per frame.
+protocol of ``cellpose_reference.py``); the timed predictions are the ones scored. Prints
+one row per model: AP at IoU 0.5, 0.7 and 0.9, F1@0.5, objects found / true, and the median
+seconds per frame.
 
 ``--reference`` adds the rows of a reference tool scored by its own script in its own
 environment (``cellpose_reference.py`` writes Cellpose's, with the same frames, metric code
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import deepscope
 from deepscope.io import read_image
+from deepscope.metrics import evaluate_instances
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "runs" / "bacteria_split" / "val"
@@ -45,16 +47,18 @@ def main() -> None:
         raise SystemExit(f"no split in {args.split}; run .venv/bin/python tools/bacteria_split.py")
 
     rows = []
-    frames = [read_image(p).data for p in sorted((args.split / "images").glob("*.tif"))]
+    paths = sorted((args.split / "images").glob("*.tif"))
+    frames = [read_image(p).data for p in paths]
+    truths = [read_image(args.split / "masks" / p.name).data for p in paths]
     for name in args.models:
         model = deepscope.load_model(name)
-        metrics = deepscope.evaluate(model, args.split / "images", args.split / "masks")
         model.predict(frames[0])  # warm-up, untimed
-        seconds = []
+        seconds, predictions = [], []
         for frame in frames:
             t0 = time.perf_counter()
-            model.predict(frame)
+            predictions.append(model.predict(frame).labels)
             seconds.append(time.perf_counter() - t0)
+        metrics = evaluate_instances(zip(truths, predictions)).to_dict()
         rows.append(
             {
                 "model": name,
