@@ -1,6 +1,10 @@
 """Finding models by name or path, and listing them."""
 
+import shlex
+from pathlib import Path
+
 import pytest
+import yaml
 
 from deepscope.errors import ModelError
 from deepscope.nets import UNetConfig, build_unet
@@ -56,3 +60,17 @@ def test_an_unknown_precision_is_a_config_error():
 
     with pytest.raises(ConfigError, match="float32, bfloat16 or auto"):
         load_model("unet-nuclei-fluo", precision="fp8")
+
+
+@pytest.mark.parametrize("row", list_models(source="builtin"), ids=lambda row: row["name"])
+def test_builtin_model_records_the_repository_config_that_trains_it(row):
+    """`models show` tells how to retrain a built-in: a config under configs/ with the
+    model's name and network, run from the repository root."""
+    training = load_model(row["name"], device="cpu").spec.training
+    words = shlex.split(training["command"])
+    assert words[:3] == ["deepscope", "train", words[2]] and words[2].startswith("configs/")
+    config = yaml.safe_load((Path(__file__).parents[2] / words[2]).read_text())
+    assert config["name"] == row["name"]
+    recorded = training["settings"]["network"]
+    for key, value in config.get("network", {}).items():
+        assert recorded[key] == value, key
