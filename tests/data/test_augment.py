@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepscope.data.augment import Augmentation, augment
+from deepscope.data.augment import Augmentation, augment, random_warp, warp_window
 
 # geometry only: intensities are left exactly as they are
 GEOMETRY_ONLY = Augmentation(intensity_scale=(1.0, 1.0), intensity_shift=(0.0, 0.0))
@@ -162,3 +162,42 @@ def test_unknown_setting_is_rejected():
         Augmentation(elastic=True)
     with pytest.raises(ValueError):
         Augmentation(noise_std=-1)
+
+
+def disc_labels(size: int, radius: float, label: int = 7) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    return np.where(yy**2 + xx**2 <= radius**2, label, 0).astype(np.int32)
+
+
+def test_zoom_enlarges_objects_and_keeps_labels_and_image_aligned():
+    labels = disc_labels(41, 6)
+    image = (labels > 0).astype(np.float32)[None]
+    settings = Augmentation(scale=(2.0, 2.0))
+    out_image, out_labels = random_warp(image, labels, 32, settings, np.random.default_rng(0))
+    assert out_image.shape == (1, 32, 32) and out_labels.shape == (32, 32)
+    assert set(np.unique(out_labels)) == {0, 7}  # nearest pixel: no new label values
+    area = (out_labels > 0).sum()
+    assert abs(area - np.pi * 12**2) < 0.08 * np.pi * 12**2  # radius 6 -> 12
+    agree = ((out_image[0] > 0.5) == (out_labels > 0)).mean()
+    assert agree > 0.98
+
+
+def test_any_angle_turns_a_bar_and_keeps_its_area():
+    labels = np.zeros((64, 64), np.int32)
+    labels[30:34, 12:52] = 3  # a horizontal bar, 4 x 40
+    settings = Augmentation(any_angle=True)
+    rng = np.random.default_rng(2)
+    angles = []
+    for _ in range(8):
+        _, out = random_warp(labels[None].astype(np.float32), labels, 45, settings, rng)
+        ys, xs = np.nonzero(out)
+        assert abs(ys.size - 160) < 0.15 * 160
+        cov = np.cov(xs, ys)
+        angles.append(np.degrees(0.5 * np.arctan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1])) % 90)
+    assert np.ptp(angles) > 20  # the bar's angles differ by more than quarter turns
+
+
+def test_the_window_covers_every_warped_pixel():
+    assert warp_window(128, Augmentation()) == 128
+    assert warp_window(128, Augmentation(scale=(0.5, 1.5))) == 256
+    assert warp_window(100, Augmentation(any_angle=True)) == 142

@@ -6,10 +6,12 @@ import numpy as np
 import torch
 
 from deepscope.api import evaluate, load_model, train
+from deepscope.data.augment import Augmentation
 from deepscope.data.synthetic import synthetic_nuclei
 from deepscope.metrics import evaluate_instances
 from deepscope.tasks import get_task
 from deepscope.tasks.flows import FLOW_SCALE
+from deepscope.train.dataset import PatchSampler, Sample
 
 
 def perfect_output(task, labels: np.ndarray) -> np.ndarray:
@@ -88,3 +90,26 @@ def test_flip_averaged_flows_still_point_where_the_unflipped_ones_do():
 
     assert agreement(task.unflip) > 0.9  # mean cosine-like agreement with the direct flows
     assert agreement(lambda out, axes: np.flip(out, axes)) < 0.5  # flows not turned back
+
+
+def test_zoomed_and_turned_training_patches_get_the_flows_of_the_warped_cells():
+    image, labels = synthetic_nuclei((96, 96), n=8, seed=1)
+    task = get_task("flows")
+    sample = Sample(
+        "a",
+        image[None].astype(np.float32),
+        task.make_target(labels),
+        labels,
+        np.flatnonzero(labels),
+    )
+    warps = Augmentation(scale=(0.7, 1.5), any_angle=True, intensity_shift=(0.0, 0.0))
+    sampler = PatchSampler(
+        [sample], 32, 8, warps, 1.0, np.random.default_rng(0), task.prepare_batch
+    )
+    images, targets = sampler.batch()
+    assert images.shape == (8, 1, 32, 32) and targets.shape == (8, 3, 32, 32)
+    inside = targets[:, -1] > 0
+    assert inside.any()
+    lengths = np.linalg.norm(targets[:, :2], axis=1)
+    assert np.median(np.abs(lengths[inside] - 1)) < 0.05  # unit flows inside every cell
+    assert images[:, 0][inside].mean() > images[:, 0][~inside].mean() + 0.3  # still aligned

@@ -135,6 +135,8 @@ def test_bad_settings_give_one_line_errors(tiny_settings, tmp_path):
         make_train_config({**tiny_settings, "epochs": 0})
     with pytest.raises(ConfigError, match="patch_size"):
         train(make_train_config({**tiny_settings, "patch_size": 30}))
+    with pytest.raises(ConfigError, match="scale"):  # a class map cannot be zoomed exactly
+        make_train_config({**tiny_settings, "augmentation": {"scale": [0.8, 1.2]}})
     (tmp_path / "bad.yaml").write_text("epochs: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_train_config(tmp_path / "bad.yaml")

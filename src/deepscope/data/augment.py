@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from scipy import ndimage
 
 
 class Augmentation(BaseModel):
@@ -17,6 +20,59 @@ class Augmentation(BaseModel):
     intensity_shift: tuple[float, float] = Field((-0.1, 0.1), description="add U(a, b)")
     gamma: tuple[float, float] = Field((1.0, 1.0), description="x -> x**g on [0,1], (1,1) = off")
     noise_std: float = Field(0.0, ge=0, description="max std of added Gaussian noise")
+    scale: tuple[float, float] = Field(
+        (1.0, 1.0), description="zoom by U(a, b), > 1 enlarges objects; (1, 1) = off (2D)"
+    )
+    any_angle: bool = Field(False, description="rotate by a uniform random angle (2D)")
+
+    @property
+    def warps(self) -> bool:
+        """Whether patches are zoomed or rotated by any angle (resampled, not just moved)."""
+        return self.any_angle or tuple(self.scale) != (1.0, 1.0)
+
+
+def warp_window(patch_size: int, settings: Augmentation) -> int:
+    """Edge of the source window that a warped ``patch_size`` patch is sampled from: large
+    enough that every output pixel, at the smallest zoom and any angle, falls inside."""
+    if not settings.warps:
+        return patch_size
+    reach = patch_size / min(settings.scale)
+    if settings.any_angle:
+        reach *= math.sqrt(2)
+    return max(patch_size, math.ceil(reach))
+
+
+def random_warp(
+    image: np.ndarray,
+    target: np.ndarray,
+    patch_size: int,
+    settings: Augmentation,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zoom and rotate the centre of a 2D window into a ``patch_size`` patch.
+
+    ``image (C, Y, X)`` is resampled linearly; ``target`` (label images, same spatial shape,
+    with or without leading channel axes) by its nearest pixel, so labels stay labels. The
+    zoom is drawn from ``settings.scale`` and the angle from [0, 360) degrees when
+    ``settings.any_angle``; the window should be :func:`warp_window` pixels a side.
+    """
+    zoom = rng.uniform(*settings.scale)
+    angle = rng.uniform(0, 2 * math.pi) if settings.any_angle else 0.0
+    cos, sin = math.cos(angle), math.sin(angle)
+    matrix = np.array([[cos, -sin], [sin, cos]]) / zoom  # output pixel -> source pixel
+    centre_in = (np.array(image.shape[-2:]) - 1) / 2
+    offset = centre_in - matrix @ np.full(2, (patch_size - 1) / 2)
+    out = (patch_size, patch_size)
+
+    def warp(array: np.ndarray, order: int) -> np.ndarray:
+        planes = array.reshape(-1, *array.shape[-2:])
+        warped = [
+            ndimage.affine_transform(p, matrix, offset, out, order=order, mode="reflect")
+            for p in planes
+        ]
+        return np.stack(warped).reshape(*array.shape[:-2], *out)
+
+    return warp(image, 1).astype(np.float32), warp(target, 0)
 
 
 def augment(

@@ -80,6 +80,10 @@ class Task(ABC):
     target_is_image: ClassVar[bool] = False
     #: learns from the images alone (Noise2Void): no masks/targets needed for training
     self_supervised: ClassVar[bool] = False
+    #: training targets are label images that stay valid when resampled by their nearest
+    #: pixel (the task computes what it learns from them per batch): patches may be zoomed
+    #: and rotated by any angle (``augmentation.scale``, ``augmentation.any_angle``)
+    warpable_target: ClassVar[bool] = False
     #: training settings this task advises, used where a run does not set them
     train_defaults: ClassVar[dict] = {}
 

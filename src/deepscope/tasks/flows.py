@@ -101,6 +101,7 @@ class FlowsTask(Task):
     Params = FlowsParams
     architecture = "flows"
     predicts_objects = True
+    warpable_target = True
 
     @property
     def out_channels(self) -> int:

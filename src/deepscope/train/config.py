@@ -122,8 +122,16 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
     if task is not None:
         settings = {**task.train_defaults, **settings}
     try:
-        return TrainConfig.model_validate(settings)
+        config = TrainConfig.model_validate(settings)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"{source}: '{where}': {first['msg']}") from None
+    if config.augmentation.warps and not (
+        task is not None and task.warpable_target and config.ndim == 2
+    ):
+        raise ConfigError(
+            f"{source}: augmentation 'scale' and 'any_angle' work for 2D training of tasks "
+            "whose targets are label images (flows); remove them for this training"
+        )
+    return config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepscope.data.augment import Augmentation, augment
+from deepscope.data.augment import Augmentation, augment, random_warp, warp_window
 from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.data.normalize import Normalization, input_bounds, normalize
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
@@ -124,19 +124,24 @@ class PatchSampler:
         self.same_intensity = same_intensity
 
     def patch(self) -> tuple[np.ndarray, np.ndarray]:
-        """One (image, target) patch from a random sample."""
+        """One (image, target) patch from a random sample; with zoom or free rotation
+        (2D), cut from a larger window around the same place and resampled."""
         s = self.samples[int(self.rng.integers(len(self.samples)))]
         nd = s.image.ndim - 1
         spatial = s.image.shape[1:]
-        patch_shape = tuple(min(self.patch_size, n) for n in spatial)
+        warps = self.augmentation is not None and self.augmentation.warps and nd == 2
+        size = warp_window(self.patch_size, self.augmentation) if warps else self.patch_size
+        patch_shape = tuple(min(size, n) for n in spatial)
         origin = sample_patch_origin(
             spatial, patch_shape, self.rng, s.foreground, self.foreground_fraction
         )
         window = tuple(slice(o, o + p) for o, p in zip(origin, patch_shape, strict=True))
         x = s.image[(slice(None), *window)]
         y = s.target[(..., *window)]
-        full = (self.patch_size,) * nd
+        full = (size,) * nd
         x, y = pad_to_shape(x, full), pad_to_shape(y, full)
+        if warps:
+            x, y = random_warp(x, y, self.patch_size, self.augmentation, self.rng)
         if self.augmentation is not None:
             x, y = augment(x, y, self.augmentation, self.rng, self.same_intensity)
         return x, y
