@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 import torch
 
+from deepscope.data.augment import Augmentation
 from deepscope.data.synthetic import synthetic_nuclei
 from deepscope.errors import ConfigError
 from deepscope.metrics import evaluate_instances
 from deepscope.predict.stitch import Block, plan_blocks, predict_blockwise
 from deepscope.tasks import get_task
 from deepscope.tasks.stardist import StarDistTask
+from deepscope.train.dataset import PatchSampler, Sample
 
 
 def perfect_output(task: StarDistTask, labels: np.ndarray) -> np.ndarray:
@@ -203,3 +205,22 @@ def test_flip_averaging_is_refused_for_3d_rays():
     task = get_task("stardist", {"ndim": 3})
     with pytest.raises(ConfigError, match="tta"):
         task.unflip(np.zeros((1, 97, 8, 8, 8), np.float32), (-1,))
+
+
+def test_zoomed_patches_give_targets_of_larger_objects():
+    """Distances are computed from each resampled label patch: zooming by 2 doubles them."""
+    labels = nuclei((128, 128), n=10, seed=3)
+    task = get_task("stardist", {"grid": 1})
+    sample = Sample(
+        "a", (labels > 0)[None].astype(np.float32), labels, labels, np.flatnonzero(labels)
+    )
+
+    def largest_distance(zoom: float) -> float:
+        warps = Augmentation(scale=(zoom, zoom), any_angle=True)
+        rng = np.random.default_rng(0)
+        sampler = PatchSampler([sample], 32, 16, warps, 1.0, rng, task.prepare_batch)
+        _, targets = sampler.batch()
+        assert targets.shape == (16, 1 + task.params.n_rays, 32, 32)
+        return float(np.percentile(targets[:, 1:][targets[:, 1:] > 0], 90))
+
+    assert 1.6 < largest_distance(2.0) / largest_distance(1.0) < 2.4

@@ -76,6 +76,7 @@ class StarDistTask(Task):
     name = "stardist"
     Params = StarDistParams
     predicts_objects = True
+    warpable_target = True
     architecture = "stardist"
 
     @cached_property

@@ -132,6 +132,6 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
     ):
         raise ConfigError(
             f"{source}: augmentation 'scale' and 'any_angle' work for 2D training of tasks "
-            "whose targets are label images (flows); remove them for this training"
+            "whose targets are label images (flows, stardist); remove them for this training"
         )
     return config
