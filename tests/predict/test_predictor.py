@@ -61,6 +61,25 @@ def test_empty_and_non_numeric_images_are_refused(builtin):
         builtin.predict(np.full((8, 8), "a"))
 
 
+def test_images_with_nan_or_infinite_values_are_refused(builtin):
+    image = np.ones((64, 64), np.float32)
+    image[3, 4] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        builtin.predict(image)
+    image[3, 4] = np.inf
+    with pytest.raises(InputError, match="NaN or infinite"):
+        builtin.predict(image)
+
+
+def test_a_2d_model_given_a_stack_says_how_to_segment_it(builtin):
+    with pytest.raises(InputError, match="3D stack .* --slices3d"):
+        builtin.predict(np.zeros((5, 64, 64), np.float32))
+    with pytest.raises(InputError, match="time series"):
+        builtin.predict(np.zeros((5, 64, 64), np.float32), axes="TYX")
+    # a stack of one plane is a 2D image
+    assert builtin.predict(np.zeros((1, 64, 64), np.float32), axes="ZYX").labels.shape == (64, 64)
+
+
 def test_a_3d_network_predicts_volumes():
     config = UNetConfig(ndim=3, depth=2, base_filters=2, out_channels=3)
     predictor = Predictor(

@@ -13,6 +13,7 @@ from deepscope.data.normalize import Normalization, denormalize, normalize
 from deepscope.data.patches import pad_to_shape
 from deepscope.devices import resolve_device
 from deepscope.errors import InputError
+from deepscope.io.axes import default_axes
 from deepscope.nets.unet import fuse_batchnorm
 from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn
 from deepscope.predict.external import ExternalRunner
@@ -55,11 +56,25 @@ def channel_first_input(
         raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
     if axes is None and image.ndim == len(input_axes):
         axes = input_axes
+    axes = axes or default_axes(image.shape)
+    stack = [a for a in axes if a in "TZ" and image.shape[axes.index(a)] > 1]
+    if ndim == 2 and stack:
+        kind = "a time series" if stack == ["T"] else "a 3D stack"
+        raise InputError(
+            f"this model segments 2D images and the image is {kind} (axes {axes}, shape "
+            f"{image.shape}); give one plane per file, or for a 3D volume use a 3D model "
+            "or, with a flows model, --slices3d"
+        )
     x = to_channel_first(image, axes, ndim)
     if x.shape[0] != in_channels:
         raise InputError(
             f"the model expects {in_channels} channel(s) but the image has {x.shape[0]}; "
             "give an image with the model's channels, or pass axes that say which is which"
+        )
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise InputError(
+            "the image contains NaN or infinite values; replace them (with 0 or the "
+            "background level, say) before predicting"
         )
     return x
 
