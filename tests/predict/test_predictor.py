@@ -72,7 +72,7 @@ def test_images_with_nan_or_infinite_values_are_refused(builtin):
 
 
 def test_a_2d_model_given_a_stack_says_how_to_segment_it(builtin):
-    with pytest.raises(InputError, match="3D stack .* --slices3d"):
+    with pytest.raises(InputError, match=r"3D stack .* --slices3d"):
         builtin.predict(np.zeros((5, 64, 64), np.float32))
     with pytest.raises(InputError, match="time series"):
         builtin.predict(np.zeros((5, 64, 64), np.float32), axes="TYX")
