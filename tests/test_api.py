@@ -45,6 +45,27 @@ def test_count_on_real_nuclei_keeps_only_objects_in_range(dsb_slice, tmp_path):
         assert np.bincount(labels.ravel())[1:].min() >= 50
 
 
+def test_a_time_series_is_predicted_and_counted_time_point_by_time_point(dsb_slice, tmp_path):
+    from deepscope.io import write_image
+
+    frames = [read_image(p).data[:128, :128] for p in sorted((dsb_slice / "images").iterdir())]
+    series = np.stack(frames)  # three different fields as time points
+    write_image(tmp_path / "movie.tif", series, axes="TYX")
+    model = deepscope.load_model("stardist-nuclei-fluo")
+
+    deepscope.predict_files(model, [tmp_path / "movie.tif"], tmp_path / "pred")
+    labels = read_image(tmp_path / "pred" / "movie_labels.tif")
+    assert labels.axes == "TYX" and labels.data.shape == (3, 128, 128)
+    for frame, found in zip(frames, labels.data, strict=True):
+        np.testing.assert_array_equal(found, model.predict(frame).labels)
+
+    summaries = deepscope.count_files(model, [tmp_path / "movie.tif"], tmp_path / "count")
+    assert [s["frame"] for s in summaries] == [0, 1, 2]
+    assert [s["count"] for s in summaries] == [int(f.max()) for f in labels.data]
+    header = (tmp_path / "count" / "movie_objects.csv").read_text().splitlines()[0]
+    assert header.startswith("frame,")
+
+
 def train_tiny_semantic(images, masks, out, name, **settings):
     """A few steps of a tiny U-Net on the three images: enough to get a model package."""
     return deepscope.train(

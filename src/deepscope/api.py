@@ -82,6 +82,28 @@ def _labels_of(result: Result) -> np.ndarray:
     return result.labels
 
 
+def _time_points(data: np.ndarray, axes: str) -> list[tuple[np.ndarray, str]]:
+    """The time points of a time series (axis ``T`` longer than 1) as ``(data, axes)``
+    each, ``T`` removed; any other image as the one item ``(data, axes)``."""
+    if "T" not in axes or data.shape[axes.index("T")] == 1:
+        return [(data, axes)]
+    t = axes.index("T")
+    rest = axes.replace("T", "")
+    return [(np.take(data, i, axis=t), rest) for i in range(data.shape[t])]
+
+
+def _stack_time(results: Sequence[Result]) -> Result:
+    """One :class:`Result` of a time series from the results of its time points (arrays
+    stacked along a new first axis, T; each time point keeps its own object numbers)."""
+    fields = ("labels", "classes", "probabilities", "image", "uncertainty")
+    stacked = {
+        name: np.stack([getattr(r, name) for r in results])
+        for name in fields
+        if getattr(results[0], name) is not None
+    }
+    return Result(**stacked)
+
+
 def predict_files(
     model: Model | str,
     inputs: Sequence[str | Path],
@@ -103,6 +125,8 @@ def predict_files(
     rescaled so its objects have the model's training size (see :meth:`Model.predict`).
     ``slices3d`` (with ``anisotropy``, z step / xy pixel size): segment 3D volumes with a 2D
     flows model run on their XY, XZ and YZ slices (see :meth:`Model.predict`).
+    A time series (axis ``T``, from the file or ``axes``) is predicted time point by time
+    point and written as one stack (``TYX`` labels; objects numbered per time point).
     Classifiers write one table, ``predictions.csv`` (see
     :func:`deepscope.classify.classify_files`).
     """
@@ -117,19 +141,28 @@ def predict_files(
     spatial = "ZYX" if slices3d else model.predictor.spatial_axes
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
-        result = model.predict(
-            image.data,
-            image.axes,
-            tile=tile,
-            overlap=overlap,
-            tta=tta,
-            diameter=diameter,
-            slices3d=slices3d,
-            anisotropy=anisotropy,
-        )
+        points = _time_points(image.data, image.axes)
+        results = [
+            model.predict(
+                data,
+                point_axes,
+                tile=tile,
+                overlap=overlap,
+                tta=tta,
+                diameter=diameter,
+                slices3d=slices3d,
+                anisotropy=anisotropy,
+            )
+            for data, point_axes in points
+        ]
+        series = len(results) > 1
+        result = _stack_time(results) if series else results[0]
+        time = "T" if series else ""
         stem = image_stem(path)
         if result.labels is not None:
-            written.append(write_image(out / f"{stem}_labels.tif", result.labels, axes=spatial))
+            written.append(
+                write_image(out / f"{stem}_labels.tif", result.labels, axes=time + spatial)
+            )
             if overlay and result.labels.ndim == 2:
                 written.append(
                     save_overlay(
@@ -140,17 +173,18 @@ def predict_files(
                 )
         elif result.classes is not None:
             written.append(
-                write_image(
-                    out / f"{stem}_classes.tif", result.classes, axes=model.predictor.spatial_axes
-                )
+                write_image(out / f"{stem}_classes.tif", result.classes, axes=time + spatial)
             )
-        if result.image is not None:
-            written.append(write_image(out / f"{stem}_pred.tif", result.image))
-        if result.uncertainty is not None:
-            written.append(write_image(out / f"{stem}_uncertainty.tif", result.uncertainty))
+        for name, array in (("pred", result.image), ("uncertainty", result.uncertainty)):
+            if array is not None:
+                channels = "C" * (array.ndim - len(time + spatial))
+                path_out = out / f"{stem}_{name}.tif"
+                written.append(write_image(path_out, array, axes=time + channels + spatial))
         if save_probabilities and result.probabilities is not None:
             written.append(
-                write_image(out / f"{stem}_prob.tif", result.probabilities, axes="C" + spatial)
+                write_image(
+                    out / f"{stem}_prob.tif", result.probabilities, axes=time + "C" + spatial
+                )
             )
         report(progress, Progress("predict", i + 1, len(files), path.name))
     return written
@@ -179,9 +213,11 @@ def count_files(
 
     Writes per image ``<stem>_labels.tif`` (the filtered objects) and ``<stem>_objects.csv``
     (one row per object), and ``summary.csv`` (one row per image) to ``out``; returns the
-    summary rows. Pixel sizes stored in the files give physical columns. With a
-    ``classifier`` (2D), each object's crop is classified: columns ``class`` and
-    ``prob_<class>`` in the objects table, ``count_<class>`` in the summary.
+    summary rows. A time series (axis ``T``) is counted time point by time point: its
+    labels are stacked along T, and its rows in both tables carry a ``frame`` column.
+    Pixel sizes stored in the files give physical columns. With a ``classifier`` (2D),
+    each object's crop is classified: columns ``class`` and ``prob_<class>`` in the
+    objects table, ``count_<class>`` in the summary.
     ``diameter`` (pixels, or ``'auto'``) rescales each image for the model's object size
     (see :meth:`Model.predict`); the objects are measured at the image's own scale.
     """
@@ -208,39 +244,53 @@ def count_files(
     summaries = []
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
-        if model is not None:
-            found = _labels_of(model.predict(image.data, image.axes, tile=tile, diameter=diameter))
-        else:
-            shape = tuple(image.data.shape[image.axes.index(a)] for a in spatial)
-            found = _label_file(label_files, labels, path, shape)
-        channels_last = transpose_axes(
-            image.data, image.axes, spatial + ("C" if "C" in image.axes else "")
-        )
+        points = _time_points(image.data, image.axes)
+        series = len(points) > 1
+        if series and model is None:
+            raise InputError(
+                f"{path.name} is a time series; count --labels takes one time point per "
+                "file (or count it with a model)"
+            )
         size = image.pixel_size or {}
         pixel_size = [size[a] for a in spatial] if all(a in size for a in spatial) else None
+        kept = []
+        for t, (data, point_axes) in enumerate(points):
+            if model is not None:
+                found = _labels_of(model.predict(data, point_axes, tile=tile, diameter=diameter))
+            else:
+                shape = tuple(data.shape[point_axes.index(a)] for a in spatial)
+                found = _label_file(label_files, labels, path, shape)
+            channels_last = transpose_axes(
+                data, point_axes, spatial + ("C" if "C" in point_axes else "")
+            )
+            counted = count_objects(
+                found,
+                channels_last,
+                parsed,
+                exclude_border,
+                split,
+                min_split_size,
+                pixel_size,
+                name=path.name,
+            )
+            if classifier is not None:
+                raw = to_channel_first(data, point_axes, 2)
+                classes = classify_objects(classifier, raw, counted.labels)
+                for row in counted.objects:
+                    row.update(classes[row["label"]])
+                for name in classifier.task.classes:
+                    counted.summary[f"count_{name}"] = sum(
+                        1 for row in counted.objects if row["class"] == name
+                    )
+            if series:  # the time point first, after the image's name
+                counted.objects = [{"frame": t, **row} for row in counted.objects]
+                counted.summary = {"image": path.name, "frame": t, **counted.summary}
+            kept.append(counted)
         stem = image_stem(path)
-        counted = count_objects(
-            found,
-            channels_last,
-            parsed,
-            exclude_border,
-            split,
-            min_split_size,
-            pixel_size,
-            name=path.name,
-        )
-        if classifier is not None:
-            raw = to_channel_first(image.data, image.axes, 2)
-            classes = classify_objects(classifier, raw, counted.labels)
-            for row in counted.objects:
-                row.update(classes[row["label"]])
-            for name in classifier.task.classes:
-                counted.summary[f"count_{name}"] = sum(
-                    1 for row in counted.objects if row["class"] == name
-                )
-        write_image(out / f"{stem}_labels.tif", counted.labels, axes=spatial)
-        write_table(counted.objects, out / f"{stem}_objects.csv")
-        summaries.append(counted.summary)
+        stacked = np.stack([c.labels for c in kept]) if series else kept[0].labels
+        write_image(out / f"{stem}_labels.tif", stacked, axes=("T" if series else "") + spatial)
+        write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
+        summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))
     columns = list(dict.fromkeys(k for s in summaries for k in s))
     write_table(summaries, out / "summary.csv", columns)

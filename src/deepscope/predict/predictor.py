@@ -62,8 +62,9 @@ def channel_first_input(
         kind = "a time series" if stack == ["T"] else "a 3D stack"
         raise InputError(
             f"this model segments 2D images and the image is {kind} (axes {axes}, shape "
-            f"{image.shape}); give one plane per file, or for a 3D volume use a 3D model "
-            "or, with a flows model, --slices3d"
+            f"{image.shape}); give one plane at a time (deepscope predict and count go "
+            "through a time series T by T), or for a volume a 3D model or, with a flows "
+            "model, --slices3d"
         )
     x = to_channel_first(image, axes, ndim)
     if x.shape[0] != in_channels:
