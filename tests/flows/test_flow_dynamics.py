@@ -13,6 +13,7 @@ from deepscope.flows import (
     flows_to_labels,
     follow_flows,
 )
+from deepscope.flows.dynamics import merge_fragments
 from deepscope.metrics import iou_matrix
 
 torch.set_num_threads(1)
@@ -183,6 +184,29 @@ def test_flow_error_filter_removes_an_object_with_noisy_flows():
         iou = iou_matrix(labels == k, filtered)
         assert iou.max() > 0.9, k
     assert filtered.max() == 3
+
+
+def test_halves_of_a_rod_whose_flows_meet_in_one_centre_are_joined():
+    rod = np.zeros((40, 80), np.int32)
+    rod[15:25, 10:70] = 1
+    flows = flow_targets(rod)  # the flows of one rod
+    halves = rod.copy()
+    halves[:, 40:] *= 2  # cut in the middle, as a clustering might at a constriction
+    errors = flow_error(halves, flows)
+    assert (errors > 0.4).all()  # each half alone fails the check
+    joined = merge_fragments(halves.copy(), flows, errors, 0.4)
+    np.testing.assert_array_equal(joined > 0, rod > 0)
+    assert np.unique(joined[joined > 0]).size == 1
+    assert errors[0] < 0.05 and np.isnan(errors[1])
+
+
+def test_touching_cells_with_their_own_flows_stay_apart():
+    labels = touching_discs_and_rod()
+    flows = flow_targets(labels)
+    errors = flow_error(labels, flows)
+    errors[[0, 1]] = 1.0  # pretend discs 1 and 2 failed the check
+    kept = merge_fragments(labels.copy(), flows, errors, 0.4)
+    np.testing.assert_array_equal(kept, labels)
 
 
 def test_small_objects_are_removed_and_holes_filled():

@@ -12,9 +12,11 @@ The reconstruction of :func:`flows_to_labels` runs in four steps:
    bins (a few steps for heat flows, along the whole skeleton for distance flows); each pixel
    takes the label of the bin its end point lands in.
 3. **Check the flows** (:func:`flow_error`). The flows of each reconstructed object are
-   recomputed from its mask with :func:`~deepscope.flows.targets.flow_targets`; an object
-   whose predicted flows disagree (mean squared difference above ``flow_threshold``) is
-   dropped: its pixels did not move like the pixels of a real object.
+   recomputed from its mask with :func:`~deepscope.flows.targets.flow_targets`; touching
+   objects that fail the check alone but pass it together are joined
+   (:func:`merge_fragments`: a cell cut in two at a constriction); an object whose predicted
+   flows still disagree (mean squared difference above ``flow_threshold``) is dropped: its
+   pixels did not move like the pixels of a real object.
 4. **Clean up**: holes inside each object are filled, objects smaller than ``min_size`` pixels
    removed, and labels renumbered ``1..n``.
 
@@ -34,7 +36,7 @@ from scipy import ndimage
 from deepscope.errors import ConfigError, InputError
 from deepscope.flows.targets import FLOW_METHODS, _check_labels, _sequential, flow_targets
 
-__all__ = ["cluster_endpoints", "flow_error", "flows_to_labels", "follow_flows"]
+__all__ = ["cluster_endpoints", "flow_error", "flows_to_labels", "follow_flows", "merge_fragments"]
 
 # Early stop of follow_flows: every _SETTLE_STEPS steps, pixels that moved less than
 # _SETTLE_DISTANCE (along every axis) since the last check are left where they are.
@@ -446,6 +448,80 @@ def flow_error(labels: np.ndarray, flows: np.ndarray, method: str = "heat") -> n
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
+def _touching_pairs(labels: np.ndarray) -> np.ndarray:
+    """``(P, 2)`` array of the distinct pairs ``(i < j)`` of objects that share a face."""
+    pairs = []
+    for axis in range(labels.ndim):
+        a = np.moveaxis(labels, axis, 0)
+        u, v = a[:-1].ravel(), a[1:].ravel()
+        keep = (u > 0) & (v > 0) & (u != v)
+        pairs.append(np.sort(np.stack([u[keep], v[keep]], axis=1), axis=1))
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def merge_fragments(
+    labels: np.ndarray,
+    flows: np.ndarray,
+    errors: np.ndarray,
+    threshold: float,
+    method: str = "heat",
+) -> np.ndarray:
+    """Join touching objects that fail the flow-error check alone and pass it together.
+
+    A cell about to divide, or one cut at a constriction, can come out of the clustering as
+    two objects whose flows still point to one common centre: each half then has a high
+    :func:`flow_error` and would be dropped. For every pair of touching objects at least one
+    of which is above ``threshold``, in order of decreasing summed error, the error of their
+    union is computed; if it is at most ``threshold`` and below both, the second object
+    joins the first. Two touching cells with flows of their own have a union error far
+    above either and stay apart.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Label image (2D or 3D), changed in place.
+    flows : np.ndarray
+        The flows the labels came from, ``(ndim, *labels.shape)``.
+    errors : np.ndarray
+        :func:`flow_error` of ``labels`` (entry ``i`` for label ``i + 1``); updated in place:
+        a joined object gets the union's error, the absorbed one ``NaN``.
+    threshold : float
+        The flow-error threshold of the check.
+    method : {"heat", "distance"}
+        Flow target the flows stand for.
+
+    Returns
+    -------
+    np.ndarray
+        ``labels``, with the joined objects under the first object's label.
+    """
+    failing = ~(errors <= threshold)
+    if not failing.any():
+        return labels
+    pairs = _touching_pairs(labels)
+    pairs = pairs[failing[pairs[:, 0] - 1] | failing[pairs[:, 1] - 1]]
+    order = np.argsort(-(errors[pairs[:, 0] - 1] + errors[pairs[:, 1] - 1]), kind="stable")
+    boxes = ndimage.find_objects(labels)
+    owner = np.arange(errors.size + 1)  # label -> the label it was joined to
+    for i, j in pairs[order]:
+        i, j = int(owner[i]), int(owner[j])
+        if i == j or (errors[i - 1] <= threshold and errors[j - 1] <= threshold):
+            continue
+        box = tuple(  # both objects and a margin of one pixel
+            slice(max(min(a.start, b.start) - 1, 0), min(max(a.stop, b.stop) + 1, n))
+            for a, b, n in zip(boxes[i - 1], boxes[j - 1], labels.shape, strict=True)
+        )
+        crop = labels[box]
+        union = ((crop == i) | (crop == j)).astype(np.int32)
+        joined = flow_error(union, flows[(slice(None), *box)], method)[0]
+        if joined <= threshold and joined < min(errors[i - 1], errors[j - 1]):
+            crop[crop == j] = i
+            owner[owner == j] = i
+            errors[i - 1], errors[j - 1] = joined, np.nan
+            boxes[i - 1] = box
+    return labels
+
+
 # --------------------------------------------------------------------------- whole pipeline
 
 
@@ -516,8 +592,10 @@ def flows_to_labels(
     field (the flows are not zeroed outside the mask, so pixels cross a small hole of low
     probability inside an object instead of stalling at its edge; a network trained on
     :func:`~deepscope.flows.flow_targets` predicts near-zero flows in the background);
-    :func:`cluster_endpoints` (as set by ``method``); objects with a flow error above
-    ``flow_threshold`` removed (computed on the masks as clustered, before hole filling);
+    :func:`cluster_endpoints` (as set by ``method``); touching objects that pass the
+    flow-error check only together joined (:func:`merge_fragments`); objects with a flow
+    error above ``flow_threshold`` removed (computed on the masks as clustered, before hole
+    filling);
     holes of each object filled where they are background; objects smaller than
     ``min_size`` removed; labels renumbered in the order of the clustering.
     """
@@ -541,6 +619,7 @@ def flows_to_labels(
         labels = cluster_endpoints(final, mask, mask.shape)
     if flow_threshold is not None and labels.max() > 0:
         errors = flow_error(labels, flows_np, method)
+        labels = merge_fragments(labels, flows_np, errors, flow_threshold, method)
         bad = np.flatnonzero(~(errors <= flow_threshold)) + 1
         if bad.size:
             labels[np.isin(labels, bad)] = 0
