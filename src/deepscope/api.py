@@ -246,6 +246,7 @@ def count_files(
         image = read_image(path, axes=axes)
         points = _time_points(image.data, image.axes)
         series = len(points) > 1
+        time = "T" if series else ""
         if series and model is None:
             raise InputError(
                 f"{path.name} is a time series; count --labels takes one time point per "
@@ -288,7 +289,7 @@ def count_files(
             kept.append(counted)
         stem = image_stem(path)
         stacked = np.stack([c.labels for c in kept]) if series else kept[0].labels
-        write_image(out / f"{stem}_labels.tif", stacked, axes=("T" if series else "") + spatial)
+        write_image(out / f"{stem}_labels.tif", stacked, axes=time + spatial)
         write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
         summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))

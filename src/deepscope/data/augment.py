@@ -34,8 +34,6 @@ class Augmentation(BaseModel):
 def warp_window(patch_size: int, settings: Augmentation) -> int:
     """Edge of the source window that a warped ``patch_size`` patch is sampled from: large
     enough that every output pixel, at the smallest zoom and any angle, falls inside."""
-    if not settings.warps:
-        return patch_size
     reach = patch_size / min(settings.scale)
     if settings.any_angle:
         reach *= math.sqrt(2)
