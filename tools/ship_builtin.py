@@ -2,13 +2,17 @@
 
 Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
            [--tile 2048] [--overlap 96] [--precision auto] [--cpu-backend onnx]
+           [--config configs/unet-nuclei-fluo.yaml] [--version 1.1.0]
 
 Prediction defaults are reset to those of this deepscope version, except the tile size,
 overlap, network precision and faster CPU runtime given here (the runtime defaults to the
 one the training measured). Weights are stored as
 float16 (half the size; they are cast back to float32 on loading) unless --float32 is
 given. model.json, history.csv, loss.png and the reports of crop models (confusion.png,
-per_class.csv, reconstructions.png) are copied; checkpoints are not.
+per_class.csv, reconstructions.png) are copied; checkpoints are not. With --config (the
+repository config that trains the model, for a run started from a copy elsewhere), the
+training command and the data paths recorded in model.json become those of that config, as
+run from the repository root; --version sets the model's version (raise it with new weights).
 """
 
 from __future__ import annotations
@@ -18,7 +22,28 @@ import shutil
 from pathlib import Path
 
 from deepscope.spec import Prediction, read_spec, read_weights, save_package
+from deepscope.train.config import load_train_config
 from deepscope.zoo.registry import BUILTIN_DIR
+
+PATH_KEYS = ("out", "images", "masks", "val_images", "val_masks", "mapping", "init_from")
+
+
+def recorded_as(training: dict, config: Path) -> dict:
+    """``training`` with the command and paths of ``config`` (relative to the repository
+    root), which must train a model of the same name."""
+    repo = load_train_config(config)
+    settings = dict(training["settings"])
+    if repo.name != settings["name"]:
+        raise SystemExit(f"{config} trains '{repo.name}', not '{settings['name']}'")
+    for key in PATH_KEYS:
+        value = getattr(repo, key)
+        settings[key] = None if value is None else str(value)
+    init = settings["init_from"]
+    if init and "/" in init and not Path(init).is_absolute():  # a folder not made yet
+        settings["init_from"] = str(config.parent / init)
+    data = {**training["data"], **{k: settings[k] for k in ("images", "masks", "val_images")}}
+    command = f"deepscope train {config}"
+    return {**training, "command": command, "settings": settings, "data": data}
 
 
 def main() -> None:
@@ -29,6 +54,8 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=Prediction().overlap)
     parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
     parser.add_argument("--cpu-backend", default=None, choices=["torch", "onnx"])
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--version", default=None)
     args = parser.parse_args()
     spec = read_spec(args.package)
     prediction = Prediction(
@@ -38,6 +65,10 @@ def main() -> None:
         cpu_backend=args.cpu_backend or spec.prediction.cpu_backend,
     )
     spec = spec.model_copy(update={"prediction": prediction})
+    if args.version:
+        spec = spec.model_copy(update={"version": args.version})
+    if args.config:
+        spec = spec.model_copy(update={"training": recorded_as(spec.training, args.config)})
     weights = read_weights(args.package, spec)
     if not args.float32:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
