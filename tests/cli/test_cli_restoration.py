@@ -63,6 +63,19 @@ def test_n2v_trains_on_the_noisy_images_alone(fmd_crops, tmp_path):
     assert "no metrics" in spec["validation"]["note"]
 
 
+def test_n2v_with_the_blind_spot_network_trains_and_denoises(fmd_crops, tmp_path):
+    run = deepscope("train", "n2v", "--images", fmd_crops / "noisy", "--name", "bsn",
+                    "--out", tmp_path, *TINY,
+                    "--set", "task_params.method=blind_spot_network")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    spec = json.loads((tmp_path / "bsn" / "model.json").read_text())
+    assert spec["network"]["blind_spot"] is True
+    run = deepscope("predict", tmp_path / "bsn", fmd_crops / "noisy" / "fov01_noisy_00.tif",
+                    "--out", tmp_path / "pred")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert read_image(tmp_path / "pred" / "fov01_noisy_00_pred.tif").data.shape == (96, 96)
+
+
 def test_n2v_with_masks_and_care_without_targets_say_what_to_do(fmd_crops, tmp_path):
     run = deepscope("train", "n2v", "--images", fmd_crops / "noisy", "--masks",
                     fmd_crops / "clean", "--name", "x", "--out", tmp_path, *TINY)  # fmt: skip

@@ -10,8 +10,8 @@ from deepscope.data.normalize import (
     input_bounds,
     percentile_normalize,
 )
-from deepscope.errors import InputError
-from deepscope.tasks import get_task
+from deepscope.errors import ConfigError, InputError
+from deepscope.tasks import Result, get_task
 
 
 def test_n2v_loss_looks_only_at_blind_spots():
@@ -22,6 +22,34 @@ def test_n2v_loss_looks_only_at_blind_spots():
     perfect_at_spots = torch.from_numpy(np.where(target[:, 1:] > 0, images, 99.0))
     assert float(task.loss(perfect_at_spots, torch.from_numpy(target))) == 0.0
     assert float(task.loss(torch.zeros(2, 1, 32, 32), torch.from_numpy(target))) > 0
+
+
+def test_n2v_with_the_blind_spot_network_trains_on_every_unmasked_pixel():
+    task = get_task("n2v", {"method": "blind_spot_network"})
+    images = np.random.default_rng(0).random((2, 1, 16, 16)).astype(np.float32)
+    inputs, target = task.prepare_batch(images, images.copy(), np.random.default_rng(1))
+    assert task.blind_spot_network and not get_task("n2v").blind_spot_network
+    np.testing.assert_array_equal(inputs, images)
+    assert (target[:, 1] == 1).all()
+
+
+def test_blind_spot_predictions_are_blended_with_the_noisy_input_unless_switched_off():
+    rng = np.random.default_rng(0)
+    noisy = rng.normal(0.5, 0.1, (1, 32, 32)).astype(np.float32)
+    flat = np.full((32, 32), 0.5, np.float32)
+    blended = get_task("n2v", {"method": "blind_spot_network"}).combine_with_input(
+        Result(image=flat.copy()), noisy
+    )
+    assert blended.image.shape == (32, 32)
+    assert np.abs(blended.image - flat).max() < np.abs(noisy[0] - flat).max()
+    for params in ({"method": "blind_spot_network", "blend": False}, {}):
+        same = get_task("n2v", params).combine_with_input(Result(image=flat.copy()), noisy)
+        np.testing.assert_array_equal(same.image, flat)
+
+
+def test_structn2v_masks_need_the_masking_method():
+    with pytest.raises(ConfigError, match="method 'masking'"):
+        get_task("n2v", {"method": "blind_spot_network", "struct_length": 5})
 
 
 def test_care_targets_are_normalised_images_with_the_right_channels():

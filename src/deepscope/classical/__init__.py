@@ -9,6 +9,7 @@ Arrays in and out are numpy; ``(Y, X)`` or ``(Z, Y, X)``, float32 results.
 
 from deepscope.classical.deconvolve import deconvolve_image, richardson_lucy, wiener_deconvolve
 from deepscope.classical.filters import best_gaussian, gaussian_denoise, median_denoise
+from deepscope.classical.noise import blend_with_noisy, estimate_noise_sigma
 from deepscope.classical.psf import (
     check_psf,
     confocal_psf,
@@ -20,9 +21,11 @@ from deepscope.classical.psf import (
 
 __all__ = [
     "best_gaussian",
+    "blend_with_noisy",
     "check_psf",
     "confocal_psf",
     "deconvolve_image",
+    "estimate_noise_sigma",
     "gaussian_denoise",
     "gaussian_psf",
     "median_denoise",

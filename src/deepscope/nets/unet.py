@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepscope.errors import ConfigError
+from deepscope.nets.blindspot import BlindSpotUNet
 
 
 class UNetConfig(BaseModel):
@@ -38,6 +39,11 @@ class UNetConfig(BaseModel):
     )
     top_skip: bool = Field(
         True, description="skip connection at full resolution (N2V2 drops it: fewer artefacts)"
+    )
+    blind_spot: bool = Field(
+        False,
+        description="2D blind-spot network (Laine et al. 2019): no output pixel sees its own "
+        "input, for self-supervised denoising trained on every pixel",
     )
 
     @property
@@ -192,6 +198,8 @@ def fuse_batchnorm(net: nn.Module) -> nn.Module:
     return fused
 
 
-def build_unet(config: UNetConfig) -> UNet:
-    """Build the U-Net that ``config`` describes."""
+def build_unet(config: UNetConfig) -> nn.Module:
+    """Build the U-Net that ``config`` describes (a blind-spot U-Net if it says so)."""
+    if config.blind_spot:
+        return BlindSpotUNet(config)
     return UNet(config)

@@ -264,6 +264,7 @@ class Predictor:
                 self._run(x, tile, overlap, batch_size, progress, tta), shape
             )
             if self.task.target_is_image:
+                result = self.task.combine_with_input(result, x)
                 result = self.in_input_units(result, self.channel_first(image, axes))
             return result
 

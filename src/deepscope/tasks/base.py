@@ -99,6 +99,11 @@ class Task(ABC):
     def out_channels(self) -> int:
         """Number of channels the network must output."""
 
+    @property
+    def blind_spot_network(self) -> bool:
+        """Whether the network must never see the pixel it predicts (default: no)."""
+        return False
+
     @abstractmethod
     def make_target(self, mask: np.ndarray) -> np.ndarray:
         """Turn a user's ground truth (e.g. an instance label image) into a training target."""

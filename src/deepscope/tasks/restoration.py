@@ -115,6 +115,11 @@ class RestorationTask(Task):
         image = output[0] if output.shape[0] == 1 else output
         return Result(image=np.ascontiguousarray(image, dtype=np.float32))
 
+    def combine_with_input(self, result: Result, image: np.ndarray) -> Result:
+        """``result`` refined with the normalised input ``(C, *spatial)`` it was predicted
+        from (default: unchanged; ``n2v`` blends in the noisy pixel)."""
+        return result
+
     def evaluate(
         self,
         results: Sequence[Result],

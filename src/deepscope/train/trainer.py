@@ -217,6 +217,7 @@ class Trainer:
             grid=n.grid,
             pool=n.pool,
             top_skip=n.top_skip,
+            blind_spot=self.task.blind_spot_network,
         )
         if c.patch_size % config.divisor or c.patch_size < 2 * config.divisor:
             raise ConfigError(
