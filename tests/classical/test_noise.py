@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepscope.classical.noise import blend_with_noisy, estimate_noise_sigma
+from deepscope.classical.noise import blend_with_noisy, estimate_noise_sigma, noise_sigma_map
 from deepscope.errors import InputError
 
 
@@ -23,6 +23,22 @@ def test_noise_level_of_a_volume_and_of_a_clean_image():
     assert estimate_noise_sigma(volume) < 0.1
     noisy = volume + np.random.default_rng(1).normal(0, 5, volume.shape)
     assert estimate_noise_sigma(noisy) == pytest.approx(5, rel=0.05)
+
+
+def test_noise_that_grows_with_the_signal_is_mapped_per_pixel():
+    clean = np.tile(np.linspace(10, 200, 256, dtype=np.float32), (256, 1))  # dark to bright
+    sigma = np.sqrt(0.5 * clean + 4)  # photon noise plus read-out noise
+    noisy = clean + np.random.default_rng(3).normal(0, 1, clean.shape) * sigma
+    found = noise_sigma_map(noisy, clean)
+    assert found.shape == clean.shape
+    for column in (20, 128, 240):
+        assert found[128, column] == pytest.approx(sigma[128, column], rel=0.1)
+
+
+def test_noise_map_of_a_flat_image_is_its_single_level():
+    noisy = 50 + np.random.default_rng(4).normal(0, 3, (64, 64))
+    found = noise_sigma_map(noisy, np.full((64, 64), 50.0))
+    assert np.ptp(found) == 0 and found[0, 0] == pytest.approx(3, rel=0.1)
 
 
 def test_blend_keeps_a_right_prediction_and_corrects_a_wrong_one():

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field, model_validator
 
-from deepscope.classical.noise import blend_with_noisy, estimate_noise_sigma
+from deepscope.classical.noise import blend_with_noisy, noise_sigma_map
 from deepscope.data.blindspot import mask_batch
 from deepscope.tasks.base import Result
 from deepscope.tasks.restoration import RestorationParams, RestorationTask
@@ -50,7 +50,8 @@ class N2VParams(RestorationParams):
     blend: bool = Field(
         True,
         description="blind_spot_network only: blend each prediction with its noisy pixel "
-        "where the prediction is unsure (Laine et al. 2019; noise level estimated per image)",
+        "where the prediction is unsure (Laine et al. 2019; noise level estimated from each "
+        "image, growing linearly in variance with the signal)",
     )
     blend_window: int = Field(15, ge=1, description="window (pixels) of the blend's estimate")
     struct_axis: int = Field(-1, description="structN2V: spatial axis of the mask (-1 = X)")
@@ -98,7 +99,7 @@ class N2VTask(RestorationTask):
         predictions = result.image[None] if single else result.image
         blended = np.stack(
             [
-                blend_with_noisy(p, y, estimate_noise_sigma(y), self.params.blend_window)
+                blend_with_noisy(p, y, noise_sigma_map(y, p), self.params.blend_window)
                 for p, y in zip(predictions, image, strict=True)
             ]
         )
