@@ -47,7 +47,8 @@ four imports optional::
 
 Data: ``runs/fmd`` from
 ``tools/fmd_pairs.py`` (noisy 512x512 uint8 frames; targets the field's 50-frame average;
-fov01-11 train, fov12-13 val, fov14-16 test).
+fov01-11 train, fov12-13 val, fov14-16 test); it also predicts the 48 images of
+``fmd_test_mix``.
 
 Usage, from the repository root::
 
@@ -93,6 +94,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "runs" / "fmd"
+MIX = ROOT.parent / "shared" / "data" / "fmd_test_mix"
 
 SETTINGS = {  # per algorithm: patch size, batch size (those of our configs/*-fmd-confocal.yaml)
     "n2v": {"patch": 64, "batch": 32},
@@ -218,6 +220,15 @@ def main() -> None:
     stack = stack.reshape(len(test_names), *test_x.shape[1:])
     for name, image in zip(test_names, stack, strict=True):
         tifffile.imwrite(out / name, image.astype(np.float32))
+    # fmd_test_mix (other microscopes and samples), as bench_restoration_fmd.py scores it
+    mix = sorted((MIX / "raw").glob("*.tif"))
+    mix_x = np.stack([tifffile.imread(p).astype(np.float32) for p in mix])
+    mix_predictions, _ = careamist.predict(
+        mix_x, batch_size=1, num_workers=0, checkpoint=checkpoint
+    )
+    mix_stack = np.concatenate([np.asarray(p, dtype=np.float32) for p in mix_predictions])
+    for path, image in zip(mix, mix_stack.reshape(mix_x.shape), strict=True):
+        tifffile.imwrite(out / path.name, image.astype(np.float32))
 
     run = {
         "tool": "careamics",
@@ -237,6 +248,7 @@ def main() -> None:
         "train_images": len(train_names),
         "val_images": len(val_x),
         "test_images": len(test_names),
+        "test_mix_images": len(mix),
         "predicted_with": Path(checkpoint).name,
         "prediction_mean": float(stack.mean()),
         "config": json.loads(careamist.config.model_dump_json()),
