@@ -40,10 +40,12 @@ def test_training_on_square_patches_keeps_the_blind_spot():
     assert grad[7, 9] == 0 and grad[6, 9] > 0
 
 
-def test_output_shape_and_channels_for_non_square_images():
-    net = blind_spot_net(in_channels=2, out_channels=2).eval()
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_output_shape_and_channels_for_non_square_images(norm):
+    net = blind_spot_net(in_channels=2, out_channels=2, norm=norm).eval()
     with torch.no_grad():
         assert net(torch.randn(3, 2, 8, 20)).shape == (3, 2, 8, 20)
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in net.modules()) == (norm == "group")
 
 
 def test_turns_are_quarter_rotations_and_shift_moves_rows_down():

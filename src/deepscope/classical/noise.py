@@ -63,19 +63,18 @@ def noise_sigma_map(noisy: np.ndarray, signal: np.ndarray, bins: int = 16) -> np
     smooth = ndimage.uniform_filter(as_float_image(signal, "signal").astype(np.float64), 3)
     if smooth.shape != y.shape:
         raise InputError(f"signal {smooth.shape} and noisy image {y.shape} differ in shape")
-    level = estimate_noise_sigma(y)
-    response = _noise_response(y)
     edges = np.unique(np.quantile(smooth, np.linspace(0, 1, bins + 1)))
-    which = np.clip(np.searchsorted(edges, smooth, side="right") - 1, 0, len(edges) - 2)
-    means, variances, counts = [], [], []
-    for b in range(len(edges) - 1):
-        inside = which == b
-        if inside.sum() >= 50:
-            means.append(smooth[inside].mean())
-            variances.append((np.sqrt(np.pi / 2) * response[inside].mean() / 6) ** 2)
-            counts.append(inside.sum())
-    if len(means) < 2:
-        return np.full(y.shape, level, np.float32)
+    which = np.clip(np.searchsorted(edges, smooth, side="right") - 1, 0, max(len(edges) - 2, 0))
+    which = which.ravel()
+    counts = np.bincount(which, minlength=len(edges) - 1)
+    usable = counts >= 50
+    if len(edges) < 3 or usable.sum() < 2:
+        return np.full(y.shape, estimate_noise_sigma(y), np.float32)
+    response = _noise_response(y)
+    counts = counts[usable]
+    means = np.bincount(which, smooth.ravel(), len(usable))[usable] / counts
+    mean_response = np.bincount(which, response.ravel(), len(usable))[usable] / counts
+    variances = (np.sqrt(np.pi / 2) * mean_response / 6) ** 2
     slope, offset = np.polyfit(means, variances, 1, w=np.sqrt(counts))
     variance = slope * smooth + offset
     floor = 0.01 * max(float(np.average(variances, weights=counts)), np.finfo(np.float32).tiny)

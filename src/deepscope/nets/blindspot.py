@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepscope.errors import ConfigError
+from deepscope.nets.layers import norm_layer
 
 
 def shift_down(x: torch.Tensor, rows: int = 1) -> torch.Tensor:
@@ -49,14 +50,16 @@ class UpwardConv2d(nn.Conv2d):
 
 
 def _block(c_in: int, c_out: int, norm: str) -> nn.Sequential:
-    """Two upward convolutions, each followed by batch norm (or nothing) and a ReLU."""
+    """Two upward convolutions, each followed by the normalisation ``norm`` and a ReLU."""
     bias = norm == "none"
-    layers: list[nn.Module] = []
-    for a, b in ((c_in, c_out), (c_out, c_out)):
-        layers += [UpwardConv2d(a, b, bias=bias)]
-        layers += [nn.BatchNorm2d(b)] if norm == "batch" else []
-        layers += [nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
+    return nn.Sequential(
+        UpwardConv2d(c_in, c_out, bias=bias),
+        norm_layer(norm, 2, c_out),
+        nn.ReLU(inplace=True),
+        UpwardConv2d(c_out, c_out, bias=bias),
+        norm_layer(norm, 2, c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UpwardUNet(nn.Module):

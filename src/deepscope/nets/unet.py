@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from deepscope.errors import ConfigError
 from deepscope.nets.blindspot import BlindSpotUNet
+from deepscope.nets.layers import norm_layer
 
 
 class UNetConfig(BaseModel):
@@ -52,28 +53,16 @@ class UNetConfig(BaseModel):
         return self.grid * 2**self.depth
 
 
-def _norm(kind: str, ndim: int, channels: int) -> nn.Module:
-    if kind == "batch":
-        return (nn.BatchNorm2d if ndim == 2 else nn.BatchNorm3d)(channels)
-    if kind == "instance":
-        return (nn.InstanceNorm2d if ndim == 2 else nn.InstanceNorm3d)(channels, affine=True)
-    if kind == "group":
-        # Up to 8 groups, but the group count must divide the channels (12 filters -> 6 groups).
-        groups = max(g for g in range(1, min(8, channels) + 1) if channels % g == 0)
-        return nn.GroupNorm(groups, channels)
-    return nn.Identity()
-
-
 class _DoubleConv(nn.Sequential):
     def __init__(self, ndim: int, c_in: int, c_out: int, norm: str) -> None:
         conv = nn.Conv2d if ndim == 2 else nn.Conv3d
         bias = norm == "none"
         super().__init__(
             conv(c_in, c_out, 3, padding=1, bias=bias),
-            _norm(norm, ndim, c_out),
+            norm_layer(norm, ndim, c_out),
             nn.ReLU(inplace=True),
             conv(c_out, c_out, 3, padding=1, bias=bias),
-            _norm(norm, ndim, c_out),
+            norm_layer(norm, ndim, c_out),
             nn.ReLU(inplace=True),
         )
 
@@ -133,7 +122,7 @@ class UNet(nn.Module):
             conv = nn.Conv2d if nd == 2 else nn.Conv3d
             self.stem = nn.Sequential(
                 conv(c_in, filters[0], 3, padding=1, bias=norm == "none"),
-                _norm(norm, nd, filters[0]),
+                norm_layer(norm, nd, filters[0]),
                 nn.ReLU(inplace=True),
                 (nn.MaxPool2d if nd == 2 else nn.MaxPool3d)(config.grid),
             )
