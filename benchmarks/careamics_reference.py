@@ -113,6 +113,17 @@ def load(split: str, kind: str, names: list[str] | None = None) -> tuple[list[st
     return names, stack
 
 
+def predict_and_write(careamist, checkpoint, names: list[str], x: np.ndarray, out: Path):
+    """CAREamics' predictions of the ``(S, Y, X)`` stack ``x``, written as ``out/<name>``
+    (float32, whole images, batch 1); returns them as one stack."""
+    predictions, _ = careamist.predict(x, batch_size=1, num_workers=0, checkpoint=checkpoint)
+    stack = np.concatenate([np.asarray(p, dtype=np.float32) for p in predictions])
+    stack = stack.reshape(x.shape)
+    for name, image in zip(names, stack, strict=True):
+        tifffile.imwrite(out / name, image)
+    return stack
+
+
 def max_time(minutes: float) -> str:
     """Lightning's ``max_time`` string ``DD:HH:MM:SS`` (whole seconds, at least one)."""
     seconds = max(1, round(minutes * 60))
@@ -214,21 +225,12 @@ def main() -> None:
         checkpoint = final
 
     start = time.perf_counter()
-    predictions, _ = careamist.predict(test_x, batch_size=1, num_workers=0, checkpoint=checkpoint)
+    stack = predict_and_write(careamist, checkpoint, test_names, test_x, out)
     predict_seconds = time.perf_counter() - start
-    stack = np.concatenate([np.asarray(p, dtype=np.float32) for p in predictions])
-    stack = stack.reshape(len(test_names), *test_x.shape[1:])
-    for name, image in zip(test_names, stack, strict=True):
-        tifffile.imwrite(out / name, image.astype(np.float32))
     # fmd_test_mix (other microscopes and samples), as bench_restoration_fmd.py scores it
     mix = sorted((MIX / "raw").glob("*.tif"))
     mix_x = np.stack([tifffile.imread(p).astype(np.float32) for p in mix])
-    mix_predictions, _ = careamist.predict(
-        mix_x, batch_size=1, num_workers=0, checkpoint=checkpoint
-    )
-    mix_stack = np.concatenate([np.asarray(p, dtype=np.float32) for p in mix_predictions])
-    for path, image in zip(mix, mix_stack.reshape(mix_x.shape), strict=True):
-        tifffile.imwrite(out / path.name, image.astype(np.float32))
+    predict_and_write(careamist, checkpoint, [p.name for p in mix], mix_x, out)
 
     run = {
         "tool": "careamics",
