@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from deepscope.data.normalize import Normalization, normalize, percentile_normalize
+from deepscope.data.normalize import (
+    Normalization,
+    dataset_bounds,
+    denormalize,
+    input_bounds,
+    normalize,
+    percentile_normalize,
+)
+from deepscope.errors import InputError
 
 
 def ramp_image() -> np.ndarray:
@@ -94,3 +102,33 @@ def test_out_of_range_or_unknown_settings_are_rejected(bad):
 def test_percentile_order_is_not_checked_in_none_mode():
     # the percentiles are unused there, so a leftover value does not make the settings invalid
     assert Normalization(mode="none", low=99, high=1).mode == "none"
+
+
+def test_dataset_bounds_pool_every_image_per_channel():
+    dim = np.zeros((2, 1, 101), np.float32)  # a dark image: 0 in both channels
+    bright = ramp_image().astype(np.float32)
+    bounds = dataset_bounds([dim, bright], low=0, high=100)
+    assert bounds == [(0.0, 100.0), (0.0, 1005.0)]
+
+
+def test_dataset_bounds_of_a_constant_channel_keep_a_unit_range():
+    assert dataset_bounds([np.full((1, 4, 4), 7.0)]) == [(7.0, 8.0)]
+
+
+def test_dataset_mode_scales_every_image_by_the_same_stored_bounds():
+    settings = Normalization(mode="dataset", bounds=[(10.0, 110.0)])
+    dim = np.full((1, 2, 2), 20, np.uint8)
+    bright = np.full((1, 2, 2), 60, np.uint8)
+    np.testing.assert_allclose(normalize(dim, settings), 0.1)
+    np.testing.assert_allclose(normalize(bright, settings), 0.5)
+    lo, hi = input_bounds(bright, settings)
+    assert (lo.item(), hi.item()) == (10.0, 110.0)
+    np.testing.assert_allclose(denormalize(np.full((1, 2, 2), 0.5), dim, settings), 60.0)
+
+
+def test_dataset_mode_without_bounds_or_with_other_channels_says_what_to_do():
+    with pytest.raises(InputError, match="measured on the training images"):
+        normalize(np.zeros((1, 2, 2)), Normalization(mode="dataset"))
+    settings = Normalization(mode="dataset", bounds=[(0.0, 1.0)])
+    with pytest.raises(InputError, match="holds 1 channel"):
+        normalize(np.zeros((3, 2, 2)), settings)

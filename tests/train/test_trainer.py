@@ -73,6 +73,16 @@ def test_resume_after_interruption_gives_the_same_model(tiny_settings, tmp_path)
     assert len(history) == 2
 
 
+def test_dataset_normalisation_is_measured_on_the_training_images_and_stored(tiny_settings):
+    settings = {**tiny_settings, "normalization": {"mode": "dataset"}}
+    with pytest.raises(TrainingInterrupted):
+        train(make_train_config(settings), progress=_interrupt_at(2))
+    folder = train(make_train_config(settings), resume=True)  # the same bounds measured again
+
+    ((lo, hi),) = read_spec(folder).normalization.bounds
+    assert 0 <= lo < hi
+
+
 def test_a_second_run_into_the_same_folder_must_resume_or_rename(tiny_settings):
     config = make_train_config(tiny_settings)
     with pytest.raises(TrainingInterrupted):

@@ -2,35 +2,84 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deepscope.errors import InputError
 
 
 class Normalization(BaseModel):
     """How raw intensities become network input.
 
     ``percentile``: per image and channel, map the ``low`` percentile to 0 and the ``high``
-    percentile to 1 (CSBDeep convention); ``none``: cast to float32 only; ``bioimageio``:
-    the pre-processing ``steps`` of an imported bioimage.io model.
+    percentile to 1 (CSBDeep convention); ``dataset``: the same percentiles, but measured
+    once over all training images and stored in ``bounds``, so that every image keeps its
+    absolute brightness (photon-limited noise grows with it; a denoiser can use that);
+    ``none``: cast to float32 only; ``bioimageio``: the pre-processing ``steps`` of an
+    imported bioimage.io model.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["percentile", "none", "bioimageio"] = "percentile"
+    mode: Literal["percentile", "dataset", "none", "bioimageio"] = "percentile"
     low: float = Field(1.0, ge=0, le=100)
     high: float = Field(99.8, ge=0, le=100)
     clip: bool = False
+    bounds: list[tuple[float, float]] | None = Field(
+        None,
+        description="mode dataset: per channel, the raw values mapped to 0 and 1; measured "
+        "on the training images when training starts",
+    )
     steps: list[dict[str, Any]] = Field(
         default_factory=list, description="bioimage.io steps ({id, kwargs}) for mode bioimageio"
     )
 
     @model_validator(mode="after")
     def _low_below_high(self) -> Normalization:
-        if self.mode == "percentile" and self.low >= self.high:
+        if self.mode in ("percentile", "dataset") and self.low >= self.high:
             raise ValueError(f"low percentile {self.low} must be below high {self.high}")
         return self
+
+
+def dataset_bounds(
+    images: Sequence[np.ndarray],
+    low: float = 1.0,
+    high: float = 99.8,
+    max_samples: int = 4_000_000,
+    seed: int = 0,
+) -> list[tuple[float, float]]:
+    """Per-channel ``low`` and ``high`` percentiles pooled over channel-first ``images``
+    (at most ``max_samples`` pixels per channel, drawn evenly from every image,
+    reproducibly); a constant channel gets ``(value, value + 1)``."""
+    rng = np.random.default_rng(seed)
+    per_image = max(1, max_samples // max(1, len(images)))
+    pooled = []
+    for image in images:
+        flat = np.asarray(image).reshape(image.shape[0], -1)
+        if flat.shape[1] > per_image:
+            flat = flat[:, rng.choice(flat.shape[1], per_image, replace=False)]
+        pooled.append(flat.astype(np.float32))
+    lo, hi = np.percentile(np.concatenate(pooled, axis=1), [low, high], axis=1)
+    return [(float(a), float(b) if b > a else float(a) + 1.0) for a, b in zip(lo, hi, strict=True)]
+
+
+def _stored_bounds(settings: Normalization, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if settings.bounds is None:
+        raise InputError(
+            "normalization mode 'dataset' has no stored bounds; they are measured on the "
+            "training images when training starts (set normalization.bounds to use it elsewhere)"
+        )
+    if len(settings.bounds) != image.shape[0]:
+        raise InputError(
+            f"the model's normalisation holds {len(settings.bounds)} channel(s) but the image "
+            f"has {image.shape[0]}; give images with the channels it was trained on"
+        )
+    shape = (image.shape[0],) + (1,) * (image.ndim - 1)
+    lo, hi = np.asarray(settings.bounds, dtype=np.float32).T
+    return lo.reshape(shape), hi.reshape(shape)
 
 
 def percentile_bounds(
@@ -66,6 +115,8 @@ def input_bounds(image: np.ndarray, settings: Normalization) -> tuple[np.ndarray
     0 and 1: its percentiles, or 0 and 1 when it is not percentile-normalised."""
     if settings.mode == "percentile":
         return percentile_bounds(image, settings.low, settings.high)
+    if settings.mode == "dataset":
+        return _stored_bounds(settings, image)
     shape = (image.shape[0],) + (1,) * (image.ndim - 1)
     return np.zeros(shape, np.float32), np.ones(shape, np.float32)
 
@@ -82,7 +133,7 @@ def denormalize(
     :func:`percentile_normalize` with the image's own percentiles; ``shift=False`` only
     rescales, for spreads such as uncertainties). Outputs of other normalisation modes, or
     with another channel count, are returned unchanged."""
-    if settings.mode != "percentile" or output.shape[0] != image.shape[0]:
+    if settings.mode not in ("percentile", "dataset") or output.shape[0] != image.shape[0]:
         return output
     lo, hi = input_bounds(image, settings)
     out = output * np.maximum(hi - lo, eps)
@@ -97,4 +148,8 @@ def normalize(image: np.ndarray, settings: Normalization) -> np.ndarray:
         from deepscope.data.bioimageio_ops import apply_steps
 
         return apply_steps(image, settings.steps)
+    if settings.mode == "dataset":
+        lo, hi = _stored_bounds(settings, image)
+        out = (np.asarray(image, dtype=np.float32) - lo) / (hi - lo)
+        return np.clip(out, 0.0, 1.0, out=out) if settings.clip else out
     return percentile_normalize(image, settings.low, settings.high, settings.clip)

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepscope.data.augment import Augmentation, augment, random_warp, warp_window
 from deepscope.data.layout import to_channel_first, to_spatial
-from deepscope.data.normalize import Normalization, input_bounds, normalize
+from deepscope.data.normalize import Normalization, dataset_bounds, input_bounds, normalize
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import InputError
 from deepscope.io import list_images, match_pairs, read_image
@@ -35,6 +35,26 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
     if task.target_is_image:
         return to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
     return to_spatial(truth.data, truth.axes, ndim)
+
+
+def fit_normalization(
+    normalization: Normalization, image_dir: Path, ndim: int, axes: str | None = None
+) -> Normalization:
+    """``normalization`` ready to apply: mode ``dataset`` without bounds gets them measured
+    on the images in ``image_dir``; every other setting is returned as it is."""
+    if normalization.mode != "dataset" or normalization.bounds is not None:
+        return normalization
+    raws = []
+    for path in list_images([image_dir]):
+        image = read_image(path, axes=axes)
+        raws.append(to_channel_first(image.data, image.axes, ndim))
+    if len({r.shape[0] for r in raws}) > 1:
+        raise InputError(
+            "training images have different channel counts; give images with the same "
+            "channels (or pass --axes)"
+        )
+    bounds = dataset_bounds(raws, normalization.low, normalization.high)
+    return normalization.model_copy(update={"bounds": bounds})
 
 
 def load_samples(

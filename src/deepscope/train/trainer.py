@@ -33,7 +33,13 @@ from deepscope.tasks import Task, get_task
 from deepscope.tasks.base import integer_mask
 from deepscope.train.checkpoint import load_checkpoint, save_checkpoint
 from deepscope.train.config import TrainConfig
-from deepscope.train.dataset import PatchSampler, Sample, load_samples, split_samples
+from deepscope.train.dataset import (
+    PatchSampler,
+    Sample,
+    fit_normalization,
+    load_samples,
+    split_samples,
+)
 from deepscope.train.history import plot_history, write_history
 
 CHECKPOINTS = "checkpoints"
@@ -190,6 +196,8 @@ class Trainer:
                 "for scoring go to --val-targets)"
             )
         report(self.progress, Progress("load", 0, 1, "reading training data"))
+        normalization = fit_normalization(c.normalization, c.images, c.ndim, c.axes)
+        self.config = c = c.model_copy(update={"normalization": normalization})
         samples = load_samples(c.images, c.masks, self.task, c.normalization, c.ndim, c.axes)
         if c.val_images is not None or c.val_masks is not None:
             if c.val_images is None or (c.val_masks is None and not self_supervised):
@@ -247,10 +255,10 @@ class Trainer:
     # -- loop -----------------------------------------------------------------------------
     def run(self, resume: bool = False) -> Path:
         """Train (or resume), tune, validate and write the package; returns its folder."""
-        c = self.config
-        if c.threads:
-            torch.set_num_threads(c.threads)
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
         train, val = self.load_data()
+        c = self.config  # with the normalisation bounds measured on the training images
         self.object_diameter = training_diameter(self.task, train, c.ndim)
         net_config = self.network_config(train)
         rng = seed_everything(c.seed)

@@ -129,9 +129,32 @@ def _preprocessing(spec: ModelSpec) -> list[dict]:
             "eps": 1e-6,
         }
         steps.append({"id": "scale_range", "kwargs": kwargs})
-        if norm.clip:
-            steps.append({"id": "clip", "kwargs": {"min": 0.0, "max": 1.0}})
+    if norm.mode == "dataset" and norm.bounds is not None:
+        lo = [b[0] for b in norm.bounds]
+        gain = [1.0 / (b[1] - b[0]) for b in norm.bounds]
+        offset = [-a * g for a, g in zip(lo, gain, strict=True)]
+        steps.append(
+            {
+                "id": "scale_linear",
+                "kwargs": {"axis": "channel", "gain": gain, "offset": offset},
+            }
+        )
+    if norm.mode in ("percentile", "dataset") and norm.clip:
+        steps.append({"id": "clip", "kwargs": {"min": 0.0, "max": 1.0}})
     return steps
+
+
+def _input_scaling(spec: ModelSpec) -> str:
+    norm = spec.normalization
+    if norm.mode == "dataset" and norm.bounds is not None:
+        ranges = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in norm.bounds)
+        return (
+            f"each scaled by fixed values to 0-1 (raw {ranges}: percentiles {norm.low}-"
+            f"{norm.high} of the training images)"
+        )
+    if norm.mode == "percentile":
+        return f"each normalised per image (percentiles {norm.low}-{norm.high} to 0-1)"
+    return "as float32, not rescaled"
 
 
 def _readme(spec: ModelSpec) -> str:
@@ -150,8 +173,7 @@ def _readme(spec: ModelSpec) -> str:
         f"architecture `{spec.tags.architecture}`, {spec.tags.dimensionality}).",
         "",
         "## Inputs and outputs",
-        f"- input: {spec.network.in_channels} channel(s), each normalised per image "
-        f"(percentiles {spec.normalization.low}-{spec.normalization.high} to 0-1).",
+        f"- input: {spec.network.in_channels} channel(s), {_input_scaling(spec)}.",
         f"- output: the raw network output, channels {', '.join(_output_channel_names(spec))}"
         + (f", on a grid of {spec.network.grid} pixels" if spec.network.grid > 1 else "")
         + ".",
