@@ -8,7 +8,8 @@ from bioimageio.spec import load_description
 from bioimageio.spec.model.v0_5 import ModelDescr
 
 from deepscope.errors import ModelError
-from deepscope.spec import read_spec, read_weights
+from deepscope.nets import UNetConfig, build_unet
+from deepscope.spec import ModelSpec, read_spec, read_weights, save_package
 from deepscope.zoo import export_model, import_model, load_model, resolve_model
 from deepscope.zoo.bioimageio import reproduce_test_tensors
 from deepscope.zoo.registry import builtin_names
@@ -68,3 +69,25 @@ def test_export_never_overwrites(tmp_path):
         export_model("unet-nuclei-fluo", tmp_path / "taken", format="bioimageio")
     with pytest.raises(ModelError, match="format must be one of"):
         export_model("unet-nuclei-fluo", tmp_path / "x", format="keras")
+
+
+def test_dataset_normalisation_travels_as_fixed_linear_scaling(tmp_path):
+    config = UNetConfig(depth=1, base_filters=2, in_channels=2, out_channels=3)
+    spec = ModelSpec(
+        name="fixed-scale",
+        task="semantic",
+        network=config,
+        input_axes="CYX",
+        normalization={"mode": "dataset", "bounds": [(10.0, 210.0), (0.0, 4.0)]},
+    )
+    package = save_package(tmp_path / "fixed-scale", spec, build_unet(config).state_dict())
+    folder = export_model(str(package), tmp_path / "exported", format="bioimageio")
+
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    scale = rdf["inputs"][0]["preprocessing"][-1]
+    assert scale["id"] == "scale_linear"
+    np.testing.assert_allclose(scale["kwargs"]["gain"], [1 / 200, 1 / 4])
+    np.testing.assert_allclose(scale["kwargs"]["offset"], [-10 / 200, 0.0])
+    description = load_description(folder / "rdf.yaml", perform_io_checks=False)
+    assert description.validation_summary.status == "valid-format"
+    assert max(reproduce_test_tensors(folder).values()) < 1e-4

@@ -24,6 +24,7 @@ import tifffile
 import torch
 import yaml
 
+from deepscope.data.bioimageio_ops import apply_steps, unsupported
 from deepscope.errors import ModelError
 from deepscope.spec import (
     SPEC_FILE,
@@ -455,7 +456,6 @@ def _space_axes(tensor, what: str) -> tuple[list, int]:
 def _convert_foreign(folder: Path, rdf: dict, dest: Path) -> Path:
     from bioimageio.spec.model.v0_5 import ParameterizedSize, SizeReference
 
-    from deepscope.data.bioimageio_ops import unsupported
     from deepscope.spec import write_spec
 
     descr = _describe(folder)
@@ -564,17 +564,10 @@ def reproduce_test_tensors(folder: Path, atol: float = 1e-4) -> dict[str, float]
     stored test output for each (``ModelError`` when one exceeds ``atol``)."""
     import onnxruntime as ort
 
-    from deepscope.data.normalize import percentile_normalize
-
     rdf = yaml.safe_load(_rdf_path(folder).read_text())
     tensor = rdf["inputs"][0]
     x = np.load(folder / tensor["test_tensor"]["source"]).astype(np.float32)
-    for step in tensor.get("preprocessing", []):
-        if step["id"] == "scale_range":
-            k = step["kwargs"]
-            x = percentile_normalize(x[0], k["min_percentile"], k["max_percentile"])[None]
-        elif step["id"] == "clip":
-            x = np.clip(x, step["kwargs"]["min"], step["kwargs"]["max"])
+    x = apply_steps(x[0], tensor.get("preprocessing", []))[None]
     expected = np.load(folder / rdf["outputs"][0]["test_tensor"]["source"])
     weights = rdf["weights"]
     with warnings.catch_warnings():
