@@ -52,6 +52,15 @@ def test_structn2v_masks_need_the_masking_method():
         get_task("n2v", {"method": "blind_spot_network", "struct_length": 5})
 
 
+def test_patches_favour_bright_targets_only_when_asked():
+    target = np.zeros((2, 8, 8), np.float32)
+    target[0, 2, 3] = 1.0  # bright in the first channel
+    target[1, 5, 5] = 0.3  # dim in the second
+    assert not get_task("care").foreground(target).any()
+    bright = get_task("care", {"signal_level": 0.4, "channels": 2}).foreground(target)
+    assert bright.shape == (8, 8) and list(zip(*np.nonzero(bright))) == [(2, 3)]
+
+
 def test_care_targets_are_normalised_images_with_the_right_channels():
     task = get_task("care")
     target = task.make_target(np.linspace(0, 255, 64, dtype=np.float32).reshape(1, 8, 8))

@@ -41,6 +41,14 @@ class RestorationParams(BaseModel):
     )
     target_low: float = Field(1.0, ge=0, le=100, description="target percentile mapped to 0")
     target_high: float = Field(99.8, ge=0, le=100, description="target percentile mapped to 1")
+    signal_level: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="favour training patches centred on signal: pixels where the target "
+        "exceeds this fraction of its 99.8th percentile (the config's foreground_fraction of "
+        "patches); 0 places every patch uniformly",
+    )
 
     @model_validator(mode="after")
     def _low_below_high(self) -> RestorationParams:
@@ -103,8 +111,13 @@ class RestorationTask(Task):
         return percentile_normalize(mask, p.target_low, p.target_high)
 
     def foreground(self, target: np.ndarray) -> np.ndarray:
-        """No preferred pixels: restoration patches are placed uniformly."""
-        return np.zeros(target.shape[1:], bool)
+        """Pixels where the target is bright (``signal_level``), which patch sampling
+        favours as CSBDeep and CAREamics do; none when ``signal_level`` is 0."""
+        level = self.params.signal_level
+        if level == 0:
+            return np.zeros(target.shape[1:], bool)
+        brightest = target.max(axis=0)
+        return brightest > level * np.percentile(brightest, 99.8)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         error = output - target
