@@ -112,7 +112,7 @@ def percentile_normalize(
 
 def input_bounds(image: np.ndarray, settings: Normalization) -> tuple[np.ndarray, np.ndarray]:
     """The per-channel values of a channel-first ``image`` that its normalisation maps to
-    0 and 1: its percentiles, or 0 and 1 when it is not percentile-normalised."""
+    0 and 1: its percentiles, the stored ``bounds`` (mode ``dataset``), or 0 and 1."""
     if settings.mode == "percentile":
         return percentile_bounds(image, settings.low, settings.high)
     if settings.mode == "dataset":

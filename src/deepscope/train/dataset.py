@@ -37,24 +37,67 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
     return to_spatial(truth.data, truth.axes, ndim)
 
 
-def fit_normalization(
-    normalization: Normalization, image_dir: Path, ndim: int, axes: str | None = None
-) -> Normalization:
+def fit_normalization(normalization: Normalization, raws: Sequence[np.ndarray]) -> Normalization:
     """``normalization`` ready to apply: mode ``dataset`` without bounds gets them measured
-    on the images in ``image_dir``; every other setting is returned as it is."""
+    on the channel-first training images ``raws``; every other setting is returned as it is."""
     if normalization.mode != "dataset" or normalization.bounds is not None:
         return normalization
-    raws = []
-    for path in list_images([image_dir]):
-        image = read_image(path, axes=axes)
-        raws.append(to_channel_first(image.data, image.axes, ndim))
-    if len({r.shape[0] for r in raws}) > 1:
-        raise InputError(
-            "training images have different channel counts; give images with the same "
-            "channels (or pass --axes)"
-        )
     bounds = dataset_bounds(raws, normalization.low, normalization.high)
     return normalization.model_copy(update={"bounds": bounds})
+
+
+def read_pairs(
+    image_dir: Path, mask_dir: Path | None, task: Task, ndim: int, axes: str | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(stem, raw image (C, *spatial), truth)`` for image/mask pairs matched by stem,
+    checked to match pixel for pixel and to share one channel count. Without ``mask_dir``
+    the raw image is its own truth."""
+    if mask_dir is None:
+        paths = [(path, None) for path in list_images([image_dir])]
+    else:
+        paths = match_pairs(image_dir, mask_dir)
+    pairs = []
+    for image_path, mask_path in paths:
+        image = read_image(image_path, axes=axes)
+        raw = to_channel_first(image.data, image.axes, ndim)
+        y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim)
+        if raw.shape[1:] != y.shape[-ndim:]:
+            raise InputError(
+                f"image {image_path.name} has spatial shape {raw.shape[1:]} but its target "
+                f"{mask_path.name} has {y.shape[-ndim:]}; targets must match their images "
+                "pixel for pixel"
+            )
+        pairs.append((image_path.stem, raw, y))
+    channels = {raw.shape[0] for _, raw, _ in pairs}
+    if len(channels) > 1:
+        raise InputError(
+            f"training images have different channel counts {sorted(channels)}; "
+            "give images with the same channels (or pass --axes)"
+        )
+    return pairs
+
+
+def build_samples(
+    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    task: Task,
+    normalization: Normalization,
+) -> list[Sample]:
+    """Normalise the raw images of ``read_pairs`` and build the task's targets.
+
+    Self-supervised tasks make their targets from the normalised image itself; their truths,
+    when given, are clean images that only score the model.
+    """
+    samples = []
+    for name, raw, y in pairs:
+        x = normalize(raw, normalization)
+        if task.self_supervised:
+            target = task.make_target(x)
+        elif task.target_is_image:
+            target = task.make_target(y, input_bounds(raw, normalization))
+        else:
+            target = task.make_target(y)
+        samples.append(Sample(name, x, target, y, np.flatnonzero(task.foreground(target))))
+    return samples
 
 
 def load_samples(
@@ -65,44 +108,8 @@ def load_samples(
     ndim: int,
     axes: str | None = None,
 ) -> list[Sample]:
-    """Read image/mask pairs matched by stem, normalise images and build task targets.
-
-    Self-supervised tasks make their targets from the normalised image itself; their
-    ``mask_dir``, when given, holds clean images that are only the truth for scoring.
-    Without ``mask_dir`` the raw image is its own truth.
-    """
-    samples = []
-    if mask_dir is None:
-        pairs = [(path, None) for path in list_images([image_dir])]
-    else:
-        pairs = match_pairs(image_dir, mask_dir)
-    for image_path, mask_path in pairs:
-        image = read_image(image_path, axes=axes)
-        raw = to_channel_first(image.data, image.axes, ndim)
-        x = normalize(raw, normalization)
-        y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim)
-        if x.shape[1:] != y.shape[-ndim:]:
-            raise InputError(
-                f"image {image_path.name} has spatial shape {x.shape[1:]} but its target "
-                f"{mask_path.name} has {y.shape[-ndim:]}; targets must match their images "
-                "pixel for pixel"
-            )
-        if task.self_supervised:
-            target = task.make_target(x)
-        elif task.target_is_image:
-            target = task.make_target(y, input_bounds(raw, normalization))
-        else:
-            target = task.make_target(y)
-        samples.append(
-            Sample(image_path.stem, x, target, y, np.flatnonzero(task.foreground(target)))
-        )
-    channels = {s.image.shape[0] for s in samples}
-    if len(channels) > 1:
-        raise InputError(
-            f"training images have different channel counts {sorted(channels)}; "
-            "give images with the same channels (or pass --axes)"
-        )
-    return samples
+    """Read image/mask pairs (:func:`read_pairs`) and build samples (:func:`build_samples`)."""
+    return build_samples(read_pairs(image_dir, mask_dir, task, ndim, axes), task, normalization)
 
 
 def split_samples(

@@ -36,8 +36,10 @@ from deepscope.train.config import TrainConfig
 from deepscope.train.dataset import (
     PatchSampler,
     Sample,
+    build_samples,
     fit_normalization,
     load_samples,
+    read_pairs,
     split_samples,
 )
 from deepscope.train.history import plot_history, write_history
@@ -196,9 +198,11 @@ class Trainer:
                 "for scoring go to --val-targets)"
             )
         report(self.progress, Progress("load", 0, 1, "reading training data"))
-        normalization = fit_normalization(c.normalization, c.images, c.ndim, c.axes)
+        pairs = read_pairs(c.images, c.masks, self.task, c.ndim, c.axes)
+        normalization = fit_normalization(c.normalization, [raw for _, raw, _ in pairs])
         self.config = c = c.model_copy(update={"normalization": normalization})
-        samples = load_samples(c.images, c.masks, self.task, c.normalization, c.ndim, c.axes)
+        samples = build_samples(pairs, self.task, c.normalization)
+        del pairs
         if c.val_images is not None or c.val_masks is not None:
             if c.val_images is None or (c.val_masks is None and not self_supervised):
                 raise ConfigError("give both --val-images and --val-masks, or neither")
