@@ -3,7 +3,7 @@
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_restoration_fmd.py [--care care-fmd-confocal]
         [--n2v n2v-fmd-confocal] [--n2n NAME_OR_FOLDER] [--repeats 5]
-        [--reference runs/careamics]
+        [--reference runs/careamics [runs/careamics-s7 ...]]
 
 Sets: the fields of view of ../shared/data/fmd_confocal_bpae_b that no model was trained or
 validated on (fov14-fov16, all 8 noisy frames each, against the 50-frame average), and
@@ -17,10 +17,10 @@ paper's convention; our models give images in the input's units); ``psnr`` and `
 :func:`deepscope.metrics.restoration.restoration_metrics` on fairly normalised pairs
 (percentile-normalised target, affine fit of the prediction). With ``--reference DIR``, the
 predictions of the reference tool CAREamics written by ``benchmarks/careamics_reference.py``
-(``DIR/n2v/fovNN_noisy_KK.tif``, ``DIR/care/...``) are scored beside ours on the confocal test
-fields (not on test_mix, which that script does not predict). Also the time to restore one
-512x512 image (median of ``--repeats`` after a warm-up, normalisation included). Writes
-benchmarks/results/restoration_fmd.json.
+(``DIR/n2v/fovNN_noisy_KK.tif``, ``DIR/care/...``) are scored beside ours; several folders
+(runs with other seeds, say) give rows of their own, labelled by folder name. Also the time
+to restore one 512x512 image (median of ``--repeats`` after a warm-up, normalisation
+included). Writes benchmarks/results/restoration_fmd.json.
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def main() -> None:
     parser.add_argument("--n2v", default="n2v-fmd-confocal")
     parser.add_argument("--n2n", default=None)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--reference", type=Path, default=None, help="CAREamics outputs")
+    parser.add_argument(
+        "--reference", type=Path, nargs="*", default=[], help="CAREamics output folders"
+    )
     args = parser.parse_args()
 
     models = {
@@ -124,11 +126,15 @@ def main() -> None:
             )
             for method, model in models.items():
                 rows.setdefault(method, []).append(scores(model.predict(noisy).image, clean))
-            for algorithm in ("n2v", "care"):
-                reference = args.reference / algorithm / f"{name}.tif" if args.reference else None
-                if reference is not None and reference.is_file():
-                    pred = read_image(reference).data.astype(np.float32)
-                    rows.setdefault(f"careamics {algorithm}", []).append(scores(pred, clean))
+            for folder in args.reference:
+                label = "" if len(args.reference) == 1 else f" ({folder.name})"
+                for algorithm in ("n2v", "care"):
+                    reference = folder / algorithm / f"{name}.tif"
+                    if reference.is_file():
+                        pred = read_image(reference).data.astype(np.float32)
+                        rows.setdefault(f"careamics {algorithm}{label}", []).append(
+                            scores(pred, clean)
+                        )
         table[set_name] = {
             method: {k: float(np.mean([r[k] for r in values])) for k in values[0]}
             for method, values in rows.items()

@@ -4,6 +4,7 @@ import csv
 import itertools
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -197,3 +198,22 @@ def test_fine_tuning_needs_the_same_network(tiny_settings, tmp_path):
     }
     with pytest.raises(ConfigError, match="same network"):
         train(make_train_config(settings))
+
+
+def test_n2v_validates_on_many_more_patches_unless_told(tiny_settings):
+    from deepscope.tasks import get_task
+    from deepscope.train.dataset import Sample
+    from deepscope.train.trainer import fixed_val_batches
+
+    image = np.random.default_rng(0).random((1, 32, 32), dtype=np.float32)
+    settings = {k: v for k, v in tiny_settings.items() if k != "val_patches"}
+    config = make_train_config({**settings, "patch_size": 16, "batch_size": 8})
+    n2v = get_task("n2v")
+    sample = Sample("a", image, n2v.make_target(image), image, np.arange(image.size))
+
+    def patches(task, settings):
+        return sum(len(x) for x, _ in fixed_val_batches([sample], settings, task))
+
+    assert patches(n2v, config) == 1024
+    assert patches(n2v, config.model_copy(update={"val_patches": 16})) == 16
+    assert patches(get_task("semantic"), config) == 64

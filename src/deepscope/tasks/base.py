@@ -78,6 +78,9 @@ class Task(ABC):
     #: targets are images ``(C, *spatial)`` in intensity units (restoration): they are read
     #: channel-first and intensity augmentation changes them like the input
     target_is_image: ClassVar[bool] = False
+    #: validation patches when the training config gives none: enough that the validation
+    #: loss ranks the epochs (it picks the weights that are kept)
+    val_patches: ClassVar[int] = 64
     #: learns from the images alone (Noise2Void): no masks/targets needed for training
     self_supervised: ClassVar[bool] = False
     #: training targets are label images that stay valid when resampled by their nearest

@@ -65,7 +65,12 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     epochs: int = Field(40, ge=1)
     steps_per_epoch: int = Field(100, ge=1)
-    val_patches: int = Field(64, ge=1, description="fixed validation patches for the val loss")
+    val_patches: int | None = Field(
+        None,
+        ge=1,
+        description="fixed validation patches for the val loss; default: the task's "
+        "(64; 1024 for n2v, whose loss sees only the few blind spots of each patch)",
+    )
     foreground_fraction: float = Field(0.7, ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
     learning_rate: float = Field(1e-3, gt=0)

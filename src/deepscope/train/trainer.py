@@ -106,7 +106,8 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) -> list[tuple]:
-    """Validation patches drawn once with a fixed seed, so val loss is comparable per epoch."""
+    """Validation patches drawn once with a fixed seed, so val loss is comparable per epoch:
+    ``config.val_patches`` of them, or the task's default number (``Task.val_patches``)."""
     sampler = PatchSampler(
         samples,
         config.patch_size,
@@ -116,7 +117,7 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) ->
         np.random.default_rng(config.seed + 1),
         task.prepare_batch,
     )
-    n = math.ceil(config.val_patches / config.batch_size)
+    n = math.ceil((config.val_patches or task.val_patches) / config.batch_size)
     return [sampler.batch() for _ in range(n)]
 
 
