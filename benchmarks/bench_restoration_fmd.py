@@ -17,8 +17,8 @@ paper's convention; our models give images in the input's units); ``psnr`` and `
 :func:`deepscope.metrics.restoration.restoration_metrics` on fairly normalised pairs
 (percentile-normalised target, affine fit of the prediction). With ``--reference DIR``, the
 predictions of the reference tool CAREamics written by ``benchmarks/careamics_reference.py``
-(``DIR/n2v/fovNN_noisy_KK.tif``, ``DIR/care/...``) are scored beside ours; several folders
-(runs with other seeds, say) give rows of their own, labelled by folder name. Also the time
+(``DIR/n2v/fovNN_noisy_KK.tif``, ``DIR/care/...``) are scored beside ours, each folder (runs
+with other seeds, say) in rows of its own labelled by the folder's name. Also the time
 to restore one 512x512 image (median of ``--repeats`` after a warm-up, normalisation
 included). Writes benchmarks/results/restoration_fmd.json.
 """
@@ -127,12 +127,11 @@ def main() -> None:
             for method, model in models.items():
                 rows.setdefault(method, []).append(scores(model.predict(noisy).image, clean))
             for folder in args.reference:
-                label = "" if len(args.reference) == 1 else f" ({folder.name})"
                 for algorithm in ("n2v", "care"):
                     reference = folder / algorithm / f"{name}.tif"
                     if reference.is_file():
                         pred = read_image(reference).data.astype(np.float32)
-                        rows.setdefault(f"careamics {algorithm}{label}", []).append(
+                        rows.setdefault(f"careamics {algorithm} ({folder.name})", []).append(
                             scores(pred, clean)
                         )
         table[set_name] = {

@@ -217,3 +217,4 @@ def test_n2v_validates_on_many_more_patches_unless_told(tiny_settings):
     assert patches(n2v, config) == 1024
     assert patches(n2v, config.model_copy(update={"val_patches": 16})) == 16
     assert patches(get_task("semantic"), config) == 64
+    assert patches(get_task("n2v", {"method": "blind_spot_network"}), config) == 64

@@ -69,7 +69,7 @@ class TrainConfig(BaseModel):
         None,
         ge=1,
         description="fixed validation patches for the val loss; default: the task's "
-        "(64; 1024 for n2v, whose loss sees only the few blind spots of each patch)",
+        "(64; 1024 for n2v masking, whose loss sees only the few blind spots of each patch)",
     )
     foreground_fraction: float = Field(0.7, ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
