@@ -155,3 +155,14 @@ def test_n2v2_variant_blur_pools_and_drops_the_top_skip(ndim):
     x[(0, 0, *(8,) * ndim)] = 1.0
     assert net(x).shape == x.shape
     assert "pools.0.kernel" not in net.state_dict()  # the blur is fixed, not a weight
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_a_head_convolution_widens_the_features_before_the_output(ndim):
+    config = tiny(ndim=ndim, out_channels=5, head_filters=12, grid=2)
+    net = build_unet(config).eval()
+    assert net.features[0].out_channels == 12 and net.features[0].kernel_size == (3,) * ndim
+    assert net.head.in_channels == 12
+    with torch.no_grad():
+        assert net(torch.randn(1, 1, *(16,) * ndim)).shape == (1, 5, *(8,) * ndim)
+    assert not hasattr(build_unet(tiny(ndim=ndim)), "features")  # off by default

@@ -58,7 +58,9 @@ def _interrupt_at(step: int):
     return callback
 
 
-def test_resume_after_interruption_gives_the_same_model(tiny_settings, tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_after_interruption_gives_the_same_model(tiny_settings, tmp_path, ema_decay):
+    tiny_settings = {**tiny_settings, "ema_decay": ema_decay}
     straight = train(make_train_config({**tiny_settings, "out": tmp_path / "a"}))
 
     settings = {**tiny_settings, "out": tmp_path / "b"}
@@ -72,6 +74,22 @@ def test_resume_after_interruption_gives_the_same_model(tiny_settings, tmp_path)
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     history = list(csv.DictReader(open(resumed / "history.csv")))
     assert len(history) == 2
+
+
+def test_weight_averaging_keeps_a_moving_average_of_the_weights(tiny_settings, tmp_path):
+    from deepscope.train.checkpoint import load_checkpoint
+
+    settings = {**tiny_settings, "epochs": 1, "steps_per_epoch": 2, "ema_decay": 0.5}
+    with pytest.raises(TrainingInterrupted):
+        train(make_train_config(settings), progress=_interrupt_at(1))
+    first = load_checkpoint(make_train_config(settings).package_dir / "checkpoints")
+    folder = train(make_train_config(settings), resume=True)
+
+    last = load_checkpoint(folder / "checkpoints")
+    key = next(k for k in first["model"] if k.endswith("weight"))
+    expected = 0.5 * first["model"][key] + 0.5 * last["model"][key]  # two steps, decay 0.5
+    torch.testing.assert_close(last["ema"][f"module.{key}"], expected)
+    torch.testing.assert_close(read_weights(folder, read_spec(folder))[key], expected)
 
 
 def test_dataset_normalisation_is_measured_on_the_training_images_and_stored(tiny_settings):

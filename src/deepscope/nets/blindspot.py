@@ -103,10 +103,16 @@ class BlindSpotUNet(nn.Module):
                 "the blind-spot network is 2D only; for 3D use Noise2Void masking "
                 "(network.blind_spot false)"
             )
-        if config.grid > 1 or config.residual or config.pool != "max" or not config.top_skip:
+        if (
+            config.grid > 1
+            or config.residual
+            or config.pool != "max"
+            or not config.top_skip
+            or config.head_filters
+        ):
             raise ConfigError(
-                "the blind-spot network takes none of grid, residual, pool blurmax or "
-                "top_skip false; leave those at their defaults"
+                "the blind-spot network takes none of grid, residual, pool blurmax, "
+                "top_skip false or head_filters; leave those at their defaults"
             )
         self.config = config
         f = config.base_filters

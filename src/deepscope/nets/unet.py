@@ -41,6 +41,12 @@ class UNetConfig(BaseModel):
     top_skip: bool = Field(
         True, description="skip connection at full resolution (N2V2 drops it: fewer artefacts)"
     )
+    head_filters: int = Field(
+        0,
+        ge=0,
+        description="a 3x3 convolution with this many filters and a ReLU between the U-Net "
+        "and the 1x1 output layer (StarDist's conv after the U-Net); 0 = none",
+    )
     blind_spot: bool = Field(
         False,
         description="2D blind-spot network (Laine et al. 2019): no output pixel sees its own "
@@ -147,7 +153,13 @@ class UNet(nn.Module):
             skip = level > 0 or config.top_skip
             self.decoders.append(_DoubleConv(nd, 2 * f if skip else f, f, norm))
         conv = nn.Conv2d if nd == 2 else nn.Conv3d
-        self.head = conv(filters[0], config.out_channels, 1)
+        c_head = filters[0]
+        if config.head_filters:
+            self.features = nn.Sequential(
+                conv(c_head, config.head_filters, 3, padding=1), nn.ReLU(inplace=True)
+            )
+            c_head = config.head_filters
+        self.head = conv(c_head, config.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -162,6 +174,8 @@ class UNet(nn.Module):
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             h = up(h)
             h = dec(h if skip is None else torch.cat([h, skip], dim=1))
+        if self.config.head_filters:
+            h = self.features(h)
         out = self.head(h)
         if self.config.residual:
             out = out + x

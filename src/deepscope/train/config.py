@@ -26,6 +26,9 @@ class NetworkSettings(BaseModel):
     grid: int = Field(1, ge=1, le=8, description="output subsampling (stardist: 2 is faster)")
     pool: Literal["max", "blurmax"] = Field("max", description="blurmax: anti-aliased (N2V2)")
     top_skip: bool = Field(True, description="full-resolution skip connection (N2V2: off)")
+    head_filters: int = Field(
+        0, ge=0, description="3x3 conv with this many filters before the output layer; 0 = none"
+    )
     dropout: float = Field(0.3, ge=0, lt=1, description="classify: dropout before the class head")
 
 
@@ -78,6 +81,13 @@ class TrainConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD (Nesterov) momentum")
     lr_schedule: Literal["cosine", "plateau", "step", "constant"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
+    ema_decay: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="weight averaging: validate and keep an exponential moving average of "
+        "the weights, updated every step with this decay (e.g. 0.995); 0 = off",
+    )
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints; 0 = epochs")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

@@ -14,11 +14,13 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import ValidationError
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError
@@ -77,6 +79,51 @@ def lr_factor(config: TrainConfig, step: int) -> float:
     if config.lr_schedule == "step":
         return 0.1 ** (step // max(1, total // 3))
     return 1.0
+
+
+def weight_average(net: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``net``'s weights and batch-norm statistics,
+    or ``None`` when ``decay`` is 0 (off)."""
+    if not decay:
+        return None
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+@dataclass
+class Learner:
+    """What training steps change: the network, its weight average (or ``None``), the
+    optimiser, the plateau schedule (or ``None``) and the patch-sampling generator."""
+
+    net: torch.nn.Module
+    averaged: AveragedModel | None
+    optimizer: torch.optim.Optimizer
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
+    rng: np.random.Generator
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """The weights that are validated and kept: the average when there is one."""
+        return self.averaged.module if self.averaged is not None else self.net
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.net.state_dict(),
+            "ema": self.averaged.state_dict() if self.averaged is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "plateau": self.plateau.state_dict() if self.plateau is not None else None,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, ckpt: dict) -> None:
+        self.net.load_state_dict(ckpt["model"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(ckpt["ema"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(ckpt["plateau"])
+        self.rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
 
 
 @contextmanager
@@ -230,6 +277,7 @@ class Trainer:
             grid=n.grid,
             pool=n.pool,
             top_skip=n.top_skip,
+            head_filters=n.head_filters,
             blind_spot=self.task.blind_spot_network,
         )
         if c.patch_size % config.divisor or c.patch_size < 2 * config.divisor:
@@ -281,6 +329,7 @@ class Trainer:
             else None
         )
         sampler = self.make_sampler(train, rng)
+        learner = Learner(net, weight_average(net, c.ema_decay), optimizer, plateau, rng)
         val_batches = self.validation_batches(val)
 
         state = {
@@ -311,54 +360,32 @@ class Trainer:
                     f"the checkpoint in {self.ckpt_dir} was made with other "
                     "settings; resume with the same settings or start afresh"
                 )
-            net.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            if plateau is not None:
-                plateau.load_state_dict(ckpt["plateau"])
-            rng.bit_generator.state = ckpt["rng"]
-            torch.set_rng_state(ckpt["torch_rng"])
+            learner.load_state_dict(ckpt)
             state = ckpt["state"]
 
         total_steps = c.epochs * c.steps_per_epoch
         with sigterm_as_interrupt():
             try:
-                self._loop(
-                    net,
-                    optimizer,
-                    plateau,
-                    sampler,
-                    val_batches,
-                    state,
-                    rng,
-                    channels_last,
-                    total_steps,
-                )
+                self._loop(learner, sampler, val_batches, state, channels_last, total_steps)
             except KeyboardInterrupt:
-                self._checkpoint(net, optimizer, plateau, rng, state)
+                self._checkpoint(learner, state)
                 raise TrainingInterrupted(
                     f"training interrupted at epoch {state['epoch'] + 1} step {state['step']}; "
                     "run the same command with --resume to go on"
                 ) from None
         return self._finish(net, net_config, len(train), val, state)
 
-    def _checkpoint(self, net, optimizer, plateau, rng, state) -> None:
+    def _checkpoint(self, learner: Learner, state: dict) -> None:
         save_checkpoint(
-            {
-                "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "plateau": plateau.state_dict() if plateau is not None else None,
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "state": state,
-                "config": self.config.model_dump(mode="json"),
-            },
+            {**learner.state_dict(), "state": state, "config": self.config.model_dump(mode="json")},
             self.ckpt_dir,
         )
 
     def _loop(
-        self, net, optimizer, plateau, sampler, val_batches, state, rng, channels_last, total_steps
+        self, learner: Learner, sampler, val_batches, state, channels_last, total_steps
     ) -> None:
         c = self.config
+        net, optimizer, plateau = learner.net, learner.optimizer, learner.plateau
         while state["epoch"] < c.epochs:
             net.train()
             t0 = time.perf_counter()
@@ -369,6 +396,8 @@ class Trainer:
                         group["lr"] = c.learning_rate * lr_factor(c, global_step)
                 x, y = sampler.batch()
                 loss, metrics = self._step(net, optimizer, x, y, channels_last)
+                if learner.averaged is not None:
+                    learner.averaged.update_parameters(net)
                 state["loss_sum"] += loss
                 sums = state.setdefault("metric_sums", {})
                 for key, value in metrics.items():
@@ -387,8 +416,8 @@ class Trainer:
                     ),
                 )
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
-                    self._checkpoint(net, optimizer, plateau, rng, state)
-            val_loss, val_metrics = self._validate(net, val_batches, channels_last)
+                    self._checkpoint(learner, state)
+            val_loss, val_metrics = self._validate(learner.kept, val_batches, channels_last)
             row = {
                 "epoch": state["epoch"] + 1,
                 "train_loss": state["loss_sum"] / c.steps_per_epoch,
@@ -404,9 +433,9 @@ class Trainer:
                 plateau.step(val_loss)
             if val_loss < state["best"]:
                 state["best"] = val_loss
-                save_checkpoint({"model": net.state_dict()}, self.ckpt_dir, BEST_WEIGHTS)
+                save_checkpoint({"model": learner.kept.state_dict()}, self.ckpt_dir, BEST_WEIGHTS)
             state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, metric_sums={})
-            self._checkpoint(net, optimizer, plateau, rng, state)
+            self._checkpoint(learner, state)
             write_history(state["history"], self.folder / "history.csv")
             report(
                 self.progress,
