@@ -165,4 +165,4 @@ def test_a_head_convolution_widens_the_features_before_the_output(ndim):
     assert net.head.in_channels == 12
     with torch.no_grad():
         assert net(torch.randn(1, 1, *(16,) * ndim)).shape == (1, 5, *(8,) * ndim)
-    assert not hasattr(build_unet(tiny(ndim=ndim)), "features")  # off by default
+    assert isinstance(build_unet(tiny(ndim=ndim)).features, nn.Identity)  # off by default

@@ -153,12 +153,12 @@ class UNet(nn.Module):
             skip = level > 0 or config.top_skip
             self.decoders.append(_DoubleConv(nd, 2 * f if skip else f, f, norm))
         conv = nn.Conv2d if nd == 2 else nn.Conv3d
-        c_head = filters[0]
-        if config.head_filters:
-            self.features = nn.Sequential(
-                conv(c_head, config.head_filters, 3, padding=1), nn.ReLU(inplace=True)
-            )
-            c_head = config.head_filters
+        c_head = config.head_filters or filters[0]
+        self.features = (
+            nn.Sequential(conv(filters[0], c_head, 3, padding=1), nn.ReLU(inplace=True))
+            if config.head_filters
+            else nn.Identity()
+        )
         self.head = conv(c_head, config.out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,9 +174,7 @@ class UNet(nn.Module):
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
             h = up(h)
             h = dec(h if skip is None else torch.cat([h, skip], dim=1))
-        if self.config.head_filters:
-            h = self.features(h)
-        out = self.head(h)
+        out = self.head(self.features(h))
         if self.config.residual:
             out = out + x
         return out
