@@ -3,13 +3,15 @@ time, AP table, prediction time, and peak memory on a very large image.
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_nuclei_2d.py --model stardist-nuclei-fluo \
-        [--repeats 5] [--large 8192]
+        [--repeats 5] [--large 8192] [--precision float32|int8|auto]
 
 Prints the training time recorded in the model package, the AP table on
 ../shared/data/dsb2018/fluorescence/val, the end-to-end prediction time of one 1104x1104
 image after the model is loaded (normalisation, network, post-processing to labels), and,
 with ``--large N``, the time and peak resident memory of predicting one NxN image (a
-real DSB image repeated) in a fresh process. Writes benchmarks/results/<model>.json.
+real DSB image repeated) in a fresh process. ``--precision`` runs the network at that
+precision instead of the model's default (``int8``: the package's int8 network). Writes
+benchmarks/results/<model>.json (<model>_<precision>.json with ``--precision``).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ import resource, sys, time
 import numpy as np
 import deepscope
 from deepscope.io import read_image
-model = deepscope.load_model(sys.argv[1], device="cpu")
+precision = None if sys.argv[4] == "default" else sys.argv[4]
+model = deepscope.load_model(sys.argv[1], device="cpu", precision=precision)
 size = int(sys.argv[2])
 tile = read_image(sys.argv[3]).data
 image = np.tile(tile, (size // tile.shape[0] + 1, size // tile.shape[1] + 1))[:size, :size]
@@ -79,14 +82,22 @@ print(f"{seconds:.3f} {peak:.3f} {int(labels.max())}")
 """
 
 
-def time_large(model_name: str, size: int) -> dict:
+def time_large(model_name: str, size: int, precision: str | None) -> dict:
     """Predict one size x size image in a fresh process; its time and peak RSS (GB)."""
     import subprocess
     import sys
 
     source = sorted((DATA / "val" / "images").glob("*.tif"))[0]
     run = subprocess.run(
-        [sys.executable, "-c", LARGE_CHILD, model_name, str(size), str(source)],
+        [
+            sys.executable,
+            "-c",
+            LARGE_CHILD,
+            model_name,
+            str(size),
+            str(source),
+            precision or "default",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -106,11 +117,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--large", type=int, default=0, help="also predict one NxN image")
+    parser.add_argument("--precision", default=None, help="default: the model's")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    model = deepscope.load_model(args.model, device="cpu")
+    model = deepscope.load_model(args.model, device="cpu", precision=args.precision)
+    network = "int8 network" if model.predictor.int8 else "float network"
+    print(f"precision {args.precision or 'of the model'}: {network} in {model.backend}")
     training = model.spec.training
     print(
         f"model {model.name}: trained {training.get('epochs_done')} epochs in "
@@ -154,12 +168,15 @@ def main() -> None:
         "training": {
             k: training.get(k) for k in ("seconds", "epochs_done", "device", "threads", "command")
         },
+        "precision": args.precision or model.spec.prediction.precision,
+        "int8": model.predictor.int8,
+        "backend": model.backend,
         "val_metrics": metrics,
         "evaluate_seconds": eval_seconds,
         "predict_1104": timing,
     }
     if args.large:
-        large = time_large(args.model, args.large)
+        large = time_large(args.model, args.large, args.precision)
         print(
             f"prediction of one {args.large}x{args.large} image in a fresh process: "
             f"{large['seconds']:.1f} s, peak resident memory {large['peak_rss_gb']:.2f} GB, "
@@ -168,7 +185,8 @@ def main() -> None:
         out["predict_large"] = large
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    path = results / f"{model.name}.json"
+    suffix = f"_{args.precision}" if args.precision else ""
+    path = results / f"{model.name}{suffix}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {path}")
 

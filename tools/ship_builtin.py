@@ -3,6 +3,7 @@
 Usage: .venv/bin/python tools/ship_builtin.py runs/unet-nuclei-fluo [--float32]
            [--tile 2048] [--overlap 96] [--precision auto] [--cpu-backend onnx]
            [--config configs/unet-nuclei-fluo.yaml] [--version 1.1.0]
+           [--int8-images TRAIN_IMAGES --int8-val VAL_IMAGES VAL_MASKS]
 
 Prediction defaults are reset to those of this deepscope version, except the tile size,
 overlap, network precision and faster CPU runtime given here (the runtime defaults to the
@@ -13,6 +14,8 @@ per_class.csv, reconstructions.png) are copied; checkpoints are not. With --conf
 repository config that trains the model, for a run started from a copy elsewhere), the
 training command and the data paths recorded in model.json become those of that config, as
 run from the repository root; --version sets the model's version (raise it with new weights).
+--int8-images adds an int8 copy of the network calibrated on 32 of those images (from the
+shipped float16 weights), scored on the --int8-val images and masks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from deepscope.spec import Prediction, read_spec, read_weights, save_package
 from deepscope.train.config import load_train_config
+from deepscope.zoo.quantize import quantize_model
 from deepscope.zoo.registry import BUILTIN_DIR
 
 PATH_KEYS = ("out", "images", "masks", "val_images", "val_masks", "mapping", "init_from")
@@ -52,10 +56,14 @@ def main() -> None:
     parser.add_argument("--float32", action="store_true")
     parser.add_argument("--tile", type=int, default=Prediction().tile)
     parser.add_argument("--overlap", type=int, default=Prediction().overlap)
-    parser.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "auto"])
+    parser.add_argument(
+        "--precision", default="float32", choices=["float32", "bfloat16", "int8", "auto"]
+    )
     parser.add_argument("--cpu-backend", default=None, choices=["torch", "onnx"])
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--version", default=None)
+    parser.add_argument("--int8-images", type=Path, default=None)
+    parser.add_argument("--int8-val", type=Path, nargs=2, default=None, metavar=("IMAGES", "MASKS"))
     args = parser.parse_args()
     spec = read_spec(args.package)
     prediction = Prediction(
@@ -84,6 +92,9 @@ def main() -> None:
     ):
         if (args.package / name).is_file():
             shutil.copyfile(args.package / name, target / name)
+    if args.int8_images:
+        val_images, val_masks = args.int8_val or (None, None)
+        quantize_model(target, args.int8_images, val_images=val_images, val_masks=val_masks)
     size = sum(p.stat().st_size for p in target.iterdir()) / 1e6
     print(f"shipped {spec.name} to {target} ({size:.1f} MB)")
 

@@ -30,6 +30,7 @@ from deepscope.nets.unet import UNetConfig
 FORMAT_VERSION = 1
 SPEC_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
+INT8_FILE = "network-int8.onnx"
 
 
 class Tags(BaseModel):
@@ -51,10 +52,12 @@ class Prediction(BaseModel):
     overlap: int = Field(96, description="overlap of neighbouring tiles in pixels")
     batch_size: int = 1
     tta: bool = Field(False, description="average over flips (4x slower, often more accurate)")
-    precision: Literal["float32", "bfloat16", "auto"] = Field(
+    precision: Literal["float32", "bfloat16", "int8", "auto"] = Field(
         "float32",
         description="network arithmetic; float32 = full float32 (TF32 off on NVIDIA GPUs); "
-        "auto = the fastest: bfloat16 on CPUs with native support, TF32 on NVIDIA GPUs",
+        "int8 = the package's int8 network in onnxruntime (CPU); auto = the fastest: the "
+        "int8 network on the CPU where the package has one, else bfloat16 on CPUs with "
+        "native support, TF32 on NVIDIA GPUs",
     )
     cpu_backend: Literal["torch", "onnx"] = Field(
         "torch", description="the faster CPU runtime for this network, measured; used by auto"
@@ -80,6 +83,24 @@ class ExternalNetwork(BaseModel):
     divisor: int = Field(1, ge=1, description="input sizes must be multiples of this")
     min_size: int = Field(1, ge=1, description="smallest input size per spatial axis")
     grid: int = Field(1, ge=1, description="output subsampling")
+
+
+class Int8Network(BaseModel):
+    """An 8-bit integer copy of the network (ONNX, for onnxruntime on the CPU), made by
+    :func:`deepscope.zoo.quantize.quantize_model` from the package's own weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(
+        INT8_FILE, pattern=r"^[\w.-]+\.onnx$", description="ONNX file inside the package"
+    )
+    sha256: str = Field(..., min_length=64, max_length=64)
+    calibration: dict[str, Any] = Field(
+        default_factory=dict, description="the images whose value ranges set the scales"
+    )
+    validation: dict[str, Any] = Field(
+        default_factory=dict, description="metrics of the int8 network, as 'validation'"
+    )
 
 
 def _network_kind(value: Any) -> str:
@@ -119,6 +140,9 @@ class ModelSpec(BaseModel):
         "model rescales images to it (predict --diameter)",
     )
     prediction: Prediction = Field(default_factory=Prediction)
+    int8: Int8Network | None = Field(
+        None, description="an int8 copy of the network for fast CPU prediction, if made"
+    )
     tags: Tags = Field(default_factory=Tags)
     training: dict[str, Any] = Field(default_factory=dict)
     validation: dict[str, Any] = Field(default_factory=dict)
@@ -261,9 +285,27 @@ def check_external_weights(folder: str | Path, network: ExternalNetwork) -> Path
     return path
 
 
+def read_int8_network(folder: str | Path, spec: ModelSpec) -> bytes | None:
+    """The package's int8 ONNX network after checking its sha256; ``None`` if it has none."""
+    if spec.int8 is None:
+        return None
+    path = Path(folder) / spec.int8.file
+    if not path.is_file():
+        raise ModelError(
+            f"model package '{folder}' lists an int8 network but has no {spec.int8.file}"
+        )
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != spec.int8.sha256:
+        raise ModelError(
+            f"{path} does not match the sha256 in {SPEC_FILE}; the file was changed or damaged"
+        )
+    return data
+
+
 def check_weights(folder: str | Path, spec: ModelSpec) -> None:
     """Verify a package's weights (sha256, format) without building its network."""
     if isinstance(spec.network, ExternalNetwork):
         check_external_weights(folder, spec.network)
     else:
         read_weights(folder, spec)
+    read_int8_network(folder, spec)

@@ -58,7 +58,7 @@ def test_bfloat16_prediction_stays_close_to_float32():
 def test_an_unknown_precision_is_a_config_error():
     from deepscope.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="float32, bfloat16 or auto"):
+    with pytest.raises(ConfigError, match="float32, bfloat16, int8 or auto"):
         load_model("unet-nuclei-fluo", precision="fp8")
 
 

@@ -38,8 +38,9 @@ err_console = Console(stderr=True)
 PrecisionOption = Annotated[
     str | None,
     typer.Option(
-        help="float32|bfloat16|auto (auto: bfloat16 where the CPU has it natively, TF32 on "
-        "NVIDIA GPUs; float32: full float32 everywhere)"
+        help="float32|bfloat16|int8|auto (auto: the model's int8 network on the CPU where "
+        "it has one, else bfloat16 where the CPU has it natively, TF32 on NVIDIA GPUs; "
+        "float32: full float32 everywhere)"
     ),
 ]
 BackendOption = Annotated[
@@ -758,6 +759,34 @@ def models_export(
 
     path = export_model(name, out, format)
     out_console.print(f"wrote {path}")
+
+
+@models_app.command("quantize")
+def models_quantize(
+    name: Annotated[str, typer.Argument(help="model name (your library) or folder")],
+    images: Annotated[
+        list[Path], typer.Option("--images", help="images to calibrate on (repeatable)")
+    ],
+    count: Annotated[int, typer.Option(help="how many of the images to use")] = 32,
+    side: Annotated[int, typer.Option(help="largest crop edge per image, pixels")] = 512,
+    axes: Annotated[str | None, typer.Option(help="axes of the images")] = None,
+    val_images: Annotated[
+        Path | None, typer.Option(help="score the int8 network on these images")
+    ] = None,
+    val_masks: Annotated[
+        Path | None, typer.Option("--val-masks", "--val-targets", help="their ground truth")
+    ] = None,
+) -> None:
+    """Add an int8 copy of a U-Net model's network for fast CPU prediction (onnxruntime;
+    used with --precision int8 or auto); calibrated on images like those it will see."""
+    from deepscope.spec import read_spec
+    from deepscope.zoo import quantize_model
+
+    folder = quantize_model(name, images, count, side, axes, val_images, val_masks)
+    metrics = read_spec(folder).int8.validation
+    if metrics:
+        _print_metrics(metrics, title=f"int8 network on {val_images}")
+    out_console.print(f"added an int8 network to {folder}")
 
 
 @models_app.command("remove")

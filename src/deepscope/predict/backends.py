@@ -105,6 +105,36 @@ def onnx_fn(model: bytes, threads: int | None = None) -> BatchFn:
     return fn
 
 
+def use_int8(precision: str, backend: str, device: torch.device, available: bool) -> bool:
+    """Whether to run the model's int8 network (``available``: the package has one):
+    ``precision`` ``'int8'`` always (a clear error where it cannot run), ``'auto'`` on
+    the CPU unless the torch backend is asked for."""
+    check_backend(backend)
+    if precision == "int8":
+        if not available:
+            raise ConfigError(
+                "this model has no int8 network; make one with 'deepscope models quantize "
+                "MODEL --images DIR', or choose --precision float32 or auto"
+            )
+        if device.type != "cpu":
+            raise ConfigError(
+                f"int8 networks run on the CPU (onnxruntime); on {device.type} use "
+                "--precision auto or float32"
+            )
+        if backend == "torch":
+            raise ConfigError("int8 networks run in onnxruntime; drop --backend torch")
+        if not onnxruntime_available():
+            raise ConfigError("int8 networks need onnxruntime: pip install onnxruntime")
+        return True
+    return (
+        precision == "auto"
+        and available
+        and device.type == "cpu"
+        and backend != "torch"
+        and onnxruntime_available()
+    )
+
+
 def check_backend(backend: str) -> str:
     """``backend`` if it is one of :data:`BACKENDS`, else a clear error."""
     if backend not in BACKENDS:

@@ -15,7 +15,7 @@ from deepscope.devices import resolve_device
 from deepscope.errors import InputError
 from deepscope.io.axes import default_axes
 from deepscope.nets.unet import fuse_batchnorm
-from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn
+from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn, use_int8
 from deepscope.predict.external import ExternalRunner
 from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
@@ -134,7 +134,8 @@ class Predictor:
     the CPU when ``cpu_backend``, the model's measured faster CPU runtime, says so and the
     arithmetic is float32 (see :func:`~deepscope.predict.backends.choose_backend`).
     ``net`` may also be an :class:`~deepscope.predict.external.ExternalRunner` (an imported
-    network), which brings its own runtime.
+    network), which brings its own runtime. ``int8_network``: the package's int8 ONNX
+    network, run instead of ``net`` where :func:`~deepscope.predict.backends.use_int8` says.
     """
 
     def __init__(
@@ -147,18 +148,23 @@ class Predictor:
         precision: str = "float32",
         backend: str = "torch",
         cpu_backend: str = "torch",
+        int8_network: bytes | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.config = net.config
         self.task = task
         self.normalization = normalization
         self.input_axes = input_axes
+        self.int8 = use_int8(precision, backend, self.device, int8_network is not None)
         if isinstance(net, ExternalRunner):
             self.backend, self.fn = net.backend, net.fn
             return
         self.net = fuse_batchnorm(net).to(self.device)
         if self.device.type == "cpu" and net.config.ndim == 2:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if self.int8:
+            self.backend, self.fn = "onnx", onnx_fn(int8_network)
+            return
         self.backend = choose_backend(backend, self.device, precision, cpu_backend)
         if self.backend == "onnx":
             from deepscope.nets.onnx import export_onnx

@@ -1,7 +1,8 @@
 """Model packages by name: built-in models shipped with deepscope, the user's library,
-favourites, and sharing (zip, bioimage.io)."""
+favourites, sharing (zip, bioimage.io) and int8 copies for fast CPU prediction."""
 
 from deepscope.zoo.model import Model, load_model
+from deepscope.zoo.quantize import quantize_model
 from deepscope.zoo.registry import (
     favourites,
     list_models,
@@ -18,6 +19,7 @@ __all__ = [
     "import_model",
     "list_models",
     "load_model",
+    "quantize_model",
     "remove_model",
     "resolve_model",
     "set_favourite",

@@ -290,8 +290,8 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
         (stage / ONNX_FILE).write_bytes(export_onnx(net))
         _cover(raw, y, spec, stage / "cover.png")
         (stage / "README.md").write_text(_readme(spec))
-        shutil.copyfile(folder / SPEC_FILE, stage / SPEC_FILE)
-        shutil.copyfile(folder / WEIGHTS_FILE, stage / WEIGHTS_FILE)
+        for name in _own_files(spec):
+            shutil.copyfile(folder / name, stage / name)
         (stage / RDF_FILE).write_text(yaml.safe_dump(_rdf(spec, stage), sort_keys=False))
         if out.suffix == ".zip":
             tmp = work / "package.zip"
@@ -304,6 +304,12 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _own_files(spec: ModelSpec) -> list[str]:
+    """The files of our own package, attached to a bioimage.io export so that it imports
+    back unchanged."""
+    return [SPEC_FILE, WEIGHTS_FILE] + ([spec.int8.file] if spec.int8 else [])
 
 
 def _file(stage: Path, name: str) -> dict:
@@ -389,7 +395,7 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
             },
             "onnx": {**_file(stage, ONNX_FILE), "opset_version": 17, "parent": "torchscript"},
         },
-        "attachments": [_file(stage, SPEC_FILE), _file(stage, WEIGHTS_FILE)],
+        "attachments": [_file(stage, name) for name in _own_files(spec)],
         "config": {"deepscope": {"version": __version__, "task": spec.task}},
     }
 
@@ -409,7 +415,7 @@ def package_from_bioimageio(folder: Path, dest: Path) -> Path:
     attached = {Path(str(a.get("source", ""))).name for a in rdf.get("attachments") or []}
     dest.mkdir(parents=True)
     if {SPEC_FILE, WEIGHTS_FILE} <= attached:
-        for name in (SPEC_FILE, WEIGHTS_FILE, "cover.png", "README.md"):
+        for name in sorted(attached | {"cover.png", "README.md"}):
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, dest / name)
         return dest

@@ -17,7 +17,13 @@ from deepscope.predict.predictor import Predictor, channel_first_input
 from deepscope.predict.rescale import check_diameter, predict_at_diameter
 from deepscope.predict.slices3d import predict_by_slices
 from deepscope.progress import ProgressCallback
-from deepscope.spec import ExternalNetwork, ModelSpec, read_spec, read_weights
+from deepscope.spec import (
+    ExternalNetwork,
+    ModelSpec,
+    read_int8_network,
+    read_spec,
+    read_weights,
+)
 from deepscope.tasks import Result, get_task
 from deepscope.zoo.registry import resolve_model
 
@@ -72,6 +78,7 @@ class Model:
             precision,
             backend,
             spec.prediction.cpu_backend,
+            read_int8_network(folder, spec) if precision in ("int8", "auto") else None,
         )
 
     @property
@@ -215,14 +222,16 @@ def load_model(
 ) -> Model:
     """Load a built-in model by name, a model from the user's library, or a package folder.
 
-    ``precision`` of the network at prediction: ``'float32'``, ``'bfloat16'`` or ``'auto'``
-    (bfloat16 on CPUs with native support); default from the model package.
+    ``precision`` of the network at prediction: ``'float32'``, ``'bfloat16'``, ``'int8'``
+    (the package's int8 network, onnxruntime on the CPU; see :mod:`deepscope.zoo.quantize`)
+    or ``'auto'`` (the int8 network on the CPU where the package has one, else bfloat16 on
+    CPUs with native support); default from the model package.
     ``backend``: ``'torch'``, ``'onnx'`` (onnxruntime on the CPU) or ``'auto'`` (the runtime
     measured faster for this model, onnxruntime only for float32 arithmetic on the CPU).
     """
-    if precision not in (None, "float32", "bfloat16", "auto"):
+    if precision not in (None, "float32", "bfloat16", "int8", "auto"):
         from deepscope.errors import ConfigError
 
-        raise ConfigError(f"precision must be float32, bfloat16 or auto, got '{precision}'")
+        raise ConfigError(f"precision must be float32, bfloat16, int8 or auto, got '{precision}'")
     folder, source = resolve_model(name_or_path)
     return Model(read_spec(folder), folder, source, device, precision, backend)
