@@ -9,7 +9,9 @@ network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
 precision (bfloat16 where ``auto`` picks it), and onnxruntime float32; the largest absolute
 difference of the raw outputs (onnxruntime vs torch float32) and how far the results agree
 (the fraction of equal labels, or of equal classes; for restoration the largest difference
-of the restored images). Inputs: one 1104x1104 fluorescence nuclei image for 2D
+of the restored images). For a model with an int8 network, the same times with it
+(``--precision int8``), its speed-up over onnxruntime float32, and its results' agreement
+with torch float32. Inputs: one 1104x1104 fluorescence nuclei image for 2D
 segmentation and restoration models (a timing input: any grey image of that size costs the
 same), a 64x256x256 crop of the nuclei3d validation volume for 3D models, and the first
 64x64 crop of ``mitosis_crops`` for crop classifiers. Writes benchmarks/results/backends.json.
@@ -75,12 +77,14 @@ def bench_model(name: str, repeats: int) -> dict:
         "onnx": {"backend": "onnx", "precision": "float32"},
         "auto": {"backend": "auto", "precision": None},
     }
+    if load_model(name, device="cpu").spec.int8 is not None:
+        variants["int8"] = {"backend": "onnx", "precision": "int8"}
     models = {key: load_model(name, device="cpu", **kw) for key, kw in variants.items()}
     image = input_for(models["onnx"])
     row = {"model": name, "image_shape": list(image.shape)}
     for key, model in models.items():
         if key == "auto":
-            row["auto_picks"] = model.backend
+            row["auto_picks"] = "int8" if model.predictor.int8 else model.backend
             continue
         row[f"{key}_network_s"] = median_seconds(lambda m=model: m.raw(image, tile=None), repeats)
         row[f"{key}_predict_s"] = median_seconds(lambda m=model: m.predict(image), repeats)
@@ -92,6 +96,12 @@ def bench_model(name: str, repeats: int) -> dict:
     )
     row["speedup_network"] = row["torch_float32_network_s"] / row["onnx_network_s"]
     row["speedup_predict"] = row["torch_float32_predict_s"] / row["onnx_predict_s"]
+    if "int8" in models:
+        row["int8_agree"] = agreement(
+            models["torch_float32"].predict(image), models["int8"].predict(image)
+        )
+        row["int8_speedup_network"] = row["onnx_network_s"] / row["int8_network_s"]
+        row["int8_speedup_predict"] = row["onnx_predict_s"] / row["int8_predict_s"]
     return row
 
 
@@ -115,6 +125,17 @@ def main() -> None:
             f" {r['torch_model_precision_predict_s']:11.3f} {r['onnx_predict_s']:7.3f}"
             f" {r['speedup_predict']:7.2f}x {r['max_abs_diff']:9.1e} {r['results_agree']:7.3g}"
             f" {r['auto_picks']:>5}"
+        )
+    int8_rows = [r for r in rows if "int8_agree" in r]
+    if int8_rows:
+        print(
+            f"\n{'int8 network':24} {'network':>8} {'vs onnx':>8} {'predict':>8} {'vs onnx':>8}"
+            f" {'agree':>7}"
+        )
+    for r in int8_rows:
+        print(
+            f"{r['model']:24} {r['int8_network_s']:8.3f} {r['int8_speedup_network']:7.2f}x"
+            f" {r['int8_predict_s']:8.3f} {r['int8_speedup_predict']:7.2f}x {r['int8_agree']:7.3g}"
         )
     out = ROOT / "benchmarks" / "results" / "backends.json"
     out.parent.mkdir(parents=True, exist_ok=True)
