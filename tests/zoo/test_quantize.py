@@ -153,3 +153,18 @@ def test_the_int8_network_travels_with_exports(quantized, tmp_path, monkeypatch)
         folder = import_model(tmp_path / out, name=f"mine-{format}")
         assert read_spec(folder).int8 == read_spec(quantized).int8
         assert load_model(folder, device="cpu", precision="int8").predictor.int8
+
+
+def test_training_with_int8_adds_the_network_scored_on_the_validation_images(tiny_settings):
+    folder = deepscope.train(**{**tiny_settings, "int8": True})
+    spec = read_spec(folder)
+    assert (folder / INT8_FILE).is_file()
+    assert spec.int8.validation["n_images"] == 2
+    assert set(spec.int8.validation) == set(spec.validation)
+
+
+def test_int8_is_refused_for_crop_networks_before_training():
+    from deepscope.train.config import make_train_config
+
+    with pytest.raises(ConfigError, match="remove 'int8' for classify"):
+        make_train_config({"task": "classify", "name": "m", "images": ".", "int8": True})

@@ -88,6 +88,11 @@ class TrainConfig(BaseModel):
         description="weight averaging: validate and keep an exponential moving average of "
         "the weights, updated every step with this decay (e.g. 0.995); 0 = off",
     )
+    int8: bool = Field(
+        False,
+        description="also add an int8 copy of the network for fast CPU prediction, calibrated "
+        "on 32 training images and scored on the validation images (U-Net tasks)",
+    )
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints; 0 = epochs")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -148,5 +153,9 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
         raise ConfigError(
             f"{source}: augmentation 'scale' and 'any_angle' work for 2D training of tasks "
             "whose targets are label images (flows, stardist); remove them for this training"
+        )
+    if config.int8 and config.task in ("classify", "autoencoder"):
+        raise ConfigError(
+            f"{source}: int8 networks are made for U-Net tasks; remove 'int8' for {config.task}"
         )
     return config

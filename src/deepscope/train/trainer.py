@@ -570,6 +570,18 @@ class Trainer:
         if history:
             plot_history(history, self.folder / "loss.png", c.name)
         save_package(self.folder, spec, net.state_dict())
+        if c.int8:
+            from deepscope.zoo.quantize import quantize_model
+
+            report(self.progress, Progress("int8", 0, 1, "calibrating an int8 network"))
+            scored = c.val_images is not None and c.val_masks is not None
+            quantize_model(
+                self.folder,
+                c.images,
+                val_images=c.val_images if scored else None,
+                val_masks=c.val_masks if scored else None,
+            )
+            report(self.progress, Progress("int8", 1, 1, "int8 network added"))
         report(self.progress, Progress("done", 1, 1, f"model written to {self.folder}", {}))
         return self.folder
 
