@@ -66,7 +66,8 @@ def test_int8_network_follows_the_float_network():
     net = build_unet(UNetConfig(depth=2, base_filters=8, out_channels=2)).eval()
     rng = np.random.default_rng(0)
     images = [rng.normal(size=(1, 1, 64, 64)).astype(np.float32) for _ in range(4)]
-    int8 = onnx_fn(quantize_int8(net, images), threads=1)
+    model = quantize_int8(net, images)
+    int8 = onnx_fn(model, threads=1)
     x = rng.normal(size=(1, 1, 64, 96)).astype(np.float32)
     with torch.inference_mode():
         expected = net(torch.from_numpy(x)).numpy()
@@ -74,6 +75,17 @@ def test_int8_network_follows_the_float_network():
     assert got.shape == expected.shape
     assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.99
     assert np.abs(got - expected).mean() < 0.01 * np.abs(expected).mean()
+
+
+def test_int8_network_keeps_its_output_convolution_float():
+    import onnx
+
+    net = build_unet(UNetConfig(depth=1, base_filters=4)).eval()
+    graph = onnx.load_from_string(quantize_int8(net, [np.ones((1, 1, 16, 16), np.float32)])).graph
+    weights = {w.name: w.data_type for w in graph.initializer}
+    (last,) = [n for n in graph.node if "output" in n.output]
+    assert last.op_type == "Conv" and weights[last.input[1]] == onnx.TensorProto.FLOAT
+    assert any(n.op_type == "DequantizeLinear" for n in graph.node)
 
 
 def test_calibration_batches_must_fit_the_network():

@@ -2,8 +2,11 @@
 
 Weights become signed 8-bit per output channel; activations unsigned 8-bit per tensor, with
 ranges measured (min/max) on calibration inputs: real images of the kind the model will
-see, normalised as for prediction. The result is an ONNX model in QDQ form, which
-onnxruntime runs with integer convolutions (VNNI on recent x86 CPUs, dot-product on ARM).
+see, normalised as for prediction. The output convolution stays float: its outputs are the
+results themselves (ray distances, flows, intensities), where 8-bit steps show (on
+stardist-nuclei-fluo, AP@0.9 0.117 with it quantised, 0.129 without, float 0.130). The
+result is an ONNX model in QDQ form, which onnxruntime runs with integer convolutions (VNNI
+on recent x86 CPUs, dot-product on ARM).
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ def _calibration_reader(batches: Sequence[np.ndarray]):
             return None if batch is None else {"input": np.ascontiguousarray(batch, np.float32)}
 
     return Reader()
+
+
+def output_nodes(path: Path) -> list[str]:
+    """Names of the nodes that write the ONNX model's outputs (the output convolution)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    outputs = {o.name for o in graph.output}
+    return [node.name for node in graph.node if outputs & set(node.output)]
 
 
 def quantize_int8(net: nn.Module, batches: Sequence[np.ndarray]) -> bytes:
@@ -75,6 +87,7 @@ def quantize_int8(net: nn.Module, batches: Sequence[np.ndarray]) -> bytes:
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
+                nodes_to_exclude=output_nodes(folder / "prepared.onnx"),
             )
             return (folder / "int8.onnx").read_bytes()
     finally:
