@@ -106,6 +106,13 @@ def test_quantized_package_records_its_int8_network_and_its_scores(quantized, tr
     assert spec.int8.validation["n_images"] == 2
 
 
+def test_the_library_says_which_models_carry_an_int8_network():
+    from deepscope.zoo import list_models
+
+    rows = {r["name"]: r for r in list_models(source="builtin")}
+    assert rows["stardist-nuclei-fluo"]["int8"] and not rows["unet-nuclei-fluo"]["int8"]
+
+
 def test_int8_runs_with_precision_int8_or_auto_on_the_cpu(quantized, nuclei_folders):
     image = read_image(sorted(nuclei_folders["val_images"].iterdir())[0]).data
     exact = load_model(quantized, device="cpu", precision="float32")

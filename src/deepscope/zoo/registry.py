@@ -119,6 +119,7 @@ def model_summary(spec: ModelSpec, source: str, folder: Path, favourite: bool) -
         "training_data": training.get("data", {}),
         "training_settings": training.get("settings", {}),
         "validation": {k: v for k, v in spec.validation.items() if not isinstance(v, list)},
+        "int8": spec.int8 is not None,
         "licence": spec.licence,
         "authors": spec.authors,
         "created": spec.created,
