@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepscope.data.patches import pad_to_shape
 from deepscope.errors import InputError, ModelError
 from deepscope.io import list_images, read_image
 from deepscope.nets import UNetConfig
@@ -26,17 +27,14 @@ from deepscope.zoo.registry import resolve_model
 
 def calibration_crop(x: np.ndarray, side: int, divisor: int) -> np.ndarray:
     """The centre of a prepared image ``(C, *spatial)``, at most ``side`` pixels per axis
-    and a multiple of ``divisor`` (smaller axes are reflect-padded up to one)."""
-    window = []
-    pad = [(0, 0)]
+    and a multiple of ``divisor`` (smaller axes are padded up to one)."""
+    window, padded = [], []
     for size in x.shape[1:]:
         keep = min(size, side) // divisor * divisor or size  # under one divisor: pad it up
         start = (size - keep) // 2
         window.append(slice(start, start + keep))
-        missing = -keep % divisor
-        pad.append((missing // 2, missing - missing // 2))
-    crop = x[(slice(None), *window)]
-    return np.pad(crop, pad, mode="reflect") if any(sum(p) for p in pad) else crop
+        padded.append(-(-keep // divisor) * divisor)
+    return pad_to_shape(x[(slice(None), *window)], tuple(padded))
 
 
 def calibration_batches(
