@@ -1,7 +1,7 @@
 """torch versus onnxruntime on the CPU, per built-in model: prediction time and outputs.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/bench_backends.py [--repeats 5] [--models NAME ...]
+    .venv/bin/python benchmarks/bench_backends.py [--repeats 5] [--models NAME ...] [--out F]
 
 For every built-in model (or those named), on an input of its kind: the median time of the
 network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
@@ -14,7 +14,8 @@ of the restored images). For a model with an int8 network, the same times with i
 with torch float32. Inputs: one 1104x1104 fluorescence nuclei image for 2D
 segmentation and restoration models (a timing input: any grey image of that size costs the
 same), a 64x256x256 crop of the nuclei3d validation volume for 3D models, and the first
-64x64 crop of ``mitosis_crops`` for crop classifiers. Writes benchmarks/results/backends.json.
+64x64 crop of ``mitosis_crops`` for crop classifiers. Writes benchmarks/results/backends.json
+(or ``--out``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "backends.json"
+    )
     args = parser.parse_args()
     rows = [bench_model(name, args.repeats) for name in args.models or builtin_names()]
     header = (
@@ -137,7 +141,7 @@ def main() -> None:
             f"{r['model']:24} {r['int8_network_s']:8.3f} {r['int8_speedup_network']:7.2f}x"
             f" {r['int8_predict_s']:8.3f} {r['int8_speedup_predict']:7.2f}x {r['int8_agree']:7.3g}"
         )
-    out = ROOT / "benchmarks" / "results" / "backends.json"
+    out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = {
         "cpu": cpu_model(),
