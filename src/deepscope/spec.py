@@ -27,7 +27,9 @@ from deepscope.nets.autoencoder import AutoencoderConfig
 from deepscope.nets.classifier import ClassifierConfig
 from deepscope.nets.unet import UNetConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The newest package format this deepscope reads. 2 = 1 plus the optional int8 network
+(``int8``); packages without one are still written as 1, so older versions read them."""
 SPEC_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 INT8_FILE = "network-int8.onnx"
@@ -123,7 +125,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = FORMAT_VERSION
+    format_version: int = 1
     name: str
     version: str = "1.0.0"
     description: str = ""

@@ -100,6 +100,7 @@ def test_quantized_package_records_its_int8_network_and_its_scores(quantized, tr
     spec = read_spec(quantized)
     assert (quantized / INT8_FILE).is_file()
     assert len(spec.int8.sha256) == 64
+    assert spec.format_version == 2 and read_spec(trained).format_version == 1
     assert len(spec.int8.calibration["images"]) == 4
     float_ap = read_spec(trained).validation["ap@0.5"]
     assert abs(spec.int8.validation["ap@0.5"] - float_ap) < 0.2

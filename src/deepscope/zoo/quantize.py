@@ -20,7 +20,14 @@ from deepscope.errors import InputError, ModelError
 from deepscope.io import list_images, read_image
 from deepscope.nets import UNetConfig
 from deepscope.nets.quantize import quantize_int8
-from deepscope.spec import INT8_FILE, Int8Network, read_spec, sha256_of, write_spec
+from deepscope.spec import (
+    FORMAT_VERSION,
+    INT8_FILE,
+    Int8Network,
+    read_spec,
+    sha256_of,
+    write_spec,
+)
 from deepscope.zoo.model import Model, load_model
 from deepscope.zoo.registry import resolve_model
 
@@ -107,7 +114,7 @@ def quantize_model(
         calibration={"images": [f.name for f in files], "side": side, "method": "minmax"},
     )
     os.replace(tmp, folder / INT8_FILE)
-    spec = model.spec.model_copy(update={"int8": record})
+    spec = model.spec.model_copy(update={"int8": record, "format_version": FORMAT_VERSION})
     write_spec(folder, spec)
     if val_images is not None:
         int8_model = load_model(folder, device="cpu", precision="int8")
