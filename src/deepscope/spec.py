@@ -275,33 +275,29 @@ def read_weights(folder: str | Path, spec: ModelSpec) -> dict[str, torch.Tensor]
         raise ModelError(f"cannot read {path}: {err}") from None
 
 
-def check_external_weights(folder: str | Path, network: ExternalNetwork) -> Path:
-    """The weights file of an imported network, after checking its sha256."""
-    path = Path(folder) / network.file
+def checked_file(folder: str | Path, name: str, sha256: str) -> Path:
+    """A file of a package (an imported network's weights, the int8 network) after checking
+    it exists and matches the ``sha256`` that ``model.json`` gives for it."""
+    path = Path(folder) / name
     if not path.is_file():
-        raise ModelError(f"model package '{folder}' has no {network.file}")
-    if sha256_of(path) != network.sha256:
+        raise ModelError(f"model package '{folder}' has no {name}")
+    if sha256_of(path) != sha256:
         raise ModelError(
             f"{path} does not match the sha256 in {SPEC_FILE}; the file was changed or damaged"
         )
     return path
 
 
+def check_external_weights(folder: str | Path, network: ExternalNetwork) -> Path:
+    """The weights file of an imported network, after checking its sha256."""
+    return checked_file(folder, network.file, network.sha256)
+
+
 def read_int8_network(folder: str | Path, spec: ModelSpec) -> bytes | None:
     """The package's int8 ONNX network after checking its sha256; ``None`` if it has none."""
     if spec.int8 is None:
         return None
-    path = Path(folder) / spec.int8.file
-    if not path.is_file():
-        raise ModelError(
-            f"model package '{folder}' lists an int8 network but has no {spec.int8.file}"
-        )
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != spec.int8.sha256:
-        raise ModelError(
-            f"{path} does not match the sha256 in {SPEC_FILE}; the file was changed or damaged"
-        )
-    return data
+    return checked_file(folder, spec.int8.file, spec.int8.sha256).read_bytes()
 
 
 def check_weights(folder: str | Path, spec: ModelSpec) -> None:

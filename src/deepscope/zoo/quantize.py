@@ -24,7 +24,6 @@ from deepscope.spec import (
     FORMAT_VERSION,
     INT8_FILE,
     Int8Network,
-    read_spec,
     sha256_of,
     write_spec,
 )
@@ -120,7 +119,7 @@ def quantize_model(
         int8_model = load_model(folder, device="cpu", precision="int8")
         metrics = evaluate(int8_model, val_images, val_masks, axes=axes)
         record = record.model_copy(update={"validation": metrics})
-        write_spec(folder, read_spec(folder).model_copy(update={"int8": record}))
+        write_spec(folder, spec.model_copy(update={"int8": record}))
     return folder
 
 
