@@ -58,7 +58,8 @@ class Prediction(BaseModel):
         "float32",
         description="network arithmetic; float32 = full float32 (TF32 off on NVIDIA GPUs); "
         "int8 = the package's int8 network in onnxruntime (CPU); auto = the fastest: the "
-        "int8 network on the CPU where the package has one, else bfloat16 on CPUs with "
+        "int8 network on a CPU with 8-bit dot products (VNNI) where the package has one, else "
+        "bfloat16 on CPUs with "
         "native support, TF32 on NVIDIA GPUs",
     )
     cpu_backend: Literal["torch", "onnx"] = Field(

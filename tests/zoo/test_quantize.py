@@ -9,6 +9,7 @@ from deepscope.errors import ConfigError, ModelError
 from deepscope.io import read_image
 from deepscope.nets import UNetConfig, build_unet
 from deepscope.nets.quantize import quantize_int8
+from deepscope.predict import backends
 from deepscope.predict.backends import onnx_fn
 from deepscope.spec import INT8_FILE, read_spec
 from deepscope.zoo import load_model, quantize_model
@@ -114,7 +115,8 @@ def test_the_library_says_which_models_carry_an_int8_network():
     assert rows["stardist-nuclei-fluo"]["int8"] and not rows["unet-nuclei-fluo"]["int8"]
 
 
-def test_int8_runs_with_precision_int8_or_auto_on_the_cpu(quantized, nuclei_folders):
+def test_int8_runs_with_precision_int8_or_auto_on_the_cpu(quantized, nuclei_folders, monkeypatch):
+    monkeypatch.setattr(backends, "cpu_has_int8_dot_product", lambda: True)
     image = read_image(sorted(nuclei_folders["val_images"].iterdir())[0]).data
     exact = load_model(quantized, device="cpu", precision="float32")
     fast = load_model(quantized, device="cpu", precision="int8")
@@ -126,6 +128,16 @@ def test_int8_runs_with_precision_int8_or_auto_on_the_cpu(quantized, nuclei_fold
     found, fast_found = exact.predict(image).labels > 0, fast.predict(image).labels > 0
     assert found.sum() > 100
     assert (found & fast_found).sum() / (found | fast_found).sum() > 0.9
+
+
+def test_auto_keeps_cpus_without_int8_dot_products_on_the_float_network(quantized, monkeypatch):
+    monkeypatch.setattr(backends, "cpu_has_int8_dot_product", lambda: False)
+    assert not load_model(quantized, device="cpu", precision="auto").predictor.int8
+    assert load_model(quantized, device="cpu", precision="int8").predictor.int8  # asked for
+
+
+def test_the_cpu_check_answers_without_failing():
+    assert isinstance(backends.cpu_has_int8_dot_product(), bool)
 
 
 def test_a_changed_int8_file_is_refused(quantized):

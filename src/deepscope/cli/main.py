@@ -38,9 +38,9 @@ err_console = Console(stderr=True)
 PrecisionOption = Annotated[
     str | None,
     typer.Option(
-        help="float32|bfloat16|int8|auto (auto: the model's int8 network on the CPU where "
-        "it has one, else bfloat16 where the CPU has it natively, TF32 on NVIDIA GPUs; "
-        "float32: full float32 everywhere)"
+        help="float32|bfloat16|int8|auto (auto: the model's int8 network where it has one "
+        "and the CPU has 8-bit dot products (VNNI), else bfloat16 where the CPU has it "
+        "natively, TF32 on NVIDIA GPUs; float32: full float32 everywhere)"
     ),
 ]
 BackendOption = Annotated[

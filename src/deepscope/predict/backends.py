@@ -105,10 +105,29 @@ def onnx_fn(model: bytes, threads: int | None = None) -> BatchFn:
     return fn
 
 
+def cpu_has_int8_dot_product() -> bool:
+    """Whether this CPU multiplies 8-bit integers with wide accumulation in one instruction
+    (x86: AVX512-VNNI or AVX-VNNI; ARM: the dot-product extension). Without it onnxruntime's
+    u8s8 kernels are slower and can saturate intermediate sums, so ``'auto'`` keeps such
+    CPUs on the float network."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy moved its private feature table: do not guess
+        return False
+    if features.get("AVX512VNNI") or features.get("ASIMDDP"):
+        return True
+    try:  # AVX-VNNI (Intel 12th generation and later, AMD Zen 5) is not in numpy's table
+        with open("/proc/cpuinfo") as fh:
+            return " avx_vnni" in fh.read()
+    except OSError:
+        return False
+
+
 def use_int8(precision: str, backend: str, device: torch.device, available: bool) -> bool:
     """Whether to run the model's int8 network (``available``: the package has one):
     ``precision`` ``'int8'`` always (a clear error where it cannot run), ``'auto'`` on
-    the CPU unless the torch backend is asked for."""
+    a CPU with 8-bit dot products (:func:`cpu_has_int8_dot_product`) unless the torch
+    backend is asked for."""
     check_backend(backend)
     if precision == "int8":
         if not available:
@@ -132,6 +151,7 @@ def use_int8(precision: str, backend: str, device: torch.device, available: bool
         and device.type == "cpu"
         and backend != "torch"
         and onnxruntime_available()
+        and cpu_has_int8_dot_product()
     )
 
 

@@ -224,8 +224,8 @@ def load_model(
 
     ``precision`` of the network at prediction: ``'float32'``, ``'bfloat16'``, ``'int8'``
     (the package's int8 network, onnxruntime on the CPU; see :mod:`deepscope.zoo.quantize`)
-    or ``'auto'`` (the int8 network on the CPU where the package has one, else bfloat16 on
-    CPUs with native support); default from the model package.
+    or ``'auto'`` (the int8 network on a CPU with 8-bit dot products where the package has
+    one, else bfloat16 on CPUs with native support); default from the model package.
     ``backend``: ``'torch'``, ``'onnx'`` (onnxruntime on the CPU) or ``'auto'`` (the runtime
     measured faster for this model, onnxruntime only for float32 arithmetic on the CPU).
     """
