@@ -3,7 +3,9 @@
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_backends.py [--repeats 5] [--models NAME ...] [--out F]
 
-For every built-in model (or those named), on an input of its kind: the median time of the
+For every built-in model (or those named), on an input of its kind: the median time over
+``--repeats`` rounds (each round runs every variant once, in turn, so that a slow spell of a
+shared machine hits all of them; the speed-ups are medians of the per-round ratios) of the
 network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
 (normalisation, network, post-processing) with torch float32, torch at the model's own
 precision (bfloat16 where ``auto`` picks it), and onnxruntime float32; the largest absolute
@@ -61,14 +63,23 @@ def agreement(a, b) -> float:
     )
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    runs = []
+def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each function over ``repeats`` rounds, after one untimed call each; every
+    round calls all of them in turn, so a slow spell of the machine hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    runs = {key: [] for key in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            runs[key].append(time.perf_counter() - start)
+    return runs
+
+
+def paired_speedup(slow: list[float], fast: list[float]) -> float:
+    """Median over rounds of the ratio of two interleaved timings."""
+    return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
 
 
 def bench_model(name: str, repeats: int) -> dict:
@@ -83,26 +94,36 @@ def bench_model(name: str, repeats: int) -> dict:
     models = {key: load_model(name, device="cpu", **kw) for key, kw in variants.items()}
     image = input_for(models["onnx"])
     row = {"model": name, "image_shape": list(image.shape)}
-    for key, model in models.items():
-        if key == "auto":
-            row["auto_picks"] = "int8" if model.predictor.int8 else model.backend
-            continue
-        row[f"{key}_network_s"] = median_seconds(lambda m=model: m.raw(image, tile=None), repeats)
-        row[f"{key}_predict_s"] = median_seconds(lambda m=model: m.predict(image), repeats)
+    row["auto_picks"] = "int8" if models["auto"].predictor.int8 else models["auto"].backend
+    timed = {key: model for key, model in models.items() if key != "auto"}
+    runs = {}
+    for stage, call in (
+        ("network", lambda m: m.raw(image, tile=None)),
+        ("predict", lambda m: m.predict(image)),
+    ):
+        fns = {key: (lambda m=model, c=call: c(m)) for key, model in timed.items()}
+        for key, seconds in interleaved_seconds(fns, repeats).items():
+            runs[f"{key}_{stage}"] = seconds
+            row[f"{key}_{stage}_s"] = statistics.median(seconds)
+    row["runs_s"] = runs
     reference = models["torch_float32"].raw(image, tile=None)
     onnx_out = models["onnx"].raw(image, tile=None)
     row["max_abs_diff"] = float(np.abs(reference - onnx_out).max())
     row["results_agree"] = agreement(
         models["torch_float32"].predict(image), models["onnx"].predict(image)
     )
-    row["speedup_network"] = row["torch_float32_network_s"] / row["onnx_network_s"]
-    row["speedup_predict"] = row["torch_float32_predict_s"] / row["onnx_predict_s"]
+    for stage in ("network", "predict"):
+        row[f"speedup_{stage}"] = paired_speedup(
+            runs[f"torch_float32_{stage}"], runs[f"onnx_{stage}"]
+        )
     if "int8" in models:
         row["int8_agree"] = agreement(
             models["torch_float32"].predict(image), models["int8"].predict(image)
         )
-        row["int8_speedup_network"] = row["onnx_network_s"] / row["int8_network_s"]
-        row["int8_speedup_predict"] = row["onnx_predict_s"] / row["int8_predict_s"]
+        for stage in ("network", "predict"):
+            row[f"int8_speedup_{stage}"] = paired_speedup(
+                runs[f"onnx_{stage}"], runs[f"int8_{stage}"]
+            )
     return row
 
 

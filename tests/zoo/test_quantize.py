@@ -112,7 +112,7 @@ def test_the_library_says_which_models_carry_an_int8_network():
     from deepscope.zoo import list_models
 
     rows = {r["name"]: r for r in list_models(source="builtin")}
-    assert rows["stardist-nuclei-fluo"]["int8"] and not rows["unet-nuclei-fluo"]["int8"]
+    assert rows["unet-nuclei-fluo"]["int8"] and not rows["care-fmd-confocal"]["int8"]
 
 
 def test_int8_runs_with_precision_int8_or_auto_on_the_cpu(quantized, nuclei_folders, monkeypatch):
