@@ -64,13 +64,14 @@ def agreement(a, b) -> float:
 
 
 def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each function over ``repeats`` rounds, after one untimed call each; every
-    round calls all of them in turn, so a slow spell of the machine hits all alike."""
-    for fn in fns.values():
-        fn()  # warm-up
+    """Seconds of each function over ``repeats`` rounds; every round calls all of them in
+    turn, so a slow spell of the machine hits all alike, and each timed call follows an
+    untimed one of the same function (switching runtimes leaves the other's threads and
+    caches in the way: without it the first call after a switch ran about 20 % slower)."""
     runs = {key: [] for key in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
+            fn()
             start = time.perf_counter()
             fn()
             runs[key].append(time.perf_counter() - start)
@@ -94,7 +95,8 @@ def bench_model(name: str, repeats: int) -> dict:
     models = {key: load_model(name, device="cpu", **kw) for key, kw in variants.items()}
     image = input_for(models["onnx"])
     row = {"model": name, "image_shape": list(image.shape)}
-    row["auto_picks"] = "int8" if models["auto"].predictor.int8 else models["auto"].backend
+    auto = models["auto"]
+    row["auto_picks"] = "int8" if getattr(auto.predictor, "int8", False) else auto.backend
     timed = {key: model for key, model in models.items() if key != "auto"}
     runs = {}
     for stage, call in (
