@@ -89,6 +89,32 @@ def test_int8_network_keeps_its_output_convolution_float():
     assert any(n.op_type == "DequantizeLinear" for n in graph.node)
 
 
+def test_the_outer_level_can_stay_float_for_restoration_networks():
+    import onnx
+
+    net = build_unet(UNetConfig(depth=2, base_filters=4)).eval()
+    images = [np.ones((1, 1, 16, 16), np.float32)]
+
+    def float_convs(model: bytes) -> set[str]:
+        graph = onnx.load_from_string(model).graph
+        weights = {w.name: w.data_type for w in graph.initializer}
+        return {
+            n.name
+            for n in graph.node
+            if n.op_type == "Conv" and weights.get(n.input[1]) == onnx.TensorProto.FLOAT
+        }
+
+    assert float_convs(quantize_int8(net, images)) == {"/head/Conv"}
+    outer = float_convs(quantize_int8(net, images, float_outer_level=True))
+    assert outer == {
+        "/encoders.0/encoders.0.0/Conv",
+        "/encoders.0/encoders.0.3/Conv",
+        "/decoders.1/decoders.1.0/Conv",
+        "/decoders.1/decoders.1.3/Conv",
+        "/head/Conv",
+    }
+
+
 def test_calibration_batches_must_fit_the_network():
     net = build_unet(UNetConfig(depth=2, base_filters=4))
     with pytest.raises(ConfigError, match="multiples of 4"):

@@ -776,13 +776,22 @@ def models_quantize(
     val_masks: Annotated[
         Path | None, typer.Option("--val-masks", "--val-targets", help="their ground truth")
     ] = None,
+    float_outer_level: Annotated[
+        bool,
+        typer.Option(
+            help="keep the full-resolution convolutions float (for restoration models, "
+            "whose 8-bit outputs would lose detail)"
+        ),
+    ] = False,
 ) -> None:
     """Add an int8 copy of a U-Net model's network for fast CPU prediction (onnxruntime;
     used with --precision int8 or auto); calibrated on images like those it will see."""
     from deepscope.spec import read_spec
     from deepscope.zoo import quantize_model
 
-    folder = quantize_model(name, images, count, side, axes, val_images, val_masks)
+    folder = quantize_model(
+        name, images, count, side, axes, val_images, val_masks, float_outer_level
+    )
     metrics = read_spec(folder).int8.validation
     if metrics:
         _print_metrics(metrics, title=f"int8 network on {val_images}")

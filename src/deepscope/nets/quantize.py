@@ -46,11 +46,27 @@ def output_nodes(path: Path) -> list[str]:
     return [node.name for node in graph.node if outputs & set(node.output)]
 
 
-def quantize_int8(net: nn.Module, batches: Sequence[np.ndarray]) -> bytes:
+def outer_level_nodes(path: Path, depth: int) -> list[str]:
+    """Names of the convolutions of the U-Net's outermost level (first encoder block, last
+    decoder block, the head before the output), as the ONNX export names them after the
+    modules."""
+    import onnx
+
+    prefixes = ("/encoders.0/", f"/decoders.{depth - 1}/", "/features/", "/head/")
+    graph = onnx.load(str(path)).graph
+    return [node.name for node in graph.node if node.name.startswith(prefixes)]
+
+
+def quantize_int8(
+    net: nn.Module, batches: Sequence[np.ndarray], float_outer_level: bool = False
+) -> bytes:
     """The int8 ONNX model of a U-Net ``net``, calibrated on ``batches``.
 
     ``batches``: float32 arrays ``(N, C, *spatial)`` normalised as the network's inputs at
-    prediction, spatial sizes multiples of ``net.config.divisor``.
+    prediction, spatial sizes multiples of ``net.config.divisor``. ``float_outer_level``
+    keeps the outermost level's convolutions float as well (:func:`outer_level_nodes`):
+    slower, but restoration networks, whose outputs are intensities, lose nothing (CARE on
+    FMD: 36.04 dB all int8, 36.39 dB with it, 36.39 dB float).
     """
     try:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -87,7 +103,14 @@ def quantize_int8(net: nn.Module, batches: Sequence[np.ndarray]) -> bytes:
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                nodes_to_exclude=output_nodes(folder / "prepared.onnx"),
+                nodes_to_exclude=sorted(
+                    set(output_nodes(folder / "prepared.onnx"))
+                    | set(
+                        outer_level_nodes(folder / "prepared.onnx", net.config.depth)
+                        if float_outer_level
+                        else ()
+                    )
+                ),
             )
             return (folder / "int8.onnx").read_bytes()
     finally:

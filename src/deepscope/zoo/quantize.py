@@ -77,11 +77,14 @@ def quantize_model(
     axes: str | None = None,
     val_images: str | Path | None = None,
     val_masks: str | Path | None = None,
+    float_outer_level: bool = False,
 ) -> Path:
     """Calibrate an int8 network for a model of the user's library (or a package folder)
     on ``count`` of ``images`` (centre crops of at most ``side`` pixels a side) and add it
     to the package. With ``val_images`` and ``val_masks`` (masks or target images), the
-    int8 network is also evaluated and its metrics recorded. Returns the package folder.
+    int8 network is also evaluated and its metrics recorded. ``float_outer_level`` keeps
+    the full-resolution convolutions float (for restoration models; see
+    :func:`deepscope.nets.quantize.quantize_int8`). Returns the package folder.
     """
     from deepscope.api import evaluate
 
@@ -105,12 +108,19 @@ def quantize_model(
             f"'{model.name}' is not a U-Net model (segmentation, restoration); only those "
             "are quantised"
         )
-    network = quantize_int8(model.predictor.net, calibration_batches(model, files, side, axes))
+    network = quantize_int8(
+        model.predictor.net, calibration_batches(model, files, side, axes), float_outer_level
+    )
     tmp = folder / f".{INT8_FILE}.tmp"
     tmp.write_bytes(network)
     record = Int8Network(
         sha256=sha256_of(tmp),
-        calibration={"images": [f.name for f in files], "side": side, "method": "minmax"},
+        calibration={
+            "images": [f.name for f in files],
+            "side": side,
+            "method": "minmax",
+            "float_outer_level": float_outer_level,
+        },
     )
     os.replace(tmp, folder / INT8_FILE)
     spec = model.spec.model_copy(update={"int8": record, "format_version": FORMAT_VERSION})
