@@ -66,8 +66,8 @@ def agreement(a, b) -> float:
 def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
     """Seconds of each function over ``repeats`` rounds; every round calls all of them in
     turn, so a slow spell of the machine hits all alike, and each timed call follows an
-    untimed one of the same function (switching runtimes leaves the other's threads and
-    caches in the way: without it the first call after a switch ran about 20 % slower)."""
+    untimed one of the same function, so that it runs warm after the switch from another
+    runtime."""
     runs = {key: [] for key in fns}
     for _ in range(repeats):
         for key, fn in fns.items():

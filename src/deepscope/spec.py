@@ -59,8 +59,7 @@ class Prediction(BaseModel):
         description="network arithmetic; float32 = full float32 (TF32 off on NVIDIA GPUs); "
         "int8 = the package's int8 network in onnxruntime (CPU); auto = the fastest: the "
         "int8 network on a CPU with 8-bit dot products (VNNI) where the package has one, else "
-        "bfloat16 on CPUs with "
-        "native support, TF32 on NVIDIA GPUs",
+        "bfloat16 on CPUs with native support, TF32 on NVIDIA GPUs",
     )
     cpu_backend: Literal["torch", "onnx"] = Field(
         "torch", description="the faster CPU runtime for this network, measured; used by auto"

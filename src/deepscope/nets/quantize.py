@@ -37,24 +37,21 @@ def _calibration_reader(batches: Sequence[np.ndarray]):
     return Reader()
 
 
-def output_nodes(path: Path) -> list[str]:
-    """Names of the nodes that write the ONNX model's outputs (the output convolution)."""
+def float_nodes(path: Path, depth: int, outer_level: bool) -> list[str]:
+    """Names of the nodes of the ONNX model at ``path`` to keep float: those that write its
+    outputs (the output convolution) and, with ``outer_level``, every node of the U-Net's
+    outermost level (first encoder block, last decoder block, the head), as the export
+    names them after the modules."""
     import onnx
 
     graph = onnx.load(str(path)).graph
     outputs = {o.name for o in graph.output}
-    return [node.name for node in graph.node if outputs & set(node.output)]
-
-
-def outer_level_nodes(path: Path, depth: int) -> list[str]:
-    """Names of the convolutions of the U-Net's outermost level (first encoder block, last
-    decoder block, the head before the output), as the ONNX export names them after the
-    modules."""
-    import onnx
-
     prefixes = ("/encoders.0/", f"/decoders.{depth - 1}/", "/features/", "/head/")
-    graph = onnx.load(str(path)).graph
-    return [node.name for node in graph.node if node.name.startswith(prefixes)]
+    return [
+        node.name
+        for node in graph.node
+        if outputs & set(node.output) or (outer_level and node.name.startswith(prefixes))
+    ]
 
 
 def quantize_int8(
@@ -64,7 +61,7 @@ def quantize_int8(
 
     ``batches``: float32 arrays ``(N, C, *spatial)`` normalised as the network's inputs at
     prediction, spatial sizes multiples of ``net.config.divisor``. ``float_outer_level``
-    keeps the outermost level's convolutions float as well (:func:`outer_level_nodes`):
+    keeps the outermost level's convolutions float as well (:func:`float_nodes`):
     slower, but restoration networks, whose outputs are intensities, lose nothing (CARE on
     FMD: 36.04 dB all int8, 36.39 dB with it, 36.39 dB float).
     """
@@ -103,13 +100,8 @@ def quantize_int8(
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                nodes_to_exclude=sorted(
-                    set(output_nodes(folder / "prepared.onnx"))
-                    | set(
-                        outer_level_nodes(folder / "prepared.onnx", net.config.depth)
-                        if float_outer_level
-                        else ()
-                    )
+                nodes_to_exclude=float_nodes(
+                    folder / "prepared.onnx", net.config.depth, float_outer_level
                 ),
             )
             return (folder / "int8.onnx").read_bytes()

@@ -7,6 +7,7 @@ that the tiled predictor calls; the choice of runtime changes speed, not results
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 
@@ -105,6 +106,7 @@ def onnx_fn(model: bytes, threads: int | None = None) -> BatchFn:
     return fn
 
 
+@functools.cache  # a fact of the machine, asked at every model load
 def cpu_has_int8_dot_product() -> bool:
     """Whether this CPU multiplies 8-bit integers with wide accumulation in one instruction
     (x86: AVX512-VNNI or AVX-VNNI; ARM: the dot-product extension). Without it onnxruntime's
