@@ -200,6 +200,11 @@ def test_models_quantize_command_adds_the_network_and_prints_its_scores(
     assert run.exit_code == 0, run.output
     assert "added an int8 network" in run.output and "AP" in run.output
     assert len(read_spec(folder).int8.calibration["images"]) == 2
+    assert read_spec(folder).int8.calibration["float_outer_level"] is False
+
+    run = CliRunner().invoke(app, [*args, "--count", "2", "--float-outer-level"])
+    assert run.exit_code == 0, run.output
+    assert read_spec(folder).int8.calibration["float_outer_level"] is True
 
 
 def test_the_int8_network_travels_with_exports(quantized, tmp_path, monkeypatch):
