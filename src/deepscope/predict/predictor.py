@@ -259,7 +259,8 @@ class Predictor:
     ) -> Result:
         """Apply the model to one image and post-process with the task.
 
-        For tasks that predict objects (``stardist``), an image larger than ``tile`` is
+        For tasks that predict objects (``stardist``, ``flows``, ``semantic`` with instances),
+        an image larger than ``tile`` is
         predicted block by block with ``overlap`` pixels of context and stitched at the
         object level (:mod:`deepscope.predict.stitch`): memory stays bounded by the tile.
         """

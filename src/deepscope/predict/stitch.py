@@ -9,12 +9,16 @@ few objects of neighbouring blocks that still overlap and draws the label image.
 
 Peak memory is that of one block's network output, plus the kept objects and the output
 labels; the same plan serves chunked (Dask/zarr) input, which is read block by block.
+
+Tasks whose objects come as a label image of each read window (flows, semantic) share
+:func:`own_labels` (which objects a block keeps) and :func:`paint_labels` (the merge).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,3 +98,127 @@ def predict_blockwise(
         parts.append(block_objects(b))
         report(progress, Progress("predict", i + 1, len(blocks), "blocks"))
     return merge(parts)
+
+
+@dataclass
+class BlockObjects:
+    """The objects one block owns, compact: a label crop placed in the image, plus the
+    per-pixel probabilities of the block's core.
+
+    Attributes
+    ----------
+    offset : image position of ``labels``' first corner.
+    labels : the owned objects numbered ``1..count`` (0 elsewhere) in the smallest box that
+        holds them; ``uint16`` when the count allows, else ``int32``.
+    count : number of owned objects.
+    core : the block's core (image coordinates).
+    probability : ``(C, *core)`` probabilities over ``core`` in 255ths (``uint8``: a quarter
+        of the memory of ``float32``, for the probability maps of a very large image).
+    """
+
+    offset: tuple[int, ...]
+    labels: np.ndarray
+    count: int
+    core: tuple[slice, ...]
+    probability: np.ndarray
+
+
+def cut_labels(labels: np.ndarray, block: Block) -> np.ndarray:
+    """Labels that touch a side of the block's read window where the window stops inside
+    the image (the read region reaches beyond the core there): these objects may be cut."""
+    cut = [np.zeros(1, labels.dtype)]
+    for axis, (core, read) in enumerate(zip(block.core, block.read, strict=True)):
+        if read.start < core.start:
+            cut.append(np.take(labels, 0, axis=axis).ravel())
+        if read.stop > core.stop:
+            cut.append(np.take(labels, -1, axis=axis).ravel())
+    return np.unique(np.concatenate(cut))
+
+
+def own_labels(labels: np.ndarray, probability: np.ndarray, block: Block) -> BlockObjects:
+    """The objects of a label image of the block's whole read window that the block owns,
+    with the ``(C, *read)`` ``probability`` maps of its core.
+
+    An object is owned when its centroid (mean pixel position) lies in the block's core
+    (:meth:`Block.owns`) and it touches no side of the window that stops inside the image:
+    such an object may be cut by the window, and is left to the block whose core holds its
+    centroid, which sees it whole as long as the halo is at least the largest object's
+    extent from its centroid. Cores partition the image, so each object is owned by exactly
+    one block when neighbouring blocks find it alike (they see the same pixels with the halo
+    of context). An object cut by the window whose centroid still lies in the core is larger
+    than the halo: it is dropped (no block sees it whole), with a warning to raise the
+    overlap.
+    """
+    top = int(labels.max())
+    keep = np.zeros(top + 1, dtype=bool)
+    if top:
+        where = np.nonzero(labels)
+        which = labels[where]
+        counts = np.bincount(which, minlength=top + 1)
+        centroids = (
+            np.stack([np.bincount(which, weights=c, minlength=top + 1) for c in where], axis=1)
+            / np.maximum(counts, 1)[:, None]
+        )
+        keep = (counts > 0) & block.owns(centroids + block.origin)
+        cut = cut_labels(labels, block)
+        if keep[cut].any():
+            warnings.warn(
+                "objects larger than the prediction overlap were dropped at block "
+                "borders; predict with a larger overlap (at least the largest object)",
+                stacklevel=3,
+            )
+        keep[cut] = False
+    count = int(keep.sum())
+    lut = np.zeros(top + 1, dtype=np.uint16 if count < 2**16 else np.int32)
+    lut[keep] = np.arange(1, count + 1)
+    owned = lut[labels]
+    box = tuple(slice(0, 0) for _ in block.read)
+    if count:
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(owned))
+    core = tuple(
+        slice(c.start - r.start, c.stop - r.start)
+        for c, r in zip(block.core, block.read, strict=True)
+    )
+    return BlockObjects(
+        offset=tuple(int(o + b.start) for o, b in zip(block.origin, box, strict=True)),
+        labels=np.ascontiguousarray(owned[box]),
+        count=count,
+        core=block.core,
+        probability=np.rint(probability[(slice(None), *core)] * 255).astype(np.uint8),
+    )
+
+
+def paint_labels(
+    parts: Sequence[BlockObjects], shape: tuple[int, ...], min_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every block's owned objects painted into one ``int32`` label image of ``shape``,
+    numbered ``1..n`` in block order, and the blocks' core probabilities put together
+    (``(C, *shape)`` float32).
+
+    Objects of different blocks overlap only when neighbouring blocks found an object
+    differently; then the earlier block's object stays, and a later object is painted on
+    the still free pixels only, or dropped if fewer than half its pixels (or fewer than
+    ``min_size``) are free, so near-duplicates are never kept twice.
+    """
+    channels = parts[0].probability.shape[0] if parts else 1
+    labels = np.zeros(shape, dtype=np.int32)
+    prob = np.zeros((channels, *shape), dtype=np.float32)
+    n = 0
+    for part in parts:
+        prob[(slice(None), *part.core)] = part.probability / np.float32(255)
+        if not part.count:
+            continue
+        region = tuple(slice(o, o + s) for o, s in zip(part.offset, part.labels.shape, strict=True))
+        target = labels[region]
+        local = part.labels
+        free = target == 0
+        area = np.bincount(local.ravel(), minlength=part.count + 1)
+        free_area = np.bincount(local[free], minlength=part.count + 1)
+        keep = (2 * free_area > area) & (free_area >= max(1, min_size))
+        keep[0] = False
+        lut = np.zeros(part.count + 1, dtype=np.int32)
+        lut[keep] = np.arange(n + 1, n + 1 + int(keep.sum()), dtype=np.int32)
+        n += int(keep.sum())
+        paint = free & (local > 0)
+        target[paint] = lut[local[paint]]
+    return labels, prob

@@ -73,7 +73,8 @@ class Task(ABC):
     output_kind: ClassVar[str] = "labels"
     #: the model family shown in the model library (the network is always our U-Net)
     architecture: ClassVar[str] = "unet"
-    #: large images are predicted block by block as objects (see ``predict.stitch``)
+    #: large images are predicted block by block as objects (see ``predict.stitch``); a
+    #: task whose settings decide overrides it with a property
     predicts_objects: ClassVar[bool] = False
     #: targets are images ``(C, *spatial)`` in intensity units (restoration): they are read
     #: channel-first and intensity augmentation changes them like the input

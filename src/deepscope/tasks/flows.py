@@ -22,9 +22,7 @@ sees it whole, provided the halo is at least the size of the largest object).
 from __future__ import annotations
 
 import itertools
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -34,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deepscope.flows import flow_targets, flows_to_labels
 from deepscope.metrics import evaluate_instances
-from deepscope.predict.stitch import Block
+from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
 from deepscope.tasks.base import Result, Task, integer_mask
 
 #: the network learns flows scaled by this factor (unit vectors are small next to logits)
@@ -57,41 +55,6 @@ class FlowsParams(BaseModel):
     )
     min_size: int = Field(15, ge=0, description="smallest object in pixels")
     n_steps: int = Field(200, ge=1, description="steps of flow following")
-
-
-@dataclass
-class BlockObjects:
-    """The objects one block owns, compact: a label crop placed in the image, plus the
-    object probability of the block's core.
-
-    Attributes
-    ----------
-    offset : image position of ``labels``' first corner.
-    labels : the owned objects numbered ``1..count`` (0 elsewhere) in the smallest box that
-        holds them; ``uint16`` when the count allows, else ``int32``.
-    count : number of owned objects.
-    core : the block's core (image coordinates).
-    probability : object probability over ``core`` in 255ths (``uint8``: a quarter of the
-        memory of ``float32``, for the probability map of a very large image).
-    """
-
-    offset: tuple[int, ...]
-    labels: np.ndarray
-    count: int
-    core: tuple[slice, ...]
-    probability: np.ndarray
-
-
-def _cut_labels(labels: np.ndarray, block: Block) -> np.ndarray:
-    """Labels that touch a side of the block's read window where the window stops inside
-    the image (the read region reaches beyond the core there): these objects may be cut."""
-    cut = [np.zeros(1, labels.dtype)]
-    for axis, (core, read) in enumerate(zip(block.core, block.read, strict=True)):
-        if read.start < core.start:
-            cut.append(np.take(labels, 0, axis=axis).ravel())
-        if read.stop > core.stop:
-            cut.append(np.take(labels, -1, axis=axis).ravel())
-    return np.unique(np.concatenate(cut))
 
 
 class FlowsTask(Task):
@@ -162,90 +125,16 @@ class FlowsTask(Task):
         )
 
     def block_objects(self, output: np.ndarray, block: Block) -> BlockObjects:
-        """The objects of one block's raw output (its whole read window) that the block owns.
-
-        Labels are reconstructed on the read window. An object is owned when its centroid
-        (mean pixel position) lies in the block's core (:meth:`Block.owns`) and it touches no
-        side of the window that stops inside the image: such an object may be cut by the
-        window, and is left to the block whose core holds its centroid, which sees it whole
-        as long as the halo (``overlap``) is at least the largest object's extent from its
-        centroid. Cores partition the image, so each object is owned by exactly one block
-        when neighbouring blocks reconstruct it alike (they see the same pixels with
-        ``overlap`` of context). An object cut by the window whose centroid still lies in
-        the core is larger than the halo: it is dropped (no block sees it whole), with a
-        warning to raise ``overlap``.
-        """
+        """The objects of one block's raw output (its whole read window) that the block
+        owns: labels are reconstructed on the read window, then kept by
+        :func:`~deepscope.predict.stitch.own_labels`."""
         prob = self.probability(output)
-        labels = self.labels_of(output, prob)
-        top = int(labels.max())
-        keep = np.zeros(top + 1, dtype=bool)
-        if top:
-            where = np.nonzero(labels)
-            which = labels[where]
-            counts = np.bincount(which, minlength=top + 1)
-            centroids = (
-                np.stack([np.bincount(which, weights=c, minlength=top + 1) for c in where], axis=1)
-                / np.maximum(counts, 1)[:, None]
-            )
-            keep = (counts > 0) & block.owns(centroids + block.origin)
-            cut = _cut_labels(labels, block)
-            if keep[cut].any():
-                warnings.warn(
-                    "objects larger than the prediction overlap were dropped at block "
-                    "borders; predict with a larger overlap (at least the largest object)",
-                    stacklevel=2,
-                )
-            keep[cut] = False
-        count = int(keep.sum())
-        lut = np.zeros(top + 1, dtype=np.uint16 if count < 2**16 else np.int32)
-        lut[keep] = np.arange(1, count + 1)
-        owned = lut[labels]
-        box = tuple(slice(0, 0) for _ in block.read)
-        if count:
-            box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(owned))
-        core = tuple(
-            slice(c.start - r.start, c.stop - r.start)
-            for c, r in zip(block.core, block.read, strict=True)
-        )
-        return BlockObjects(
-            offset=tuple(int(o + b.start) for o, b in zip(block.origin, box, strict=True)),
-            labels=np.ascontiguousarray(owned[box]),
-            count=count,
-            core=block.core,
-            probability=np.rint(prob[core] * 255).astype(np.uint8),
-        )
+        return own_labels(self.labels_of(output, prob), prob[None], block)
 
     def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
-        """Paint every block's owned objects into one label image, numbered ``1..n`` in
-        block order, and put the blocks' core probabilities together.
-
-        Objects of different blocks overlap only when neighbouring blocks reconstructed an
-        object differently; then the earlier block's object stays, and a later object is
-        painted on the still free pixels only, or dropped if fewer than half its pixels (or
-        fewer than ``min_size``) are free, so near-duplicates are never kept twice.
-        """
-        labels = np.zeros(shape, dtype=np.int32)
-        prob = np.zeros((1, *shape), dtype=np.float32)
-        n = 0
-        for part in parts:
-            prob[(0, *part.core)] = part.probability / np.float32(255)
-            if not part.count:
-                continue
-            region = tuple(
-                slice(o, o + s) for o, s in zip(part.offset, part.labels.shape, strict=True)
-            )
-            target = labels[region]
-            local = part.labels
-            free = target == 0
-            area = np.bincount(local.ravel(), minlength=part.count + 1)
-            free_area = np.bincount(local[free], minlength=part.count + 1)
-            keep = (2 * free_area > area) & (free_area >= max(1, self.params.min_size))
-            keep[0] = False
-            lut = np.zeros(part.count + 1, dtype=np.int32)
-            lut[keep] = np.arange(n + 1, n + 1 + int(keep.sum()), dtype=np.int32)
-            n += int(keep.sum())
-            paint = free & (local > 0)
-            target[paint] = lut[local[paint]]
+        """Every block's owned objects painted into one label image
+        (:func:`~deepscope.predict.stitch.paint_labels`)."""
+        labels, prob = paint_labels(parts, shape, self.params.min_size)
         return Result(labels=labels, probabilities=prob)
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:

@@ -5,6 +5,11 @@ three classes, background / interior / boundary, and the output becomes instance
 a seeded watershed: seeds are connected regions of confident interior, grown over the
 foreground along falling interior probability. This makes it comparable with instance methods.
 With ``instances`` off, masks hold class indices ``0..n_classes-1`` and the output is a class map.
+
+Instance labels of images larger than the prediction tile are found block by block
+(:mod:`deepscope.predict.stitch`): each block's watershed runs on its read window (core
+plus halo), the block keeps the objects whose centroid lies in its core, and the parts are
+painted into one label image, so memory stays bounded by the block, not the image.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from skimage.segmentation import find_boundaries, watershed
 
 from deepscope.errors import InputError
 from deepscope.metrics import evaluate_instances, iou_per_class
+from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
 from deepscope.tasks.base import Result, Task, integer_mask
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
@@ -136,15 +142,38 @@ class SemanticTask(Task):
         w = None if weights is None else torch.tensor(weights, device=output.device)
         return F.cross_entropy(output, target.long(), weight=w)
 
+    @property
+    def predicts_objects(self) -> bool:
+        """Instance labels are stitched block by block; class maps are tiled as images."""
+        return self.params.instances
+
+    def instances(self, prob: np.ndarray) -> np.ndarray:
+        """Instance labels of class probabilities ``(3, *spatial)`` with this task's settings."""
+        p = self.params
+        return instances_from_probabilities(
+            prob, p.seed_threshold, p.mask_threshold, p.min_size, p.seed_sigma, p.min_seed_size
+        )
+
     def postprocess(self, output: np.ndarray, shape: tuple[int, ...] | None = None) -> Result:
         prob = softmax(output.astype(np.float32))
         classes = prob.argmax(axis=0).astype(np.uint8)
         if not self.params.instances:
             return Result(classes=classes, probabilities=prob)
-        p = self.params
-        labels = instances_from_probabilities(
-            prob, p.seed_threshold, p.mask_threshold, p.min_size, p.seed_sigma, p.min_seed_size
-        )
+        return Result(labels=self.instances(prob), classes=classes, probabilities=prob)
+
+    def block_objects(self, output: np.ndarray, block: Block) -> BlockObjects:
+        """The objects of one block's raw output (its whole read window) that the block
+        owns (:func:`~deepscope.predict.stitch.own_labels`)."""
+        prob = softmax(output.astype(np.float32))
+        return own_labels(self.instances(prob), prob, block)
+
+    def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
+        """Every block's owned objects painted into one label image; classes are the most
+        probable class of the merged probabilities."""
+        labels, prob = paint_labels(parts, shape, self.params.min_size)
+        classes = np.empty(shape, dtype=np.uint8)
+        for start in range(0, shape[0], 256):  # row bands: argmax's int64 stays small
+            classes[start : start + 256] = prob[:, start : start + 256].argmax(axis=0)
         return Result(labels=labels, classes=classes, probabilities=prob)
 
     def evaluate(
