@@ -16,7 +16,7 @@ from deepscope.classify import (
 )
 from deepscope.count import count_objects, parse_range
 from deepscope.data.layout import to_channel_first, to_spatial
-from deepscope.errors import InputError
+from deepscope.errors import InputError, ModelError
 from deepscope.io import (
     image_stem,
     list_images,
@@ -25,6 +25,7 @@ from deepscope.io import (
     transpose_axes,
     write_image,
 )
+from deepscope.io.atomic import check_output_file
 from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
@@ -135,7 +136,7 @@ def predict_files(
     model.check_slices3d(anisotropy, slices3d)
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
-    files = list_images(inputs)
+    files = _distinct_stems(list_images(inputs))
     out = Path(out)
     written = []
     spatial = "ZYX" if slices3d else model.predictor.spatial_axes
@@ -190,6 +191,20 @@ def predict_files(
     return written
 
 
+def _distinct_stems(files: list[Path]) -> list[Path]:
+    """``files`` if no two share a stem (outputs are named by stem, so one would overwrite
+    the other), else a clear error before anything is written."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        other = seen.setdefault(image_stem(path), path)
+        if other != path:
+            raise InputError(
+                f"inputs '{other}' and '{path}' share the name '{image_stem(path)}', so their "
+                "outputs would overwrite each other; rename one or process them separately"
+            )
+    return files
+
+
 def count_files(
     model: Model | str | None,
     inputs: Sequence[str | Path],
@@ -238,7 +253,7 @@ def count_files(
         classifier = as_classifier(classifier)
         if spatial != "YX":
             raise InputError("--classify works on 2D images; this segmentation model is 3D")
-    files = list_images(inputs)
+    files = _distinct_stems(list_images(inputs))
     label_files = {image_stem(p): p for p in list_images([labels])} if labels is not None else {}
     out = Path(out)
     summaries = []
@@ -311,13 +326,13 @@ def _label_file(
             f"{stem}_labels.tif"
         )
     found = read_image(candidates[0])
-    data = to_spatial(found.data, found.axes, len(shape))
+    data = to_spatial(found.data, found.axes, len(shape), f"label image {candidates[0].name}")
     if data.shape != shape:
         raise InputError(
             f"label image {candidates[0].name} has shape {data.shape} but {image_path.name} "
             f"has {shape}; give the labels of this image"
         )
-    return integer_mask(data)
+    return integer_mask(data, f"label image {candidates[0].name}")
 
 
 def _display_image(data: np.ndarray, axes: str) -> np.ndarray:
@@ -400,6 +415,8 @@ def evaluate(
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
     model.check_slices3d(anisotropy, slices3d)
+    if per_image_csv is not None:
+        check_output_file(per_image_csv, "--per-image")
     if model.task.output_kind == "class":
         if masks is not None:
             raise InputError(
@@ -453,9 +470,21 @@ def tune(
     from datetime import UTC, datetime
 
     from deepscope.spec import write_spec
+    from deepscope.zoo.registry import refuse_builtin
 
     model = load_model(model) if isinstance(model, str | Path) else model
+    refuse_builtin(model.name, model.source, "tune")
+    task = model.task
+    if task.output_kind != "labels" or task.target_is_image or task.self_supervised:
+        raise ModelError(
+            f"tune chooses the thresholds that turn network outputs into objects; "
+            f"'{model.name}' is a {model.spec.task} model, which has none"
+        )
     outputs, truths, names = _predict_pairs(model, images, masks, axes, None, progress)
+    if not any(truth.any() for truth in truths):
+        raise InputError(
+            f"the masks in {masks} hold no objects; tune needs masks with annotated objects"
+        )
     report(progress, Progress("tune", 0, 1, "searching thresholds"))
     tuned = model.task.tune(outputs, truths)
     results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
@@ -503,7 +532,7 @@ def deconvolve_files(
     input and returns the paths written."""
     from deepscope.classical import deconvolve_image, psf_from_options
 
-    files = list_images(inputs)
+    files = _distinct_stems(list_images(inputs))
     out = Path(out)
     written = []
     for i, path in enumerate(files):

@@ -47,6 +47,8 @@ def parse_range(text: str) -> Range:
         high = float(high_text) if high_text.strip() else None
     except ValueError:
         raise InputError(f"range '{text}' has a bound that is not a number") from None
+    if any(b is not None and math.isnan(b) for b in (low, high)):
+        raise InputError(f"range '{text}' has a bound that is not a number; leave a side empty")
     if low is not None and high is not None and low > high:
         raise InputError(f"range '{text}' has its low bound above its high bound")
     return Range(column.strip(), low, high)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -120,13 +121,28 @@ Network = Annotated[
 NETWORK_TAGS = ("unet", "external", "classifier", "autoencoder")
 
 
+#: a model's name is the name of its package folder: letters, digits, ``.``, ``_``, ``-``,
+#: starting with a letter or digit (so never a path, never hidden)
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it can name a model package folder, else a clear error."""
+    if not re.fullmatch(MODEL_NAME_PATTERN, name):
+        raise ModelError(
+            f"'{name}' cannot be a model name: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
 class ModelSpec(BaseModel):
     """Everything needed to rebuild, apply and judge a model; the content of ``model.json``."""
 
     model_config = ConfigDict(extra="forbid")
 
     format_version: int = 1
-    name: str
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
     version: str = "1.0.0"
     description: str = ""
     task: str

@@ -188,6 +188,21 @@ def test_demo_writes_labels_measurements_and_overlay(tmp_path):
         (("train", "nonsense"), "neither a task"),
         (("train", "semantic", "--images", "a"), "needs --masks"),
         (("evaluate", "unet-nuclei-fluo", "--images", "nowhere", "--masks", "nowhere"), "nowhere"),
+        (
+            (
+                "evaluate",
+                "unet-nuclei-fluo",
+                "--images",
+                "nowhere",
+                "--masks",
+                "nowhere",
+                "--json",
+                "/proc/none/m.json",
+            ),
+            "cannot write --json",
+        ),
+        (("tune", "unet-nuclei-fluo", "--images", "a", "--masks", "b"), "read-only"),
+        (("models", "remove", "../x"), "cannot be a model name"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):

@@ -5,7 +5,7 @@ import zipfile
 
 import pytest
 
-from deepscope.errors import ModelError
+from deepscope.errors import InputError, ModelError
 from deepscope.nets import UNetConfig, build_unet
 from deepscope.spec import ModelSpec, Tags, read_spec, save_package
 from deepscope.zoo import (
@@ -108,6 +108,40 @@ def test_zip_export_and_import_round_trip(home, tmp_path):
     with pytest.raises(ModelError, match="already has a model 'my-unet'"):
         import_model(archive, name="my-unet")
     import_model(archive, name="my-unet", replace=True)
+
+
+@pytest.mark.parametrize("name", ["../../victim", ".", "a/b", "bad name!", ".hidden"])
+def test_a_name_that_is_not_a_plain_folder_name_is_refused_before_anything_is_touched(
+    home, tmp_path, name
+):
+    folder = make_package(home / "models" / "cells")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    with pytest.raises(ModelError, match="cannot be a model name"):
+        import_model(folder, name=name, replace=True)
+    with pytest.raises(ModelError, match="cannot be a model name"):
+        remove_model(name)
+    assert (victim / "keep.txt").read_text() == "precious"
+    assert (home / "models" / "cells" / "model.json").is_file()
+
+
+def test_a_package_whose_own_name_is_a_path_is_refused(home, tmp_path):
+    folder = make_package(tmp_path / "evil")
+    spec = json.loads((folder / "model.json").read_text())
+    spec["name"] = "../evil"
+    (folder / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelError, match="invalid at 'name'"):
+        import_model(folder)
+    assert not (home / "evil").exists()
+
+
+def test_export_to_a_place_that_cannot_be_written_says_so(home, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="cannot write --out"):
+        export_model("unet-nuclei-fluo", tmp_path / "afile" / "m.zip")
+    with pytest.raises(ModelError, match="exists; choose another --out"):
+        export_model("unet-nuclei-fluo", tmp_path)
 
 
 def test_importing_a_folder_under_a_builtin_name_is_refused(home, tmp_path):

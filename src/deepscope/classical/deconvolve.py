@@ -13,6 +13,7 @@ import torch
 from scipy.fft import next_fast_len
 
 from deepscope.classical.filters import as_float_image
+from deepscope.classical.noise import estimate_noise_sigma
 from deepscope.classical.psf import check_psf
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, InputError
@@ -21,6 +22,39 @@ __all__ = ["METHODS", "deconvolve_image", "richardson_lucy", "wiener_deconvolve"
 
 METHODS = ("rl", "wiener")
 """Names :func:`deconvolve_image` accepts: ``'rl'`` (Richardson-Lucy) and ``'wiener'``."""
+
+NEGATIVE_PEAK_FRACTION = 0.1
+"""Richardson-Lucy clips negative values no deeper than this fraction of the brightest
+value to 0 (or no deeper than :data:`NEGATIVE_NOISE_SIGMAS` times the noise level)."""
+
+NEGATIVE_NOISE_SIGMAS = 6.0
+"""Richardson-Lucy clips negative values no deeper than this many noise standard
+deviations (:func:`~deepscope.classical.noise.estimate_noise_sigma`) to 0 (or no deeper
+than :data:`NEGATIVE_PEAK_FRACTION` of the brightest value)."""
+
+
+def _clip_small_negatives(array: np.ndarray) -> np.ndarray:
+    """``array`` with negative values that are noise around a zero background clipped to
+    0; deeper ones (an offset, a background subtracted too far) raise an InputError.
+
+    Small means no deeper than :data:`NEGATIVE_PEAK_FRACTION` of the brightest value or
+    :data:`NEGATIVE_NOISE_SIGMAS` noise standard deviations, whichever is larger.
+    """
+    lowest = float(array.min())
+    if lowest >= 0:
+        return array
+    peak = float(array.max())
+    tolerance = NEGATIVE_PEAK_FRACTION * max(peak, 0.0)
+    if -lowest > tolerance and min(array.shape[-2:]) >= 3:
+        tolerance = max(tolerance, NEGATIVE_NOISE_SIGMAS * estimate_noise_sigma(array))
+    if peak <= 0 or -lowest > tolerance:
+        raise InputError(
+            f"Richardson-Lucy needs intensities >= 0, but the image goes down to "
+            f"{lowest:.4g} (brightest {peak:.4g}), deeper than its noise: subtract a smaller "
+            "background/offset so that the background sits at about 0, or use the Wiener "
+            "method (--method wiener), which takes values of any sign"
+        )
+    return np.maximum(array, 0)
 
 
 def _prepare(image: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,9 +117,17 @@ def richardson_lucy(
     Parameters
     ----------
     image : numpy.ndarray
-        ``(Y, X)`` or ``(Z, Y, X)`` blurred image. Negative values (e.g. after a
-        background subtraction) are clipped to 0, since the Poisson model has no
-        negative light.
+        ``(Y, X)`` or ``(Z, Y, X)`` blurred image, in intensities >= 0: the Poisson model
+        has no negative light. Small negative values, as noise around a background
+        subtracted to 0 leaves them, are clipped to 0: those no deeper than 10 % of the
+        brightest value (:data:`NEGATIVE_PEAK_FRACTION`) or than 6 noise standard
+        deviations (:data:`NEGATIVE_NOISE_SIGMAS`, noise from
+        :func:`~deepscope.classical.noise.estimate_noise_sigma`), whichever is larger.
+        Deeper ones mean an offset is left in the data (a background subtracted too far,
+        a signed camera offset); clipping them would throw away most of the image and
+        return sharp peaks on the few pixels left, so they raise an InputError instead.
+        Subtract a smaller background first, or use :func:`wiener_deconvolve`, which is
+        linear and takes values of any sign.
     psf : numpy.ndarray
         PSF with the image's number of axes, no larger than the image, centre at index
         ``k // 2`` per axis; normalised to sum 1 here.
@@ -106,8 +148,9 @@ def richardson_lucy(
     Raises
     ------
     InputError
-        If the image is not 2D/3D or not finite, the PSF is invalid, has a different
-        number of axes or is larger than the image.
+        If the image is not 2D/3D or not finite, has negative values deeper than its
+        noise (see ``image``), the PSF is invalid, has a different number of axes or is
+        larger than the image.
     ConfigError
         If ``iterations`` < 1, ``eps`` <= 0 or the device is unknown or unavailable.
 
@@ -139,7 +182,7 @@ def richardson_lucy(
         raise ConfigError(f"eps must be > 0, got {eps!r}")
     array, kernel = _prepare(image, psf)
     dev = resolve_device(device)
-    array = np.maximum(array, 0)
+    array = _clip_small_negatives(array)
     scale = float(array.max())
     if scale == 0:
         return np.zeros_like(array)

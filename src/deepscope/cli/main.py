@@ -404,9 +404,12 @@ def evaluate(
     PSNR, SSIM, NRMSE, MAE for restoration; accuracy, macro F1 for classifiers."""
     from deepscope.api import evaluate as api_evaluate
     from deepscope.cli.progress_bar import progress_bar
+    from deepscope.io.atomic import atomic_output, check_output_file
     from deepscope.zoo import load_model
 
     size = _diameter(diameter)
+    if json_path is not None:
+        check_output_file(json_path, "--json")
     m = load_model(model, device=device, precision=precision, backend=backend)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
@@ -423,10 +426,8 @@ def evaluate(
         )
     _print_metrics(metrics, title=f"{m.name} on {images}")
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_name(f".{json_path.name}.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-        tmp.replace(json_path)
+        with atomic_output(json_path) as temporary:
+            temporary.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 @app.command()

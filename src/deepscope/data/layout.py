@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepscope.errors import AxesError
 from deepscope.io import default_axes, transpose_axes
 
 
@@ -23,8 +24,16 @@ def to_channel_first(data: np.ndarray, axes: str | None, ndim: int) -> np.ndarra
     return transpose_axes(data, axes, channel_first_axes(ndim))
 
 
-def to_spatial(data: np.ndarray, axes: str | None, ndim: int) -> np.ndarray:
-    """Reorder a mask with ``axes`` (default from its shape) to ``(*spatial)``."""
+def to_spatial(data: np.ndarray, axes: str | None, ndim: int, name: str = "the mask") -> np.ndarray:
+    """Reorder a mask with ``axes`` (default from its shape) to ``(*spatial)``; a mask with
+    channels, time points or (for 2D) z slices is a clear error naming ``name``."""
     if axes is None:
         axes = spatial_axes(ndim) if data.ndim == ndim else default_axes(data.shape)
-    return transpose_axes(data, axes, spatial_axes(ndim))
+    try:
+        return transpose_axes(data, axes, spatial_axes(ndim))
+    except AxesError:
+        raise AxesError(
+            f"{name} has axes {axes} and shape {tuple(data.shape)}, but a label image here "
+            f"has the axes {spatial_axes(ndim)} only: save one single-channel label image "
+            "per image"
+        ) from None

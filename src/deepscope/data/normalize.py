@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepscope.errors import InputError
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
 
 class Normalization(BaseModel):
     """How raw intensities become network input.
@@ -66,6 +69,13 @@ def dataset_bounds(
     return [(float(a), float(b) if b > a else float(a) + 1.0) for a, b in zip(lo, hi, strict=True)]
 
 
+def _as_numbers(image: np.ndarray) -> np.ndarray:
+    """``image`` as an array numpy can do arithmetic on: a boolean image becomes 0/1
+    ``uint8`` (a view, no copy); other types are returned as they are."""
+    x = np.asarray(image)
+    return x.view(np.uint8) if x.dtype == bool else x
+
+
 def _stored_bounds(settings: Normalization, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if settings.bounds is None:
         raise InputError(
@@ -86,12 +96,46 @@ def percentile_bounds(
     image: np.ndarray, low: float = 1.0, high: float = 99.8
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``low`` and ``high`` percentiles of a channel-first image, shaped to
-    broadcast against it."""
-    x = np.asarray(image)
+    broadcast against it (a boolean image counts as 0 and 1)."""
+    x = _as_numbers(image)
     flat = x.reshape(x.shape[0], -1)
     lo, hi = np.percentile(flat, [low, high], axis=1).astype(np.float32)
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)
     return lo.reshape(shape), hi.reshape(shape)
+
+
+def safe_spread(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """The divisor of normalisation: ``hi - lo``, but at least ``eps`` times the intensity
+    scale ``max(|lo|, |hi|)``, and never 0.
+
+    The floor is relative, so normalisation does not depend on the units: ``image * s``
+    normalises like ``image`` for any ``s > 0`` (1e-30 as well as 1e30). The default 1e-6
+    is about 8 float32 roundings: a channel whose percentiles are closer than that is flat
+    up to rounding, and its rounding noise is not stretched to the full range. Only for
+    a channel that is exactly 0 does the floor become absolute (float32's smallest normal
+    number), so that a constant channel maps to 0 instead of dividing by zero.
+    """
+    lo64, hi64 = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    scale = np.maximum(np.abs(lo64), np.abs(hi64))
+    return np.maximum(hi64 - lo64, np.maximum(eps * scale, _FLOAT32_TINY))
+
+
+def _working_type(lo: np.ndarray, hi: np.ndarray) -> type:
+    """float32, or float64 for intensities within a factor 1000 of float32's largest
+    value, where ``x - lo`` or ``output * spread`` could overflow float32 on the way."""
+    scale = max(float(np.max(np.abs(lo))), float(np.max(np.abs(hi))))
+    return np.float64 if scale > 1e-3 * _FLOAT32_MAX else np.float32
+
+
+def _scale(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, clip: bool, eps: float) -> np.ndarray:
+    """``(x - lo) / safe_spread(lo, hi)`` as float32, optionally clipped to [0, 1]."""
+    divisor = safe_spread(lo, hi, eps)
+    dtype = _working_type(lo, hi)
+    out = (np.asarray(x, dtype) - lo.astype(dtype)) / divisor.astype(dtype)
+    out = out.astype(np.float32, copy=False)
+    if clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def percentile_normalize(
@@ -99,15 +143,16 @@ def percentile_normalize(
 ) -> np.ndarray:
     """Normalise a channel-first image ``(C, *spatial)`` per channel to float32.
 
-    The ``low`` percentile of each channel maps to 0 and ``high`` to 1. A constant
-    channel maps to 0 everywhere instead of dividing by zero.
+    The ``low`` percentile of each channel maps to 0 and ``high`` to 1, whatever the
+    units: ``percentile_normalize(image * s)`` equals ``percentile_normalize(image)``
+    for any ``s > 0`` (up to float32 rounding). A constant channel maps to 0 everywhere
+    instead of dividing by zero. ``eps``: the smallest spread of the percentiles,
+    relative to their magnitude (see :func:`safe_spread`). A boolean image counts as 0
+    and 1.
     """
     x = np.asarray(image, dtype=np.float32)
     lo, hi = percentile_bounds(x, low, high)
-    out = (x - lo) / np.maximum(hi - lo, eps)
-    if clip:
-        np.clip(out, 0.0, 1.0, out=out)
-    return out
+    return _scale(x, lo, hi, clip, eps)
 
 
 def input_bounds(image: np.ndarray, settings: Normalization) -> tuple[np.ndarray, np.ndarray]:
@@ -132,16 +177,24 @@ def denormalize(
     units of the channel-first ``image`` it was predicted from (the inverse of
     :func:`percentile_normalize` with the image's own percentiles; ``shift=False`` only
     rescales, for spreads such as uncertainties). Outputs of other normalisation modes, or
-    with another channel count, are returned unchanged."""
+    with another channel count, are returned unchanged. The spread is the one
+    :func:`normalize` divided by (:func:`safe_spread`, ``eps`` relative), so
+    ``denormalize(normalize(image), image)`` gives back ``image`` at any intensity scale."""
     if settings.mode not in ("percentile", "dataset") or output.shape[0] != image.shape[0]:
         return output
     lo, hi = input_bounds(image, settings)
-    out = output * np.maximum(hi - lo, eps)
-    return (out + lo if shift else out).astype(np.float32)
+    divisor = safe_spread(lo, hi, eps)
+    dtype = _working_type(lo, hi)
+    out = np.asarray(output, dtype) * divisor.astype(dtype)
+    if shift:
+        out += lo.astype(dtype)
+    return out.astype(np.float32, copy=False)
 
 
 def normalize(image: np.ndarray, settings: Normalization) -> np.ndarray:
-    """Apply stored normalisation ``settings`` to a channel-first image."""
+    """Apply stored normalisation ``settings`` to a channel-first image (a boolean
+    image counts as 0 and 1)."""
+    image = _as_numbers(image)
     if settings.mode == "none":
         return np.asarray(image, dtype=np.float32)
     if settings.mode == "bioimageio":
@@ -150,6 +203,5 @@ def normalize(image: np.ndarray, settings: Normalization) -> np.ndarray:
         return apply_steps(image, settings.steps)
     if settings.mode == "dataset":
         lo, hi = _stored_bounds(settings, image)
-        out = (np.asarray(image, dtype=np.float32) - lo) / (hi - lo)
-        return np.clip(out, 0.0, 1.0, out=out) if settings.clip else out
+        return _scale(image, lo, hi, settings.clip, 1e-6)
     return percentile_normalize(image, settings.low, settings.high, settings.clip)

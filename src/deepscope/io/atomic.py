@@ -1,4 +1,6 @@
-"""Atomic file output: write to a temporary file, then rename it onto the final name."""
+"""Atomic file output: write to a temporary file, then rename it onto the final name; and
+checks that an output can be written at all, made before long work so that a mistyped
+path costs nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +11,45 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["atomic_output"]
+from deepscope.errors import InputError
+
+__all__ = ["atomic_output", "check_output_file", "check_output_folder"]
+
+
+def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path if a file can be written there: not a folder, and its folder
+    exists (or is created now) and is writable; else an :class:`InputError` naming
+    ``what`` (e.g. ``"--json"``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} '{path}' is a folder; give a file name")
+    _make_folder(path.parent, what, path)
+    return path
+
+
+def check_output_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path, created if needed, if files can be written into it; else an
+    :class:`InputError` naming ``what`` (e.g. ``"--out"``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} '{path}' is a file; give a folder")
+    _make_folder(path, what, path)
+    return path
+
+
+def _make_folder(folder: Path, what: str, path: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"cannot write {what} '{path}': cannot create folder '{folder}' "
+            f"({error.strerror or error}); choose a writable location"
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise InputError(
+            f"cannot write {what} '{path}': folder '{folder}' is not writable; "
+            "choose another location"
+        )
 
 
 @contextmanager

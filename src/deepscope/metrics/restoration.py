@@ -54,6 +54,19 @@ def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return pred, target
 
 
+def check_reference(target: np.ndarray, name: str) -> None:
+    """A clear error when ``target`` cannot be the reference of restoration metrics: it
+    holds NaN or infinite values, or one value everywhere (PSNR, SSIM and NRMSE against a
+    flat image are undefined: they would come out infinite or perfect)."""
+    if not np.isfinite(target).all():
+        raise InputError(f"{name} contains NaN or infinite values; give a finite reference image")
+    if target.size and target.min() == target.max():
+        raise InputError(
+            f"{name} is constant ({float(target.flat[0]):g} everywhere): restoration metrics "
+            "need a reference image with structure; check that it is the right file"
+        )
+
+
 def fair_pair(
     pred: np.ndarray, target: np.ndarray, low: float = 0.1, high: float = 99.9
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -43,17 +43,32 @@ def with_flips(
     return averaged
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def channel_first_input(
-    image: np.ndarray, axes: str | None, input_axes: str, ndim: int, in_channels: int
+    image: np.ndarray,
+    axes: str | None,
+    input_axes: str,
+    ndim: int,
+    in_channels: int,
+    min_z: int = 2,
 ) -> np.ndarray:
-    """A user image checked (non-empty, numeric, the model's channel count) and reordered
+    """A user image checked (non-empty, real numbers within float32's range, a volume of
+    at least ``min_z`` z slices for a 3D model, the model's channel count) and reordered
     to ``(C, *spatial)``; ``axes`` default to the model's ``input_axes`` when the
-    dimensions agree, else they are guessed from the shape."""
+    dimensions agree, else they are guessed from the shape. A boolean image becomes 0/1
+    ``uint8``."""
     image = np.asarray(image)
     if image.size == 0:
         raise InputError(f"the image is empty (shape {image.shape}); give a non-empty image")
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
         raise InputError(f"the image has dtype {image.dtype}; give a numeric array")
+    if np.issubdtype(image.dtype, np.complexfloating):
+        raise InputError(
+            f"the image has complex values (dtype {image.dtype}); give real numbers "
+            "(the magnitude, say: numpy.abs(image))"
+        )
     if axes is None and image.ndim == len(input_axes):
         axes = input_axes
     axes = axes or default_axes(image.shape)
@@ -67,17 +82,59 @@ def channel_first_input(
             "model, --slices3d"
         )
     x = to_channel_first(image, axes, ndim)
+    if ndim == 3:
+        check_depth(x.shape[1], axes, image.shape, min_z)
     if x.shape[0] != in_channels:
         raise InputError(
             f"the model expects {in_channels} channel(s) but the image has {x.shape[0]}; "
             "give an image with the model's channels, or pass axes that say which is which"
         )
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+    if x.dtype == bool:
+        return x.view(np.uint8)
+    if np.issubdtype(x.dtype, np.floating):
+        check_float32_range(x)
+    return x
+
+
+def check_depth(depth: int, axes: str, shape: tuple[int, ...], min_z: int = 2) -> None:
+    """Raise a one-line :class:`InputError` unless an image with ``axes`` and ``shape``,
+    read as a volume of ``depth`` z slices, has the ``min_z`` slices a 3D model needs.
+
+    A 2D image (or a stack of one slice) would otherwise be padded along z and give
+    empty results without a word.
+    """
+    if depth == 1:
+        kind = "has a single z slice" if "Z" in axes else "is 2D"
+        raise InputError(
+            f"this model works on 3D volumes (ZYX) and the image {kind} (axes {axes}, "
+            f"shape {shape}); give a volume of several z slices, or use a 2D model"
+        )
+    if depth < min_z:
+        raise InputError(
+            f"the volume has {depth} z slices (axes {axes}, shape {shape}) and this model "
+            f"needs at least {min_z} (two planes of its output grid of {min_z // 2}); give "
+            "a thicker volume, or use a 2D model on its slices"
+        )
+
+
+def check_float32_range(x: np.ndarray) -> None:
+    """Raise a one-line :class:`InputError` if the float image ``x`` holds NaN or
+    infinity, or values beyond float32's range (networks compute in float32: they would
+    turn into infinity)."""
+    with np.errstate(invalid="ignore"):
+        lowest, highest = float(np.min(x)), float(np.max(x))
+    if not (math.isfinite(lowest) and math.isfinite(highest)):
         raise InputError(
             "the image contains NaN or infinite values; replace them (with 0 or the "
             "background level, say) before predicting"
         )
-    return x
+    largest = max(abs(lowest), abs(highest))
+    if largest > _FLOAT32_MAX:
+        raise InputError(
+            f"the image has values up to {largest:.3g}, beyond float32's range "
+            f"({_FLOAT32_MAX:.3g}) in which networks compute; rescale the image (divide it "
+            "by a constant) before predicting"
+        )
 
 
 def predict_raw(
@@ -182,21 +239,35 @@ class Predictor:
         """``'YX'`` or ``'ZYX'``: the axes of label and class outputs."""
         return "YX" if self.ndim == 2 else "ZYX"
 
+    @property
+    def min_z(self) -> int:
+        """The fewest z slices a volume needs for a 3D model: two planes of the output
+        grid (one output plane per ``grid`` slices), and at least 2."""
+        return 2 * getattr(self.config, "grid", 1)
+
     def channel_first(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
         """A user image as ``(C, *spatial)``; ``axes`` default to the model's input axes
-        when the dimensions agree, else they are guessed from the shape."""
+        when the dimensions agree, else they are guessed from the shape. For a 3D model,
+        an image that is not a volume of at least :attr:`min_z` z slices is refused."""
         image = np.asarray(image)
         if axes is None and image.ndim == len(self.input_axes):
             axes = self.input_axes
-        return to_channel_first(image, axes, self.ndim)
+        axes = axes or default_axes(image.shape)
+        x = to_channel_first(image, axes, self.ndim)
+        if self.ndim == 3:
+            check_depth(x.shape[1], axes, image.shape, self.min_z)
+        return x
 
     def spatial_shape(self, image: np.ndarray, axes: str | None = None) -> tuple[int, ...]:
-        """Spatial shape ``(Y, X)`` or ``(Z, Y, X)`` of a user image, as the model reads it."""
+        """Spatial shape ``(Y, X)`` or ``(Z, Y, X)`` of a user image, as the model reads it
+        (checked as :meth:`channel_first` checks it)."""
         return self.channel_first(image, axes).shape[1:]
 
     def prepare(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
         """Validate, reorder and normalise a user image to ``(C, *spatial)`` float32."""
-        x = channel_first_input(image, axes, self.input_axes, self.ndim, self.config.in_channels)
+        x = channel_first_input(
+            image, axes, self.input_axes, self.ndim, self.config.in_channels, self.min_z
+        )
         smallest = getattr(self.config, "min_size", 1)
         if min(x.shape[1:]) < smallest:
             raise InputError(

@@ -32,10 +32,16 @@ from deepscope import __version__
 from deepscope.classical.filters import DEFAULT_SIGMAS, as_float_image, gaussian_denoise
 from deepscope.errors import ConfigError, InputError, PairingError
 from deepscope.io import image_stem, read_image
-from deepscope.io.atomic import atomic_output
+from deepscope.io.atomic import atomic_output, check_output_file
 from deepscope.io.pairs import some_names
 from deepscope.io.paths import is_image_path
-from deepscope.metrics.restoration import SSIM_WINDOW, fair_pair, psnr, restoration_metrics
+from deepscope.metrics.restoration import (
+    SSIM_WINDOW,
+    check_reference,
+    fair_pair,
+    psnr,
+    restoration_metrics,
+)
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.report.html import CSS, data_uri, new_figure
 
@@ -215,6 +221,7 @@ def _load_pair(pair: QCPair) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]
                 f"{role} '{path}' has shape {data.shape} but its ground truth '{pair.gt}' has "
                 f"{gt.shape}; give images of the same size"
             )
+    check_reference(gt, f"ground truth '{pair.gt}'")
     return pred, gt, raw
 
 
@@ -224,9 +231,7 @@ def _check_out(out: str | os.PathLike[str]) -> Path:
         raise ConfigError(
             f"the report is one HTML file: give --out a name ending in .html, not '{path.name}'"
         )
-    if path.is_dir():
-        raise ConfigError(f"--out '{path}' is a folder; give a file name such as report.html")
-    return path
+    return check_output_file(path, "--out")
 
 
 def _choose_sigma(
@@ -871,7 +876,6 @@ def qc_report(
     }
     folders = {"predictions": pred_dir, "ground truth": gt_dir, "raw input": input_dir}
     document = _document(result, panels, info, folders, unused_gt, sigma_means)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out_path) as temporary:
         temporary.write_text(document, encoding="utf-8")
     return result

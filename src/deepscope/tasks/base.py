@@ -53,14 +53,15 @@ class Result:
     scale: float = 1.0
 
 
-def integer_mask(mask: np.ndarray) -> np.ndarray:
-    """A user's mask as an integer array; non-integer or negative values are input errors."""
+def integer_mask(mask: np.ndarray, name: str = "masks") -> np.ndarray:
+    """A user's mask as an integer array; non-integer or negative values are input errors
+    that name ``name`` (the file, where known)."""
     if not np.issubdtype(mask.dtype, np.integer):
         if not np.all(np.mod(mask, 1) == 0):
-            raise InputError("masks must hold integer labels; got non-integer values")
+            raise InputError(f"{name} must hold integer labels; got non-integer values")
         mask = mask.astype(np.int64)
     if mask.min() < 0:
-        raise InputError("masks must not hold negative labels")
+        raise InputError(f"{name} must not hold negative labels")
     return mask
 
 

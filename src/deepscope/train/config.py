@@ -12,6 +12,7 @@ from deepscope.data.augment import Augmentation
 from deepscope.data.normalize import Normalization
 from deepscope.errors import ConfigError
 from deepscope.home import user_library
+from deepscope.spec import MODEL_NAME_PATTERN
 
 
 class NetworkSettings(BaseModel):
@@ -40,7 +41,7 @@ class TrainConfig(BaseModel):
     task: str = "semantic"
     name: str = Field(
         ...,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        pattern=MODEL_NAME_PATTERN,
         description="model name (letters, digits, . _ -); the package folder's name",
     )
     out: Path | None = Field(

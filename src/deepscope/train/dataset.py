@@ -14,7 +14,8 @@ from deepscope.data.normalize import Normalization, dataset_bounds, input_bounds
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import InputError
 from deepscope.io import list_images, match_pairs, read_image
-from deepscope.tasks.base import Task
+from deepscope.metrics.restoration import check_reference
+from deepscope.tasks.base import Task, integer_mask
 
 
 @dataclass
@@ -33,8 +34,12 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
     for tasks whose targets are images, else a spatial mask."""
     truth = read_image(path)
     if task.target_is_image:
-        return to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
-    return to_spatial(truth.data, truth.axes, ndim)
+        target = to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
+        check_reference(target, f"target {path.name}")
+        return target
+    return integer_mask(
+        to_spatial(truth.data, truth.axes, ndim, f"mask {path.name}"), f"mask {path.name}"
+    )
 
 
 def fit_normalization(normalization: Normalization, raws: Sequence[np.ndarray]) -> Normalization:

@@ -24,6 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError
+from deepscope.io.atomic import check_output_folder
 from deepscope.measure.size import median_diameter
 from deepscope.nets import build_network
 from deepscope.nets.unet import UNetConfig
@@ -593,6 +594,7 @@ def train(
     command: str | None = None,
 ) -> Path:
     """Train a model from ``config``; returns the model package folder."""
+    check_output_folder(config.package_dir.parent, "--out")  # before any work, not after it
     if config.task == "classify":
         from deepscope.train.classify import ClassifierTrainer
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from deepscope.data.layout import channel_first_axes
 from deepscope.devices import resolve_device
-from deepscope.errors import InputError, ModelError
+from deepscope.errors import ConfigError, InputError, ModelError
 from deepscope.nets import AutoencoderConfig, ClassifierConfig, build_network
 from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
@@ -197,6 +197,12 @@ class Model:
 
     def _settings(self, tile, overlap, batch_size, tta) -> dict:
         """Prediction settings, the model's defaults where the caller gave none."""
+        if tile is not None and tile != -1 and tile < 1:
+            raise ConfigError(f"--tile must be a positive number of pixels (0: none), got {tile}")
+        if overlap is not None and overlap < 0:
+            raise ConfigError(f"--overlap must be 0 or more pixels, got {overlap}")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         p = self.spec.prediction
         return {
             "tile": p.tile if tile == -1 else tile,

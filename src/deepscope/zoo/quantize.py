@@ -28,7 +28,7 @@ from deepscope.spec import (
     write_spec,
 )
 from deepscope.zoo.model import Model, load_model
-from deepscope.zoo.registry import resolve_model
+from deepscope.zoo.registry import refuse_builtin, resolve_model
 
 
 def calibration_crop(x: np.ndarray, side: int, divisor: int) -> np.ndarray:
@@ -89,12 +89,7 @@ def quantize_model(
     from deepscope.api import evaluate
 
     folder, source = resolve_model(name_or_path)
-    if source == "builtin":
-        raise ModelError(
-            f"'{name_or_path}' is a built-in model, which is read-only; copy it into your "
-            f"library first (deepscope models export {name_or_path} --out copy.zip; deepscope "
-            "models import copy.zip --name NEW) and quantize that"
-        )
+    refuse_builtin(name_or_path, source, "quantize")
     if count < 1 or side < 1:
         raise InputError(f"count and side must be at least 1, got {count} and {side}")
     if (val_images is None) != (val_masks is None):

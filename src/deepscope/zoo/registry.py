@@ -11,7 +11,7 @@ from pathlib import Path
 
 from deepscope.errors import ModelError
 from deepscope.home import deepscope_home, user_library
-from deepscope.spec import SPEC_FILE, ModelSpec, read_spec
+from deepscope.spec import SPEC_FILE, ModelSpec, check_model_name, read_spec
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SOURCES = ("builtin", "user")
@@ -84,8 +84,20 @@ def set_favourite(name: str, favourite: bool = True) -> list[str]:
     return sorted(names)
 
 
+def refuse_builtin(name: str, source: str, action: str) -> None:
+    """A clear error when ``action`` (a verb: "quantize", "tune") would change a built-in
+    model, which is read-only: the user copies it into the library first."""
+    if source == "builtin":
+        raise ModelError(
+            f"'{name}' is a built-in model, which is read-only; copy it into your library "
+            f"first (deepscope models export {name} --out copy.zip; deepscope models import "
+            f"copy.zip --name NEW) and {action} that"
+        )
+
+
 def remove_model(name: str) -> Path:
     """Delete a model from the user's library (built-in models cannot be removed)."""
+    check_model_name(name)
     if name in builtin_names():
         raise ModelError(f"'{name}' is a built-in model and cannot be removed")
     folder = user_library() / name

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from deepscope.errors import ModelError
 from deepscope.home import user_library
-from deepscope.spec import SPEC_FILE, check_weights, read_spec
+from deepscope.io.atomic import check_output_file
+from deepscope.spec import SPEC_FILE, check_model_name, check_weights, read_spec
 from deepscope.zoo.registry import builtin_names, resolve_model
 
 MAX_UNPACKED_BYTES = 2 << 30  # a zip that inflates beyond 2 GiB is refused
@@ -69,6 +70,8 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
     source = Path(source)
     if not source.exists():
         raise ModelError(f"'{source}' does not exist; give a model folder, zip or rdf.yaml")
+    if name is not None:
+        check_model_name(name)
     library = user_library()
     library.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".import.", dir=library))
@@ -116,6 +119,9 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
     folder, _ = resolve_model(name)
     check_package(folder)
     out = Path(out)
+    if out.is_dir():
+        raise ModelError(f"'{out}' exists; choose another --out")
+    check_output_file(out, "--out")  # its folder can be made and written, before any work
     if format == "bioimageio":
         from deepscope.zoo.bioimageio import export_bioimageio
 

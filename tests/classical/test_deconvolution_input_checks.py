@@ -1,0 +1,75 @@
+"""Richardson-Lucy and negative values: noise around a subtracted background is clipped,
+an offset left in the data is refused; Wiener takes any sign."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from deepscope.classical import deconvolve_image, gaussian_psf, richardson_lucy, wiener_deconvolve
+from deepscope.errors import InputError
+from deepscope.io import write_image
+
+from ..cli.test_cli import deepscope
+
+PSF = gaussian_psf((9, 9), 1.5)
+
+
+def blurred_cells(background=15.0, noise=1.0, brightness=200.0, seed=0):
+    """Blurred boxes as bright as ``brightness`` on a camera background with Gaussian
+    noise, ``(48, 48)``."""
+    truth = np.zeros((48, 48), np.float32)
+    truth[10:16, 12:18] = brightness
+    truth[30:34, 28:36] = 0.6 * brightness
+    rng = np.random.default_rng(seed)
+    blurred = ndimage.convolve(truth, PSF, mode="reflect") + background
+    return (blurred + rng.normal(0, noise, truth.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("brightness", [200.0, 10.0])
+def test_noise_below_zero_after_background_subtraction_is_clipped(brightness):
+    # the background removed exactly: about half the background pixels are slightly
+    # negative; with dim cells (10) they go down to a third of the brightest value, but
+    # stay within the noise
+    image = blurred_cells(brightness=brightness) - 15.0
+    assert image.min() < 0 and (image < 0).mean() > 0.3
+    restored = richardson_lucy(image, PSF, iterations=10)
+    np.testing.assert_allclose(
+        restored, richardson_lucy(np.clip(image, 0, None), PSF, iterations=10), rtol=1e-6
+    )
+    assert restored.min() >= 0
+
+
+def test_an_offset_left_in_the_data_is_refused_with_what_to_do():
+    # an int64 image with 100 subtracted from a background of 15: mostly negative
+    image = np.round(blurred_cells()).astype(np.int64) - 100
+    assert (image < 0).mean() > 0.9
+    with pytest.raises(InputError, match=r"needs intensities >= 0.* subtract a smaller"):
+        richardson_lucy(image, PSF)
+    with pytest.raises(InputError, match=r"--method wiener"):
+        deconvolve_image(image, PSF, "rl")
+    # an image without any light at all
+    with pytest.raises(InputError, match="needs intensities >= 0"):
+        richardson_lucy(-blurred_cells(), PSF)
+
+
+def test_wiener_takes_the_offset_along_linearly():
+    image = blurred_cells()
+    offset = 100.0
+    shifted = wiener_deconvolve(image - offset, PSF, balance=0.01)
+    # the PSF sums to 1: a constant passes the filter divided by 1 + balance
+    np.testing.assert_allclose(
+        shifted, wiener_deconvolve(image, PSF, balance=0.01) - offset / 1.01, atol=1e-3
+    )
+    assert deconvolve_image(image - offset, PSF, "wiener").shape == image.shape
+
+
+def test_the_cli_refuses_an_offset_image_in_one_line(tmp_path):
+    path = write_image(tmp_path / "offset.tif", blurred_cells() - 100, "YX")
+    run = deepscope("deconvolve", path, "--psf-sigma", "1.5", "--out", tmp_path / "out")
+    assert run.returncode == 1
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: Richardson-Lucy needs intensities >= 0")
+    )
+    assert not (tmp_path / "out" / "offset_deconv.tif").exists()

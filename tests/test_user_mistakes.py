@@ -1,0 +1,141 @@
+"""Mistakes a user can make with the Python API and what they get: a clear error before
+any work is done or anything is written, never a traceback from deep inside, never a
+silently wrong result."""
+
+import numpy as np
+import pytest
+
+import deepscope
+from deepscope.count import parse_range
+from deepscope.data.layout import to_spatial
+from deepscope.errors import AxesError, ConfigError, InputError, ModelError
+from deepscope.io import write_image
+from deepscope.io.atomic import check_output_file, check_output_folder
+from deepscope.metrics.restoration import check_reference
+from deepscope.tasks.base import integer_mask
+from deepscope.zoo import export_model
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_output_files_and_folders_are_checked_before_the_work(tmp_path):
+    (tmp_path / "afile").write_text("")
+    assert check_output_file(tmp_path / "new" / "m.json", "--json").parent.is_dir()
+    with pytest.raises(InputError, match=r"cannot write --json .* cannot create folder"):
+        check_output_file(tmp_path / "afile" / "m.json", "--json")
+    with pytest.raises(InputError, match=r"--json '.*' is a folder; give a file name"):
+        check_output_file(tmp_path, "--json")
+    with pytest.raises(InputError, match=r"--out '.*afile' is a file; give a folder"):
+        check_output_folder(tmp_path / "afile", "--out")
+    assert check_output_folder(tmp_path / "a" / "b", "--out").is_dir()
+
+
+def test_evaluate_refuses_an_unwritable_per_image_table_before_predicting(nuclei_folders, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match="cannot write --per-image"):
+        deepscope.evaluate(
+            "unet-nuclei-fluo",
+            nuclei_folders["val_images"],
+            nuclei_folders["val_masks"],
+            per_image_csv=tmp_path / "afile" / "rows.csv",
+        )
+
+
+def test_training_into_a_file_fails_before_the_first_epoch(tiny_settings, tmp_path):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(InputError, match=r"--out '.*afile' is a file"):
+        deepscope.train(**{**tiny_settings, "out": tmp_path / "afile"})
+
+
+def test_tune_never_changes_a_builtin_model(nuclei_folders):
+    with pytest.raises(ModelError, match="built-in model, which is read-only; copy it"):
+        deepscope.tune(
+            "unet-nuclei-fluo", nuclei_folders["val_images"], nuclei_folders["val_masks"]
+        )
+
+
+def test_tune_is_for_models_that_make_objects(home, nuclei_folders, tmp_path):
+    copy = export_model("care-fmd-confocal", tmp_path / "care")
+    with pytest.raises(ModelError, match="care model, which has none"):
+        deepscope.tune(copy, nuclei_folders["val_images"], nuclei_folders["val_masks"])
+
+
+def test_tune_needs_masks_with_objects(home, nuclei_folders, tmp_path):
+    copy = export_model("unet-nuclei-fluo", tmp_path / "unet")
+    empty = tmp_path / "empty_masks"
+    for image in nuclei_folders["val_images"].iterdir():
+        write_image(empty / image.name, np.zeros((64, 64), np.uint16))
+    before = (copy / "model.json").read_text()
+    with pytest.raises(InputError, match="hold no objects"):
+        deepscope.tune(copy, nuclei_folders["val_images"], empty)
+    assert (copy / "model.json").read_text() == before
+
+
+def test_restoration_references_must_be_finite_and_not_flat():
+    check_reference(np.arange(16.0).reshape(4, 4), "target a.tif")
+    with pytest.raises(InputError, match=r"target a.tif is constant \(0 everywhere\)"):
+        check_reference(np.zeros((4, 4)), "target a.tif")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        check_reference(np.array([[1.0, np.nan]]), "target a.tif")
+
+
+def test_evaluating_against_a_flat_target_is_refused_not_scored_perfect(tmp_path):
+    images, targets = tmp_path / "images", tmp_path / "targets"
+    rng = np.random.default_rng(0)
+    write_image(images / "a.tif", rng.random((64, 64)).astype(np.float32))
+    write_image(targets / "a.tif", np.zeros((64, 64), np.float32))
+    with pytest.raises(InputError, match="target a\\.tif is constant"):
+        deepscope.evaluate("care-fmd-confocal", images, targets)
+
+
+def test_masks_with_channels_or_bad_labels_name_the_file():
+    with pytest.raises(AxesError, match=r"label image b.tif has axes YXC .* save one"):
+        to_spatial(np.zeros((8, 8, 3), np.uint8), "YXC", 2, "label image b.tif")
+    with pytest.raises(InputError, match="mask c\\.tif must hold integer labels"):
+        integer_mask(np.array([[0.5, 1.0]]), "mask c.tif")
+    with pytest.raises(InputError, match="mask c\\.tif must not hold negative labels"):
+        integer_mask(np.array([[-1, 1]]), "mask c.tif")
+
+
+def test_inputs_whose_outputs_would_overwrite_each_other_are_refused(tmp_path):
+    image = np.zeros((32, 32), np.uint8)
+    write_image(tmp_path / "in" / "a.tif", image)
+    np.save(tmp_path / "in" / "a.npy", image)
+    with pytest.raises(InputError, match="share the name 'a'"):
+        deepscope.predict_files("unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"tile": -5}, "--tile must be a positive number"),
+        ({"overlap": -3}, "--overlap must be 0 or more"),
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+    ],
+)
+def test_prediction_settings_out_of_range_name_the_option(settings, message):
+    model = deepscope.load_model("unet-nuclei-fluo", device="cpu")
+    with pytest.raises(ConfigError, match=message):
+        model.predict(np.zeros((32, 32), np.float32), **settings)
+
+
+def test_a_range_bound_must_be_a_number():
+    with pytest.raises(InputError, match="not a number"):
+        parse_range("area=nan:5")
+    assert parse_range("area=30:").low == 30
+
+
+def test_a_quality_report_against_a_flat_ground_truth_is_refused(tmp_path):
+    from deepscope.report import qc_report
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "pred" / "a_pred.tif", rng.random((32, 32)).astype(np.float32))
+    write_image(tmp_path / "gt" / "a.tif", np.ones((32, 32), np.float32))
+    with pytest.raises(InputError, match="is constant"):
+        qc_report(tmp_path / "pred", tmp_path / "gt", tmp_path / "qc.html")
+    assert not (tmp_path / "qc.html").exists()
