@@ -70,6 +70,22 @@ def image_1104() -> np.ndarray:
     return np.pad(data, pad, mode="reflect")[:1104, :1104]
 
 
+def time_on_request(out: Path, image: Path | None) -> None:
+    """Serve end-to-end timings (normalisation, network, NMS, labels) of the model in
+    ``out`` on ``image`` (a .npy file; default the 1104x1104 image), one per line of stdin,
+    after one untimed warm-up."""
+    import sys
+
+    model = StarDist2D(None, name="stardist-reference", basedir=str(out))
+    big = (np.load(image) if image else image_1104()).astype(np.float32)
+    model.predict_instances(normalize(big, 1, 99.8))
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        labels, _ = model.predict_instances(normalize(big, 1, 99.8))
+        print(f"{time.perf_counter() - start} {int(labels.max())}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=80.0, help="training wall-clock budget")
@@ -80,7 +96,18 @@ def main() -> None:
         action="store_true",
         help="skip training: load the model already trained in --out and redo the rest",
     )
+    parser.add_argument(
+        "--time-on-request",
+        action="store_true",
+        help="load the model trained in --out, then for every line read on stdin predict the "
+        "1104x1104 image (or --image) once and print the seconds (for interleaved timing "
+        "beside ours)",
+    )
+    parser.add_argument("--image", type=Path, help="with --time-on-request: a .npy image")
     args = parser.parse_args()
+    if args.time_on_request:
+        time_on_request(args.out, args.image)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
 
     _, x_train, y_train = load("train")

@@ -139,3 +139,20 @@ def test_a_quality_report_against_a_flat_ground_truth_is_refused(tmp_path):
     with pytest.raises(InputError, match="is constant"):
         qc_report(tmp_path / "pred", tmp_path / "gt", tmp_path / "qc.html")
     assert not (tmp_path / "qc.html").exists()
+
+
+def test_an_error_about_one_image_of_a_folder_names_that_image(tmp_path):
+    write_image(tmp_path / "in" / "good.tif", np.zeros((32, 32), np.float32))
+    write_image(tmp_path / "in" / "spoilt.tif", np.full((32, 32), np.nan, np.float32))
+    with pytest.raises(InputError, match=r"^spoilt\.tif: the image contains NaN"):
+        deepscope.predict_files("unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "out")
+
+
+def test_a_binary_mask_of_separate_objects_is_flagged_not_silently_scored_as_one(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    binary = np.zeros((64, 64), np.uint8)
+    binary[5:15, 5:15] = binary[30:40, 30:40] = 1
+    write_image(images / "a.tif", (binary * 200).astype(np.uint8))
+    write_image(masks / "a.tif", binary)
+    with pytest.warns(UserWarning, match="mask a\\.tif holds only 0 and 1 in 2 separate regions"):
+        deepscope.evaluate("unet-nuclei-fluo", images, masks)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,19 +144,20 @@ def predict_files(
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
         points = _time_points(image.data, image.axes)
-        results = [
-            model.predict(
-                data,
-                point_axes,
-                tile=tile,
-                overlap=overlap,
-                tta=tta,
-                diameter=diameter,
-                slices3d=slices3d,
-                anisotropy=anisotropy,
-            )
-            for data, point_axes in points
-        ]
+        with _naming(path):
+            results = [
+                model.predict(
+                    data,
+                    point_axes,
+                    tile=tile,
+                    overlap=overlap,
+                    tta=tta,
+                    diameter=diameter,
+                    slices3d=slices3d,
+                    anisotropy=anisotropy,
+                )
+                for data, point_axes in points
+            ]
         series = len(results) > 1
         result = _stack_time(results) if series else results[0]
         time = "T" if series else ""
@@ -189,6 +191,17 @@ def predict_files(
             )
         report(progress, Progress("predict", i + 1, len(files), path.name))
     return written
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Errors about an image's content name its file (a folder may hold hundreds)."""
+    try:
+        yield
+    except InputError as err:
+        if path.name in str(err):
+            raise
+        raise type(err)(f"{path.name}: {err}") from None
 
 
 def _distinct_stems(files: list[Path]) -> list[Path]:
@@ -272,7 +285,9 @@ def count_files(
         kept = []
         for t, (data, point_axes) in enumerate(points):
             if model is not None:
-                found = _labels_of(model.predict(data, point_axes, tile=tile, diameter=diameter))
+                with _naming(path):
+                    result = model.predict(data, point_axes, tile=tile, diameter=diameter)
+                found = _labels_of(result)
             else:
                 shape = tuple(data.shape[point_axes.index(a)] for a in spatial)
                 found = _label_file(label_files, labels, path, shape)

@@ -52,7 +52,7 @@ def test_a_training_job_runs_and_lands_in_the_library(store, tiny_settings, tmp_
 
 
 def test_stop_then_resume_goes_on_from_the_checkpoint(store, tiny_settings, tmp_path):
-    job = store.submit("train", training(tiny_settings, epochs=3, steps_per_epoch=40))
+    job = store.submit("train", training(tiny_settings, epochs=3, steps_per_epoch=200))
     runner = threading.Thread(target=run_next, args=(store, tmp_path / "results"))
     runner.start()
     deadline = time.time() + 60

@@ -1,8 +1,9 @@
 """Run queued jobs: one worker process per device takes jobs from the SQLite queue.
 
-A job reports its progress as events in the queue. A stop request is seen at the next
-progress event and raised as ``KeyboardInterrupt``, which the trainer turns into a
-checkpoint: stopped and interrupted trainings resume exactly where they were.
+A job reports its progress as events in the queue (at most one per EVENT_INTERVAL for
+steps). A stop request is seen at the next progress report (every training step, every
+image) and raised as ``KeyboardInterrupt``, which the trainer turns into a checkpoint:
+stopped and interrupted trainings resume exactly where they were.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class JobProgress:
         now = time.monotonic()
         frequent = event.stage in ("train", "predict", "count") and event.done < event.total
         if frequent and now - self._last < EVENT_INTERVAL:
+            self._stop_if_asked()  # at every step, not only when an event is recorded
             return
         self._last = now
         self.store.add_event(
@@ -47,6 +49,9 @@ class JobProgress:
                 "time": time.time(),
             },
         )
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
         if self.store.stop_requested(self.job_id):
             raise KeyboardInterrupt
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -867,8 +868,15 @@ def serve(
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr, like errors: ``warning: ...``."""
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit status 1."""
+    """Entry point: run the app, turning user errors into one line and exit status 1, and
+    warnings into one line each."""
+    warnings.showwarning = _one_line_warning
     try:
         app(standalone_mode=False)
     except DeepscopeError as err:

@@ -105,6 +105,17 @@ class Task(ABC):
         """Number of channels the network must output."""
 
     @property
+    def instance_masks(self) -> bool:
+        """Whether ground-truth masks hold one label per object (not class maps, not
+        target images)."""
+        return (
+            self.output_kind == "labels"
+            and not self.self_supervised
+            and not self.target_is_image
+            and self.params.model_dump().get("instances", True)
+        )
+
+    @property
     def blind_spot_network(self) -> bool:
         """Whether the network must never see the pixel it predicts (default: no)."""
         return False

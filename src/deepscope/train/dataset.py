@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from deepscope.data.augment import Augmentation, augment, random_warp, warp_window
 from deepscope.data.layout import to_channel_first, to_spatial
@@ -37,9 +39,26 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
         target = to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
         check_reference(target, f"target {path.name}")
         return target
-    return integer_mask(
-        to_spatial(truth.data, truth.axes, ndim, f"mask {path.name}"), f"mask {path.name}"
-    )
+    name = f"mask {path.name}"
+    mask = integer_mask(to_spatial(truth.data, truth.axes, ndim, name), name)
+    if task.instance_masks:
+        warn_if_binary(mask, name)
+    return mask
+
+
+def warn_if_binary(mask: np.ndarray, name: str) -> None:
+    """Warn when an instance mask holds only 0 and 1 over several separate regions: most
+    likely a binary (foreground) mask, which would be scored and trained as one object."""
+    if mask.max() != 1:
+        return
+    _, regions = ndi.label(mask)
+    if regions > 1:
+        warnings.warn(
+            f"{name} holds only 0 and 1 in {regions} separate regions, so they count as ONE "
+            "object; if it is a binary mask, give each object its own label first "
+            "(skimage.measure.label)",
+            stacklevel=3,
+        )
 
 
 def fit_normalization(normalization: Normalization, raws: Sequence[np.ndarray]) -> Normalization:

@@ -188,10 +188,8 @@ def training_diameter(task: Task, samples: list[Sample], ndim: int) -> float | N
     """Median equivalent diameter (pixels) of the objects in the training masks, which
     the size model rescales new images to; ``None`` for tasks whose ground truth is not
     instance labels, or masks without objects."""
-    if task.output_kind != "labels" or task.self_supervised or task.target_is_image:
-        return None
-    if not task.params.model_dump().get("instances", True):
-        return None  # class maps: their regions are not objects
+    if not task.instance_masks:
+        return None  # class maps and target images have no objects
     return median_diameter([integer_mask(s.truth) for s in samples], ndim)
 
 
