@@ -104,3 +104,18 @@ def test_the_real_model_gives_the_same_objects_block_by_block(shared_data):
     assert blockwise.labels.shape == blockwise.classes.shape == image.shape
     assert blockwise.probabilities.shape == (3, *image.shape)
     assert ap(whole, blockwise.labels, 0.5) >= 0.95
+
+
+def test_volumes_are_stitched_block_by_block_too():
+    truth = np.zeros((48, 48, 48), np.int32)
+    k = 0
+    for z in range(4, 40, 12):
+        for y in range(4, 40, 12):
+            for x in (4, 12):  # pairs of touching 8-voxel cubes
+                k += 1
+                truth[z : z + 8, y : y + 8, x + 2 * (y % 3) : x + 2 * (y % 3) + 8] = k
+    task = SemanticTask({"n_classes": 3})
+    result = stitched(task, confident_scores(truth), block=16, halo=8)
+    assert len(plan_blocks(truth.shape, 16, 8, 8)) > 8
+    assert result.labels.shape == truth.shape and result.labels.max() == k
+    assert ap(truth, result.labels, 0.9) == 1.0
