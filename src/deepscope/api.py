@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from deepscope.classify import (
 )
 from deepscope.count import count_objects, parse_range
 from deepscope.data.layout import to_channel_first, to_spatial
-from deepscope.errors import InputError, ModelError
+from deepscope.errors import ConfigError, InputError, ModelError
 from deepscope.io import (
     image_stem,
     list_images,
@@ -135,11 +136,13 @@ def predict_files(
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
     model.check_slices3d(anisotropy, slices3d)
+    _check_extra_outputs(model, save_probabilities, overlay, slices3d)
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
     files = _distinct_stems(list_images(inputs))
     out = Path(out)
     written = []
+    no_overlay: list[str] = []
     spatial = "ZYX" if slices3d else model.predictor.spatial_axes
     for i, path in enumerate(files):
         image = read_image(path, axes=axes)
@@ -174,6 +177,8 @@ def predict_files(
                         out / f"{stem}_overlay.png",
                     )
                 )
+            elif overlay:
+                no_overlay.append(path.name)
         elif result.classes is not None:
             written.append(
                 write_image(out / f"{stem}_classes.tif", result.classes, axes=time + spatial)
@@ -190,7 +195,47 @@ def predict_files(
                 )
             )
         report(progress, Progress("predict", i + 1, len(files), path.name))
+    if no_overlay:
+        shown = ", ".join(no_overlay[:3]) + (", ..." if len(no_overlay) > 3 else "")
+        warnings.warn(
+            f"--overlay draws single 2D images: no overlay for {len(no_overlay)} time "
+            f"series ({shown}), only their labels; save one time point per file for overlays",
+            stacklevel=2,
+        )
     return written
+
+
+def _check_extra_outputs(model: Model, probabilities: bool, overlay: bool, slices3d: bool) -> None:
+    """Refuse ``--probabilities`` and ``--overlay`` where the model cannot give them, before
+    any image is read (they would otherwise be silently left out)."""
+    task, what = model.task, f"'{model.name}' is a {model.spec.task} model"
+    if probabilities and task.output_kind == "class":
+        warnings.warn(
+            "--probabilities is not needed for a classifier: predictions.csv always holds "
+            "the prob_<class> columns",
+            stacklevel=3,
+        )
+    elif probabilities and not task.pixel_probabilities:
+        raise ConfigError(
+            "--probabilities writes the per-pixel probabilities of a semantic or flows "
+            f"segmentation model; {what}, which has none: leave out --probabilities"
+        )
+    if overlay and not _scores_objects(task):
+        raise ConfigError(
+            "--overlay draws the outlines of segmented objects; "
+            f"{what}, which makes no objects: leave out --overlay"
+        )
+    if overlay and not draws_overlays(model, slices3d):
+        raise ConfigError(
+            "--overlay draws the outlines of segmented objects on 2D images; "
+            f"'{model.name}' segments 3D volumes here: leave out --overlay"
+        )
+
+
+def draws_overlays(model: Model, slices3d: bool = False) -> bool:
+    """Whether :func:`predict_files` can draw ``model``'s objects as outline overlays
+    (objects in 2D images; time series get none)."""
+    return _scores_objects(model.task) and not slices3d and model.predictor.spatial_axes == "YX"
 
 
 @contextlib.contextmanager

@@ -168,7 +168,8 @@ def test_pictures_are_capped(tiny, tmp_path, monkeypatch):
 
 def test_model_adds_loss_curves_and_validation_metrics(tiny, tmp_path):
     root, _ = tiny
-    qc_report(root / "pred", root / "gt", tmp_path / "qc.html", model="unet-nuclei-fluo")
+    with pytest.warns(UserWarning, match="not an image restoration one"):
+        qc_report(root / "pred", root / "gt", tmp_path / "qc.html", model="unet-nuclei-fluo")
     text = (tmp_path / "qc.html").read_text(encoding="utf-8")
     assert "<h1>Quality-control report: unet-nuclei-fluo (semantic)</h1>" in text
     assert text.count("data:image/png;base64,") == 3  # two images and the loss curves

@@ -64,7 +64,7 @@ def _train(job: Job, progress: JobProgress, _results: Path) -> dict[str, Any]:
 
 
 def _batch(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
-    from deepscope.api import count_files, predict_files
+    from deepscope.api import count_files, draws_overlays, load_model, predict_files
 
     p = job.params
     out = results / f"job-{job.id}"
@@ -79,7 +79,9 @@ def _batch(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
             progress=progress,
         )
         return {"out": str(out), "images": len(summaries), "summary": "summary.csv"}
-    written = predict_files(p["model"], p["inputs"], out, overlay=True, progress=progress)
+    model = load_model(p["model"])
+    overlay = draws_overlays(model)
+    written = predict_files(model, p["inputs"], out, overlay=overlay, progress=progress)
     return {"out": str(out), "files": [f.name for f in written]}
 
 

@@ -19,6 +19,7 @@ import csv
 import html
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -811,6 +812,7 @@ def qc_report(
     model : str, Path or Model, optional
         The model that made the predictions: a name, a package folder or a loaded
         :class:`~deepscope.zoo.Model`. Only its ``model.json`` and ``history.csv`` are read.
+        A model that does not restore images (segmentation, say) gives a warning.
     progress : callable, optional
         Receives :class:`~deepscope.progress.Progress` events (stages ``"baseline"`` and
         ``"qc"``, one unit per image).
@@ -841,6 +843,13 @@ def qc_report(
     """
     out_path = _check_out(out)
     info = _model_info(model) if model is not None else None
+    if info is not None and not info.restoration:
+        warnings.warn(
+            f"--model '{info.name}' is a {info.task} model, not an image restoration one: "
+            "the report's training section (its loss curves and validation metrics) cannot "
+            "be that of these predictions; give the model that made them, or leave out --model",
+            stacklevel=2,
+        )
     pairs, unused_gt = _pairs(pred_dir, gt_dir, input_dir)
     sigma, sigma_means = None, None
     if input_dir is not None:

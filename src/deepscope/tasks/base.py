@@ -91,6 +91,9 @@ class Task(ABC):
     warpable_target: ClassVar[bool] = False
     #: training settings this task advises, used where a run does not set them
     train_defaults: ClassVar[dict] = {}
+    #: results carry per-pixel probabilities, which ``deepscope predict --probabilities``
+    #: writes (semantic classes, flows foreground)
+    pixel_probabilities: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | dict | None = None) -> None:
         if params is None:

@@ -65,6 +65,7 @@ class FlowsTask(Task):
     architecture = "flows"
     predicts_objects = True
     warpable_target = True
+    pixel_probabilities = True
 
     @property
     def out_channels(self) -> int:

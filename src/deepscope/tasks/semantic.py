@@ -119,6 +119,7 @@ class SemanticTask(Task):
 
     name = "semantic"
     Params = SemanticParams
+    pixel_probabilities = True
 
     @property
     def out_channels(self) -> int:

@@ -12,6 +12,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -215,6 +216,22 @@ def task_settings(config: TrainConfig) -> dict:
     return settings
 
 
+def check_patch_fits(patch_size: int, train: list[Sample], divisor: int) -> None:
+    """Warn (once) when every training image is smaller in Y or X than ``patch_size``:
+    patches are then mostly padding, which slows training without adding data."""
+    fits = max(min(s.image.shape[-2:]) for s in train)
+    smallest = 2 * divisor
+    if patch_size <= max(fits, smallest):
+        return
+    suggestion = max(smallest, fits // divisor * divisor)
+    warnings.warn(
+        f"patch_size {patch_size} is larger than the training images (the largest square "
+        f"inside one is {fits}x{fits} pixels): patches are padded, which slows training "
+        f"without adding data; use --patch-size {suggestion}",
+        stacklevel=3,
+    )
+
+
 class Trainer:
     """Runs one training configuration to a model package."""
 
@@ -284,6 +301,7 @@ class Trainer:
                 f"patch_size {c.patch_size} must be a multiple of {config.divisor} and at "
                 f"least {2 * config.divisor} for a U-Net of depth {config.depth}"
             )
+        check_patch_fits(c.patch_size, train, config.divisor)
         return config
 
     def make_sampler(self, train: list[Sample], rng: np.random.Generator) -> PatchSampler:

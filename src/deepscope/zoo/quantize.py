@@ -103,6 +103,13 @@ def quantize_model(
             f"'{model.name}' is not a U-Net model (segmentation, restoration); only those "
             "are quantised"
         )
+    smallest = max(model.spec.network.divisor, getattr(model.spec.network, "min_size", 1))
+    if side < smallest:
+        raise InputError(
+            f"--side {side} is too small for the network of '{model.name}': its calibration "
+            f"crops are multiples of {model.spec.network.divisor} pixels a side; give --side "
+            f"{smallest} or more (default 512)"
+        )
     network = quantize_int8(
         model.predictor.net, calibration_batches(model, files, side, axes), float_outer_level
     )
