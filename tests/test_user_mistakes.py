@@ -70,9 +70,11 @@ def test_tune_needs_masks_with_objects(home, nuclei_folders, tmp_path):
     for image in nuclei_folders["val_images"].iterdir():
         write_image(empty / image.name, np.zeros((64, 64), np.uint16))
     before = (copy / "model.json").read_text()
+    events = []
     with pytest.raises(InputError, match="hold no objects"):
-        deepscope.tune(copy, nuclei_folders["val_images"], empty)
+        deepscope.tune(copy, nuclei_folders["val_images"], empty, progress=events.append)
     assert (copy / "model.json").read_text() == before
+    assert not events  # refused before predicting anything
 
 
 def test_restoration_references_must_be_finite_and_not_flat():

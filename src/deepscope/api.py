@@ -540,11 +540,11 @@ def tune(
             f"tune chooses the thresholds that turn network outputs into objects; "
             f"'{model.name}' is a {model.spec.task} model, which has none"
         )
-    outputs, truths, names = _predict_pairs(model, images, masks, axes, None, progress)
-    if not any(truth.any() for truth in truths):
-        raise InputError(
+    if not any(read_image(mask).data.any() for _, mask in match_pairs(images, masks)):
+        raise InputError(  # checked before predicting: reading masks costs little
             f"the masks in {masks} hold no objects; tune needs masks with annotated objects"
         )
+    outputs, truths, names = _predict_pairs(model, images, masks, axes, None, progress)
     report(progress, Progress("tune", 0, 1, "searching thresholds"))
     tuned = model.task.tune(outputs, truths)
     results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
