@@ -158,3 +158,22 @@ def test_a_binary_mask_of_separate_objects_is_flagged_not_silently_scored_as_one
     write_image(masks / "a.tif", binary)
     with pytest.warns(UserWarning, match="mask a\\.tif holds only 0 and 1 in 2 separate regions"):
         deepscope.evaluate("unet-nuclei-fluo", images, masks)
+
+
+def test_a_batch_can_go_on_past_a_bad_image_and_say_which(tmp_path):
+    folder = tmp_path / "in"
+    write_image(folder / "a.tif", np.zeros((32, 32), np.uint8))
+    (folder / "b.tif").write_bytes(b"not a tiff")
+    write_image(folder / "c.tif", np.zeros((32, 32), np.uint8))
+    skipped = []
+    written = deepscope.predict_files(
+        "unet-nuclei-fluo", [folder], tmp_path / "out", on_error=lambda p, e: skipped.append(p)
+    )
+    assert [p.name for p in written] == ["a_labels.tif", "c_labels.tif"]
+    assert [p.name for p in skipped] == ["b.tif"]
+    rows = deepscope.count_files(
+        "unet-nuclei-fluo", [folder], tmp_path / "counts", on_error=lambda p, e: None
+    )
+    assert [r["image"] for r in rows] == ["a.tif", "c.tif"]
+    with pytest.raises(InputError, match=r"b\.tif"):  # without on_error the batch stops
+        deepscope.predict_files("unet-nuclei-fluo", [folder], tmp_path / "out2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,7 @@ def predict_files(
     diameter: float | str | None = None,
     slices3d: bool = False,
     anisotropy: float | None = None,
+    on_error: Callable[[Path, InputError], None] | None = None,
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
 
@@ -132,6 +133,9 @@ def predict_files(
     point and written as one stack (``TYX`` labels; objects numbered per time point).
     Classifiers write one table, ``predictions.csv`` (see
     :func:`deepscope.classify.classify_files`).
+    An image that cannot be read or predicted stops the batch with an error naming it; with
+    ``on_error(path, error)``, the error is handed to it instead and the batch goes on
+    (the CLI's ``--keep-going``).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
@@ -145,9 +149,9 @@ def predict_files(
     no_overlay: list[str] = []
     spatial = "ZYX" if slices3d else model.predictor.spatial_axes
     for i, path in enumerate(files):
-        image = read_image(path, axes=axes)
-        points = _time_points(image.data, image.axes)
-        with _naming(path):
+        with _per_image(path, on_error):
+            image = read_image(path, axes=axes)
+            points = _time_points(image.data, image.axes)
             results = [
                 model.predict(
                     data,
@@ -161,39 +165,39 @@ def predict_files(
                 )
                 for data, point_axes in points
             ]
-        series = len(results) > 1
-        result = _stack_time(results) if series else results[0]
-        time = "T" if series else ""
-        stem = image_stem(path)
-        if result.labels is not None:
-            written.append(
-                write_image(out / f"{stem}_labels.tif", result.labels, axes=time + spatial)
-            )
-            if overlay and result.labels.ndim == 2:
+            series = len(results) > 1
+            result = _stack_time(results) if series else results[0]
+            time = "T" if series else ""
+            stem = image_stem(path)
+            if result.labels is not None:
                 written.append(
-                    save_overlay(
-                        _display_image(image.data, image.axes),
-                        result.labels,
-                        out / f"{stem}_overlay.png",
+                    write_image(out / f"{stem}_labels.tif", result.labels, axes=time + spatial)
+                )
+                if overlay and result.labels.ndim == 2:
+                    written.append(
+                        save_overlay(
+                            _display_image(image.data, image.axes),
+                            result.labels,
+                            out / f"{stem}_overlay.png",
+                        )
+                    )
+                elif overlay:
+                    no_overlay.append(path.name)
+            elif result.classes is not None:
+                written.append(
+                    write_image(out / f"{stem}_classes.tif", result.classes, axes=time + spatial)
+                )
+            for name, array in (("pred", result.image), ("uncertainty", result.uncertainty)):
+                if array is not None:
+                    channels = "C" * (array.ndim - len(time + spatial))
+                    path_out = out / f"{stem}_{name}.tif"
+                    written.append(write_image(path_out, array, axes=time + channels + spatial))
+            if save_probabilities and result.probabilities is not None:
+                written.append(
+                    write_image(
+                        out / f"{stem}_prob.tif", result.probabilities, axes=time + "C" + spatial
                     )
                 )
-            elif overlay:
-                no_overlay.append(path.name)
-        elif result.classes is not None:
-            written.append(
-                write_image(out / f"{stem}_classes.tif", result.classes, axes=time + spatial)
-            )
-        for name, array in (("pred", result.image), ("uncertainty", result.uncertainty)):
-            if array is not None:
-                channels = "C" * (array.ndim - len(time + spatial))
-                path_out = out / f"{stem}_{name}.tif"
-                written.append(write_image(path_out, array, axes=time + channels + spatial))
-        if save_probabilities and result.probabilities is not None:
-            written.append(
-                write_image(
-                    out / f"{stem}_prob.tif", result.probabilities, axes=time + "C" + spatial
-                )
-            )
         report(progress, Progress("predict", i + 1, len(files), path.name))
     if no_overlay:
         shown = ", ".join(no_overlay[:3]) + (", ..." if len(no_overlay) > 3 else "")
@@ -239,14 +243,17 @@ def draws_overlays(model: Model, slices3d: bool = False) -> bool:
 
 
 @contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Errors about an image's content name its file (a folder may hold hundreds)."""
+def _per_image(path: Path, on_error: Callable[[Path, InputError], None] | None) -> Iterator[None]:
+    """Run the work on one image of a batch: an error about its content or file names it
+    (a folder may hold hundreds); with ``on_error``, the error is handed to it and the batch
+    goes on with the next image, else it stops the batch."""
     try:
         yield
     except InputError as err:
-        if path.name in str(err):
-            raise
-        raise type(err)(f"{path.name}: {err}") from None
+        named = err if path.name in str(err) else type(err)(f"{path.name}: {err}")
+        if on_error is None:
+            raise named from None
+        on_error(path, named)
 
 
 def _distinct_stems(files: list[Path]) -> list[Path]:
@@ -277,6 +284,7 @@ def count_files(
     classifier: Model | str | None = None,
     labels: str | Path | None = None,
     diameter: float | str | None = None,
+    on_error: Callable[[Path, InputError], None] | None = None,
 ) -> list[dict]:
     """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
 
@@ -293,6 +301,8 @@ def count_files(
     objects table, ``count_<class>`` in the summary.
     ``diameter`` (pixels, or ``'auto'``) rescales each image for the model's object size
     (see :meth:`Model.predict`); the objects are measured at the image's own scale.
+    ``on_error(path, error)``: as for :func:`predict_files` (images it is handed are left out
+    of ``summary.csv``).
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
     if (model is None) == (labels is None):
@@ -316,57 +326,57 @@ def count_files(
     out = Path(out)
     summaries = []
     for i, path in enumerate(files):
-        image = read_image(path, axes=axes)
-        points = _time_points(image.data, image.axes)
-        series = len(points) > 1
-        time = "T" if series else ""
-        if series and model is None:
-            raise InputError(
-                f"{path.name} is a time series; count --labels takes one time point per "
-                "file (or count it with a model)"
-            )
-        size = image.pixel_size or {}
-        pixel_size = [size[a] for a in spatial] if all(a in size for a in spatial) else None
-        kept = []
-        for t, (data, point_axes) in enumerate(points):
-            if model is not None:
-                with _naming(path):
+        with _per_image(path, on_error):
+            image = read_image(path, axes=axes)
+            points = _time_points(image.data, image.axes)
+            series = len(points) > 1
+            time = "T" if series else ""
+            if series and model is None:
+                raise InputError(
+                    f"{path.name} is a time series; count --labels takes one time point per "
+                    "file (or count it with a model)"
+                )
+            size = image.pixel_size or {}
+            pixel_size = [size[a] for a in spatial] if all(a in size for a in spatial) else None
+            kept = []
+            for t, (data, point_axes) in enumerate(points):
+                if model is not None:
                     result = model.predict(data, point_axes, tile=tile, diameter=diameter)
-                found = _labels_of(result)
-            else:
-                shape = tuple(data.shape[point_axes.index(a)] for a in spatial)
-                found = _label_file(label_files, labels, path, shape)
-            channels_last = transpose_axes(
-                data, point_axes, spatial + ("C" if "C" in point_axes else "")
-            )
-            counted = count_objects(
-                found,
-                channels_last,
-                parsed,
-                exclude_border,
-                split,
-                min_split_size,
-                pixel_size,
-                name=path.name,
-            )
-            if classifier is not None:
-                raw = to_channel_first(data, point_axes, 2)
-                classes = classify_objects(classifier, raw, counted.labels)
-                for row in counted.objects:
-                    row.update(classes[row["label"]])
-                for name in classifier.task.classes:
-                    counted.summary[f"count_{name}"] = sum(
-                        1 for row in counted.objects if row["class"] == name
-                    )
-            if series:  # the time point first, after the image's name
-                counted.objects = [{"frame": t, **row} for row in counted.objects]
-                counted.summary = {"image": path.name, "frame": t, **counted.summary}
-            kept.append(counted)
-        stem = image_stem(path)
-        stacked = np.stack([c.labels for c in kept]) if series else kept[0].labels
-        write_image(out / f"{stem}_labels.tif", stacked, axes=time + spatial)
-        write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
-        summaries += [c.summary for c in kept]
+                    found = _labels_of(result)
+                else:
+                    shape = tuple(data.shape[point_axes.index(a)] for a in spatial)
+                    found = _label_file(label_files, labels, path, shape)
+                channels_last = transpose_axes(
+                    data, point_axes, spatial + ("C" if "C" in point_axes else "")
+                )
+                counted = count_objects(
+                    found,
+                    channels_last,
+                    parsed,
+                    exclude_border,
+                    split,
+                    min_split_size,
+                    pixel_size,
+                    name=path.name,
+                )
+                if classifier is not None:
+                    raw = to_channel_first(data, point_axes, 2)
+                    classes = classify_objects(classifier, raw, counted.labels)
+                    for row in counted.objects:
+                        row.update(classes[row["label"]])
+                    for name in classifier.task.classes:
+                        counted.summary[f"count_{name}"] = sum(
+                            1 for row in counted.objects if row["class"] == name
+                        )
+                if series:  # the time point first, after the image's name
+                    counted.objects = [{"frame": t, **row} for row in counted.objects]
+                    counted.summary = {"image": path.name, "frame": t, **counted.summary}
+                kept.append(counted)
+            stem = image_stem(path)
+            stacked = np.stack([c.labels for c in kept]) if series else kept[0].labels
+            write_image(out / f"{stem}_labels.tif", stacked, axes=time + spatial)
+            write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
+            summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))
     columns = list(dict.fromkeys(k for s in summaries for k in s))
     write_table(summaries, out / "summary.csv", columns)

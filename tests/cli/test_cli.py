@@ -343,3 +343,19 @@ def test_evaluating_a_segmentation_model_without_masks_says_what_is_missing(tmp_
     run = deepscope("evaluate", "unet-nuclei-fluo", "--images", tmp_path)
     assert run.returncode == 1
     assert "Traceback" not in run.stderr and "--masks" in run.stderr
+
+
+def test_keep_going_skips_a_bad_image_names_it_and_exits_1(tmp_path):
+    from deepscope.io import write_image
+
+    folder = tmp_path / "in"
+    write_image(folder / "a.tif", np.zeros((32, 32), np.uint8))
+    (folder / "b.tif").write_bytes(b"not a tiff")
+    run = deepscope("predict", "unet-nuclei-fluo", folder, "--out", tmp_path / "out",
+                    "--keep-going")  # fmt: skip
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    skips = [line for line in lines if line.startswith("skipped: ")]
+    assert len(skips) == 1 and "b.tif" in skips[0]
+    assert lines[-1].startswith("error: 1 image(s) could not be processed")
+    assert (tmp_path / "out" / "a_labels.tif").is_file()

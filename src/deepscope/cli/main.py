@@ -242,6 +242,26 @@ def train(
     _print_metrics(spec.get("validation", {}), title=f"validation of {spec['name']}")
 
 
+def _skipping(skipped: list[Path]):
+    """The ``on_error`` of ``--keep-going``: say which image was skipped and why, on one
+    line, and note it in ``skipped``."""
+
+    def skip(path: Path, error: Exception) -> None:
+        err_console.print(f"[yellow]skipped:[/yellow] {error}", highlight=False, soft_wrap=True)
+        skipped.append(path)
+
+    return skip
+
+
+def _report_skipped(skipped: list[Path], out: Path) -> None:
+    """Exit status 1 after a ``--keep-going`` run that skipped images, saying so."""
+    if skipped:
+        raise DeepscopeError(
+            f"{len(skipped)} image(s) could not be processed (see 'skipped:' above); the "
+            f"others are in {out}"
+        )
+
+
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="a built-in model name or a model folder")],
@@ -261,6 +281,13 @@ def predict(
     diameter: DiameterOption = None,
     slices3d: Slices3dOption = False,
     anisotropy: AnisotropyOption = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            help="skip images that cannot be read or processed (one line each) and go on; "
+            "exit status 1 at the end if any was skipped"
+        ),
+    ] = False,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
@@ -271,6 +298,7 @@ def predict(
     size = _diameter(diameter)
     m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
+    skipped: list[Path] = []
     with progress_bar(err_console) as callback:
         written = predict_files(
             m,
@@ -286,8 +314,10 @@ def predict(
             diameter=size,
             slices3d=slices3d,
             anisotropy=anisotropy,
+            on_error=_skipping(skipped) if keep_going else None,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
+    _report_skipped(skipped, out)
 
 
 @app.command()
@@ -334,6 +364,13 @@ def count(
         ),
     ] = None,
     diameter: DiameterOption = None,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            help="skip images that cannot be read or processed (one line each) and go on; "
+            "exit status 1 at the end if any was skipped"
+        ),
+    ] = False,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -349,6 +386,7 @@ def count(
     else:
         m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
+    skipped: list[Path] = []
     with progress_bar(err_console) as callback:
         summaries = count_files(
             m,
@@ -364,6 +402,7 @@ def count(
             classifier=load_model(classify, device=device) if classify else None,
             labels=labels,
             diameter=size,
+            on_error=_skipping(skipped) if keep_going else None,
         )
     source = m.name if m is not None else f"labels in {labels}"
     table = Table("image", "count", "mean area", "median area", title=f"counted with {source}")
@@ -373,6 +412,7 @@ def count(
         )
     out_console.print(table)
     out_console.print(f"wrote {len(summaries)} image(s) and summary.csv to {out}")
+    _report_skipped(skipped, out)
 
 
 @app.command()
