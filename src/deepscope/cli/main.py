@@ -36,6 +36,13 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
+KeepGoingOption = Annotated[
+    bool,
+    typer.Option(
+        help="skip images that cannot be read or processed (one line each) and go on; "
+        "exit status 1 at the end if any was skipped"
+    ),
+]
 PrecisionOption = Annotated[
     str | None,
     typer.Option(
@@ -281,13 +288,7 @@ def predict(
     diameter: DiameterOption = None,
     slices3d: Slices3dOption = False,
     anisotropy: AnisotropyOption = None,
-    keep_going: Annotated[
-        bool,
-        typer.Option(
-            help="skip images that cannot be read or processed (one line each) and go on; "
-            "exit status 1 at the end if any was skipped"
-        ),
-    ] = False,
+    keep_going: KeepGoingOption = False,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
@@ -364,13 +365,7 @@ def count(
         ),
     ] = None,
     diameter: DiameterOption = None,
-    keep_going: Annotated[
-        bool,
-        typer.Option(
-            help="skip images that cannot be read or processed (one line each) and go on; "
-            "exit status 1 at the end if any was skipped"
-        ),
-    ] = False,
+    keep_going: KeepGoingOption = False,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
