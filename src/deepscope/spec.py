@@ -126,12 +126,25 @@ NETWORK_TAGS = ("unet", "external", "classifier", "autoencoder")
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
+#: longest model name: folder names stay well inside every file system's limit
+MODEL_NAME_MAX = 100
+
+
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` can name a model package folder."""
+    return (
+        isinstance(name, str)
+        and len(name) <= MODEL_NAME_MAX
+        and re.fullmatch(MODEL_NAME_PATTERN, name) is not None
+    )
+
+
 def check_model_name(name: str) -> str:
     """``name`` if it can name a model package folder, else a clear error."""
-    if not re.fullmatch(MODEL_NAME_PATTERN, name):
+    if not is_model_name(name):
         raise ModelError(
-            f"'{name}' cannot be a model name: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
+            f"'{str(name)[:60]}' cannot be a model name: use up to {MODEL_NAME_MAX} letters, "
+            "digits, '.', '_' and '-', starting with a letter or digit"
         )
     return name
 
@@ -142,7 +155,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format_version: int = 1
-    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX)
     version: str = "1.0.0"
     description: str = ""
     task: str

@@ -191,3 +191,30 @@ def test_a_restoration_model_shows_input_and_output(client, data_root):
     assert {"image", "output"} <= set(answer["urls"]) and "labels" not in answer["urls"]
     assert "b_pred.tif" in answer["downloads"]
     assert client.get(answer["urls"]["output"]).headers["content-type"] == "image/png"
+
+
+def test_a_model_is_named_never_given_as_a_path_on_the_server(client, tmp_path):
+    from deepscope.zoo import export_model
+
+    outside = export_model("unet-nuclei-fluo", tmp_path / "outside-model")
+    image = {"path": "plate/a.tif"}
+    for model in (str(outside), "/etc", "../models/x", "a" * 5000):
+        answer = client.post("/api/predict", data={"model": model, **image})
+        assert answer.status_code == 400, model
+        assert "unknown model" in answer.json()["detail"] or "cannot be" in answer.json()["detail"]
+    for params in ({"model": str(outside), "folder": "plate"}, {"model": 5, "folder": "plate"}):
+        assert client.post("/api/jobs", json={"kind": "batch", "params": params}).status_code == 400
+    settings = {"task": "semantic", "name": "t", "images": "plate", "masks": "plate",
+                "init_from": str(outside)}  # fmt: skip
+    answer = client.post("/api/jobs", json={"kind": "train", "params": {"settings": settings}})
+    assert answer.status_code == 400
+    assert client.get("/api/models/" + "a" * 5000).status_code == 400
+
+
+def test_a_token_with_any_characters_is_refused_not_a_crash(settings):
+    guarded = settings.model_copy(update={"host": "0.0.0.0", "token": "s3cret"})
+    with TestClient(create_app(guarded)) as client:
+        odd = client.get("/api/health", headers={"Authorization": b"Bearer s3cret\xc3\xa9"})
+        assert odd.status_code == 401
+        cookie = client.get("/api/health", headers={"Cookie": b"deepscope_session=\xc3\xa9"})
+        assert cookie.status_code == 401

@@ -188,3 +188,11 @@ def test_quality_check_jobs(settings, data_root, nuclei_folders):
             json={"kind": "evaluate", "params": {"model": "unet-nuclei-fluo", "images": "/etc"}},
         )
         assert outside.status_code == 403
+
+
+def test_an_error_naming_a_file_that_is_not_utf8_is_stored_and_the_queue_goes_on(store):
+    job = store.submit("batch", {"n": 1})
+    store.claim_next("cpu")
+    store.finish(job.id, "failed", error="cannot read 'bad\udcffname.tif'")
+    assert store.get(job.id).error == "cannot read 'bad\\udcffname.tif'"
+    assert store.claim_next("cpu") is None  # nothing stuck as running: the queue is free

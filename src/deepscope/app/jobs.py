@@ -167,6 +167,8 @@ class JobStore:
     ) -> None:
         if status not in FINISHED:
             raise ValueError(f"a finished job is one of {', '.join(FINISHED)}, got '{status}'")
+        if error is not None:  # a file name that is not UTF-8 would make SQLite refuse it
+            error = error.encode("utf-8", "backslashreplace").decode("utf-8")
         with self._connect() as db:
             db.execute(
                 "UPDATE jobs SET status = ?, result = ?, error = ?, updated = ? WHERE id = ?",

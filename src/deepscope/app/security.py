@@ -53,9 +53,16 @@ def authorised(token: str | None, header: str | None, cookie: str | None) -> boo
     if not token:
         return True
     scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+    if scheme.lower() == "bearer" and _same(given.strip(), token):
         return True
-    return bool(cookie) and hmac.compare_digest(cookie, session_value(token))
+    return bool(cookie) and _same(cookie, session_value(token))
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of a value from a request (any characters) with ours."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 def confine(path: str | os.PathLike[str], roots: list[Path]) -> Path:

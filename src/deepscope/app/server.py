@@ -58,7 +58,7 @@ from deepscope.zoo import (
     list_models,
     load_model,
     remove_model,
-    resolve_model,
+    resolve_name,
     set_favourite,
 )
 from deepscope.zoo.registry import model_summary
@@ -101,7 +101,8 @@ class Models:
 
     def get(self, name: str):
         if name not in self._loaded:
-            self._loaded[name] = load_model(name, device=self.device)
+            folder, _ = resolve_name(name)  # a library name: never a path on the server
+            self._loaded[name] = load_model(folder, device=self.device)
             while len(self._loaded) > MODEL_CACHE:
                 self._loaded.popitem(last=False)
         self._loaded.move_to_end(name)
@@ -234,21 +235,22 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.get("/api/models/{name}")
     def api_model(name: str) -> dict:
         """One model's summary and its training curves (``history``)."""
-        folder, source = resolve_model(name)
+        folder, source = resolve_name(name)
         summary = model_summary(read_spec(folder), source, folder, name in favourites())
         return {**summary, "name": name, "history": read_history(folder / "history.csv")}
 
     @app.post("/api/models/{name}/favourite")
     def api_favourite(name: str, favourite: Annotated[bool, Body(embed=True)] = True) -> dict:
-        resolve_model(name)
+        resolve_name(name)
         set_favourite(name, favourite)
         return {"name": name, "favourite": favourite}
 
     @app.get("/api/models/{name}/export")
     def api_export(name: str, format: str = "deepscope") -> FileResponse:
         """The model as a zip: our package (``deepscope``) or a bioimage.io model."""
+        package, _ = resolve_name(name)
         folder = results / f"export-{uuid.uuid4().hex}"
-        path = export_model(name, folder / f"{name}-{format}.zip", format)
+        path = export_model(package, folder / f"{name}-{format}.zip", format)
         return FileResponse(path, filename=path.name, media_type="application/zip")
 
     @app.post("/api/models/import")
@@ -367,11 +369,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 if given.get(key):
                     given[key] = str(confine(given[key], roots))
             given.pop("out", None)  # trainings land in the user's library
+            if given.get("init_from"):
+                resolve_name(given["init_from"])  # a library model, not a path on the server
             make_train_config(given, source="the training form")  # fail now, not in the queue
             return {"settings": given}
         if job.kind == "batch":
             p = job.params
-            resolve_model(p.get("model", ""))
+            resolve_name(p.get("model"))
             folder = confine(p.get("folder", ""), roots)
             if p.get("mode", "preview") not in MODES:
                 raise InputError(f"mode must be preview or count, got '{p.get('mode')}'")
@@ -385,7 +389,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             }
         if job.kind == "evaluate":
             p = job.params
-            resolve_model(p.get("model", ""))
+            resolve_name(p.get("model"))
             return {
                 "model": p["model"],
                 "images": str(confine(p.get("images", ""), roots)),

@@ -12,7 +12,7 @@ from deepscope.data.augment import Augmentation
 from deepscope.data.normalize import Normalization
 from deepscope.errors import ConfigError
 from deepscope.home import user_library
-from deepscope.spec import MODEL_NAME_PATTERN
+from deepscope.spec import MODEL_NAME_MAX, MODEL_NAME_PATTERN
 
 
 class NetworkSettings(BaseModel):
@@ -42,6 +42,7 @@ class TrainConfig(BaseModel):
     name: str = Field(
         ...,
         pattern=MODEL_NAME_PATTERN,
+        max_length=MODEL_NAME_MAX,
         description="model name (letters, digits, . _ -); the package folder's name",
     )
     out: Path | None = Field(

@@ -8,6 +8,7 @@ from deepscope.zoo.registry import (
     list_models,
     remove_model,
     resolve_model,
+    resolve_name,
     set_favourite,
 )
 from deepscope.zoo.share import export_model, import_model
@@ -22,5 +23,6 @@ __all__ = [
     "quantize_model",
     "remove_model",
     "resolve_model",
+    "resolve_name",
     "set_favourite",
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from deepscope.errors import ModelError
 from deepscope.home import deepscope_home, user_library
-from deepscope.spec import SPEC_FILE, ModelSpec, check_model_name, read_spec
+from deepscope.spec import SPEC_FILE, ModelSpec, check_model_name, is_model_name, read_spec
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SOURCES = ("builtin", "user")
@@ -44,14 +44,20 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, str]:
         if not (path / SPEC_FILE).is_file():
             raise ModelError(f"'{path}' is a folder but not a model package (no {SPEC_FILE})")
         return path, "path"
-    name = str(name_or_path)
-    if (BUILTIN_DIR / name / SPEC_FILE).is_file():
-        return BUILTIN_DIR / name, "builtin"
-    if (user_library() / name / SPEC_FILE).is_file():
-        return user_library() / name, "user"
-    known = builtin_names() + user_names()
+    return resolve_name(str(name_or_path))
+
+
+def resolve_name(name: str) -> tuple[Path, str]:
+    """Folder of a built-in or library model found by its name, never by a path (for
+    servers, where a path would reach any folder of the machine), and its source."""
+    if is_model_name(name):
+        if (BUILTIN_DIR / name / SPEC_FILE).is_file():
+            return BUILTIN_DIR / name, "builtin"
+        if (user_library() / name / SPEC_FILE).is_file():
+            return user_library() / name, "user"
+    known = ", ".join(builtin_names() + user_names()) or "none"
     raise ModelError(
-        f"unknown model '{name}'; give a model folder or one of: {', '.join(known) or 'none'} "
+        f"unknown model '{str(name)[:100]}'; give a model folder or one of: {known} "
         "(see 'deepscope models list')"
     )
 
