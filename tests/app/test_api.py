@@ -218,3 +218,41 @@ def test_a_token_with_any_characters_is_refused_not_a_crash(settings):
         assert odd.status_code == 401
         cookie = client.get("/api/health", headers={"Cookie": b"deepscope_session=\xc3\xa9"})
         assert cookie.status_code == 401
+
+
+def test_job_parameters_are_checked_when_submitted(client, data_root, tmp_path):
+    def submit(params):
+        return client.post("/api/jobs", json={"kind": "batch", "params": params})
+
+    good = {"model": "unet-nuclei-fluo", "folder": "plate"}
+    assert submit({"model": "unet-nuclei-fluo"}).status_code == 400  # no folder: not the root
+    assert submit({**good, "split": "no"}).status_code == 400  # "no" is not false
+    assert submit({**good, "ranges": "area=1:2"}).status_code == 400
+    assert submit({**good, "ranges": ["area=abc"]}).status_code == 400
+    evaluate = {"kind": "evaluate", "params": {"model": "unet-nuclei-fluo", "images": "plate"}}
+    assert client.post("/api/jobs", json=evaluate).status_code == 400  # no truth folder
+    train = {"kind": "train", "params": {"settings": "x"}}
+    assert client.post("/api/jobs", json=train).status_code == 400
+
+
+def test_a_link_inside_a_folder_that_leads_out_of_the_roots_is_forbidden(
+    client, data_root, tmp_path
+):
+    (tmp_path / "private.tif").write_bytes((data_root / "plate" / "a.tif").read_bytes())
+    (data_root / "linked").mkdir()
+    (data_root / "linked" / "private.tif").symlink_to(tmp_path / "private.tif")
+    params = {"model": "unet-nuclei-fluo", "folder": "linked"}
+    assert client.post("/api/jobs", json={"kind": "batch", "params": params}).status_code == 403
+
+
+def test_odd_ids_paths_and_archives_are_client_errors(client, tmp_path):
+    assert client.get("/api/jobs/99999999999999999999").status_code == 422
+    assert client.get("/api/files", params={"path": "a\x00b"}).status_code == 400
+    assert client.get("/api/files", params={"path": "a" * 5000}).status_code == 400
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w"):
+        pass
+    with open(tmp_path / "empty.zip", "rb") as fh:
+        answer = client.post("/api/models/import", files={"file": ("empty.zip", fh)})
+    assert answer.status_code == 400

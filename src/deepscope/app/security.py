@@ -15,7 +15,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from deepscope.errors import ConfigError
+from deepscope.errors import ConfigError, InputError
 
 COOKIE = "deepscope_session"
 
@@ -70,8 +70,13 @@ def confine(path: str | os.PathLike[str], roots: list[Path]) -> Path:
     from the first root. Raises :class:`OutsideDataRoots` otherwise."""
     if not roots:
         raise OutsideDataRoots("this server has no data roots; start it with --data-root DIR")
-    given = Path(path)
-    resolved = (given if given.is_absolute() else roots[0] / given).resolve()
+    try:
+        given = Path(path)
+        resolved = (given if given.is_absolute() else roots[0] / given).resolve()
+        resolved.exists()  # a name too long for the file system fails here, not later
+    except (OSError, RuntimeError, ValueError, TypeError) as err:  # NUL byte, loop, too long
+        reason = getattr(err, "strerror", None) or str(err)[:100]
+        raise InputError(f"'{str(path)[:100]}' is not a usable path: {reason}") from None
     for root in roots:
         if resolved == root.resolve() or resolved.is_relative_to(root.resolve()):
             return resolved

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as FastAPIPath
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -111,6 +112,37 @@ class Models:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
+
+
+#: a job id as SQLite stores it: larger numbers are a 422, not a crash of the query
+JobId = Annotated[int, FastAPIPath(ge=1, le=2**62)]
+
+
+def _text(params: dict[str, Any], key: str) -> str:
+    """A required text field of job parameters (a folder, say), else a clear error."""
+    value = params.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"params.{key} is required: a folder under a data root")
+    return value
+
+
+def _flag(params: dict[str, Any], key: str) -> bool:
+    """An optional true/false field of job parameters (false when absent)."""
+    value = params.get(key, False)
+    if not isinstance(value, bool):
+        raise InputError(f"params.{key} must be true or false, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _confined_tree(path: str, roots: list[Path]) -> Path:
+    """A folder (or file) under the data roots none of whose entries is a symbolic link
+    leading out of them: jobs read every file of the folder."""
+    target = confine(path, roots)
+    if target.is_dir():
+        for entry in target.rglob("*"):
+            if entry.is_symlink():
+                confine(entry, roots)
+    return target
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
@@ -361,39 +393,47 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return store.submit(job.kind, _checked_params(job), device).as_dict()
 
     def _checked_params(job: JobRequest) -> dict[str, Any]:
+        from deepscope.count import parse_range
         from deepscope.train.config import make_train_config
 
+        p = job.params
         if job.kind == "train":
-            given = dict(job.params.get("settings", {}))
+            given = p.get("settings", {})
+            if not isinstance(given, dict):
+                raise InputError("params.settings must be an object of training settings")
+            given = dict(given)
             for key in ("images", "masks", "val_images", "val_masks", "mapping"):
                 if given.get(key):
-                    given[key] = str(confine(given[key], roots))
+                    given[key] = str(_confined_tree(_text(given, key), roots))
             given.pop("out", None)  # trainings land in the user's library
             if given.get("init_from"):
                 resolve_name(given["init_from"])  # a library model, not a path on the server
             make_train_config(given, source="the training form")  # fail now, not in the queue
             return {"settings": given}
         if job.kind == "batch":
-            p = job.params
             resolve_name(p.get("model"))
-            folder = confine(p.get("folder", ""), roots)
+            folder = _confined_tree(_text(p, "folder"), roots)
             if p.get("mode", "preview") not in MODES:
                 raise InputError(f"mode must be preview or count, got '{p.get('mode')}'")
+            ranges = p.get("ranges", [])
+            if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
+                raise InputError("params.ranges must be a list of ranges such as 'area=30:2000'")
+            for text in ranges:
+                parse_range(text)  # a bad range fails now, not in the queue
             return {
                 "model": p["model"],
                 "inputs": [str(folder)],
                 "mode": p.get("mode", "preview"),
-                "ranges": list(p.get("ranges", [])),
-                "split": bool(p.get("split", False)),
-                "exclude_border": bool(p.get("exclude_border", False)),
+                "ranges": ranges,
+                "split": _flag(p, "split"),
+                "exclude_border": _flag(p, "exclude_border"),
             }
         if job.kind == "evaluate":
-            p = job.params
             resolve_name(p.get("model"))
             return {
                 "model": p["model"],
-                "images": str(confine(p.get("images", ""), roots)),
-                "truth": str(confine(p.get("truth", ""), roots)),
+                "images": str(_confined_tree(_text(p, "images"), roots)),
+                "truth": str(_confined_tree(_text(p, "truth"), roots)),
             }
         raise InputError(f"job kind must be train, batch or evaluate, got '{job.kind}'")
 
@@ -402,28 +442,30 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         return [j.as_dict() for j in store.list()]
 
     @app.get("/api/jobs/{job_id}")
-    def api_job(job_id: int) -> dict:
+    def api_job(job_id: JobId) -> dict:
         job = store.get(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         return {**job.as_dict(), "events": [e for _, e in store.events(job_id)][-500:]}
 
     @app.post("/api/jobs/{job_id}/stop")
-    def api_stop(job_id: int) -> dict:
+    def api_stop(job_id: JobId) -> dict:
         job = store.request_stop(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         return job.as_dict()
 
     @app.post("/api/jobs/{job_id}/resume")
-    def api_resume(job_id: int) -> dict:
+    def api_resume(job_id: JobId) -> dict:
         job = store.requeue(job_id)
         if job is None:
             raise HTTPException(409, f"job {job_id} is not stopped or failed; nothing to resume")
         return job.as_dict()
 
     @app.get("/api/jobs/{job_id}/events")
-    async def api_events(job_id: int, after: int = 0) -> StreamingResponse:
+    async def api_events(
+        job_id: JobId, after: Annotated[int, Query(ge=0, le=2**62)] = 0
+    ) -> StreamingResponse:
         """Server-sent events: the job's progress events, then its end."""
         if store.get(job_id) is None:
             raise HTTPException(404, f"no job {job_id}")

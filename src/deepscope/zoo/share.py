@@ -36,6 +36,7 @@ def _unzip(archive: Path, dest: Path) -> None:
                         f"{archive} holds '{m.filename}', which points outside the package; "
                         "refusing to import it"
                     )
+            dest.mkdir(parents=True, exist_ok=True)  # an empty zip unpacks to nothing
             zf.extractall(dest)
     except zipfile.BadZipFile:
         raise ModelError(f"{archive} is not a valid zip file (damaged or truncated?)") from None
