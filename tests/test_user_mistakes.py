@@ -177,3 +177,11 @@ def test_a_batch_can_go_on_past_a_bad_image_and_say_which(tmp_path):
     assert [r["image"] for r in rows] == ["a.tif", "c.tif"]
     with pytest.raises(InputError, match=r"b\.tif"):  # without on_error the batch stops
         deepscope.predict_files("unet-nuclei-fluo", [folder], tmp_path / "out2")
+
+
+def test_a_training_into_the_library_may_not_take_a_builtin_name(home, tiny_settings):
+    settings = {**tiny_settings, "out": None, "name": "unet-nuclei-fluo"}
+    with pytest.raises(ConfigError, match="name of a built-in model"):
+        deepscope.train(**settings)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        deepscope.train(**{**tiny_settings, "learning_rate": float("inf")})

@@ -203,6 +203,7 @@ def test_demo_writes_labels_measurements_and_overlay(tmp_path):
         ),
         (("tune", "unet-nuclei-fluo", "--images", "a", "--masks", "b"), "read-only"),
         (("models", "remove", "../x"), "cannot be a model name"),
+        (("serve", "--port", "0"), "--port: Input should be greater than or equal to 1"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):

@@ -882,6 +882,7 @@ def serve(
 ) -> None:
     """Run the web app: models, Predict Preview, Count, training and jobs in a browser."""
     import uvicorn
+    from pydantic import ValidationError
 
     from deepscope.app import ServerSettings, create_app
 
@@ -889,15 +890,20 @@ def serve(
         if not root.is_dir():
             raise DeepscopeError(f"--data-root {root} is not a folder")
     given = {"state_dir": state_dir} if state_dir is not None else {}
-    settings = ServerSettings(
-        host=host,
-        port=port,
-        data_roots=data_root or [],
-        token=token,
-        max_upload_mb=max_upload_mb,
-        device=device,
-        **given,
-    )
+    try:
+        settings = ServerSettings(
+            host=host,
+            port=port,
+            data_roots=data_root or [],
+            token=token,
+            max_upload_mb=max_upload_mb,
+            device=device,
+            **given,
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        option = "--" + "-".join(str(part) for part in first["loc"]).replace("_", "-")
+        raise DeepscopeError(f"{option}: {first['msg']}") from None
     web = create_app(settings)
     err_console.print(f"deepscope serves on http://{host}:{port} (Ctrl-C stops it)")
     uvicorn.run(web, host=host, port=port, log_level="warning")

@@ -78,7 +78,7 @@ class TrainConfig(BaseModel):
     )
     foreground_fraction: float = Field(0.7, ge=0, le=1)
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, allow_inf_nan=False)
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD (Nesterov) momentum")
     lr_schedule: Literal["cosine", "plateau", "step", "constant"] = "cosine"

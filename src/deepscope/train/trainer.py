@@ -610,7 +610,13 @@ def train(
     command: str | None = None,
 ) -> Path:
     """Train a model from ``config``; returns the model package folder."""
+    from deepscope.zoo.registry import builtin_names
+
     check_output_folder(config.package_dir.parent, "--out")  # before any work, not after it
+    if config.out is None and config.name in builtin_names():
+        raise ConfigError(  # it would land in the library under a name the built-in shadows
+            f"'{config.name}' is the name of a built-in model; choose another --name"
+        )
     if config.task == "classify":
         from deepscope.train.classify import ClassifierTrainer
 
