@@ -32,7 +32,7 @@ from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
-from deepscope.tasks.base import Task, integer_mask
+from deepscope.tasks.base import integer_mask
 from deepscope.train.config import TrainConfig, load_train_config, make_train_config
 from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
@@ -71,12 +71,6 @@ def train(
     else:
         cfg = make_train_config(settings)
     return _train(cfg, resume=resume, progress=progress, command=command)
-
-
-def _scores_objects(task: Task) -> bool:
-    """Whether ``task`` predicts instance labels (star-convex, flows, semantic with
-    instances), which are scored object by object."""
-    return task.output_kind == "labels" and task.params.model_dump().get("instances", True)
 
 
 def _labels_of(result: Result) -> np.ndarray:
@@ -224,7 +218,7 @@ def _check_extra_outputs(model: Model, probabilities: bool, overlay: bool, slice
             "--probabilities writes the per-pixel probabilities of a semantic or flows "
             f"segmentation model; {what}, which has none: leave out --probabilities"
         )
-    if overlay and not _scores_objects(task):
+    if overlay and not task.instance_labels:
         raise ConfigError(
             "--overlay draws the outlines of segmented objects; "
             f"{what}, which makes no objects: leave out --overlay"
@@ -239,7 +233,7 @@ def _check_extra_outputs(model: Model, probabilities: bool, overlay: bool, slice
 def draws_overlays(model: Model, slices3d: bool = False) -> bool:
     """Whether :func:`predict_files` can draw ``model``'s objects as outline overlays
     (objects in 2D images; time series get none)."""
-    return _scores_objects(model.task) and not slices3d and model.predictor.spatial_axes == "YX"
+    return model.task.instance_labels and not slices3d and model.predictor.spatial_axes == "YX"
 
 
 @contextlib.contextmanager
@@ -496,9 +490,7 @@ def evaluate(
         return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
     if masks is None:
         raise InputError(f"evaluating '{model.name}' needs --masks: the ground truth")
-    if per_image_csv is not None and not (
-        _scores_objects(model.task) or model.task.target_is_image
-    ):
+    if per_image_csv is not None and not (model.task.instance_labels or model.task.target_is_image):
         raise InputError(
             f"'{model.name}' predicts class maps, which have no per-image table; drop --per-image"
         )
@@ -510,7 +502,7 @@ def evaluate(
     else:
         results = outputs
     metrics = model.task.evaluate(results, truths, names)
-    if per_image_csv is not None and _scores_objects(model.task):
+    if per_image_csv is not None and model.task.instance_labels:
         from deepscope.metrics import evaluate_instances
 
         report_ = evaluate_instances(
@@ -544,8 +536,7 @@ def tune(
 
     model = load_model(model) if isinstance(model, str | Path) else model
     refuse_builtin(model.name, model.source, "tune")
-    task = model.task
-    if task.output_kind != "labels" or task.target_is_image or task.self_supervised:
+    if model.task.output_kind != "labels":
         raise ModelError(
             f"tune chooses the thresholds that turn network outputs into objects; "
             f"'{model.name}' is a {model.spec.task} model, which has none"

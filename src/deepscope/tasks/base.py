@@ -108,15 +108,11 @@ class Task(ABC):
         """Number of channels the network must output."""
 
     @property
-    def instance_masks(self) -> bool:
-        """Whether ground-truth masks hold one label per object (not class maps, not
-        target images)."""
-        return (
-            self.output_kind == "labels"
-            and not self.self_supervised
-            and not self.target_is_image
-            and self.params.model_dump().get("instances", True)
-        )
+    def instance_labels(self) -> bool:
+        """Whether results and ground-truth masks are instance labels, one per object
+        (star-convex, flows, semantic with instances), scored object by object; not class
+        maps, images or classes."""
+        return self.output_kind == "labels" and self.params.model_dump().get("instances", True)
 
     @property
     def blind_spot_network(self) -> bool:

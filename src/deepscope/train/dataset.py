@@ -41,7 +41,7 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
         return target
     name = f"mask {path.name}"
     mask = integer_mask(to_spatial(truth.data, truth.axes, ndim, name), name)
-    if task.instance_masks:
+    if task.instance_labels:
         warn_if_binary(mask, name)
     return mask
 

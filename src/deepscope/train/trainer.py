@@ -189,7 +189,7 @@ def training_diameter(task: Task, samples: list[Sample], ndim: int) -> float | N
     """Median equivalent diameter (pixels) of the objects in the training masks, which
     the size model rescales new images to; ``None`` for tasks whose ground truth is not
     instance labels, or masks without objects."""
-    if not task.instance_masks:
+    if not task.instance_labels:
         return None  # class maps and target images have no objects
     return median_diameter([integer_mask(s.truth) for s in samples], ndim)
 
