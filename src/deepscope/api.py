@@ -542,7 +542,7 @@ def tune(
             f"'{model.name}' is a {model.spec.task} model, which has none"
         )
     if not any(read_image(mask).data.any() for _, mask in match_pairs(images, masks)):
-        raise InputError(  # checked before predicting: reading masks costs little
+        raise InputError(  # before predicting; reading stops at the first mask with objects
             f"the masks in {masks} hold no objects; tune needs masks with annotated objects"
         )
     outputs, truths, names = _predict_pairs(model, images, masks, axes, None, progress)

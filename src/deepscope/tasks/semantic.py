@@ -148,7 +148,7 @@ class SemanticTask(Task):
         """Instance labels are stitched block by block; class maps are tiled as images."""
         return self.params.instances
 
-    def instances(self, prob: np.ndarray) -> np.ndarray:
+    def labels_of(self, prob: np.ndarray) -> np.ndarray:
         """Instance labels of class probabilities ``(3, *spatial)`` with this task's settings."""
         p = self.params
         return instances_from_probabilities(
@@ -160,13 +160,13 @@ class SemanticTask(Task):
         classes = prob.argmax(axis=0).astype(np.uint8)
         if not self.params.instances:
             return Result(classes=classes, probabilities=prob)
-        return Result(labels=self.instances(prob), classes=classes, probabilities=prob)
+        return Result(labels=self.labels_of(prob), classes=classes, probabilities=prob)
 
     def block_objects(self, output: np.ndarray, block: Block) -> BlockObjects:
         """The objects of one block's raw output (its whole read window) that the block
         owns (:func:`~deepscope.predict.stitch.own_labels`)."""
         prob = softmax(output.astype(np.float32))
-        return own_labels(self.instances(prob), prob, block)
+        return own_labels(self.labels_of(prob), prob, block)
 
     def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
         """Every block's owned objects painted into one label image; classes are the most

@@ -127,7 +127,6 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
         from deepscope.zoo.bioimageio import export_bioimageio
 
         return export_bioimageio(folder, out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     if out.suffix == ".zip":
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
