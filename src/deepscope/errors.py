@@ -25,5 +25,9 @@ class ModelError(DeepscopeError):
     """A model name is unknown or a model package is invalid or incompatible."""
 
 
+class UnknownModel(ModelError):
+    """No built-in or library model has the name given."""
+
+
 class ConfigError(DeepscopeError):
     """A training or prediction setting is invalid."""

@@ -33,9 +33,13 @@ def test_model_details_carry_loss_curves_and_favourites_persist(client):
     assert [m["name"] for m in favourites] == ["unet-nuclei-fluo"]
 
 
-def test_unknown_model_is_a_clear_400(client):
+def test_an_unknown_model_is_not_found_and_a_form_naming_one_is_a_bad_request(client):
     answer = client.get("/api/models/no-such-model")
-    assert answer.status_code == 400 and "no-such-model" in answer.json()["detail"]
+    assert answer.status_code == 404 and "no-such-model" in answer.json()["detail"]
+    assert client.delete("/api/models/no-such-model").status_code == 404
+    assert client.get("/api/models/no-such-model/export").status_code == 404
+    form = client.post("/api/predict", data={"model": "no-such-model", "path": "plate/a.tif"})
+    assert form.status_code == 400 and "unknown model" in form.json()["detail"]
 
 
 def test_predict_preview_of_an_upload(client, data_root):
@@ -208,7 +212,7 @@ def test_a_model_is_named_never_given_as_a_path_on_the_server(client, tmp_path):
                 "init_from": str(outside)}  # fmt: skip
     answer = client.post("/api/jobs", json={"kind": "train", "params": {"settings": settings}})
     assert answer.status_code == 400
-    assert client.get("/api/models/" + "a" * 5000).status_code == 400
+    assert client.get("/api/models/" + "a" * 5000).status_code == 404
 
 
 def test_a_token_with_any_characters_is_refused_not_a_crash(settings):

@@ -12,7 +12,13 @@ from deepscope.errors import ConfigError, InputError
 from deepscope.progress import Progress
 from deepscope.spec import read_spec, read_weights
 from deepscope.train.config import load_train_config, make_train_config
-from deepscope.train.trainer import TrainingInterrupted, lr_factor, train
+from deepscope.train.trainer import (
+    TrainingInterrupted,
+    lr_factor,
+    train,
+    warming_decay,
+    weight_average,
+)
 
 
 def test_training_writes_a_complete_model_package(tiny_settings):
@@ -87,9 +93,26 @@ def test_weight_averaging_keeps_a_moving_average_of_the_weights(tiny_settings, t
 
     last = load_checkpoint(folder / "checkpoints")
     key = next(k for k in first["model"] if k.endswith("weight"))
-    expected = 0.5 * first["model"][key] + 0.5 * last["model"][key]  # two steps, decay 0.5
+    decay = warming_decay(0.5, 1)  # the second update: still warming up
+    expected = decay * first["model"][key] + (1 - decay) * last["model"][key]
     torch.testing.assert_close(last["ema"][f"module.{key}"], expected)
     torch.testing.assert_close(read_weights(folder, read_spec(folder))[key], expected)
+
+
+def test_the_average_follows_the_network_early_and_smooths_it_late():
+    assert [round(warming_decay(0.998, n), 3) for n in (0, 10, 100, 10_000)] == [
+        0.1, 0.55, 0.918, 0.998,
+    ]  # fmt: skip
+    net = torch.nn.Linear(1, 1)
+    average = weight_average(net, 0.998)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+        average.update_parameters(net)  # the first update copies the network
+        net.weight.fill_(1.0)
+        for _ in range(50):
+            average.update_parameters(net)
+    # a fixed decay of 0.998 would still be at 0.1 here
+    assert average.module.weight.item() > 0.99
 
 
 def test_dataset_normalisation_is_measured_on_the_training_images_and_stored(tiny_settings):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import threading
 import uuid
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from deepscope import __version__
 from deepscope.app.analysis import MODES, analyse
@@ -44,9 +46,10 @@ from deepscope.app.security import (
     confine,
     session_value,
 )
+from deepscope.app.state import hold_state_dir, remove_old_results
 from deepscope.app.worker import start_worker
 from deepscope.devices import resolve_device
-from deepscope.errors import DeepscopeError, InputError
+from deepscope.errors import DeepscopeError, InputError, UnknownModel
 from deepscope.home import deepscope_home
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
 from deepscope.spec import read_spec
@@ -83,6 +86,9 @@ class ServerSettings(BaseModel):
     token: str | None = None
     state_dir: Path = Field(default_factory=lambda: deepscope_home() / "server")
     max_upload_mb: float = Field(200, gt=0)
+    keep_results_days: float = Field(
+        7, gt=0, description="previews and exports older than this are deleted at start"
+    )
     workers: bool = Field(True, description="start a worker process for jobs")
     device: str = "auto"
 
@@ -161,12 +167,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store.recover()
-        worker = start_worker(store.path, results, device) if settings.workers else None
-        yield
-        if worker is not None:
-            worker.terminate()  # SIGTERM: a training checkpoints, the job is recovered
-            worker.join(timeout=30)
+        with hold_state_dir(state):
+            shutil.rmtree(uploads, ignore_errors=True)  # left by requests of a server that died
+            remove_old_results(results, settings.keep_results_days)
+            store.recover()
+            worker = start_worker(store.path, results, device) if settings.workers else None
+            yield
+            if worker is not None:
+                worker.terminate()  # SIGTERM: a training checkpoints, the job is recovered
+                worker.join(timeout=30)
 
     app = FastAPI(
         title="deepscope",
@@ -197,6 +206,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @app.exception_handler(DeepscopeError)
     async def user_error(request: Request, err: DeepscopeError) -> JSONResponse:
         return _error(400, str(err))
+
+    @app.exception_handler(UnknownModel)
+    async def unknown_model(request: Request, err: UnknownModel) -> JSONResponse:
+        # a missing resource under /api/models/NAME; an unknown name in a form is a bad request
+        return _error(404 if request.url.path.startswith("/api/models/") else 400, str(err))
 
     @app.exception_handler(OutsideDataRoots)
     async def outside(request: Request, err: OutsideDataRoots) -> JSONResponse:
@@ -283,7 +297,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         package, _ = resolve_name(name)
         folder = results / f"export-{uuid.uuid4().hex}"
         path = export_model(package, folder / f"{name}-{format}.zip", format)
-        return FileResponse(path, filename=path.name, media_type="application/zip")
+        return FileResponse(
+            path,
+            filename=path.name,
+            media_type="application/zip",
+            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        )
 
     @app.post("/api/models/import")
     def api_import(
@@ -292,10 +311,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         replace: Annotated[bool, Form()] = False,
     ) -> dict:
         """Check a model zip (ours or bioimage.io) and add it to My models."""
-        archive = _save_upload(
-            file, uploads / uuid.uuid4().hex, (".zip",), "a model zip (deepscope or bioimage.io)"
-        )
-        folder = import_model(archive, name or None, replace)
+        staging = uploads / uuid.uuid4().hex
+        try:
+            archive = _save_upload(
+                file, staging, (".zip",), "a model zip (deepscope or bioimage.io)"
+            )
+            folder = import_model(archive, name or None, replace)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return {"name": folder.name, "source": "user"}
 
     @app.delete("/api/models/{name}")
@@ -336,14 +359,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if (file is None) == (path is None):
             raise InputError("send an image: a file upload or a path under a data root")
         rid = uuid.uuid4().hex
-        image = _save_upload(file, uploads / rid) if file is not None else confine(path, roots)
-        if not image.is_file():
-            raise InputError(f"'{path}' is not an image file")
         ranges = [r for text in ranges or [] for r in text.splitlines() if r.strip()]
-        with models.lock:
-            answer = analyse(
-                models.get(model), image, results / rid, mode, ranges, split, exclude_border
-            )
+        try:
+            image = _save_upload(file, uploads / rid) if file is not None else confine(path, roots)
+            if not image.is_file():
+                raise InputError(f"'{path}' is not an image file")
+            with models.lock:
+                answer = analyse(
+                    models.get(model), image, results / rid, mode, ranges, split, exclude_border
+                )
+        finally:
+            shutil.rmtree(uploads / rid, ignore_errors=True)  # the results hold what is shown
         base = f"/api/results/{rid}"
         answer["id"] = rid
         answer["urls"] = {k: f"{base}/{v}" for k, v in answer.pop("pictures").items()}

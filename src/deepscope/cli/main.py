@@ -876,6 +876,9 @@ def serve(
         Path | None, typer.Option(help="where jobs, uploads and results are kept")
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted")] = 200,
+    keep_results_days: Annotated[
+        float, typer.Option(help="previews and exports older than this are deleted at start")
+    ] = 7,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps for predictions and jobs")] = (
         "auto"
     ),
@@ -885,6 +888,7 @@ def serve(
     from pydantic import ValidationError
 
     from deepscope.app import ServerSettings, create_app
+    from deepscope.app.state import hold_state_dir
 
     for root in data_root or []:
         if not root.is_dir():
@@ -897,6 +901,7 @@ def serve(
             data_roots=data_root or [],
             token=token,
             max_upload_mb=max_upload_mb,
+            keep_results_days=keep_results_days,
             device=device,
             **given,
         )
@@ -904,6 +909,8 @@ def serve(
         first = err.errors()[0]
         option = "--" + "-".join(str(part) for part in first["loc"]).replace("_", "-")
         raise DeepscopeError(f"{option}: {first['msg']}") from None
+    with hold_state_dir(settings.state_dir):
+        pass  # a second server on the same folder stops here with one line, not in uvicorn
     web = create_app(settings)
     err_console.print(f"deepscope serves on http://{host}:{port} (Ctrl-C stops it)")
     uvicorn.run(web, host=host, port=port, log_level="warning")

@@ -9,7 +9,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from deepscope.errors import ModelError
+from deepscope.errors import ModelError, UnknownModel
 from deepscope.home import deepscope_home, user_library
 from deepscope.spec import SPEC_FILE, ModelSpec, check_model_name, is_model_name, read_spec
 
@@ -56,7 +56,7 @@ def resolve_name(name: str) -> tuple[Path, str]:
         if (user_library() / name / SPEC_FILE).is_file():
             return user_library() / name, "user"
     known = ", ".join(builtin_names() + user_names()) or "none"
-    raise ModelError(
+    raise UnknownModel(
         f"unknown model '{str(name)[:100]}'; give a model folder or one of: {known} "
         "(see 'deepscope models list')"
     )
@@ -108,9 +108,7 @@ def remove_model(name: str) -> Path:
         raise ModelError(f"'{name}' is a built-in model and cannot be removed")
     folder = user_library() / name
     if not (folder / SPEC_FILE).is_file():
-        raise ModelError(
-            f"no model '{name}' in your library ({user_library()}); see 'deepscope models list'"
-        )
+        raise UnknownModel(f"no model '{name}' in your library; see 'deepscope models list'")
     if name in favourites():
         set_favourite(name, False)
     trash = folder.with_name(f".{name}.removing")
