@@ -123,6 +123,24 @@ def test_uploads_over_the_limit_are_refused(settings):
     assert answer.status_code == 413
 
 
+def test_images_that_decode_into_more_pixels_than_allowed_are_refused(settings, data_root):
+    import imagecodecs
+
+    small = settings.model_copy(update={"max_image_megapixels": 1})
+    flat = imagecodecs.png_encode(np.zeros((2000, 1000), np.uint8))  # 2 MP in a few kB
+    with TestClient(create_app(small)) as client:
+        answer = client.post(
+            "/api/predict",
+            data={"model": "unet-nuclei-fluo"},
+            files={"file": ("flat.png", flat, "image/png")},
+        )
+        assert answer.status_code == 413 and "2 million values" in answer.json()["detail"]
+        fine = client.post(
+            "/api/predict", data={"model": "unet-nuclei-fluo", "path": "plate/a.tif"}
+        )
+        assert fine.status_code == 200  # 256 x 256
+
+
 def test_a_token_is_required_off_loopback(settings):
     with pytest.raises(ConfigError, match="--token"):
         create_app(settings.model_copy(update={"host": "0.0.0.0"}))

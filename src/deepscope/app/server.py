@@ -51,6 +51,7 @@ from deepscope.app.worker import start_worker
 from deepscope.devices import resolve_device
 from deepscope.errors import DeepscopeError, InputError, UnknownModel
 from deepscope.home import deepscope_home
+from deepscope.io.header import pixel_values
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
 from deepscope.spec import read_spec
 from deepscope.tasks import TASKS
@@ -86,6 +87,9 @@ class ServerSettings(BaseModel):
     token: str | None = None
     state_dir: Path = Field(default_factory=lambda: deepscope_home() / "server")
     max_upload_mb: float = Field(200, gt=0)
+    max_image_megapixels: float = Field(
+        200, gt=0, description="largest image the Analyse page predicts (pixels x channels)"
+    )
     keep_results_days: float = Field(
         7, gt=0, description="previews and exports older than this are deleted at start"
     )
@@ -364,6 +368,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             image = _save_upload(file, uploads / rid) if file is not None else confine(path, roots)
             if not image.is_file():
                 raise InputError(f"'{path}' is not an image file")
+            _check_image_size(image)
             with models.lock:
                 answer = analyse(
                     models.get(model), image, results / rid, mode, ranges, split, exclude_border
@@ -375,6 +380,18 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         answer["urls"] = {k: f"{base}/{v}" for k, v in answer.pop("pictures").items()}
         answer["downloads"] = {f: f"{base}/{f}" for f in answer.pop("files")}
         return answer
+
+    def _check_image_size(image: Path) -> None:
+        """A 413 for an image that would decode into more values than the server takes
+        (a small compressed file can hold gigabytes), read from the file's header."""
+        values = pixel_values(image)
+        if values is not None and values > settings.max_image_megapixels * 1e6:
+            raise HTTPException(
+                413,
+                f"the image holds {values / 1e6:,.0f} million values, more than this server "
+                f"predicts on the Analyse page ({settings.max_image_megapixels:g} million); "
+                "run it as a batch job",
+            )
 
     def _save_upload(
         upload: UploadFile,

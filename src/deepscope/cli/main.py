@@ -876,6 +876,9 @@ def serve(
         Path | None, typer.Option(help="where jobs, uploads and results are kept")
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="largest upload accepted")] = 200,
+    max_image_mp: Annotated[
+        float, typer.Option(help="largest image the Analyse page predicts, in megapixels")
+    ] = 200,
     keep_results_days: Annotated[
         float, typer.Option(help="previews and exports older than this are deleted at start")
     ] = 7,
@@ -901,6 +904,7 @@ def serve(
             data_roots=data_root or [],
             token=token,
             max_upload_mb=max_upload_mb,
+            max_image_megapixels=max_image_mp,
             keep_results_days=keep_results_days,
             device=device,
             **given,
