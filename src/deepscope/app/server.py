@@ -207,9 +207,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             return _error(413, f"the upload is larger than {settings.max_upload_mb:g} MB")
         return await call_next(request)
 
+    upload_folder = re.compile(re.escape(str(uploads)) + r"[/\\][0-9a-f]{32}[/\\]")
+
+    def public(message: str) -> str:
+        """A message without the server's own folders: an upload is named by its file name."""
+        return upload_folder.sub("", message).replace(str(state), "<state folder>")
+
     @app.exception_handler(DeepscopeError)
     async def user_error(request: Request, err: DeepscopeError) -> JSONResponse:
-        return _error(400, str(err))
+        return _error(400, public(str(err)))
 
     @app.exception_handler(UnknownModel)
     async def unknown_model(request: Request, err: UnknownModel) -> JSONResponse:
