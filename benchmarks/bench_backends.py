@@ -11,7 +11,9 @@ network alone (``Model.raw``, whole image) and of ``Model.predict`` end to end
 precision (bfloat16 where ``auto`` picks it), and onnxruntime float32; the largest absolute
 difference of the raw outputs (onnxruntime vs torch float32) and how far the results agree
 (the fraction of equal labels, or of equal classes; for restoration the largest difference
-of the restored images). For a model with an int8 network, the same times with it
+of the restored images); the network's arithmetic (GFLOP: convolutions counted with
+forward hooks) and the rate each float32 runtime reaches with it (GFLOP/s), which shows how
+far each runtime is from the CPU's peak. For a model with an int8 network, the same times with it
 (``--precision int8``), its speed-up over onnxruntime float32, and its results' agreement
 with torch float32. Inputs: one 1104x1104 fluorescence nuclei image for 2D
 segmentation and restoration models (a timing input: any grey image of that size costs the
@@ -78,6 +80,28 @@ def interleaved_seconds(fns: dict, repeats: int) -> dict[str, list[float]]:
     return runs
 
 
+def network_gflop(model, image: np.ndarray) -> float:
+    """Multiply-adds x 2 of the convolutions (and linear layers) of one ``Model.raw`` call
+    on ``image``, counted with forward hooks on the torch network."""
+    counted = []
+
+    def count(module, inputs, output) -> None:
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Conv3d | torch.nn.Linear):
+            per_output = module.weight[0].numel()
+            counted.append(2 * output.numel() * per_output)
+        elif isinstance(module, torch.nn.ConvTranspose2d | torch.nn.ConvTranspose3d):
+            counted.append(2 * inputs[0].numel() * module.weight[0].numel())
+
+    net = model.predictor.net
+    hooks = [m.register_forward_hook(count) for m in net.modules()]
+    try:
+        model.raw(image, tile=None)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return sum(counted) / 1e9
+
+
 def paired_speedup(slow: list[float], fast: list[float]) -> float:
     """Median over rounds of the ratio of two interleaved timings."""
     return statistics.median(s / f for s, f in zip(slow, fast, strict=True))
@@ -108,6 +132,10 @@ def bench_model(name: str, repeats: int) -> dict:
             runs[f"{key}_{stage}"] = seconds
             row[f"{key}_{stage}_s"] = statistics.median(seconds)
     row["runs_s"] = runs
+    # how close each runtime comes to the CPU's arithmetic peak explains the speed-ups
+    row["network_gflop"] = network_gflop(models["torch_float32"], image)
+    for key in ("torch_float32", "onnx"):
+        row[f"{key}_gflop_per_s"] = row["network_gflop"] / row[f"{key}_network_s"]
     reference = models["torch_float32"].raw(image, tile=None)
     onnx_out = models["onnx"].raw(image, tile=None)
     row["max_abs_diff"] = float(np.abs(reference - onnx_out).max())
@@ -141,7 +169,7 @@ def main() -> None:
     header = (
         f"{'model':24} {'network torch32':>15} {'torch model':>11} {'onnx':>7} {'speed-up':>8}"
         f" {'predict torch32':>15} {'torch model':>11} {'onnx':>7} {'speed-up':>8}"
-        f" {'max|diff|':>9} {'agree':>7} {'auto':>5}"
+        f" {'max|diff|':>9} {'agree':>7} {'auto':>5} {'GFLOP':>6} {'GFLOP/s torch32 / onnx':>22}"
     )
     print(header)
     for r in rows:
@@ -151,7 +179,8 @@ def main() -> None:
             f" {r['speedup_network']:7.2f}x {r['torch_float32_predict_s']:15.3f}"
             f" {r['torch_model_precision_predict_s']:11.3f} {r['onnx_predict_s']:7.3f}"
             f" {r['speedup_predict']:7.2f}x {r['max_abs_diff']:9.1e} {r['results_agree']:7.3g}"
-            f" {r['auto_picks']:>5}"
+            f" {r['auto_picks']:>5} {r['network_gflop']:6.1f}"
+            f" {r['torch_float32_gflop_per_s']:11.0f} / {r['onnx_gflop_per_s']:<8.0f}"
         )
     int8_rows = [r for r in rows if "int8_agree" in r]
     if int8_rows:
