@@ -241,6 +241,14 @@ def test_whole_image_mode_pads_to_divisor_and_crops_back():
     np.testing.assert_allclose(out, image * 2 + 1, atol=1e-6)
 
 
+@pytest.mark.parametrize("tile", [None, 128])
+def test_an_image_in_one_window_is_the_network_output_itself(tile):
+    image = np.random.default_rng(5).random((2, 50, 37), dtype=np.float32)
+    out = predict_tiled(lambda x: np.sin(x) * 3, image, n_out=2, tile=tile, divisor=16)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.sin(image) * 3)  # no blending, no rounding
+
+
 def test_fn_only_ever_sees_tile_sized_batches():
     image = np.random.default_rng(4).random((1, 300, 250), dtype=np.float32)
     seen = []

@@ -389,6 +389,19 @@ def blend_window(
     return window.astype(np.float32)
 
 
+def _run_batch(fn: Callable[[np.ndarray], np.ndarray], batch: list[Tile], image: Any, n_out: int):
+    """``fn`` on the tiles of ``batch`` read from ``image``: ``(B, n_out, *out_shape)``."""
+    inputs = np.stack([t.extract(image) for t in batch])
+    expected = (len(batch), n_out, *batch[0].out_shape)
+    outputs = np.asarray(fn(inputs), dtype=np.float32)
+    if outputs.shape != expected:
+        raise ModelError(
+            f"the network returned shape {outputs.shape} for input {inputs.shape}, "
+            f"expected {expected}; check n_out and that the output has the input's size"
+        )
+    return outputs
+
+
 def predict_tiled(
     fn: Callable[[np.ndarray], np.ndarray],
     image: Any,
@@ -492,21 +505,18 @@ def predict_tiled(
         spatial = tuple(s // scale for s in spatial)
         overlap = tuple(o // scale for o in _per_axis(overlap, len(spatial), "overlap"))
         context = None
+    total = len(tiles)
+    if total == 1:  # one window over the whole image: nothing to blend
+        (only,) = _run_batch(fn, tiles, image, n_out)
+        if progress is not None:
+            progress(1, 1)
+        return np.ascontiguousarray(only[(slice(None), *tiles[0].out_crop)], dtype=out_dtype)
     weights: dict[tuple[tuple[bool, bool], ...], np.ndarray] = {}
     out_sum = np.zeros((n_out, *spatial), dtype=np.float32)
     weight_sum = np.zeros(spatial, dtype=np.float32)
-    total = len(tiles)
     for first in range(0, total, batch_size):
         batch = tiles[first : first + batch_size]
-        inputs = np.stack([t.extract(image) for t in batch])
-        expected = (len(batch), n_out, *batch[0].out_shape)
-        outputs = np.asarray(fn(inputs), dtype=np.float32)
-        if outputs.shape != expected:
-            raise ModelError(
-                f"the network returned shape {outputs.shape} for input {inputs.shape}, "
-                f"expected {expected}; check n_out and that the output has the input's size"
-            )
-        del inputs
+        outputs = _run_batch(fn, batch, image, n_out)
         for t, out in zip(batch, outputs, strict=True):
             weight = weights.get(t.borders)
             if weight is None:
