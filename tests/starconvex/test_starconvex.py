@@ -141,6 +141,15 @@ def test_higher_scores_win_where_objects_overlap():
     assert drawn[20, 35] == 2
 
 
+def test_an_object_hidden_under_earlier_ones_is_dropped_and_labels_stay_consecutive():
+    rays = rays_2d(16)
+    centres = np.array([[20.0, 20.0], [20.0, 21.0], [20.0, 40.0]])
+    radii = np.array([[9.0] * 16, [3.0] * 16, [5.0] * 16])  # the second lies inside the first
+    drawn = draw_labels(Painter(rays), centres, radii, (40, 50))
+    assert set(np.unique(drawn)) == {0, 1, 2}
+    assert drawn[20, 21] == 1 and drawn[20, 40] == 2
+
+
 def test_many_thousands_of_candidates_stay_fast_enough_to_test():
     rng = np.random.default_rng(0)
     n = 200_000

@@ -368,9 +368,10 @@ def draw_labels(
     """Label image of star-convex objects; earlier objects win where they overlap, objects
     left with no pixel are dropped, labels are 1..N in the given order."""
     _, canvas = painter.paint(centres, dists, shape)
-    present = np.zeros(len(centres) + 1, dtype=bool)
-    present[np.unique(canvas)] = True
+    present = np.bincount(canvas.ravel(), minlength=len(centres) + 1) > 0
     present[0] = False
+    if present[1:].all():  # the usual case: the canvas already holds labels 1..N
+        return canvas
     ids = np.zeros(len(centres) + 1, dtype=np.int32)
     ids[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
     return ids[canvas]
