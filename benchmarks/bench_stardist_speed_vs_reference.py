@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--model", default="stardist-nuclei-fluo")
     parser.add_argument("--precision", default=None, help="ours; default: the model's")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/stardist_speed_...")
     args = parser.parse_args()
 
     from bench_nuclei_2d import image_1104
@@ -130,7 +131,7 @@ def main() -> None:
         "images": results,
     }
     suffix = f"_{args.precision}" if args.precision else ""
-    path = ROOT / "benchmarks" / "results" / f"stardist_speed_vs_reference{suffix}.json"
+    path = args.out or ROOT / "benchmarks" / "results" / f"stardist_speed_vs_reference{suffix}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -7,7 +7,7 @@ Scores the reference's labels for ``dsb2018/fluorescence/val`` and our model's p
 with the same code (``deepscope.metrics.evaluate_instances``), prints AP at every IoU
 threshold for both, the training time each had, and the prediction time of one 1104x1104
 image (ours measured here, the reference's by ``stardist_reference.py`` on this machine).
-Writes benchmarks/results/stardist_vs_reference.json. ``--reuse-reference`` takes the
+Writes benchmarks/results/stardist_vs_reference.json (or ``--out``). ``--reuse-reference`` takes the
 reference's scores and times from that file's last run instead (when its labels are gone
 and retraining it, two hours, is not possible), and says so.
 """
@@ -50,9 +50,12 @@ def main() -> None:
     )
     parser.add_argument("--reuse-reference", action="store_true")
     parser.add_argument("--precision", default=None, help="ours; default: the model's")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "stardist_vs_reference.json"
+    )
     args = parser.parse_args()
 
-    path = ROOT / "benchmarks" / "results" / "stardist_vs_reference.json"
+    path = args.out
     if args.reuse_reference:
         reference = json.loads(path.read_text())["reference"]
         ref_metrics = reference.pop("metrics")

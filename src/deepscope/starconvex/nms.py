@@ -180,7 +180,15 @@ def _paint_polygons(centres, dists, order, vectors, canvas, step, offset, thresh
         count = 0
         n_owners = 0
         early = False
-        for i in range(row_lo, row_hi + 1):
+        # rows from the centre outwards: a duplicate overlaps a kept object most near its
+        # centre, so the early stop below comes after fewer rows (the decision is the same
+        # in any order, as the overlaps only grow)
+        centre_row = min(max(int(np.rint((centres[c, 0] - offset[0]) / step[0])), row_lo), row_hi)
+        span = max(centre_row - row_lo, row_hi - centre_row)
+        for t in range(2 * span + 1):
+            i = centre_row + ((t + 1) // 2 if t % 2 else -(t // 2))
+            if i < row_lo or i > row_hi:
+                continue
             n = _row_crossings(vy, vx, i * step[0] + offset[0], xs)
             for k in range(0, n - 1, 2):
                 j_lo, j_hi = _run_columns(xs[k], xs[k + 1], offset[1], step[1], w)
