@@ -75,7 +75,8 @@ def _pixel_size(attributes: h5py.AttributeManager, axes: str) -> dict[str, float
     return None
 
 
-def _pick_dataset(handle: h5py.File, inner: str | None, file: str) -> h5py.Dataset:
+def pick_dataset(handle: h5py.File, inner: str | None, file: str) -> h5py.Dataset:
+    """The dataset ``inner`` of an open file, or its only dataset when none is named."""
     if inner is not None:
         try:
             node = handle.get(inner)
@@ -113,7 +114,7 @@ def read_hdf5(path: Path, inner: str | None, axes: str | None, name: str) -> Dec
             "check that it is a valid HDF5 file"
         ) from error
     with handle:
-        dataset = _pick_dataset(handle, inner, str(path))
+        dataset = pick_dataset(handle, inner, str(path))
         try:
             data = np.asarray(dataset[()])
             attributes = dict(dataset.attrs)

@@ -59,11 +59,11 @@ def _shape(path, inner: str | None, kind: str) -> tuple[int, ...]:
     if kind == "hdf5":
         import h5py
 
-        from deepscope.io.hdf5 import _pick_dataset
+        from deepscope.io.hdf5 import pick_dataset
 
         with h5py.File(path, "r") as handle:
-            return _pick_dataset(handle, inner, str(path)).shape
-    raise ValueError(kind)  # zarr: read lazily, window by window
+            return pick_dataset(handle, inner, str(path)).shape
+    raise ValueError(f"no header reader for {kind} files")
 
 
 def pixel_values(path: str | os.PathLike[str]) -> int | None:
@@ -72,7 +72,7 @@ def pixel_values(path: str | os.PathLike[str]) -> int | None:
     :func:`~deepscope.io.read_image` then reports, or a Zarr store)."""
     file, inner = split_path(path)
     kind = image_format(file)
-    if kind is None or kind == "zarr":
+    if kind is None or kind == "zarr":  # a Zarr store is read window by window anyway
         return None
     try:
         return math.prod(_shape(file, inner, kind))
