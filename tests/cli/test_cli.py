@@ -72,6 +72,14 @@ def test_train_writes_a_package_and_records_its_command(trained):
     assert spec["network"]["depth"] == 2
 
 
+def test_train_within_a_time_budget(nuclei_folders, tmp_path):
+    args = [*tiny_train_args(nuclei_folders, "budget", tmp_path, 40, 2), "--max-minutes", 1e-6]
+    run = deepscope(*args)
+    assert run.returncode == 0, run.stderr
+    spec = json.loads((tmp_path / "budget" / "model.json").read_text())
+    assert spec["training"]["epochs_done"] == 1
+
+
 def test_predict_writes_a_label_tiff_per_input(trained, nuclei_folders, tmp_path):
     run = deepscope(
         "predict", trained, nuclei_folders["val_images"], "--out", tmp_path, "--overlay"

@@ -14,6 +14,7 @@ from deepscope.spec import read_spec, read_weights
 from deepscope.train.config import load_train_config, make_train_config
 from deepscope.train.trainer import (
     TrainingInterrupted,
+    epochs_in_budget,
     lr_factor,
     train,
     warming_decay,
@@ -162,6 +163,37 @@ def test_cosine_schedule_decays_and_warms_up():
     assert factors[4] == pytest.approx(1.0)
     assert factors[-1] < 0.1
     assert all(a >= b for a, b in itertools.pairwise(factors[4:]))
+
+
+def test_a_time_budget_plans_the_epochs_that_fit_it():
+    config = make_train_config({"name": "x", "images": ".", "masks": ".", "epochs": 100})
+    budget = config.model_copy(update={"max_minutes": 10.0})
+
+    assert epochs_in_budget(config, 1, 60.0) == 100  # no budget: the epochs asked for
+    assert epochs_in_budget(budget, 0, 0.0) == 100  # nothing measured yet
+    assert epochs_in_budget(budget, 1, 60.0) == 10
+    assert epochs_in_budget(budget, 5, 400.0) == 7  # the machine slowed: a shorter plan
+    assert epochs_in_budget(budget, 8, 620.0) == 8  # spent: stop now
+    assert epochs_in_budget(budget, 1, 1.0) == 100  # never more than asked for
+
+
+def test_the_schedule_ends_with_the_planned_epochs():
+    config = make_train_config(
+        {"name": "x", "images": ".", "masks": ".", "epochs": 10, "steps_per_epoch": 10}
+    )
+    assert lr_factor(config, 19, epochs=2) == pytest.approx(0.02, abs=0.01)
+    assert lr_factor(config, 19) > 0.9
+
+
+def test_training_stops_when_its_time_budget_is_spent(tiny_settings):
+    settings = {**tiny_settings, "epochs": 50, "max_minutes": 1e-6}
+    events: list[Progress] = []
+    spec = read_spec(train(make_train_config(settings), progress=events.append))
+
+    assert spec.training["epochs_done"] == 1
+    assert spec.training["settings"]["max_minutes"] == 1e-6
+    assert spec.training["validation_seconds"] >= 0  # the budget counts validation too
+    assert [(e.done, e.total) for e in events if e.stage == "epoch"] == [(1, 1)]
 
 
 def test_without_val_folders_a_seeded_split_is_held_out(tiny_settings):

@@ -136,6 +136,13 @@ def train(
     out: Annotated[Path | None, typer.Option(help="folder that receives the model")] = None,
     epochs: Annotated[int | None, typer.Option(help="number of epochs")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="steps per epoch")] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="time budget: as many epochs (up to --epochs) as fit these minutes, the "
+            "learning-rate schedule fitted to them"
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="patches per step")] = None,
     patch_size: Annotated[int | None, typer.Option(help="patch edge in pixels")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="initial learning rate")] = None,
@@ -193,6 +200,7 @@ def train(
         "out": out,
         "epochs": epochs,
         "steps_per_epoch": steps,
+        "max_minutes": max_minutes,
         "batch_size": batch_size,
         "patch_size": patch_size,
         "learning_rate": learning_rate,

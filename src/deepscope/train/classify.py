@@ -172,6 +172,7 @@ def crop_model_spec(
             "data": data,
             "epochs_done": state["epoch"],
             "seconds": round(state["seconds"], 1),
+            "validation_seconds": round(state["val_seconds"], 1),
             "best_val_loss": state["best"],
             "device": str(trainer.device),
             "threads": torch.get_num_threads(),

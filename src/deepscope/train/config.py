@@ -70,6 +70,14 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(8, ge=1)
     epochs: int = Field(40, ge=1)
     steps_per_epoch: int = Field(100, ge=1)
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="time budget of the training loop: after each epoch the run plans as "
+        "many more epochs (up to 'epochs') as fit the minutes left at the mean epoch time so "
+        "far, and the learning-rate schedule ends with the plan",
+    )
     val_patches: int | None = Field(
         None,
         ge=1,

@@ -70,9 +70,10 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
 
 
-def lr_factor(config: TrainConfig, step: int) -> float:
-    """Learning-rate multiplier at global ``step`` for step-wise schedules."""
-    total = config.epochs * config.steps_per_epoch
+def lr_factor(config: TrainConfig, step: int, epochs: int | None = None) -> float:
+    """Learning-rate multiplier at global ``step`` for step-wise schedules over ``epochs``
+    (default ``config.epochs``; a time budget plans fewer, see :func:`epochs_in_budget`)."""
+    total = (epochs or config.epochs) * config.steps_per_epoch
     if config.warmup_steps and step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
     if config.lr_schedule == "cosine":
@@ -81,6 +82,19 @@ def lr_factor(config: TrainConfig, step: int) -> float:
     if config.lr_schedule == "step":
         return 0.1 ** (step // max(1, total // 3))
     return 1.0
+
+
+def epochs_in_budget(config: TrainConfig, epochs_done: int, seconds: float) -> int:
+    """The number of epochs the run will have: ``config.epochs``, or with ``max_minutes`` the
+    ``epochs_done`` (in ``seconds``, validation included) and as many more as fit the rest
+    of the budget at their mean duration, at most ``config.epochs``. Planned again after
+    every epoch, so a machine that slows down shortens the plan and the schedule still ends
+    within the budget."""
+    if config.max_minutes is None or epochs_done == 0:
+        return config.epochs
+    left = config.max_minutes * 60 - seconds
+    more = int(left // (seconds / epochs_done)) if left > 0 else 0
+    return max(1, min(config.epochs, epochs_done + more))
 
 
 def warming_decay(decay: float, n_averaged: int) -> float:
@@ -380,7 +394,9 @@ class Trainer:
             "metric_sums": {},
             "history": [],
             "best": math.inf,
-            "seconds": 0.0,
+            "seconds": 0.0,  # in training steps
+            "val_seconds": 0.0,  # in validation after each epoch
+            "epochs": c.epochs,  # planned: fewer where max_minutes runs out first
         }
         ckpt = load_checkpoint(self.ckpt_dir) if resume else None
         if resume and ckpt is None:
@@ -404,10 +420,11 @@ class Trainer:
             learner.load_state_dict(ckpt)
             state = ckpt["state"]
 
-        total_steps = c.epochs * c.steps_per_epoch
+        state.setdefault("val_seconds", 0.0)  # checkpoints of earlier versions lack these
+        state.setdefault("epochs", c.epochs)
         with sigterm_as_interrupt():
             try:
-                self._loop(learner, sampler, val_batches, state, channels_last, total_steps)
+                self._loop(learner, sampler, val_batches, state, channels_last)
             except KeyboardInterrupt:
                 self._checkpoint(learner, state)
                 raise TrainingInterrupted(
@@ -422,19 +439,17 @@ class Trainer:
             self.ckpt_dir,
         )
 
-    def _loop(
-        self, learner: Learner, sampler, val_batches, state, channels_last, total_steps
-    ) -> None:
+    def _loop(self, learner: Learner, sampler, val_batches, state, channels_last) -> None:
         c = self.config
         net, optimizer, plateau = learner.net, learner.optimizer, learner.plateau
-        while state["epoch"] < c.epochs:
+        while state["epoch"] < state["epochs"]:
             net.train()
             t0 = time.perf_counter()
             while state["step"] < c.steps_per_epoch:
                 global_step = state["epoch"] * c.steps_per_epoch + state["step"]
                 if plateau is None:
                     for group in optimizer.param_groups:
-                        group["lr"] = c.learning_rate * lr_factor(c, global_step)
+                        group["lr"] = c.learning_rate * lr_factor(c, global_step, state["epochs"])
                 x, y = sampler.batch()
                 loss, metrics = self._step(net, optimizer, x, y, channels_last)
                 if learner.averaged is not None:
@@ -451,14 +466,16 @@ class Trainer:
                     Progress(
                         "train",
                         global_step + 1,
-                        total_steps,
+                        state["epochs"] * c.steps_per_epoch,
                         f"epoch {state['epoch'] + 1}",
                         {"loss": loss, "lr": optimizer.param_groups[0]["lr"]},
                     ),
                 )
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
                     self._checkpoint(learner, state)
+            t0 = time.perf_counter()
             val_loss, val_metrics = self._validate(learner.kept, val_batches, channels_last)
+            state["val_seconds"] += time.perf_counter() - t0
             row = {
                 "epoch": state["epoch"] + 1,
                 "train_loss": state["loss_sum"] / c.steps_per_epoch,
@@ -476,6 +493,9 @@ class Trainer:
                 state["best"] = val_loss
                 save_checkpoint({"model": learner.kept.state_dict()}, self.ckpt_dir, BEST_WEIGHTS)
             state.update(epoch=state["epoch"] + 1, step=0, loss_sum=0.0, metric_sums={})
+            state["epochs"] = epochs_in_budget(
+                c, state["epoch"], state["seconds"] + state["val_seconds"]
+            )
             self._checkpoint(learner, state)
             write_history(state["history"], self.folder / "history.csv")
             report(
@@ -483,8 +503,8 @@ class Trainer:
                 Progress(
                     "epoch",
                     state["epoch"],
-                    c.epochs,
-                    f"epoch {state['epoch']}/{c.epochs}",
+                    state["epochs"],
+                    f"epoch {state['epoch']}/{state['epochs']}",
                     {k: v for k, v in row.items() if k.startswith(("train_", "val_"))},
                 ),
             )
@@ -598,6 +618,7 @@ class Trainer:
                     },
                     "epochs_done": state["epoch"],
                     "seconds": round(state["seconds"], 1),
+                    "validation_seconds": round(state["val_seconds"], 1),
                     "best_val_loss": state["best"],
                     "tuned": tuned,
                     "device": str(self.device),
