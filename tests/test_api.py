@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import deepscope
+from deepscope.errors import ConfigError
 from deepscope.io import read_image
 
 VAL_STEMS = ["0280fa8f60f6bcae", "072ff14c1d3245bf", "0acd2c223d300ea5"]  # the first three
@@ -64,6 +65,25 @@ def test_a_time_series_is_predicted_and_counted_time_point_by_time_point(dsb_sli
     assert [s["count"] for s in summaries] == [int(f.max()) for f in labels.data]
     header = (tmp_path / "count" / "movie_objects.csv").read_text().splitlines()[0]
     assert header.startswith("frame,")
+
+
+def test_predictions_keep_the_pixel_size_and_can_be_written_as_ome_zarr(dsb_slice, tmp_path):
+    from deepscope.io import write_image
+
+    crop = read_image(next((dsb_slice / "images").iterdir())).data[:128, :128]
+    write_image(tmp_path / "cells.tif", crop, axes="YX", pixel_size={"Y": 0.65, "X": 0.65})
+    model = deepscope.load_model("stardist-nuclei-fluo")
+
+    written = deepscope.predict_files(
+        model, [tmp_path / "cells.tif"], tmp_path / "pred", output_format="ome.zarr"
+    )
+
+    assert [p.name for p in written] == ["cells_labels.ome.zarr"]
+    labels = read_image(written[0])
+    assert labels.axes == "YX" and labels.pixel_size == {"Y": 0.65, "X": 0.65}
+    np.testing.assert_array_equal(labels.data, model.predict(crop).labels)
+    with pytest.raises(ConfigError, match=r"choose one of: tif, ome\.zarr"):
+        deepscope.predict_files(model, [tmp_path / "cells.tif"], tmp_path, output_format="png")
 
 
 def train_tiny_semantic(images, masks, out, name, **settings):

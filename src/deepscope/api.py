@@ -20,6 +20,7 @@ from deepscope.count import count_objects, parse_range
 from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.errors import ConfigError, InputError, ModelError
 from deepscope.io import (
+    Image,
     image_stem,
     list_images,
     match_pairs,
@@ -101,6 +102,25 @@ def _stack_time(results: Sequence[Result]) -> Result:
     return Result(**stacked)
 
 
+#: file types ``predict_files`` writes its images in
+OUTPUT_FORMATS = ("tif", "ome.zarr")
+
+
+def _write_output(
+    prefix: Path,
+    kind: str,
+    output_format: str,
+    array: np.ndarray,
+    axes: str,
+    source: Image,
+) -> Path:
+    """Write ``<prefix>_<kind>.<output_format>`` with the pixel size of the ``source`` image
+    along the axes they share."""
+    size = {a: v for a, v in (source.pixel_size or {}).items() if a in axes}
+    path = prefix.with_name(f"{prefix.name}_{kind}.{output_format}")
+    return write_image(path, array, axes=axes, pixel_size=size or None)
+
+
 def predict_files(
     model: Model | str,
     inputs: Sequence[str | Path],
@@ -116,8 +136,12 @@ def predict_files(
     slices3d: bool = False,
     anisotropy: float | None = None,
     on_error: Callable[[Path, InputError], None] | None = None,
+    output_format: str = "tif",
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
+
+    ``output_format``: ``'tif'`` or ``'ome.zarr'`` (OME-Zarr, NGFF 0.4) for the label,
+    class, restored and probability images; each keeps the pixel size of its input.
 
     ``diameter``: the typical object diameter in pixels, or ``'auto'``; each image is
     rescaled so its objects have the model's training size (see :meth:`Model.predict`).
@@ -131,6 +155,10 @@ def predict_files(
     ``on_error(path, error)``, the error is handed to it instead and the batch goes on
     (the CLI's ``--keep-going``).
     """
+    if output_format not in OUTPUT_FORMATS:
+        raise ConfigError(
+            f"unknown output format '{output_format}'; choose one of: {', '.join(OUTPUT_FORMATS)}"
+        )
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
     model.check_slices3d(anisotropy, slices3d)
@@ -163,9 +191,12 @@ def predict_files(
             result = _stack_time(results) if series else results[0]
             time = "T" if series else ""
             stem = image_stem(path)
+            prefix = out / stem
             if result.labels is not None:
                 written.append(
-                    write_image(out / f"{stem}_labels.tif", result.labels, axes=time + spatial)
+                    _write_output(
+                        prefix, "labels", output_format, result.labels, time + spatial, image
+                    )
                 )
                 if overlay and result.labels.ndim == 2:
                     written.append(
@@ -179,17 +210,22 @@ def predict_files(
                     no_overlay.append(path.name)
             elif result.classes is not None:
                 written.append(
-                    write_image(out / f"{stem}_classes.tif", result.classes, axes=time + spatial)
+                    _write_output(
+                        prefix, "classes", output_format, result.classes, time + spatial, image
+                    )
                 )
             for name, array in (("pred", result.image), ("uncertainty", result.uncertainty)):
                 if array is not None:
                     channels = "C" * (array.ndim - len(time + spatial))
-                    path_out = out / f"{stem}_{name}.tif"
-                    written.append(write_image(path_out, array, axes=time + channels + spatial))
+                    array_axes = time + channels + spatial
+                    written.append(
+                        _write_output(prefix, name, output_format, array, array_axes, image)
+                    )
             if save_probabilities and result.probabilities is not None:
+                prob_axes = time + "C" + spatial
                 written.append(
-                    write_image(
-                        out / f"{stem}_prob.tif", result.probabilities, axes=time + "C" + spatial
+                    _write_output(
+                        prefix, "prob", output_format, result.probabilities, prob_axes, image
                     )
                 )
         report(progress, Progress("predict", i + 1, len(files), path.name))

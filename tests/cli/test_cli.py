@@ -91,6 +91,16 @@ def test_predict_writes_a_label_tiff_per_input(trained, nuclei_folders, tmp_path
     assert (tmp_path / "img1_overlay.png").is_file()
 
 
+def test_predict_writes_ome_zarr_on_request(trained, nuclei_folders, tmp_path):
+    args = ("predict", trained, nuclei_folders["val_images"], "--out", tmp_path)
+    run = deepscope(*args, "--format", "ome.zarr")
+    assert run.returncode == 0, run.stderr
+    assert read_image(tmp_path / "img0_labels.ome.zarr").data.shape == (64, 64)
+
+    run = deepscope(*args, "--format", "jpg")
+    assert run.returncode == 1 and "--format must be one of: tif, ome.zarr" in run.stderr
+
+
 def test_evaluate_prints_a_table_and_writes_json(trained, nuclei_folders, tmp_path):
     run = deepscope(
         "evaluate",

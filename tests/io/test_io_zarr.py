@@ -1,4 +1,4 @@
-"""Zarr and OME-Zarr folders (read only)."""
+"""Zarr and OME-Zarr folders: reading every layout, writing OME-Zarr (NGFF 0.4)."""
 
 import numpy as np
 import pytest
@@ -109,6 +109,45 @@ def test_folder_named_zarr_that_is_not_zarr(tmp_path):
         read_image(tmp_path / "fake.zarr")
 
 
-def test_zarr_output_is_not_supported(tmp_path):
-    with pytest.raises(InputError, match="Zarr output is not supported"):
-        write_image(tmp_path / "out.zarr", np.zeros((5, 6), np.uint8))
+def test_ome_zarr_round_trip_keeps_data_axes_and_pixel_size(tmp_path):
+    volume = np.random.default_rng(0).random((6, 40, 50), dtype=np.float32)
+
+    path = write_image(
+        tmp_path / "nuclei.ome.zarr", volume, "ZYX", pixel_size={"Z": 2, "Y": 0.3, "X": 0.3}
+    )
+
+    image = read_image(path)
+    assert image.axes == "ZYX"
+    np.testing.assert_array_equal(image.data, volume)
+    assert image.pixel_size == {"Z": 2.0, "Y": 0.3, "X": 0.3}
+    group = zarr.open_group(path, mode="r")
+    assert group.attrs["multiscales"][0]["version"] == "0.4"
+    assert group["0"].chunks == (6, 40, 50)  # chunks never larger than the image
+
+
+def test_ome_zarr_stores_channels_before_space(tmp_path):
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+
+    image = read_image(write_image(tmp_path / "rgb.ome.zarr", rgb, "YXC"))
+
+    assert image.axes == "CYX"
+    np.testing.assert_array_equal(image.data, np.moveaxis(rgb, -1, 0))
+
+
+def test_writing_replaces_an_earlier_store_but_never_another_folder(tmp_path):
+    path = tmp_path / "labels.ome.zarr"
+    write_image(path, np.ones((8, 8), np.int32))
+    write_image(path, np.full((4, 4), 7, np.int32))
+    assert read_image(path).data.shape == (4, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.ome.zarr"]  # no leftovers
+
+    (tmp_path / "photos.zarr").mkdir()
+    (tmp_path / "photos.zarr" / "holiday.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="a folder of that name exists"):
+        write_image(tmp_path / "photos.zarr", np.ones((8, 8), np.uint8))
+    assert (tmp_path / "photos.zarr" / "holiday.jpg").exists()
+
+
+def test_a_path_inside_a_zarr_output_is_refused(tmp_path):
+    with pytest.raises(InputError, match="a Zarr output is a whole store"):
+        write_image(f"{tmp_path / 'out.zarr'}:labels", np.zeros((5, 6), np.uint8))

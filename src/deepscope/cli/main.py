@@ -297,13 +297,21 @@ def predict(
     slices3d: Slices3dOption = False,
     anisotropy: AnisotropyOption = None,
     keep_going: KeepGoingOption = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="tif|ome.zarr: file type of the images written (OME-Zarr: NGFF 0.4)"
+        ),
+    ] = "tif",
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
-    from deepscope.api import predict_files
+    from deepscope.api import OUTPUT_FORMATS, predict_files
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
+    if output_format not in OUTPUT_FORMATS:
+        raise DeepscopeError(f"--format must be one of: {', '.join(OUTPUT_FORMATS)}")
     size = _diameter(diameter)
     m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)
@@ -324,6 +332,7 @@ def predict(
             slices3d=slices3d,
             anisotropy=anisotropy,
             on_error=_skipping(skipped) if keep_going else None,
+            output_format=output_format,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
     _report_skipped(skipped, out)

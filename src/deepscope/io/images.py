@@ -15,7 +15,7 @@ from deepscope.io.npy import read_npy, write_npy
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, image_format, split_path, supported_list
 from deepscope.io.raster import read_raster, write_raster
 from deepscope.io.tiff import read_tiff, write_tiff
-from deepscope.io.zarr_io import read_zarr
+from deepscope.io.zarr_io import is_zarr_store, read_zarr, write_zarr
 
 __all__ = ["SUPPORTED_EXTENSIONS", "Image", "read_image", "write_image"]
 
@@ -111,8 +111,8 @@ def _check_dtype(data: np.ndarray, name: str) -> None:
         )
 
 
-def _prepare_folder(file: Path, name: str) -> None:
-    if file.is_dir():
+def _prepare_folder(file: Path, name: str, kind: str) -> None:
+    if file.is_dir() and not (kind == "zarr" and is_zarr_store(file)):
         raise InputError(f"cannot write {name!r}: a folder of that name exists; choose a file name")
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,9 @@ def write_image(
           attributes ``axes`` and ``element_size_um``. An existing file is updated on a
           copy, so it is never left half-written.
 
-        Zarr output is not supported.
+        - ``.ome.zarr`` (or ``.zarr``): a single-resolution OME-Zarr image (NGFF 0.4),
+          axes in the NGFF order time, channel, space (``YXC`` is stored as ``CYX``),
+          pixel size in the scale transformation; chunked and Blosc-compressed.
     data : numpy.ndarray
         The pixels, of a numeric type.
     axes : str, optional
@@ -164,7 +166,7 @@ def write_image(
         or ``None``. Ignored for PNG, JPEG and ``.npy``.
     pixel_size : dict of str to float, optional
         Micrometres per pixel along spatial axes, for example ``{'Y': 0.65, 'X': 0.65}``.
-        Stored in TIFF and HDF5; ignored for PNG, JPEG and ``.npy``.
+        Stored in TIFF, HDF5 and OME-Zarr; ignored for PNG, JPEG and ``.npy``.
 
     Returns
     -------
@@ -183,19 +185,24 @@ def write_image(
     data = np.asarray(data)
     file, inner = split_path(path)
     kind = _format_of(file, name, "write")
-    if kind == "zarr":
-        raise InputError(f"cannot write {name!r}: Zarr output is not supported; write .tif or .h5")
+    if inner is not None and kind == "zarr":
+        raise InputError(
+            f"cannot write {name!r}: a Zarr output is a whole store; give a folder name "
+            "ending in .ome.zarr without a path inside it"
+        )
     check_not_empty(data, name)
     _check_dtype(data, name)
     axes = choose_axes(data.shape, None, axes, name)
     pixel_size = clean_pixel_size(pixel_size, axes, name=name, strict=True)
-    _prepare_folder(file, name)
+    _prepare_folder(file, name, kind)
     if kind == "tiff":
         write_tiff(file, data, axes, compression, pixel_size)
     elif kind == "hdf5":
         write_hdf5(file, inner, data, axes, compression, pixel_size)
     elif kind == "npy":
         write_npy(file, data)
+    elif kind == "zarr":
+        write_zarr(file, data, axes, pixel_size)
     else:
         write_raster(file, kind, data, axes)
     return Path(name)

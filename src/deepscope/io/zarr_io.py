@@ -1,8 +1,13 @@
-"""Zarr and OME-Zarr (NGFF 0.4 and 0.5) reading with the ``zarr`` package (read only)."""
+"""Zarr and OME-Zarr with the ``zarr`` package: reading (NGFF 0.4 and 0.5) and writing
+(NGFF 0.4, the version every OME-Zarr viewer reads)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,9 @@ from deepscope.io.metadata import (
     error_reason,
     to_micrometres,
 )
+from deepscope.io.paths import image_stem
 
-__all__ = ["read_zarr"]
+__all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
 
 _MAX_LISTED = 10
 
@@ -198,3 +204,92 @@ def read_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Dec
             if letter in SPATIAL_AXES and size is not None
         }
     return Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+
+
+#: NGFF axis order (time, channel, then space) and each letter's axis type
+_NGFF_ORDER = "TCZYX"
+_NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+#: chunk edge per spatial axis: 2D images in 1024² chunks, volumes in 64 x 256²
+_CHUNK_2D = 1024
+_CHUNK_3D = (64, 256, 256)
+
+
+def ngff_order(axes: str) -> tuple[str, tuple[int, ...]]:
+    """The NGFF axis order of ``axes`` (``'YXC'`` becomes ``'CYX'``) and the permutation
+    that brings data with ``axes`` into it."""
+    ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
+    return ordered, tuple(axes.index(letter) for letter in ordered)
+
+
+def _chunks(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
+    spatial = [letter for letter in axes if letter in SPATIAL_AXES]
+    edges = dict(zip("ZYX", _CHUNK_3D, strict=True)) if "Z" in spatial else {}
+    return tuple(
+        min(size, edges.get(letter, _CHUNK_2D)) if letter in SPATIAL_AXES else 1
+        for size, letter in zip(shape, axes, strict=True)
+    )
+
+
+def _multiscale_metadata(name: str, axes: str, pixel_size: Mapping[str, float]) -> dict:
+    entries, scale = [], []
+    for letter in axes:
+        entry = {"name": letter.lower(), "type": _NGFF_TYPES[letter]}
+        if letter in pixel_size:
+            entry["unit"] = "micrometer"
+        entries.append(entry)
+        scale.append(float(pixel_size.get(letter, 1.0)))
+    return {
+        "version": "0.4",
+        "name": name,
+        "axes": entries,
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        ],
+    }
+
+
+def is_zarr_store(folder: Path) -> bool:
+    """True if ``folder`` holds Zarr metadata at its top (format 2 or 3): a store that
+    writing may replace, unlike any other folder."""
+    return any((folder / marker).is_file() for marker in (".zgroup", ".zarray", "zarr.json"))
+
+
+def write_zarr(
+    path: Path, data: np.ndarray, axes: str, pixel_size: Mapping[str, float] | None = None
+) -> None:
+    """Write ``data`` as a single-resolution OME-Zarr image (NGFF 0.4, Zarr format 2,
+    Blosc-compressed chunks of 1024² in 2D and 64 x 256² in 3D).
+
+    Axes are stored in the NGFF order time, channel, space (``YXC`` data become ``CYX``);
+    the pixel size goes into the scale transformation, in micrometres. The store is
+    written to a hidden folder beside ``path`` that then takes its place, so a reader never
+    sees a half-written image; an existing store at ``path`` is replaced.
+    """
+    if len(axes) < 2:
+        raise InputError(f"cannot write {str(path)!r}: OME-Zarr holds 2 to 5 axes, got {axes!r}")
+    if "S" in axes:
+        raise InputError(f"cannot write {str(path)!r}: OME-Zarr has no sample axis 'S'")
+    ordered, permutation = ngff_order(axes)
+    data = np.transpose(data, permutation)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
+    try:
+        root = zarr.open_group(store=str(temporary), mode="w", zarr_format=2)
+        array = root.create_array(
+            "0", shape=data.shape, dtype=data.dtype, chunks=_chunks(data.shape, ordered)
+        )
+        array[...] = data
+        root.attrs["multiscales"] = [
+            _multiscale_metadata(image_stem(path), ordered, dict(pixel_size or {}))
+        ]
+        if path.exists():
+            os.replace(path, old)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise InputError(
+            f"cannot write {str(path)!r} ({error.strerror or error}); choose a writable location"
+        ) from None
+    finally:
+        for leftover in (temporary, old):
+            with suppress(OSError):
+                shutil.rmtree(leftover)
