@@ -69,7 +69,7 @@ def test_train_watch_the_curve_stop_and_resume(server, page, data_root, screensh
         "network.base_filters": "4",
         "patch_size": "32",
         "batch_size": "2",
-        "epochs": "3",
+        "epochs": "20",  # long enough (seconds) to be stopped while it runs
         "steps_per_epoch": "150",
         "val_patches": "2",
         "checkpoint_every": "10",
