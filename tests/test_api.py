@@ -85,6 +85,9 @@ def test_predictions_keep_the_pixel_size_and_can_be_written_as_ome_zarr(dsb_slic
     with pytest.raises(ConfigError, match=r"choose one of: tif, ome\.zarr"):
         deepscope.predict_files(model, [tmp_path / "cells.tif"], tmp_path, output_format="png")
 
+    deepscope.count_files(model, [tmp_path / "cells.tif"], tmp_path / "count")
+    assert read_image(tmp_path / "count" / "cells_labels.tif").pixel_size == {"Y": 0.65, "X": 0.65}
+
 
 def train_tiny_semantic(images, masks, out, name, **settings):
     """A few steps of a tiny U-Net on the three images: enough to get a model package."""

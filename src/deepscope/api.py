@@ -404,7 +404,7 @@ def count_files(
                 kept.append(counted)
             stem = image_stem(path)
             stacked = np.stack([c.labels for c in kept]) if series else kept[0].labels
-            write_image(out / f"{stem}_labels.tif", stacked, axes=time + spatial)
+            _write_output(out / stem, "labels", "tif", stacked, time + spatial, image)
             write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
             summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))
