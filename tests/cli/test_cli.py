@@ -98,7 +98,10 @@ def test_predict_writes_ome_zarr_on_request(trained, nuclei_folders, tmp_path):
     assert read_image(tmp_path / "img0_labels.ome.zarr").data.shape == (64, 64)
 
     run = deepscope(*args, "--format", "jpg")
-    assert run.returncode == 1 and "--format must be one of: tif, ome.zarr" in run.stderr
+    assert (
+        run.returncode == 1
+        and "unknown output format 'jpg'; choose one of: tif, ome.zarr" in run.stderr
+    )
 
 
 def test_evaluate_prints_a_table_and_writes_json(trained, nuclei_folders, tmp_path):

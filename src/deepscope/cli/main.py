@@ -306,12 +306,10 @@ def predict(
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
-    from deepscope.api import OUTPUT_FORMATS, predict_files
+    from deepscope.api import predict_files
     from deepscope.cli.progress_bar import progress_bar
     from deepscope.zoo import load_model
 
-    if output_format not in OUTPUT_FORMATS:
-        raise DeepscopeError(f"--format must be one of: {', '.join(OUTPUT_FORMATS)}")
     size = _diameter(diameter)
     m = load_model(model, device=device, precision=precision, backend=backend)
     tile_arg = -1 if tile is None else (None if tile == 0 else tile)

@@ -59,7 +59,9 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
     The temporary file is hidden (its name starts with ``.``) and lies in the same folder,
     so the final :func:`os.replace` is atomic: readers see either the old file or the
     complete new one, never a half-written file. If the block raises, the temporary file
-    is removed and ``path`` is left untouched.
+    is removed and ``path`` is left untouched. The block may write a folder instead (a
+    Zarr store): an existing folder at ``path`` is then moved aside just before the new one
+    takes its name, and removed.
 
     Parameters
     ----------
@@ -70,11 +72,18 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
         as HDF5). This costs one copy of the file.
     """
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
     try:
         if copy_existing and path.is_file():
             shutil.copy2(path, temporary)
         yield temporary
+        if temporary.is_dir() and path.is_dir():
+            os.replace(path, old)  # a folder cannot replace a non-empty folder in one step
         os.replace(temporary, path)
     finally:
-        with suppress(OSError):
-            temporary.unlink()
+        for leftover in (temporary, old):
+            with suppress(OSError):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover)
+                else:
+                    leftover.unlink()

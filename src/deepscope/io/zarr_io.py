@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Mapping
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +11,8 @@ import numpy as np
 import zarr
 
 from deepscope.errors import InputError
-from deepscope.io.axes import SPATIAL_AXES, VALID_AXES
+from deepscope.io.atomic import atomic_output
+from deepscope.io.axes import SPATIAL_AXES, VALID_AXES, transpose_axes
 from deepscope.io.metadata import (
     Decoded,
     choose_axes,
@@ -214,13 +211,6 @@ _CHUNK_2D = 1024
 _CHUNK_3D = (64, 256, 256)
 
 
-def ngff_order(axes: str) -> tuple[str, tuple[int, ...]]:
-    """The NGFF axis order of ``axes`` (``'YXC'`` becomes ``'CYX'``) and the permutation
-    that brings data with ``axes`` into it."""
-    ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
-    return ordered, tuple(axes.index(letter) for letter in ordered)
-
-
 def _chunks(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
     spatial = [letter for letter in axes if letter in SPATIAL_AXES]
     edges = dict(zip("ZYX", _CHUNK_3D, strict=True)) if "Z" in spatial else {}
@@ -269,27 +259,19 @@ def write_zarr(
         raise InputError(f"cannot write {str(path)!r}: OME-Zarr holds 2 to 5 axes, got {axes!r}")
     if "S" in axes:
         raise InputError(f"cannot write {str(path)!r}: OME-Zarr has no sample axis 'S'")
-    ordered, permutation = ngff_order(axes)
-    data = np.transpose(data, permutation)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
+    ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
+    data = transpose_axes(data, axes, ordered)
     try:
-        root = zarr.open_group(store=str(temporary), mode="w", zarr_format=2)
-        array = root.create_array(
-            "0", shape=data.shape, dtype=data.dtype, chunks=_chunks(data.shape, ordered)
-        )
-        array[...] = data
-        root.attrs["multiscales"] = [
-            _multiscale_metadata(image_stem(path), ordered, dict(pixel_size or {}))
-        ]
-        if path.exists():
-            os.replace(path, old)
-        os.replace(temporary, path)
+        with atomic_output(path) as temporary:
+            root = zarr.open_group(store=str(temporary), mode="w", zarr_format=2)
+            array = root.create_array(
+                "0", shape=data.shape, dtype=data.dtype, chunks=_chunks(data.shape, ordered)
+            )
+            array[...] = data
+            root.attrs["multiscales"] = [
+                _multiscale_metadata(image_stem(path), ordered, dict(pixel_size or {}))
+            ]
     except OSError as error:
         raise InputError(
             f"cannot write {str(path)!r} ({error.strerror or error}); choose a writable location"
         ) from None
-    finally:
-        for leftover in (temporary, old):
-            with suppress(OSError):
-                shutil.rmtree(leftover)
