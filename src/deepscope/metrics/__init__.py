@@ -7,9 +7,11 @@
 
 from deepscope.metrics.instance import (
     DEFAULT_THRESHOLDS,
+    ERROR_KINDS,
     SCORE_NAMES,
     InstanceReport,
     MatchCounts,
+    error_kinds,
     evaluate_instances,
     iou_matrix,
     match_counts,
@@ -25,6 +27,7 @@ from deepscope.metrics.pixel import (
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "ERROR_KINDS",
     "SCORE_NAMES",
     "InstanceReport",
     "MatchCounts",
@@ -32,6 +35,7 @@ __all__ = [
     "binary_iou",
     "confusion_matrix",
     "dice_per_class",
+    "error_kinds",
     "evaluate_instances",
     "iou_matrix",
     "iou_per_class",

@@ -46,9 +46,11 @@ from deepscope.metrics.pixel import _as_label_array, _check_same_shape
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "ERROR_KINDS",
     "SCORE_NAMES",
     "InstanceReport",
     "MatchCounts",
+    "error_kinds",
     "evaluate_instances",
     "iou_matrix",
     "match_counts",
@@ -585,3 +587,78 @@ def evaluate_instances(
     ]
     per_image = [(name, [c.as_dict() for c in counts]) for name, counts in per_image_counts]
     return InstanceReport(thresholds=ts, pooled=pooled, per_image=per_image)
+
+
+# --------------------------------------------------------------------------- kinds of error
+
+ERROR_KINDS: tuple[str, ...] = (
+    "fn_missed",
+    "fn_merged",
+    "fn_misshaped",
+    "fp_spurious",
+    "fp_split",
+    "fp_misshaped",
+)
+"""Kinds of unmatched object that :func:`error_kinds` tells apart, in order."""
+
+
+def error_kinds(
+    gt: np.ndarray, pred: np.ndarray, threshold: float = 0.5, touch: float = 0.05
+) -> dict[str, int]:
+    """Why each unmatched object is unmatched at an IoU ``threshold`` of at least 0.5.
+
+    An unmatched ground-truth object (a false negative) is *missed* when no prediction
+    overlaps it with an IoU of at least ``touch``; *merged* when the prediction that
+    overlaps it most also touches another ground-truth object (two nuclei in one polygon);
+    else *misshaped* (a prediction is there, its outline is off). Unmatched predictions
+    (false positives) are *spurious* (no ground-truth object touched), *split* (the object
+    they overlap most is touched by another prediction too: one nucleus in two pieces) or
+    *misshaped*. The six counts add up to the FN and FP of :func:`match_counts`.
+
+    Examples
+    --------
+    >>> gt = np.array([[1, 1, 0, 2, 2, 0, 3, 3]])
+    >>> pred = np.array([[5, 5, 5, 5, 5, 0, 0, 0]])   # 1 and 2 merged, 3 missed
+    >>> error_kinds(gt, pred)["fn_merged"], error_kinds(gt, pred)["fn_missed"]
+    (2, 1)
+    """
+    if not 0.5 <= threshold <= 1:
+        raise InputError(
+            f"error kinds need an IoU threshold from 0.5 to 1 (a unique matching), got {threshold}"
+        )
+    ov = _overlaps(gt, pred)
+    touching = ov.iou >= touch
+    gt_matched = np.zeros(ov.n_true, dtype=bool)
+    pred_matched = np.zeros(ov.n_pred, dtype=bool)
+    # above 0.5 each object has at most one partner; at exactly 0.5 (two halves of one
+    # object) the best pairs go first and each object is matched once, as in _match
+    for k in np.flatnonzero(ov.iou >= threshold)[np.argsort(-ov.iou[ov.iou >= threshold])]:
+        g, p = ov.rows[k], ov.cols[k]
+        if not (gt_matched[g] or pred_matched[p]):
+            gt_matched[g] = pred_matched[p] = True
+    gt_touches = np.bincount(ov.rows[touching], minlength=ov.n_true)
+    pred_touches = np.bincount(ov.cols[touching], minlength=ov.n_pred)
+    best_pred = _best_partner(ov.rows, ov.cols, ov.iou, ov.n_true)
+    best_gt = _best_partner(ov.cols, ov.rows, ov.iou, ov.n_pred)
+    fn = _kinds_of_unmatched(~gt_matched, gt_touches, best_pred, pred_touches)
+    fp = _kinds_of_unmatched(~pred_matched, pred_touches, best_gt, gt_touches)
+    return dict(zip(ERROR_KINDS, fn + fp, strict=True))
+
+
+def _kinds_of_unmatched(
+    unmatched: np.ndarray, touches: np.ndarray, best: np.ndarray, partner_touches: np.ndarray
+) -> tuple[int, int, int]:
+    """(alone, sharing, misshaped) counts of the ``unmatched`` objects of one side: alone
+    touches nothing; sharing: its best partner also touches another object of this side."""
+    alone = unmatched & (touches == 0)
+    rest = unmatched & ~alone
+    sharing = rest & (partner_touches[np.maximum(best, 0)] > 1)
+    return int(alone.sum()), int(sharing.sum()), int((rest & ~sharing).sum())
+
+
+def _best_partner(own: np.ndarray, other: np.ndarray, iou: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``n`` objects, the partner of its highest-IoU pair (-1 without one)."""
+    best = np.full(n, -1, dtype=np.intp)
+    order = np.argsort(iou, kind="stable")  # later (higher) IoUs overwrite earlier ones
+    best[own[order]] = other[order]
+    return best
