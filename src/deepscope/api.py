@@ -505,7 +505,9 @@ def evaluate(
     """Predict every image of a folder and score it against the masks of another folder.
 
     Returns the task's metrics as a flat dict (for segmentation ``ap@0.5`` ... ``ap@0.9``,
-    ``f1@0.5``, ``precision@0.5``, ``recall@0.5``, ``mean_matched_iou@0.5``, ``n_images``).
+    ``f1@0.5``, ``precision@0.5``, ``recall@0.5``, ``mean_matched_iou@0.5``, ``n_images``,
+    and why objects are unmatched at IoU 0.5: ``fn_missed@0.5``, ``fn_merged@0.5``,
+    ``fn_misshaped@0.5``, ``fp_spurious@0.5``, ``fp_split@0.5``, ``fp_misshaped@0.5``).
     Classifiers take no ``masks``: ``images`` has one sub-folder per class (see
     :func:`deepscope.classify.evaluate_classifier`). ``diameter`` (pixels, or ``'auto'``)
     rescales each image for the model's object size (see :meth:`Model.predict`).
@@ -538,6 +540,8 @@ def evaluate(
     else:
         results = outputs
     metrics = model.task.evaluate(results, truths, names)
+    if model.task.instance_labels:
+        metrics.update(_error_kinds(results, truths))
     if per_image_csv is not None and model.task.instance_labels:
         from deepscope.metrics import evaluate_instances
 
@@ -550,6 +554,18 @@ def evaluate(
 
         write_table(per_image_metrics(results, truths, names), per_image_csv)
     return metrics
+
+
+def _error_kinds(results: Sequence, truths: Sequence[np.ndarray]) -> dict[str, int]:
+    """Unmatched objects at IoU 0.5 by kind, summed over images, as ``<kind>@0.5`` keys
+    (see :func:`deepscope.metrics.error_kinds`)."""
+    from deepscope.metrics import ERROR_KINDS, error_kinds
+
+    totals = dict.fromkeys(ERROR_KINDS, 0)
+    for result, truth in zip(results, truths, strict=True):
+        for kind, count in error_kinds(truth, _labels_of(result)).items():
+            totals[kind] += count
+    return {f"{kind}@0.5": count for kind, count in totals.items()}
 
 
 def tune(

@@ -133,6 +133,10 @@ def test_evaluate_prints_a_table_and_writes_json(trained, nuclei_folders, tmp_pa
     ):
         assert key in metrics
     assert metrics["n_images"] == 2
+    unmatched = ["fn_missed", "fn_merged", "fn_misshaped", "fp_spurious", "fp_split"]
+    kinds = {k: metrics[f"{k}@0.5"] for k in [*unmatched, "fp_misshaped"]}
+    assert sum(v for k, v in kinds.items() if k.startswith("fn")) == metrics["fn@0.5"]
+    assert sum(v for k, v in kinds.items() if k.startswith("fp")) == metrics["fp@0.5"]
     assert (tmp_path / "per_image.csv").read_text().startswith("name")
 
 

@@ -55,6 +55,16 @@ def test_a_perfect_prediction_has_no_errors():
     assert set(error_kinds(gt, gt).values()) == {0}
 
 
+def test_nothing_predicted_means_everything_missed_and_nothing_predicted_nothing_spurious():
+    gt = np.zeros((30, 30), np.int32)
+    square(gt, 1, 0, 0)
+    square(gt, 2, 15, 15)
+    empty = np.zeros_like(gt)
+    assert error_kinds(gt, empty)["fn_missed"] == 2
+    assert error_kinds(empty, gt)["fp_spurious"] == 2
+    assert set(error_kinds(empty, empty).values()) == {0}
+
+
 def test_thresholds_below_one_half_are_refused():
     gt = np.zeros((8, 8), np.int32)
     with pytest.raises(InputError, match=r"from 0\.5 to 1"):

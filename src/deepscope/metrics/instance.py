@@ -652,7 +652,9 @@ def _kinds_of_unmatched(
     touches nothing; sharing: its best partner also touches another object of this side."""
     alone = unmatched & (touches == 0)
     rest = unmatched & ~alone
-    sharing = rest & (partner_touches[np.maximum(best, 0)] > 1)
+    sharing = np.zeros_like(rest)
+    if partner_touches.size:  # with no object on the other side, nothing is shared
+        sharing = rest & (partner_touches[np.maximum(best, 0)] > 1)
     return int(alone.sum()), int(sharing.sum()), int((rest & ~sharing).sum())
 
 
