@@ -540,8 +540,6 @@ def evaluate(
     else:
         results = outputs
     metrics = model.task.evaluate(results, truths, names)
-    if model.task.instance_labels:
-        metrics.update(_error_kinds(results, truths))
     if per_image_csv is not None and model.task.instance_labels:
         from deepscope.metrics import evaluate_instances
 
@@ -554,18 +552,6 @@ def evaluate(
 
         write_table(per_image_metrics(results, truths, names), per_image_csv)
     return metrics
-
-
-def _error_kinds(results: Sequence, truths: Sequence[np.ndarray]) -> dict[str, int]:
-    """Unmatched objects at IoU 0.5 by kind, summed over images, as ``<kind>@0.5`` keys
-    (see :func:`deepscope.metrics.error_kinds`)."""
-    from deepscope.metrics import ERROR_KINDS, error_kinds
-
-    totals = dict.fromkeys(ERROR_KINDS, 0)
-    for result, truth in zip(results, truths, strict=True):
-        for kind, count in error_kinds(truth, _labels_of(result)).items():
-            totals[kind] += count
-    return {f"{kind}@0.5": count for kind, count in totals.items()}
 
 
 def tune(
