@@ -12,6 +12,7 @@ import pytest
 from deepscope.errors import InputError
 from deepscope.metrics import (
     DEFAULT_THRESHOLDS,
+    ERROR_KINDS,
     InstanceReport,
     MatchCounts,
     evaluate_instances,
@@ -305,7 +306,10 @@ def test_to_dict_keys_and_json():
         "fn",
     ]
     expected = {"n_images", "n_true", "n_pred"} | {f"{m}@{t}" for m in metrics for t in thresholds}
-    assert set(d) == expected
+    kinds = {f"{k}@0.5" for k in ERROR_KINDS}
+    assert set(d) == expected | kinds
+    assert sum(d[k] for k in kinds if k.startswith("fn")) == d["fn@0.5"]
+    assert sum(d[k] for k in kinds if k.startswith("fp")) == d["fp@0.5"]
     assert (d["n_images"], d["n_true"], d["n_pred"]) == (2, 4, 1)
     assert d["ap@0.5"] == pytest.approx(0.25)
     assert d["tp@0.9"] == 1

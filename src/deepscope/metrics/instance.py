@@ -34,7 +34,7 @@ mean_matched_iou * f1`` always holds and no score is ever NaN (the reports are J
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -69,6 +69,16 @@ SCORE_NAMES: tuple[str, ...] = (
     "panoptic_quality",
 )
 """Names of the scores returned by :func:`scores`, in order."""
+
+ERROR_KINDS: tuple[str, ...] = (
+    "fn_missed",
+    "fn_merged",
+    "fn_misshaped",
+    "fp_spurious",
+    "fp_split",
+    "fp_misshaped",
+)
+"""Kinds of unmatched object that :func:`error_kinds` tells apart, in order."""
 
 # Above this many (gt, pred) cells, overlaps are counted with np.unique instead of a dense
 # np.bincount, so that memory stays bounded for images with very many objects.
@@ -458,11 +468,14 @@ class InstanceReport:
         ``by_image=False``). Large images with many objects weigh more than small ones.
     per_image : list[tuple[str, list[dict]]]
         ``(name, dicts)`` per image, in input order, with one dict per threshold.
+    error_kinds : dict[str, int]
+        Unmatched objects at IoU 0.5 by kind (:func:`error_kinds`), summed over images.
     """
 
     thresholds: tuple[float, ...]
     pooled: list[dict]
     per_image: list[tuple[str, list[dict]]]
+    error_kinds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
 
     def to_dict(self) -> dict[str, float | int]:
         """Pooled results as a flat, JSON-ready dict.
@@ -470,7 +483,8 @@ class InstanceReport:
         Keys are ``n_images``, ``n_true``, ``n_pred`` and ``<metric>@<threshold>`` for metric
         in ``ap``, ``f1``, ``precision``, ``recall``, ``mean_matched_iou``,
         ``panoptic_quality``, ``tp``, ``fp``, ``fn`` and every threshold, written with
-        ``f"{t:g}"`` (``ap@0.5``, ``ap@0.55``, ...). Values are plain ``int`` / ``float``.
+        ``f"{t:g}"`` (``ap@0.5``, ``ap@0.55``, ...), and ``<kind>@0.5`` for every kind of
+        :data:`ERROR_KINDS`. Values are plain ``int`` / ``float``.
         """
         out: dict[str, float | int] = {
             "n_images": len(self.per_image),
@@ -480,6 +494,8 @@ class InstanceReport:
         for metric in _FLAT_METRICS:
             for t, row in zip(self.thresholds, self.pooled, strict=True):
                 out[_key(metric, t)] = row[metric]
+        for kind, count in self.error_kinds.items():
+            out[_key(kind, 0.5)] = count
         return out
 
     def per_image_rows(self) -> list[dict[str, str | float | int]]:
@@ -558,6 +574,7 @@ def evaluate_instances(
     ts = _check_thresholds(thresholds)
     name_list = None if names is None else [str(n) for n in names]
     per_image_counts: list[tuple[str, list[MatchCounts]]] = []
+    kinds = dict.fromkeys(ERROR_KINDS, 0)
     for index, pair in enumerate(pairs):
         if name_list is not None and index >= len(name_list):
             raise InputError(
@@ -571,9 +588,12 @@ def evaluate_instances(
                 f"image {name}: each item of pairs must be a (gt, pred) tuple."
             ) from None
         try:
-            counts = _counts_from_overlaps(_overlaps(gt, pred), ts)
+            ov = _overlaps(gt, pred)
         except InputError as err:
             raise InputError(f"image {name}: {err}") from None
+        counts = _counts_from_overlaps(ov, ts)
+        for kind, count in _kinds_from_overlaps(ov, 0.5).items():
+            kinds[kind] += count
         per_image_counts.append((name, counts))
     if not per_image_counts:
         raise InputError("no image pairs to evaluate; give at least one (gt, pred) pair.")
@@ -586,20 +606,10 @@ def evaluate_instances(
         _pool([counts[i] for _, counts in per_image_counts], t).as_dict() for i, t in enumerate(ts)
     ]
     per_image = [(name, [c.as_dict() for c in counts]) for name, counts in per_image_counts]
-    return InstanceReport(thresholds=ts, pooled=pooled, per_image=per_image)
+    return InstanceReport(thresholds=ts, pooled=pooled, per_image=per_image, error_kinds=kinds)
 
 
 # --------------------------------------------------------------------------- kinds of error
-
-ERROR_KINDS: tuple[str, ...] = (
-    "fn_missed",
-    "fn_merged",
-    "fn_misshaped",
-    "fp_spurious",
-    "fp_split",
-    "fp_misshaped",
-)
-"""Kinds of unmatched object that :func:`error_kinds` tells apart, in order."""
 
 
 def error_kinds(
@@ -626,7 +636,11 @@ def error_kinds(
         raise InputError(
             f"error kinds need an IoU threshold from 0.5 to 1 (a unique matching), got {threshold}"
         )
-    ov = _overlaps(gt, pred)
+    return _kinds_from_overlaps(_overlaps(gt, pred), threshold, touch)
+
+
+def _kinds_from_overlaps(ov: _Overlaps, threshold: float, touch: float = 0.05) -> dict[str, int]:
+    """:func:`error_kinds` from an image's overlap table."""
     touching = ov.iou >= touch
     gt_matched = np.zeros(ov.n_true, dtype=bool)
     pred_matched = np.zeros(ov.n_pred, dtype=bool)

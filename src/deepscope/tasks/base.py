@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel
 
 from deepscope.errors import InputError
-from deepscope.metrics import ERROR_KINDS, error_kinds, evaluate_instances
+from deepscope.metrics import evaluate_instances
 
 if TYPE_CHECKING:
     from deepscope.predict.stitch import Block
@@ -184,11 +184,7 @@ class Task(ABC):
         and why objects are unmatched at IoU 0.5 (``fn_missed@0.5`` ..., summed over the
         images; see :func:`~deepscope.metrics.error_kinds`)."""
         pairs = [(t, r.labels) for r, t in zip(results, truths, strict=True)]
-        metrics = evaluate_instances(pairs, names=names).to_dict()
-        kinds = [error_kinds(t, p) for t, p in pairs]
-        for kind in ERROR_KINDS:
-            metrics[f"{kind}@0.5"] = sum(k[kind] for k in kinds)
-        return metrics
+        return evaluate_instances(pairs, names=names).to_dict()
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
         """Choose post-processing settings on validation data; returns the updates made."""
