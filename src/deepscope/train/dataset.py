@@ -149,6 +149,16 @@ def split_samples(
     return train, val
 
 
+def foreground_probabilities(samples: Sequence[Sample]) -> np.ndarray:
+    """Pick each sample in proportion to its foreground pixels, so that every foreground
+    pixel of the set is equally likely; an image without foreground counts as the smallest
+    non-empty one, so background-only images are still seen."""
+    counts = np.array([s.foreground.size for s in samples], dtype=float)
+    floor = counts[counts > 0].min() if (counts > 0).any() else 1.0
+    counts = np.where(counts > 0, counts, floor)
+    return counts / counts.sum()
+
+
 class PatchSampler:
     """Random training batches of patches, reproducible from its generator state."""
 
@@ -162,10 +172,18 @@ class PatchSampler:
         rng: np.random.Generator,
         batch_fn: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple] | None = None,
         same_intensity: bool = False,
+        sample_images_by: str = "uniform",
     ) -> None:
         if not samples:
             raise InputError("no training images found")
         self.samples = list(samples)
+        if sample_images_by not in ("uniform", "foreground"):
+            raise ValueError(
+                f"sample_images_by must be 'uniform' or 'foreground', not {sample_images_by!r}"
+            )
+        self.image_probabilities = (
+            foreground_probabilities(self.samples) if sample_images_by == "foreground" else None
+        )
         self.patch_size = patch_size
         self.batch_size = batch_size
         self.augmentation = augmentation
@@ -177,7 +195,7 @@ class PatchSampler:
     def patch(self) -> tuple[np.ndarray, np.ndarray]:
         """One (image, target) patch from a random sample; with zoom or free rotation
         (2D), cut from a larger window around the same place and resampled."""
-        s = self.samples[int(self.rng.integers(len(self.samples)))]
+        s = self.samples[self._pick_index()]
         nd = s.image.ndim - 1
         spatial = s.image.shape[1:]
         warps = self.augmentation is not None and self.augmentation.warps and nd == 2
@@ -196,6 +214,11 @@ class PatchSampler:
         if self.augmentation is not None:
             x, y = augment(x, y, self.augmentation, self.rng, self.same_intensity)
         return x, y
+
+    def _pick_index(self) -> int:
+        if self.image_probabilities is None:
+            return int(self.rng.integers(len(self.samples)))
+        return int(self.rng.choice(len(self.samples), p=self.image_probabilities))
 
     def batch(self) -> tuple[np.ndarray, np.ndarray]:
         """A batch ``(B, C, *patch)`` of images and ``(B, ...)`` of targets (``batch_fn``

@@ -203,6 +203,7 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) ->
         config.foreground_fraction,
         np.random.default_rng(config.seed + 1),
         task.prepare_batch,
+        sample_images_by=config.sample_images_by,
     )
     n = math.ceil((config.val_patches or task.val_patches) / config.batch_size)
     return [sampler.batch() for _ in range(n)]
@@ -354,6 +355,7 @@ class Trainer:
             rng,
             self.task.prepare_batch,
             same_intensity=self.task.target_is_image,
+            sample_images_by=c.sample_images_by,
         )
 
     def validation_batches(self, val: list[Sample]) -> list[tuple]:

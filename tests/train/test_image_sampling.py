@@ -1,0 +1,66 @@
+"""Which image a training patch comes from: uniformly, or weighted by foreground."""
+
+import numpy as np
+import pytest
+
+from deepscope.errors import ConfigError
+from deepscope.train.config import load_train_config
+from deepscope.train.dataset import PatchSampler, Sample, foreground_probabilities
+
+
+def sample(name: str, n_foreground: int, value: float) -> Sample:
+    """A 16x16 image filled with ``value`` whose first ``n_foreground`` pixels are labelled."""
+    mask = np.zeros((16, 16), np.int32)
+    mask.flat[:n_foreground] = 1
+    image = np.full((1, 16, 16), value, np.float32)
+    return Sample(name, image, mask, mask, np.flatnonzero(mask))
+
+
+def picked_values(sampler: PatchSampler, n: int) -> np.ndarray:
+    return np.array([sampler.patch()[0][0, 0, 0] for _ in range(n)])
+
+
+def test_foreground_weights_follow_the_labelled_pixels():
+    p = foreground_probabilities([sample("sparse", 10, 0), sample("dense", 30, 1)])
+    np.testing.assert_allclose(p, [0.25, 0.75])
+
+
+def test_an_image_without_foreground_counts_as_the_smallest_annotated_one():
+    p = foreground_probabilities([sample("empty", 0, 0), sample("a", 10, 1), sample("b", 20, 2)])
+    np.testing.assert_allclose(p, [0.25, 0.25, 0.5])
+
+
+def test_all_empty_images_are_picked_equally():
+    p = foreground_probabilities([sample("a", 0, 0), sample("b", 0, 1)])
+    np.testing.assert_allclose(p, [0.5, 0.5])
+
+
+def test_foreground_sampling_picks_the_crowded_image_more_often():
+    samples = [sample("sparse", 8, 0.0), sample("crowded", 72, 1.0)]
+    sampler = PatchSampler(
+        samples, 8, 1, None, 1.0, np.random.default_rng(0), sample_images_by="foreground"
+    )
+    share = picked_values(sampler, 2000).mean()
+    assert share == pytest.approx(0.9, abs=0.03)
+
+
+def test_uniform_sampling_picks_every_image_equally_often():
+    samples = [sample("sparse", 8, 0.0), sample("crowded", 72, 1.0)]
+    sampler = PatchSampler(samples, 8, 1, None, 1.0, np.random.default_rng(0))
+    assert picked_values(sampler, 2000).mean() == pytest.approx(0.5, abs=0.04)
+
+
+def test_unknown_sampling_is_refused():
+    with pytest.raises(ValueError, match="uniform' or 'foreground"):
+        PatchSampler(
+            [sample("a", 4, 0)], 8, 1, None, 1.0, np.random.default_rng(0), sample_images_by="dense"
+        )
+
+
+def test_a_config_file_takes_the_setting_and_refuses_others(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("task: flows\nname: m\nimages: im\nmasks: ma\nsample_images_by: foreground\n")
+    assert load_train_config(path).sample_images_by == "foreground"
+    path.write_text("task: flows\nname: m\nimages: im\nmasks: ma\nsample_images_by: crowded\n")
+    with pytest.raises(ConfigError, match="sample_images_by"):
+        load_train_config(path)
