@@ -137,6 +137,7 @@ def predict_files(
     anisotropy: float | None = None,
     on_error: Callable[[Path, InputError], None] | None = None,
     output_format: str = "tif",
+    stream: bool = False,
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
 
@@ -154,6 +155,11 @@ def predict_files(
     An image that cannot be read or predicted stops the batch with an error naming it; with
     ``on_error(path, error)``, the error is handed to it instead and the batch goes on
     (the CLI's ``--keep-going``).
+
+    ``stream``: for images larger than memory (TIFF or Zarr inputs, OME-Zarr output, flows
+    and instance models): each image is read, predicted and written block by block, so
+    memory holds one block whatever the image size (:mod:`deepscope.predict.streamed`);
+    the labels are those of an in-memory prediction with the same tile and overlap.
     """
     if output_format not in OUTPUT_FORMATS:
         raise ConfigError(
@@ -163,6 +169,16 @@ def predict_files(
     model.check_diameter(diameter)
     model.check_slices3d(anisotropy, slices3d)
     _check_extra_outputs(model, save_probabilities, overlay, slices3d)
+    if stream:
+        _check_stream_options(output_format, overlay, diameter, slices3d)
+        settings = model.prediction_settings(tile, overlap, None, tta)
+        return [
+            path
+            for path in _distinct_stems(list_images(inputs))
+            for path in _predict_streamed_file(
+                model, path, Path(out), axes, settings, save_probabilities, progress, on_error
+            )
+        ]
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
     files = _distinct_stems(list_images(inputs))
@@ -236,6 +252,73 @@ def predict_files(
             f"series ({shown}), only their labels; save one time point per file for overlays",
             stacklevel=2,
         )
+    return written
+
+
+def _check_stream_options(
+    output_format: str, overlay: bool, diameter: float | str | None, slices3d: bool
+) -> None:
+    """Refuse options that streamed prediction cannot honour, before any image is read."""
+    if output_format != "ome.zarr":
+        raise ConfigError(
+            "streamed prediction writes OME-Zarr, which can be written block by block; add "
+            "--format ome.zarr"
+        )
+    for given, option in ((overlay, "--overlay"), (diameter is not None, "--diameter")):
+        if given:
+            raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
+    if slices3d:
+        raise ConfigError("--slices3d needs the whole volume in memory; leave out --stream")
+
+
+def _predict_streamed_file(
+    model: Model,
+    path: Path,
+    out: Path,
+    axes: str | None,
+    settings: dict,
+    save_probabilities: bool,
+    progress: ProgressCallback | None,
+    on_error: Callable[[Path, InputError], None] | None,
+) -> list[Path]:
+    """One image predicted and written block by block (``predict_files(stream=True)``)."""
+    from deepscope.io.lazy import open_image
+    from deepscope.io.zarr_io import zarr_writer
+    from deepscope.predict.streamed import check_streamable, predict_streamed
+
+    if settings["tile"] is None:
+        raise ConfigError("streamed prediction reads the image tile by tile; give a --tile")
+    written: list[Path] = []
+    with _per_image(path, on_error), open_image(path, axes) as image:
+        predictor = model.predictor
+        check_streamable(predictor, image)
+        spatial = predictor.spatial_axes
+        shape = tuple(image.size(a) for a in spatial)
+        size = {a: v for a, v in (image.pixel_size or {}).items() if a in spatial} or None
+        prefix = out / image_stem(path)
+        labels_path = prefix.with_name(f"{prefix.name}_labels.ome.zarr")
+        prob_path = prefix.with_name(f"{prefix.name}_prob.ome.zarr")
+        out.mkdir(parents=True, exist_ok=True)
+        channels = predictor.task.probability_channels if save_probabilities else 0
+        with contextlib.ExitStack() as stack:
+            labels = stack.enter_context(zarr_writer(labels_path, shape, np.int32, spatial, size))
+            prob = None
+            if channels:
+                prob = stack.enter_context(
+                    zarr_writer(prob_path, (channels, *shape), np.float32, "C" + spatial, size)
+                )
+            predict_streamed(
+                predictor,
+                image,
+                labels,
+                settings["tile"],
+                settings["overlap"],
+                settings["batch_size"],
+                settings["tta"],
+                prob,
+                progress,
+            )
+        written += [labels_path, prob_path] if channels else [labels_path]
     return written
 
 

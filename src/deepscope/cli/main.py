@@ -303,6 +303,13 @@ def predict(
             "--format", help="tif|ome.zarr: file type of the images written (OME-Zarr: NGFF 0.4)"
         ),
     ] = "tif",
+    stream: Annotated[
+        bool,
+        typer.Option(
+            help="read, predict and write block by block, for images larger than memory "
+            "(TIFF/Zarr in, --format ome.zarr out; flows and instance models)"
+        ),
+    ] = False,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
@@ -331,6 +338,7 @@ def predict(
             anisotropy=anisotropy,
             on_error=_skipping(skipped) if keep_going else None,
             output_format=output_format,
+            stream=stream,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
     _report_skipped(skipped, out)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tifffile
+import zarr
 
 from deepscope.errors import InputError
 from deepscope.io.atomic import atomic_output
@@ -21,7 +23,7 @@ from deepscope.io.metadata import (
     to_micrometres,
 )
 
-__all__ = ["TIFF_COMPRESSIONS", "read_tiff", "write_tiff"]
+__all__ = ["TIFF_COMPRESSIONS", "open_tiff", "read_tiff", "write_tiff"]
 
 #: Lossless compressions ``write_tiff`` accepts (``None`` for none).
 TIFF_COMPRESSIONS = (None, "zlib", "deflate", "zstd", "lzw", "lzma", "packbits")
@@ -161,6 +163,39 @@ def read_tiff(path: Path, axes: str | None, name: str) -> Decoded:
         ) from error
     final_axes = choose_axes(data.shape, file_axes, axes, name)
     return Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+
+
+def open_tiff(path: Path, axes: str | None, name: str) -> tuple[Decoded, Callable[[], None]]:
+    """Open the first series of a TIFF file without reading its pixels: ``data`` is a
+    read-only ``zarr.Array`` over the file (slicing it decodes only the strips or tiles
+    that a window needs), with the axes and pixel size :func:`read_tiff` gives. Call the
+    returned function to close the file."""
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as error:  # any failure means the file is unusable
+        raise InputError(
+            f"cannot read TIFF file {name!r} ({error_reason(error)}); check that it is a complete, "
+            "valid TIFF file"
+        ) from error
+    try:
+        if not tif.series:
+            raise InputError(f"TIFF file {name!r} contains no images; check the file")
+        series = tif.series[0]
+        data = zarr.open(series.aszarr(), mode="r")
+        file_axes = _series_axes(series.axes, data.ndim)
+        pixel_size = _pixel_size(tif, series.pages[0] if series.pages else tif.pages[0])
+        final_axes = choose_axes(data.shape, file_axes, axes, name)
+    except InputError:
+        tif.close()
+        raise
+    except Exception as error:
+        tif.close()
+        raise InputError(
+            f"cannot read TIFF file {name!r} ({error_reason(error)}); check that it is a complete, "
+            "valid TIFF file"
+        ) from error
+    decoded = Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+    return decoded, tif.close
 
 
 def _layout(data: np.ndarray, axes: str) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from deepscope.io.metadata import (
 )
 from deepscope.io.paths import image_stem
 
-__all__ = ["is_zarr_store", "read_zarr", "write_zarr"]
+__all__ = ["is_zarr_store", "open_zarr", "read_zarr", "write_zarr", "zarr_writer"]
 
 _MAX_LISTED = 10
 
@@ -165,13 +166,14 @@ def _locate_inner(
     return _locate(node, name, store)
 
 
-def read_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Decoded:
-    """Read a Zarr array or the full-resolution level of an OME-Zarr image.
+def open_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Decoded:
+    """Open a Zarr array or the full-resolution level of an OME-Zarr image without reading
+    its pixels: ``data`` is the ``zarr.Array`` itself (read a window by slicing it).
 
     ``inner`` is a path inside the store (``'plate.zarr:A/1/0'``). For an OME-Zarr group
-    the first dataset of the first multiscale image is read, with its axis names, and the
+    the first dataset of the first multiscale image is used, with its axis names, and the
     pixel size from the scale transformations of axes that have a length unit. A group
-    without OME metadata must hold exactly one array. The data are loaded into memory.
+    without OME metadata must hold exactly one array.
     """
     try:
         root = zarr.open(store=str(path), mode="r")
@@ -184,15 +186,13 @@ def read_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Dec
             array, file_axes, spacing = _locate(root, name, str(path))
         else:
             array, file_axes, spacing = _locate_inner(root, inner, name, str(path))
-        data = np.asarray(array[...])
     except InputError:
         raise
-    except Exception as error:  # broken metadata or chunks
+    except Exception as error:  # broken metadata
         raise InputError(
-            f"cannot read Zarr {name!r} ({error_reason(error)}); the store may be incomplete or "
-            "need a codec that is not installed"
+            f"cannot read Zarr {name!r} ({error_reason(error)}); the store may be incomplete"
         ) from error
-    final_axes = choose_axes(data.shape, file_axes, axes, name)
+    final_axes = choose_axes(array.shape, file_axes, axes, name)
     pixel_size = None
     if spacing is not None:
         pixel_size = {
@@ -200,7 +200,21 @@ def read_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Dec
             for letter, size in zip(final_axes, spacing, strict=True)
             if letter in SPATIAL_AXES and size is not None
         }
-    return Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+    return Decoded(array, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+
+
+def read_zarr(path: Path, inner: str | None, axes: str | None, name: str) -> Decoded:
+    """Read a Zarr array or the full-resolution level of an OME-Zarr image into memory
+    (what :func:`open_zarr` opens)."""
+    opened = open_zarr(path, inner, axes, name)
+    try:
+        data = np.asarray(opened.data[...])
+    except Exception as error:  # broken chunks
+        raise InputError(
+            f"cannot read Zarr {name!r} ({error_reason(error)}); the store may be incomplete or "
+            "need a codec that is not installed"
+        ) from error
+    return Decoded(data, opened.axes, opened.pixel_size)
 
 
 #: NGFF axis order (time, channel, then space) and each letter's axis type
@@ -244,34 +258,53 @@ def is_zarr_store(folder: Path) -> bool:
     return any((folder / marker).is_file() for marker in (".zgroup", ".zarray", "zarr.json"))
 
 
-def write_zarr(
-    path: Path, data: np.ndarray, axes: str, pixel_size: Mapping[str, float] | None = None
-) -> None:
-    """Write ``data`` as a single-resolution OME-Zarr image (NGFF 0.4, Zarr format 2,
-    Blosc-compressed chunks of 1024² in 2D and 64 x 256² in 3D).
+@contextmanager
+def zarr_writer(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: Any,
+    axes: str,
+    pixel_size: Mapping[str, float] | None = None,
+) -> Iterator[Any]:
+    """A new single-resolution OME-Zarr image (NGFF 0.4, Zarr format 2, Blosc-compressed
+    chunks of 1024² in 2D and 64 x 256² in 3D) to fill region by region: yields its
+    ``zarr.Array`` (zeros until written). ``axes`` must be in the NGFF order time,
+    channel, space (``'CYX'``, ``'ZYX'``).
 
-    Axes are stored in the NGFF order time, channel, space (``YXC`` data become ``CYX``);
-    the pixel size goes into the scale transformation, in micrometres. The store is
-    written to a hidden folder beside ``path`` that then takes its place, so a reader never
-    sees a half-written image; an existing store at ``path`` is replaced.
+    The store is written to a hidden folder beside ``path`` that takes its place when the
+    block ends without an error, so a reader never sees a half-written image; an existing
+    store at ``path`` is replaced.
     """
     if len(axes) < 2:
         raise InputError(f"cannot write {str(path)!r}: OME-Zarr holds 2 to 5 axes, got {axes!r}")
     if "S" in axes:
         raise InputError(f"cannot write {str(path)!r}: OME-Zarr has no sample axis 'S'")
     ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
-    data = transpose_axes(data, axes, ordered)
+    if ordered != axes:
+        raise ValueError(f"zarr_writer needs axes in NGFF order ({ordered!r}), got {axes!r}")
     try:
         with atomic_output(path) as temporary:
             root = zarr.open_group(store=str(temporary), mode="w", zarr_format=2)
             array = root.create_array(
-                "0", shape=data.shape, dtype=data.dtype, chunks=_chunks(data.shape, ordered)
+                "0", shape=shape, dtype=dtype, chunks=_chunks(shape, axes), fill_value=0
             )
-            array[...] = data
             root.attrs["multiscales"] = [
-                _multiscale_metadata(image_stem(path), ordered, dict(pixel_size or {}))
+                _multiscale_metadata(image_stem(path), axes, dict(pixel_size or {}))
             ]
+            yield array
     except OSError as error:
         raise InputError(
             f"cannot write {str(path)!r} ({error.strerror or error}); choose a writable location"
         ) from None
+
+
+def write_zarr(
+    path: Path, data: np.ndarray, axes: str, pixel_size: Mapping[str, float] | None = None
+) -> None:
+    """Write ``data`` as a single-resolution OME-Zarr image (see :func:`zarr_writer`);
+    axes are stored in the NGFF order time, channel, space (``YXC`` data become ``CYX``)."""
+    ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
+    if len(axes) >= 2 and "S" not in axes:
+        data = transpose_axes(data, axes, ordered)
+    with zarr_writer(path, data.shape, data.dtype, ordered or axes, pixel_size) as array:
+        array[...] = data

@@ -318,6 +318,11 @@ class Predictor:
             self.config.grid,
         )
 
+    def block_objects(self, window: np.ndarray, block: Block, batch_size: int, tta: bool):
+        """The objects a block owns (:meth:`Task.block_objects`), from the normalised
+        ``(C, *read)`` pixels of its read window, predicted whole."""
+        return self.task.block_objects(self._run(window, None, 0, batch_size, None, tta), block)
+
     def predict(
         self,
         image: np.ndarray,
@@ -347,8 +352,7 @@ class Predictor:
             return result
 
         def block_objects(block: Block):
-            window = x[(slice(None), *block.read)]
-            return self.task.block_objects(self._run(window, None, 0, batch_size, None, tta), block)
+            return self.block_objects(x[(slice(None), *block.read)], block, batch_size, tta)
 
         return predict_blockwise(
             block_objects,

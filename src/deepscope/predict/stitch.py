@@ -188,37 +188,46 @@ def own_labels(labels: np.ndarray, probability: np.ndarray, block: Block) -> Blo
     )
 
 
+def paint_part(target: np.ndarray, part: BlockObjects, first: int, min_size: int) -> int:
+    """Paint one block's owned objects into ``target``, the label image's region under
+    ``part.labels`` (changed in place), numbered from ``first``; returns how many were kept.
+
+    Pixels already labelled (by an earlier block) stay; an object is painted on the free
+    pixels only, or dropped if fewer than half its pixels (or fewer than ``min_size``) are
+    free, so near-duplicates of neighbouring blocks are never kept twice."""
+    if not part.count:
+        return 0
+    local = part.labels
+    free = target == 0
+    area = np.bincount(local.ravel(), minlength=part.count + 1)
+    free_area = np.bincount(local[free], minlength=part.count + 1)
+    keep = (2 * free_area > area) & (free_area >= max(1, min_size))
+    keep[0] = False
+    kept = int(keep.sum())
+    lut = np.zeros(part.count + 1, dtype=np.int32)
+    lut[keep] = np.arange(first, first + kept, dtype=np.int32)
+    paint = free & (local > 0)
+    target[paint] = lut[local[paint]]
+    return kept
+
+
+def part_region(part: BlockObjects) -> tuple[slice, ...]:
+    """Where ``part.labels`` lies in the image."""
+    return tuple(slice(o, o + s) for o, s in zip(part.offset, part.labels.shape, strict=True))
+
+
 def paint_labels(
     parts: Sequence[BlockObjects], shape: tuple[int, ...], min_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every block's owned objects painted into one ``int32`` label image of ``shape``,
-    numbered ``1..n`` in block order, and the blocks' core probabilities put together
-    (``(C, *shape)`` float32).
-
-    Objects of different blocks overlap only when neighbouring blocks found an object
-    differently; then the earlier block's object stays, and a later object is painted on
-    the still free pixels only, or dropped if fewer than half its pixels (or fewer than
-    ``min_size``) are free, so near-duplicates are never kept twice.
-    """
+    numbered ``1..n`` in block order (:func:`paint_part`: the earlier block's object wins
+    where objects of neighbouring blocks overlap), and the blocks' core probabilities put
+    together (``(C, *shape)`` float32)."""
     channels = parts[0].probability.shape[0] if parts else 1
     labels = np.zeros(shape, dtype=np.int32)
     prob = np.zeros((channels, *shape), dtype=np.float32)
     n = 0
     for part in parts:
         prob[(slice(None), *part.core)] = part.probability / np.float32(255)
-        if not part.count:
-            continue
-        region = tuple(slice(o, o + s) for o, s in zip(part.offset, part.labels.shape, strict=True))
-        target = labels[region]
-        local = part.labels
-        free = target == 0
-        area = np.bincount(local.ravel(), minlength=part.count + 1)
-        free_area = np.bincount(local[free], minlength=part.count + 1)
-        keep = (2 * free_area > area) & (free_area >= max(1, min_size))
-        keep[0] = False
-        lut = np.zeros(part.count + 1, dtype=np.int32)
-        lut[keep] = np.arange(n + 1, n + 1 + int(keep.sum()), dtype=np.int32)
-        n += int(keep.sum())
-        paint = free & (local > 0)
-        target[paint] = lut[local[paint]]
+        n += paint_part(labels[part_region(part)], part, n + 1, min_size)
     return labels, prob

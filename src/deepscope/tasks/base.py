@@ -108,6 +108,12 @@ class Task(ABC):
         """Number of channels the network must output."""
 
     @property
+    def probability_channels(self) -> int:
+        """Channels of the per-pixel ``probabilities`` of a result (see
+        :attr:`pixel_probabilities`): one per network output unless the task says less."""
+        return self.out_channels
+
+    @property
     def instance_labels(self) -> bool:
         """Whether results and ground-truth masks are instance labels, one per object
         (star-convex, flows, semantic with instances), scored object by object; not class

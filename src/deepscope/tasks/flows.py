@@ -71,6 +71,11 @@ class FlowsTask(Task):
     def out_channels(self) -> int:
         return self.params.ndim + 1
 
+    @property
+    def probability_channels(self) -> int:
+        """One: the object probability (the flows are not probabilities)."""
+        return 1
+
     def unflip(self, output: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         """Flipped back, and the flow component along each flipped axis negated."""
         out = np.flip(output, axes).copy()

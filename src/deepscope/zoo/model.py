@@ -126,7 +126,7 @@ class Model:
         Result with ``labels`` (segmentation), ``probabilities`` and ``classes``; with a
         ``diameter``, also the ``diameter`` used and the ``scale`` applied.
         """
-        settings = self._settings(tile, overlap, batch_size, tta)
+        settings = self.prediction_settings(tile, overlap, batch_size, tta)
         if slices3d or anisotropy is not None:
             self.check_slices3d(anisotropy, slices3d)
             return predict_by_slices(
@@ -192,10 +192,10 @@ class Model:
     ) -> np.ndarray:
         """Raw network output ``(K, *spatial)`` before post-processing; arguments as
         :meth:`predict`."""
-        settings = self._settings(tile, overlap, batch_size, tta)
+        settings = self.prediction_settings(tile, overlap, batch_size, tta)
         return self.predictor.raw(image, axes, progress=progress, **settings)
 
-    def _settings(self, tile, overlap, batch_size, tta) -> dict:
+    def prediction_settings(self, tile, overlap, batch_size, tta) -> dict:
         """Prediction settings, the model's defaults where the caller gave none."""
         if tile is not None and tile != -1 and tile < 1:
             raise ConfigError(f"--tile must be a positive number of pixels (0: none), got {tile}")

@@ -1,0 +1,145 @@
+"""Prediction of images larger than memory: read, predict and write block by block.
+
+The image stays on disk (:class:`~deepscope.io.lazy.LazyImage`). A first look at all its
+pixels (two passes, :func:`~deepscope.data.block_percentiles.block_percentiles`) gives the
+normalisation percentiles of the whole image, exactly as an in-memory prediction measures
+them. Then each block of the plan (:func:`~deepscope.predict.stitch.plan_blocks`) is read
+with its halo, normalised with those bounds, predicted, and the objects it owns are painted
+into the output array (for example a Zarr array on disk) with the rule of the in-memory
+merge: the earlier block's object wins where neighbouring blocks' objects overlap
+(:func:`~deepscope.predict.stitch.paint_part`). The labels are therefore the ones
+:meth:`Predictor.predict <deepscope.predict.predictor.Predictor.predict>` gives for the same
+image, tile and overlap, while memory holds one block at a time.
+
+Streamed so far: the tasks whose blocks give label images (``flows``, ``semantic`` with
+instances). The star-convex task merges candidates with a global non-maximum suppression,
+which needs a canvas of the whole image; it is refused with a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deepscope.data.block_percentiles import block_percentiles
+from deepscope.data.normalize import Normalization, normalize
+from deepscope.errors import InputError
+from deepscope.io.lazy import LazyImage
+from deepscope.predict.predictor import Predictor
+from deepscope.predict.stitch import BlockObjects, paint_part, part_region, plan_blocks
+from deepscope.progress import Progress, ProgressCallback, report
+
+__all__ = ["predict_streamed", "streamed_normalization"]
+
+#: Edge of the blocks read to measure the percentiles (pixels per spatial axis, 2D).
+_STATS_BLOCK_2D = 2048
+_STATS_BLOCK_3D = 256
+
+
+def check_streamable(predictor: Predictor, image: LazyImage) -> None:
+    """Raise a one-line :class:`InputError` unless ``predictor`` can stream ``image``."""
+    task = predictor.task
+    if not task.predicts_objects or task.name == "stardist":
+        raise InputError(
+            f"streamed prediction handles flows and instance (semantic) models so far; this "
+            f"is a {task.name} model: predict without --stream"
+        )
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.issubdtype(
+        image.dtype, np.complexfloating
+    ):
+        raise InputError(f"{image.source!r} has dtype {image.dtype}; give real numbers")
+    if image.size("T") > 1:
+        raise InputError(
+            f"{image.source!r} is a time series ({image.size('T')} time points); streamed "
+            "prediction reads one image: write each time point to its own file"
+        )
+    missing = [a for a in predictor.spatial_axes if a not in image.axes]
+    if missing or (predictor.ndim == 2 and image.size("Z") > 1):
+        raise InputError(
+            f"{image.source!r} has axes {image.axes} (shape {image.shape}) but the model is "
+            f"{predictor.ndim}D ({predictor.spatial_axes}); give an image with those axes"
+        )
+    channels = predictor.config.in_channels
+    if image.size("C") != channels:
+        raise InputError(
+            f"the model expects {channels} channel(s) but {image.source!r} has "
+            f"{image.size('C')}; give an image with the model's channels"
+        )
+
+
+def _layout(predictor: Predictor) -> str:
+    return "C" + predictor.spatial_axes
+
+
+def _spatial_shape(predictor: Predictor, image: LazyImage) -> tuple[int, ...]:
+    return tuple(image.size(a) for a in predictor.spatial_axes)
+
+
+def streamed_normalization(predictor: Predictor, image: LazyImage) -> Normalization:
+    """The model's normalisation with the bounds of the whole ``image`` fixed, so that
+    every block is normalised alike: for per-image percentiles, the image's exact
+    percentiles (read in blocks); other modes are applied per block as they are."""
+    settings = predictor.normalization
+    if settings.mode in ("none", "dataset"):
+        return settings
+    if settings.mode != "percentile":
+        raise InputError(
+            f"streamed prediction cannot apply the model's '{settings.mode}' normalisation "
+            "block by block; predict without --stream"
+        )
+    shape = _spatial_shape(predictor, image)
+    edge = _STATS_BLOCK_2D if len(shape) == 2 else _STATS_BLOCK_3D
+    layout = _layout(predictor)
+
+    def blocks():
+        for block in plan_blocks(shape, edge, 0):
+            yield image.window(layout, block.core)
+
+    bounds = block_percentiles(blocks, [settings.low, settings.high])
+    return settings.model_copy(update={"mode": "dataset", "bounds": bounds.tolist()})
+
+
+def predict_streamed(
+    predictor: Predictor,
+    image: LazyImage,
+    labels: Any,
+    tile: int,
+    overlap: int,
+    batch_size: int = 1,
+    tta: bool = False,
+    probabilities: Any | None = None,
+    progress: ProgressCallback | None = None,
+) -> int:
+    """Segment ``image`` block by block into ``labels``, a writable array of its spatial
+    shape filled with zeros (a ``zarr.Array``, a numpy memmap...); returns the number of
+    objects, numbered ``1..n``.
+
+    ``tile`` is the block edge and ``overlap`` its halo (as for
+    :meth:`Predictor.predict`). ``probabilities``, optional, ``(C, *spatial)``, receives
+    the blocks' object probabilities (see :class:`~deepscope.predict.stitch.BlockObjects`).
+    Memory holds one block's pixels, network output and labels, whatever the image size.
+    """
+    check_streamable(predictor, image)
+    shape = _spatial_shape(predictor, image)
+    if tuple(labels.shape) != shape:
+        raise ValueError(f"labels must have the image's shape {shape}, not {labels.shape}")
+    settings = streamed_normalization(predictor, image)
+    layout = _layout(predictor)
+    min_size = int(getattr(predictor.task.params, "min_size", 0))
+    blocks = plan_blocks(shape, tile, overlap, predictor.config.divisor)
+    n = 0
+    for i, block in enumerate(blocks):
+        window = normalize(image.window(layout, block.read), settings)
+        part: BlockObjects = predictor.block_objects(window, block, batch_size, tta)
+        if probabilities is not None:
+            probabilities[(slice(None), *block.core)] = part.probability / np.float32(255)
+        if part.count:
+            region = part_region(part)
+            target = np.asarray(labels[region])
+            kept = paint_part(target, part, n + 1, min_size)
+            if kept:
+                labels[region] = target
+            n += kept
+        report(progress, Progress("predict", i + 1, len(blocks), "blocks"))
+    return n

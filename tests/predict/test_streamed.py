@@ -1,0 +1,109 @@
+"""Streamed prediction: an image on disk read, predicted and written block by block gives
+the labels of an in-memory prediction with the same tile and overlap."""
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from deepscope.api import predict_files
+from deepscope.cli.main import app
+from deepscope.errors import ConfigError, InputError
+from deepscope.io import read_image
+from deepscope.io.lazy import open_image
+from deepscope.predict.streamed import predict_streamed
+from deepscope.zoo import load_model
+
+VAL_IMAGE = "dsb2018/fluorescence/val/images/538b7673d507014d.tif"  # 603 x 1272, ~200 nuclei
+
+
+@pytest.fixture(scope="module")
+def flows_model():
+    return load_model("flows-nuclei-fluo")
+
+
+@pytest.fixture
+def nuclei_tiff(shared_data, tmp_path):
+    """A real field of nuclei (a 500 x 700 crop) as a tiled, compressed TIFF."""
+    image = tifffile.imread(shared_data / VAL_IMAGE)[:500, :700]
+    path = tmp_path / "field.tif"
+    tifffile.imwrite(path, image, tile=(128, 128), compression="zlib")
+    return path, image
+
+
+def test_streamed_labels_equal_the_in_memory_prediction(flows_model, nuclei_tiff):
+    path, image = nuclei_tiff
+    expected = flows_model.predict(image, "YX", tile=256, overlap=48)
+    labels = np.zeros(image.shape, np.int32)
+    probability = np.zeros((1, *image.shape), np.float32)
+    with open_image(path) as lazy:
+        n = predict_streamed(
+            flows_model.predictor, lazy, labels, 256, 48, probabilities=probability
+        )
+    assert n == expected.labels.max() > 50
+    np.testing.assert_array_equal(labels, expected.labels)
+    np.testing.assert_array_equal(probability, expected.probabilities)
+
+
+def test_predict_files_streams_to_ome_zarr(flows_model, nuclei_tiff, tmp_path):
+    path, image = nuclei_tiff
+    written = predict_files(
+        flows_model, [path], tmp_path / "out", tile=256, output_format="ome.zarr", stream=True
+    )
+    assert [p.name for p in written] == ["field_labels.ome.zarr"]
+    expected = flows_model.predict(image, "YX", tile=256)
+    np.testing.assert_array_equal(read_image(written[0]).data, expected.labels)
+
+
+def test_the_cli_streams_with_probabilities(nuclei_tiff, tmp_path):
+    path, _ = nuclei_tiff
+    out = tmp_path / "out"
+    args = ["predict", "flows-nuclei-fluo", str(path), "--out", str(out), "--stream"]
+    result = CliRunner().invoke(
+        app, [*args, "--format", "ome.zarr", "--tile", "384", "--probabilities"]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_image(out / "field_prob.ome.zarr").axes == "CYX"
+    assert read_image(out / "field_labels.ome.zarr").data.max() > 50
+
+
+def test_streaming_needs_ome_zarr_output(flows_model, nuclei_tiff, tmp_path):
+    with pytest.raises(ConfigError, match=r"--format ome\.zarr"):
+        predict_files(flows_model, [nuclei_tiff[0]], tmp_path, stream=True)
+
+
+def test_options_that_need_the_whole_image_are_refused(flows_model, nuclei_tiff, tmp_path):
+    with pytest.raises(ConfigError, match="--diameter needs the whole image"):
+        predict_files(
+            flows_model,
+            [nuclei_tiff[0]],
+            tmp_path,
+            output_format="ome.zarr",
+            stream=True,
+            diameter=20,
+        )
+
+
+def test_a_star_convex_model_is_refused_for_now(tmp_path):
+    path = tmp_path / "small.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint8))
+    with pytest.raises(InputError, match="predict without --stream"):
+        predict_files(
+            "stardist-nuclei-fluo", [path], tmp_path / "o", output_format="ome.zarr", stream=True
+        )
+
+
+def test_a_time_series_is_refused_with_advice(flows_model, tmp_path):
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(
+        path, np.zeros((3, 64, 64), np.uint8), photometric="minisblack", metadata={"axes": "TYX"}
+    )
+    with pytest.raises(InputError, match="time series"):
+        predict_files(flows_model, [path], tmp_path / "o", output_format="ome.zarr", stream=True)
+
+
+def test_wrong_channel_count_is_refused(flows_model, tmp_path):
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint8), photometric="rgb")
+    with pytest.raises(InputError, match="expects 1 channel"):
+        predict_files(flows_model, [path], tmp_path / "o", output_format="ome.zarr", stream=True)
