@@ -156,8 +156,8 @@ def predict_files(
     ``on_error(path, error)``, the error is handed to it instead and the batch goes on
     (the CLI's ``--keep-going``).
 
-    ``stream``: for images larger than memory (TIFF or Zarr inputs, OME-Zarr output, flows
-    and instance models): each image is read, predicted and written block by block, so
+    ``stream``: for images larger than memory (TIFF or Zarr inputs, OME-Zarr output, models
+    that segment objects): each image is read, predicted and written block by block, so
     memory holds one block whatever the image size (:mod:`deepscope.predict.streamed`);
     the labels are those of an in-memory prediction with the same tile and overlap.
     """

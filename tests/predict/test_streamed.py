@@ -84,12 +84,23 @@ def test_options_that_need_the_whole_image_are_refused(flows_model, nuclei_tiff,
         )
 
 
-def test_a_star_convex_model_is_refused_for_now(tmp_path):
+def test_star_convex_labels_stream_alike(nuclei_tiff):
+    path, image = nuclei_tiff
+    model = load_model("stardist-nuclei-fluo")
+    expected = model.predict(image, "YX", tile=256, overlap=64).labels
+    labels = np.zeros(image.shape, np.int32)
+    with open_image(path) as lazy:
+        n = predict_streamed(model.predictor, lazy, labels, 256, 64)
+    assert n == expected.max() > 50
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_a_restoration_model_is_refused(tmp_path):
     path = tmp_path / "small.tif"
     tifffile.imwrite(path, np.zeros((64, 64), np.uint8))
     with pytest.raises(InputError, match="predict without --stream"):
         predict_files(
-            "stardist-nuclei-fluo", [path], tmp_path / "o", output_format="ome.zarr", stream=True
+            "care-fmd-confocal", [path], tmp_path / "o", output_format="ome.zarr", stream=True
         )
 
 

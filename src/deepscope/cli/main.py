@@ -307,7 +307,7 @@ def predict(
         bool,
         typer.Option(
             help="read, predict and write block by block, for images larger than memory "
-            "(TIFF/Zarr in, --format ome.zarr out; flows and instance models)"
+            "(TIFF/Zarr in, --format ome.zarr out; segmentation models)"
         ),
     ] = False,
 ) -> None:

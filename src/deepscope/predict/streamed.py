@@ -11,9 +11,8 @@ merge: the earlier block's object wins where neighbouring blocks' objects overla
 :meth:`Predictor.predict <deepscope.predict.predictor.Predictor.predict>` gives for the same
 image, tile and overlap, while memory holds one block at a time.
 
-Streamed so far: the tasks whose blocks give label images (``flows``, ``semantic`` with
-instances). The star-convex task merges candidates with a global non-maximum suppression,
-which needs a canvas of the whole image; it is refused with a message.
+Streamed so far: the tasks that segment objects (``stardist``, ``flows``, ``semantic`` with
+instances); restoration and class maps are refused with a message.
 """
 
 from __future__ import annotations
@@ -40,10 +39,11 @@ _STATS_BLOCK_3D = 256
 def check_streamable(predictor: Predictor, image: LazyImage) -> None:
     """Raise a one-line :class:`InputError` unless ``predictor`` can stream ``image``."""
     task = predictor.task
-    if not task.predicts_objects or task.name == "stardist":
+    if not task.predicts_objects:
         raise InputError(
-            f"streamed prediction handles flows and instance (semantic) models so far; this "
-            f"is a {task.name} model: predict without --stream"
+            f"streamed prediction handles models that segment objects (stardist, flows, "
+            f"semantic with instances) so far; this is a {task.name} model: predict without "
+            "--stream"
         )
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.issubdtype(
         image.dtype, np.complexfloating

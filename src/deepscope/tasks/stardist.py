@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepscope.errors import ConfigError, InputError
 from deepscope.metrics import evaluate_instances
-from deepscope.predict.stitch import Block
+from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
 from deepscope.starconvex import (
     Painter,
     Rays,
@@ -168,20 +168,21 @@ class StarDistTask(Task):
             shape = tuple(s * self.params.grid for s in output.shape[1:])
         return self.labels(*self.candidates(output), shape)
 
-    def block_objects(
-        self, output: np.ndarray, block: Block
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidates of one block after NMS within the block, those the block owns, in
-        image coordinates, best first."""
-        centres, dists, scores = self.candidates(output)
-        kept = self.suppress(centres, dists, scores, tuple(s.stop - s.start for s in block.read))
-        centres = centres[kept] + block.origin
-        owned = block.owns(centres)
-        return centres[owned], dists[kept][owned], scores[kept][owned]
+    def block_objects(self, output: np.ndarray, block: Block) -> BlockObjects:
+        """The objects of one block's raw output (its whole read window) that the block
+        owns: candidates suppressed and drawn on the read window, as for a whole image,
+        then kept by :func:`~deepscope.predict.stitch.own_labels` (centroid in the core,
+        not cut by the window)."""
+        shape = tuple(s.stop - s.start for s in block.read)
+        labels = self.postprocess(output, shape).labels
+        return own_labels(labels, np.zeros((0, *shape), np.float32), block)
 
-    def merge_objects(self, parts: Sequence[tuple], shape: tuple[int, ...]) -> Result:
-        centres, dists, scores = (np.concatenate([p[i] for p in parts]) for i in range(3))
-        return self.labels(centres, dists, scores, shape)
+    def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
+        """Every block's owned objects painted into one label image
+        (:func:`~deepscope.predict.stitch.paint_labels`: where objects of neighbouring
+        blocks overlap, the earlier block's stays)."""
+        labels, _ = paint_labels(parts, shape, 1)
+        return Result(labels=labels)
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
         """Grid-search the probability and NMS thresholds for the best mean AP over IoU
