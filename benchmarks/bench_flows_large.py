@@ -77,57 +77,39 @@ def rss_gb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024**3
 
 
-def child_streamed(out: Path) -> None:
-    """Run in the fresh process: predict ``out/mosaic.tif`` block by block into OME-Zarr."""
+def child(size: int, out: Path, stream: bool) -> None:
+    """Run in the fresh process: predict the mosaic (built here in memory, or streamed from
+    ``out/mosaic.tif`` into OME-Zarr), save the labels and the numbers."""
     import deepscope
     from deepscope.api import predict_files
 
+    image = None if stream else mosaic(size, "images")
     model = deepscope.load_model(MODEL, device="cpu")
     before = rss_gb()
     start = time.perf_counter()
-    (labels,) = predict_files(
-        model, [out / "mosaic.tif"], out, output_format="ome.zarr", stream=True
-    )
+    if stream:
+        (labels,) = predict_files(
+            model, [out / "mosaic.tif"], out, output_format="ome.zarr", stream=True
+        )
+    else:
+        result = model.predict(image)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     p = model.spec.prediction
     info = {
-        "mode": "streamed",
+        "mode": "streamed" if stream else "in memory",
         "seconds": seconds,
         "peak_rss_gb": peak,
         "rss_before_predict_gb": before,
-        "labels": str(labels),
         "tile": p.tile,
         "overlap": p.overlap,
         "backend": model.backend,
     }
-    (out / "info.json").write_text(json.dumps(info))
-
-
-def child(size: int, out: Path) -> None:
-    """Run in the fresh process: build the image, predict, save the labels and numbers."""
-    import deepscope
-
-    image = mosaic(size, "images")
-    model = deepscope.load_model(MODEL, device="cpu")
-    before = rss_gb()
-    start = time.perf_counter()
-    result = model.predict(image)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    np.save(out / "labels.npy", result.labels)
-    p = model.spec.prediction
-    info = {
-        "mode": "in memory",
-        "seconds": seconds,
-        "peak_rss_gb": peak,
-        "rss_before_predict_gb": before,
-        "n_objects": int(result.labels.max()),
-        "tile": p.tile,
-        "overlap": p.overlap,
-        "backend": model.backend,
-        "probabilities": None if result.probabilities is None else list(result.probabilities.shape),
-    }
+    if stream:
+        info["labels"] = str(labels)
+    else:
+        np.save(out / "labels.npy", result.labels)
+        info["n_objects"] = int(result.labels.max())
     (out / "info.json").write_text(json.dumps(info))
 
 
@@ -139,10 +121,7 @@ def main() -> None:
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        if args.stream:
-            child_streamed(args.child)
-        else:
-            child(args.size, args.child)
+        child(args.size, args.child, args.stream)
         return
 
     import tifffile

@@ -16,7 +16,7 @@ from deepscope.classify import (
     classify_objects,
     evaluate_classifier,
 )
-from deepscope.count import count_objects, parse_range
+from deepscope.count import Range, count_objects, parse_range
 from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.errors import ConfigError, InputError, ModelError
 from deepscope.io import (
@@ -170,15 +170,17 @@ def predict_files(
     model.check_slices3d(anisotropy, slices3d)
     _check_extra_outputs(model, save_probabilities, overlay, slices3d)
     if stream:
-        _check_stream_options(output_format, overlay, diameter, slices3d)
+        from deepscope.streamed_files import check_stream_options, predict_file_streamed
+
+        check_stream_options(output_format, overlay, diameter, slices3d)
         settings = model.prediction_settings(tile, overlap, None, tta)
-        return [
-            path
-            for path in _distinct_stems(list_images(inputs))
-            for path in _predict_streamed_file(
-                model, path, Path(out), axes, settings, save_probabilities, progress, on_error
-            )
-        ]
+        written = []
+        for path in _distinct_stems(list_images(inputs)):
+            with _per_image(path, on_error):
+                written += predict_file_streamed(
+                    model, path, Path(out), axes, settings, save_probabilities, progress
+                )
+        return written
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
     files = _distinct_stems(list_images(inputs))
@@ -252,73 +254,6 @@ def predict_files(
             f"series ({shown}), only their labels; save one time point per file for overlays",
             stacklevel=2,
         )
-    return written
-
-
-def _check_stream_options(
-    output_format: str, overlay: bool, diameter: float | str | None, slices3d: bool
-) -> None:
-    """Refuse options that streamed prediction cannot honour, before any image is read."""
-    if output_format != "ome.zarr":
-        raise ConfigError(
-            "streamed prediction writes OME-Zarr, which can be written block by block; add "
-            "--format ome.zarr"
-        )
-    for given, option in ((overlay, "--overlay"), (diameter is not None, "--diameter")):
-        if given:
-            raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
-    if slices3d:
-        raise ConfigError("--slices3d needs the whole volume in memory; leave out --stream")
-
-
-def _predict_streamed_file(
-    model: Model,
-    path: Path,
-    out: Path,
-    axes: str | None,
-    settings: dict,
-    save_probabilities: bool,
-    progress: ProgressCallback | None,
-    on_error: Callable[[Path, InputError], None] | None,
-) -> list[Path]:
-    """One image predicted and written block by block (``predict_files(stream=True)``)."""
-    from deepscope.io.lazy import open_image
-    from deepscope.io.zarr_io import zarr_writer
-    from deepscope.predict.streamed import check_streamable, predict_streamed
-
-    if settings["tile"] is None:
-        raise ConfigError("streamed prediction reads the image tile by tile; give a --tile")
-    written: list[Path] = []
-    with _per_image(path, on_error), open_image(path, axes) as image:
-        predictor = model.predictor
-        check_streamable(predictor, image)
-        spatial = predictor.spatial_axes
-        shape = tuple(image.size(a) for a in spatial)
-        size = {a: v for a, v in (image.pixel_size or {}).items() if a in spatial} or None
-        prefix = out / image_stem(path)
-        labels_path = prefix.with_name(f"{prefix.name}_labels.ome.zarr")
-        prob_path = prefix.with_name(f"{prefix.name}_prob.ome.zarr")
-        out.mkdir(parents=True, exist_ok=True)
-        channels = predictor.task.probability_channels if save_probabilities else 0
-        with contextlib.ExitStack() as stack:
-            labels = stack.enter_context(zarr_writer(labels_path, shape, np.int32, spatial, size))
-            prob = None
-            if channels:
-                prob = stack.enter_context(
-                    zarr_writer(prob_path, (channels, *shape), np.float32, "C" + spatial, size)
-                )
-            predict_streamed(
-                predictor,
-                image,
-                labels,
-                settings["tile"],
-                settings["overlap"],
-                settings["batch_size"],
-                settings["tta"],
-                prob,
-                progress,
-            )
-        written += [labels_path, prob_path] if channels else [labels_path]
     return written
 
 
@@ -398,6 +333,7 @@ def count_files(
     labels: str | Path | None = None,
     diameter: float | str | None = None,
     on_error: Callable[[Path, InputError], None] | None = None,
+    stream: bool = False,
 ) -> list[dict]:
     """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
 
@@ -416,8 +352,31 @@ def count_files(
     (see :meth:`Model.predict`); the objects are measured at the image's own scale.
     ``on_error(path, error)``: as for :func:`predict_files` (images it is handed are left out
     of ``summary.csv``).
+    ``stream``: for images larger than memory (TIFF or Zarr, with a model): each image is
+    segmented, measured, filtered and written block by block
+    (:func:`deepscope.streamed_files.count_file_streamed`), the labels as
+    ``<stem>_labels.ome.zarr``; the tables equal an in-memory count's. Not with ``split``,
+    ``classifier``, ``labels`` or ``diameter``.
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
+    if stream:
+        return _count_files_streamed(
+            model,
+            inputs,
+            Path(out),
+            parsed,
+            exclude_border,
+            axes,
+            tile,
+            progress,
+            on_error,
+            {
+                "--split": split,
+                "--classify": classifier is not None,
+                "--labels": labels is not None,
+                "--diameter": diameter is not None,
+            },
+        )
     if (model is None) == (labels is None):
         raise InputError("count needs a segmentation model or --labels (a folder), not both")
     if model is not None:
@@ -491,6 +450,44 @@ def count_files(
             write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
             summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))
+    columns = list(dict.fromkeys(k for s in summaries for k in s))
+    write_table(summaries, out / "summary.csv", columns)
+    return summaries
+
+
+def _count_files_streamed(
+    model: Model | str | None,
+    inputs: Sequence[str | Path],
+    out: Path,
+    ranges: Sequence[Range],
+    exclude_border: bool,
+    axes: str | None,
+    tile: int | None,
+    progress: ProgressCallback | None,
+    on_error: Callable[[Path, InputError], None] | None,
+    refused: dict[str, bool],
+) -> list[dict]:
+    """``count_files(stream=True)``: every image counted block by block."""
+    from deepscope.streamed_files import count_file_streamed
+
+    for option, given in refused.items():
+        if given:
+            raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
+    if model is None:
+        raise InputError("count --stream segments images with a model; give one")
+    model = load_model(model) if isinstance(model, str | Path) else model
+    if model.task.output_kind != "labels":
+        raise InputError(
+            f"model '{model.name}' does not segment objects; count needs one that does"
+        )
+    settings = model.prediction_settings(tile, None, None, None)
+    summaries = []
+    for path in _distinct_stems(list_images(inputs)):
+        with _per_image(path, on_error):
+            counted = count_file_streamed(
+                model, path, out, axes, settings, ranges, exclude_border, progress
+            )
+            summaries.append(counted.summary)
     columns = list(dict.fromkeys(k for s in summaries for k in s))
     write_table(summaries, out / "summary.csv", columns)
     return summaries

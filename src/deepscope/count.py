@@ -116,6 +116,19 @@ def exclude_border_objects(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def within_ranges(rows: Sequence[dict], ranges: Sequence[Range]) -> list[dict]:
+    """The rows whose values lie in every range; a range on a column the rows lack is an
+    :class:`InputError` that lists the columns."""
+    if rows and ranges:
+        unknown = [r.column for r in ranges if r.column not in rows[0]]
+        if unknown:
+            raise InputError(
+                f"no column {', '.join(map(repr, unknown))} to filter on; columns are: "
+                + ", ".join(rows[0])
+            )
+    return [row for row in rows if all(r.admits(row[r.column]) for r in ranges)]
+
+
 @dataclass
 class CountResult:
     """Filtered labels (1..N), one measurement row per kept object, and the image summary."""
@@ -158,14 +171,7 @@ def count_objects(
         labels = exclude_border_objects(labels)
     labels = relabel_sequential(labels.astype(np.int32, copy=False))[0]
     rows = measure_objects(labels, image, pixel_size)
-    if rows and ranges:
-        unknown = [r.column for r in ranges if r.column not in rows[0]]
-        if unknown:
-            raise InputError(
-                f"no column {', '.join(map(repr, unknown))} to filter on; columns are: "
-                + ", ".join(rows[0])
-            )
-    kept = [row for row in rows if all(r.admits(row[r.column]) for r in ranges)]
+    kept = within_ranges(rows, ranges)
     keep = np.zeros(len(rows) + 1, dtype=bool)
     keep[[row["label"] for row in kept]] = True
     filtered = relabel_sequential(np.where(keep[labels], labels, 0))[0].astype(np.int32)

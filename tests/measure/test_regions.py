@@ -130,3 +130,16 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
         write_table([{"label": 2}, {"label": Unprintable()}], path)
     assert read_csv(path)[1] == [{"label": "1"}]
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+def test_physical_columns_with_square_pixels_include_the_perimeter():
+    (first, _) = measure_objects(two_rectangles(), pixel_size=(0.5, 0.5))
+    assert first["area_um2"] == pytest.approx(8 * 0.25)
+    assert first["perimeter_um"] == pytest.approx(first["perimeter"] * 0.5)
+
+
+def test_oblong_pixels_give_physical_columns_without_a_perimeter():
+    (first, _) = measure_objects(two_rectangles(), pixel_size=(0.5, 0.25))
+    assert first["area_um2"] == pytest.approx(8 * 0.125)
+    assert first["centroid_x_um"] == pytest.approx(3.5 * 0.25)
+    assert "perimeter_um" not in first and "perimeter" in first

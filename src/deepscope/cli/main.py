@@ -389,6 +389,13 @@ def count(
     ] = None,
     diameter: DiameterOption = None,
     keep_going: KeepGoingOption = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            help="segment, measure and write block by block, for images larger than memory "
+            "(TIFF/Zarr in; labels written as <stem>_labels.ome.zarr)"
+        ),
+    ] = False,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -421,6 +428,7 @@ def count(
             labels=labels,
             diameter=size,
             on_error=_skipping(skipped) if keep_going else None,
+            stream=stream,
         )
     source = m.name if m is not None else f"labels in {labels}"
     table = Table("image", "count", "mean area", "median area", title=f"counted with {source}")

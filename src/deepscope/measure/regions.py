@@ -60,7 +60,8 @@ def measure_objects(
         ``(*spatial, C)``; adds mean/min/max/integrated intensity (per channel).
     pixel_size : optional size of a pixel along each spatial axis in micrometres; adds
         physical columns: ``centroid_<axis>_um``, ``area_um2`` (``volume_um3`` in 3D),
-        ``perimeter_um``, ``equivalent_diameter_um``, ``major/minor_axis_length_um``.
+        ``perimeter_um`` (2D, square pixels only), ``equivalent_diameter_um``,
+        ``major/minor_axis_length_um``.
 
     Returns
     -------
@@ -103,7 +104,9 @@ def _add_physical(rows: list[dict], labels: np.ndarray, pixel_size, axes: str) -
             f"pixel_size needs {labels.ndim} positive values (one per axis {axes.upper()}), "
             f"got {pixel_size}"
         )
-    props = [p for p in _PHYSICAL if labels.ndim == 2 or p != "perimeter"]
+    # scikit-image measures a perimeter in physical units only for square pixels
+    square = len(set(spacing)) == 1
+    props = [p for p in _PHYSICAL if p != "perimeter" or (labels.ndim == 2 and square)]
     table = regionprops_table(labels, properties=props, spacing=spacing)
     area_name = "area_um2" if labels.ndim == 2 else "volume_um3"
     for i, row in enumerate(rows):

@@ -135,9 +135,9 @@ def cut_labels(labels: np.ndarray, block: Block) -> np.ndarray:
     return np.unique(np.concatenate(cut))
 
 
-def own_labels(labels: np.ndarray, probability: np.ndarray, block: Block) -> BlockObjects:
-    """The objects of a label image of the block's whole read window that the block owns,
-    with the ``(C, *read)`` ``probability`` maps of its core.
+def owned(labels: np.ndarray, block: Block) -> np.ndarray:
+    """Which labels of the block's read window the block owns: a boolean table indexed
+    by label value (``labels.max() + 1`` entries).
 
     An object is owned when its centroid (mean pixel position) lies in the block's core
     (:meth:`Block.owns`) and it touches no side of the window that stops inside the image:
@@ -146,42 +146,50 @@ def own_labels(labels: np.ndarray, probability: np.ndarray, block: Block) -> Blo
     extent from its centroid. Cores partition the image, so each object is owned by exactly
     one block when neighbouring blocks find it alike (they see the same pixels with the halo
     of context). An object cut by the window whose centroid still lies in the core is larger
-    than the halo: it is dropped (no block sees it whole), with a warning to raise the
+    than the halo: it is not owned (no block sees it whole), with a warning to raise the
     overlap.
     """
-    top = int(labels.max())
+    top = int(labels.max()) if labels.size else 0
     keep = np.zeros(top + 1, dtype=bool)
-    if top:
-        where = np.nonzero(labels)
-        which = labels[where]
-        counts = np.bincount(which, minlength=top + 1)
-        centroids = (
-            np.stack([np.bincount(which, weights=c, minlength=top + 1) for c in where], axis=1)
-            / np.maximum(counts, 1)[:, None]
+    if not top:
+        return keep
+    where = np.nonzero(labels)
+    which = labels[where]
+    counts = np.bincount(which, minlength=top + 1)
+    centroids = (
+        np.stack([np.bincount(which, weights=c, minlength=top + 1) for c in where], axis=1)
+        / np.maximum(counts, 1)[:, None]
+    )
+    keep = (counts > 0) & block.owns(centroids + block.origin)
+    cut = cut_labels(labels, block)
+    if keep[cut].any():
+        warnings.warn(
+            "objects larger than the prediction overlap were dropped at block "
+            "borders; predict with a larger overlap (at least the largest object)",
+            stacklevel=4,
         )
-        keep = (counts > 0) & block.owns(centroids + block.origin)
-        cut = cut_labels(labels, block)
-        if keep[cut].any():
-            warnings.warn(
-                "objects larger than the prediction overlap were dropped at block "
-                "borders; predict with a larger overlap (at least the largest object)",
-                stacklevel=3,
-            )
-        keep[cut] = False
+    keep[cut] = False
+    return keep
+
+
+def own_labels(labels: np.ndarray, probability: np.ndarray, block: Block) -> BlockObjects:
+    """The objects of a label image of the block's whole read window that the block owns
+    (:func:`owned`), with the ``(C, *read)`` ``probability`` maps of its core."""
+    keep = owned(labels, block)
     count = int(keep.sum())
-    lut = np.zeros(top + 1, dtype=np.uint16 if count < 2**16 else np.int32)
+    lut = np.zeros(len(keep), dtype=np.uint16 if count < 2**16 else np.int32)
     lut[keep] = np.arange(1, count + 1)
-    owned = lut[labels]
+    owned_labels = lut[labels]
     box = tuple(slice(0, 0) for _ in block.read)
     if count:
-        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(owned))
+        box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(owned_labels))
     core = tuple(
         slice(c.start - r.start, c.stop - r.start)
         for c, r in zip(block.core, block.read, strict=True)
     )
     return BlockObjects(
         offset=tuple(int(o + b.start) for o, b in zip(block.origin, box, strict=True)),
-        labels=np.ascontiguousarray(owned[box]),
+        labels=np.ascontiguousarray(owned_labels[box]),
         count=count,
         core=block.core,
         probability=np.rint(probability[(slice(None), *core)] * 255).astype(np.uint8),

@@ -1,0 +1,156 @@
+"""``deepscope predict --stream`` and ``deepscope count --stream``: one image file larger
+than memory, read from disk, predicted, counted and written block by block.
+
+The pieces are :func:`deepscope.io.lazy.open_image` (the input),
+:func:`deepscope.predict.streamed.predict_streamed` (labels painted into a Zarr array),
+:func:`deepscope.count_streamed.count_streamed` (measurement and filtering) and
+:func:`deepscope.io.zarr_io.zarr_writer` (OME-Zarr outputs that appear only when complete).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from deepscope.count import CountResult, Range
+from deepscope.count_streamed import count_streamed
+from deepscope.errors import ConfigError
+from deepscope.io import image_stem
+from deepscope.io.lazy import LazyImage, open_image
+from deepscope.io.zarr_io import zarr_writer
+from deepscope.measure import write_table
+from deepscope.predict.streamed import check_streamable, predict_streamed
+from deepscope.progress import ProgressCallback
+from deepscope.zoo import Model
+
+__all__ = ["check_stream_options", "count_file_streamed", "predict_file_streamed"]
+
+
+def check_stream_options(
+    output_format: str, overlay: bool, diameter: float | str | None, slices3d: bool
+) -> None:
+    """Refuse options that streamed prediction cannot honour, before any image is read."""
+    if output_format != "ome.zarr":
+        raise ConfigError(
+            "streamed prediction writes OME-Zarr, which can be written block by block; add "
+            "--format ome.zarr"
+        )
+    for given, option in ((overlay, "--overlay"), (diameter is not None, "--diameter")):
+        if given:
+            raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
+    if slices3d:
+        raise ConfigError("--slices3d needs the whole volume in memory; leave out --stream")
+
+
+def _geometry(model: Model, image: LazyImage) -> tuple[str, tuple[int, ...], dict | None]:
+    """The model's spatial axes, the image's shape along them and its pixel size there,
+    after checking that the model can stream the image."""
+    check_streamable(model.predictor, image)
+    spatial = model.predictor.spatial_axes
+    size = {a: v for a, v in (image.pixel_size or {}).items() if a in spatial} or None
+    return spatial, tuple(image.size(a) for a in spatial), size
+
+
+def _output(out: Path, path: Path, kind: str) -> Path:
+    return out / f"{image_stem(path)}_{kind}.ome.zarr"
+
+
+def _settings_tile(settings: dict) -> int:
+    if settings["tile"] is None:
+        raise ConfigError("streamed prediction reads the image tile by tile; give a --tile")
+    return settings["tile"]
+
+
+def _predict_into(model: Model, image: LazyImage, labels, settings: dict, prob, progress) -> int:
+    return predict_streamed(
+        model.predictor,
+        image,
+        labels,
+        _settings_tile(settings),
+        settings["overlap"],
+        settings["batch_size"],
+        settings["tta"],
+        prob,
+        progress,
+    )
+
+
+def predict_file_streamed(
+    model: Model,
+    path: Path,
+    out: Path,
+    axes: str | None,
+    settings: dict,
+    save_probabilities: bool,
+    progress: ProgressCallback | None,
+) -> list[Path]:
+    """Predict one image file block by block into ``<stem>_labels.ome.zarr`` (and
+    ``<stem>_prob.ome.zarr``) in ``out``; returns the paths written."""
+    _settings_tile(settings)
+    with open_image(path, axes) as image:
+        spatial, shape, size = _geometry(model, image)
+        out.mkdir(parents=True, exist_ok=True)
+        channels = model.task.probability_channels if save_probabilities else 0
+        labels_path, prob_path = _output(out, path, "labels"), _output(out, path, "prob")
+        with contextlib.ExitStack() as stack:
+            labels = stack.enter_context(zarr_writer(labels_path, shape, np.int32, spatial, size))
+            prob = None
+            if channels:
+                prob = stack.enter_context(
+                    zarr_writer(prob_path, (channels, *shape), np.float32, "C" + spatial, size)
+                )
+            _predict_into(model, image, labels, settings, prob, progress)
+    return [labels_path, prob_path] if channels else [labels_path]
+
+
+def count_file_streamed(
+    model: Model,
+    path: Path,
+    out: Path,
+    axes: str | None,
+    settings: dict,
+    ranges: Sequence[Range],
+    exclude_border: bool,
+    progress: ProgressCallback | None,
+) -> CountResult:
+    """Segment one image file block by block, then measure and filter its objects block by
+    block: writes ``<stem>_labels.ome.zarr`` (the kept objects, ``1..n``) and
+    ``<stem>_objects.csv`` to ``out``. The unfiltered labels live in a temporary Zarr array
+    in ``out`` meanwhile. Returns the count (its ``labels`` is the written Zarr array)."""
+    tile = _settings_tile(settings)
+    with open_image(path, axes) as image:
+        spatial, shape, size = _geometry(model, image)
+        pixel_size = [size[a] for a in spatial] if size and len(size) == len(spatial) else None
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".count-") as scratch:
+            raw = zarr.open_array(
+                store=str(Path(scratch) / "raw.zarr"),
+                mode="w",
+                shape=shape,
+                dtype=np.int32,
+                chunks=(1024,) * len(shape) if len(shape) == 2 else (64, 256, 256),
+                fill_value=0,
+                zarr_format=2,
+            )
+            _predict_into(model, image, raw, settings, None, progress)
+            with zarr_writer(_output(out, path, "labels"), shape, np.int32, spatial, size) as kept:
+                counted = count_streamed(
+                    raw,
+                    image,
+                    spatial,
+                    kept,
+                    ranges,
+                    exclude_border,
+                    pixel_size,
+                    block=tile,
+                    halo=settings["overlap"],
+                    name=path.name,
+                    progress=progress,
+                )
+    write_table(counted.objects, out / f"{image_stem(path)}_objects.csv")
+    return counted

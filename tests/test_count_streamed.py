@@ -1,0 +1,90 @@
+"""Counting block by block: the same objects table, summary and filtered labels as
+counting the whole label image at once."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from deepscope.api import count_files
+from deepscope.count import count_objects
+from deepscope.count_streamed import count_streamed
+from deepscope.errors import ConfigError
+from deepscope.io import read_image
+from deepscope.io.lazy import LazyImage
+
+
+def squares_and_discs() -> np.ndarray:
+    """Hand-made objects on a 120 x 150 image: squares of known area across the block
+    borders of a 50-pixel plan (50, 100), discs inside blocks, objects on the image edge."""
+    labels = np.zeros((120, 150), np.int32)
+    labels[45:55, 45:55] = 1  # 100 px on the corner of four blocks
+    labels[10:16, 97:103] = 2  # 36 px across a vertical border
+    labels[0:8, 20:28] = 3  # 64 px on the top edge
+    labels[112:120, 140:150] = 4  # 80 px in the bottom right corner
+    yy, xx = np.indices(labels.shape)
+    labels[(yy - 80) ** 2 + (xx - 30) ** 2 <= 36] = 5
+    labels[(yy - 75) ** 2 + (xx - 120) ** 2 <= 9] = 7  # a gap in the numbering
+    labels[60:63, 70:73] = 6  # 9 px
+    return labels
+
+
+@pytest.mark.parametrize("exclude_border", [False, True])
+def test_rows_and_labels_equal_the_whole_image_count(exclude_border):
+    labels = squares_and_discs()
+    image = np.random.default_rng(0).integers(0, 255, labels.shape).astype(np.uint8)
+    ranges = ["area=10:"]
+    expected = count_objects(labels, image, ranges, exclude_border, pixel_size=(0.5, 0.25))
+    filtered = np.zeros_like(labels)
+    got = count_streamed(
+        labels,
+        LazyImage(image, "YX", None, "test"),
+        "YX",
+        filtered,
+        ranges,
+        exclude_border,
+        pixel_size=(0.5, 0.25),
+        block=50,
+        halo=20,
+    )
+    np.testing.assert_array_equal(filtered, expected.labels)
+    assert [r["label"] for r in got.objects] == [r["label"] for r in expected.objects]
+    for mine, theirs in zip(got.objects, expected.objects, strict=True):
+        assert mine == pytest.approx(theirs)
+    assert got.summary == pytest.approx(expected.summary)
+
+
+def test_known_areas_and_border_objects():
+    labels = squares_and_discs()
+    filtered = np.zeros_like(labels)
+    got = count_streamed(labels, None, "YX", filtered, exclude_border=True, block=50, halo=20)
+    assert [r["area"] for r in got.objects] == [100, 36, 113, 9, 29]
+    assert filtered.max() == 5 and not np.isin(filtered[0], [1, 2, 3, 4, 5]).any()
+
+
+def test_an_unknown_column_is_named(tmp_path):
+    labels = squares_and_discs()
+    with pytest.raises(Exception, match="no column 'size'"):
+        count_streamed(labels, None, "YX", np.zeros_like(labels), ["size=1:"], block=50, halo=20)
+
+
+def test_count_files_streams_like_the_in_memory_count(shared_data, tmp_path):
+    image = tifffile.imread(shared_data / "dsb2018/fluorescence/val/images/538b7673d507014d.tif")
+    path = tmp_path / "field.tif"
+    tifffile.imwrite(path, image[:400, :600], tile=(128, 128))
+    options = {"ranges": ["area=30:2000"], "exclude_border": True, "tile": 256}
+    streamed = count_files("flows-nuclei-fluo", [path], tmp_path / "s", stream=True, **options)
+    whole = count_files("flows-nuclei-fluo", [path], tmp_path / "w", **options)
+    assert streamed == whole and streamed[0]["count"] > 30
+    s, w = tmp_path / "s", tmp_path / "w"
+    assert (s / "field_objects.csv").read_text() == (w / "field_objects.csv").read_text()
+    np.testing.assert_array_equal(
+        read_image(s / "field_labels.ome.zarr").data, read_image(w / "field_labels.tif").data
+    )
+    assert [p.name for p in s.iterdir()] != [] and not any(
+        p.name.startswith(".") for p in s.iterdir()
+    )
+
+
+def test_options_that_need_the_whole_image_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--split needs the whole image"):
+        count_files("flows-nuclei-fluo", [tmp_path], tmp_path, split=True, stream=True)
