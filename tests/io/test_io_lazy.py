@@ -63,7 +63,7 @@ def test_axes_given_by_the_user_win_over_the_file(tiled_tiff):
 
 def test_formats_that_cannot_be_read_by_window_are_refused_with_advice(tmp_path):
     write_image(tmp_path / "small.png", np.zeros((8, 8), np.uint8))
-    with pytest.raises(InputError, match="convert it to TIFF or OME-Zarr"):
+    with pytest.raises(InputError, match="convert it to TIFF, OME-Zarr or HDF5"):
         open_image(tmp_path / "small.png")
 
 

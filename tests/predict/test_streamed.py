@@ -118,3 +118,16 @@ def test_wrong_channel_count_is_refused(flows_model, tmp_path):
     tifffile.imwrite(path, np.zeros((64, 64, 3), np.uint8), photometric="rgb")
     with pytest.raises(InputError, match="expects 1 channel"):
         predict_files(flows_model, [path], tmp_path / "o", output_format="ome.zarr", stream=True)
+
+
+def test_a_3d_volume_streams_from_hdf5(shared_data):
+    path = f"{shared_data / 'nuclei3d/val/1137_mini.h5'}:raw"
+    model = load_model("stardist-nuclei-3d")
+    volume = read_image(path)
+    expected = model.predict(volume.data, volume.axes).labels
+    labels = np.zeros(expected.shape, np.int32)
+    with open_image(path) as lazy:
+        assert lazy.axes == "ZYX"
+        n = predict_streamed(model.predictor, lazy, labels, 160, 48)
+    assert n == expected.max() > 0
+    np.testing.assert_array_equal(labels, expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,12 @@ def pick_dataset(handle: h5py.File, inner: str | None, file: str) -> h5py.Datase
     )
 
 
-def read_hdf5(path: Path, inner: str | None, axes: str | None, name: str) -> Decoded:
-    """Read one dataset of an HDF5 file.
+def open_hdf5(
+    path: Path, inner: str | None, axes: str | None, name: str
+) -> tuple[Decoded, Callable[[], None]]:
+    """Open one dataset of an HDF5 file without reading it: ``data`` is the h5py dataset
+    (slicing it reads only the chunks a window touches). Call the returned function to
+    close the file.
 
     With no dataset named, the file must hold exactly one. Axes come from the dataset's
     ``axes`` attribute if present; the pixel size from ``element_size_um`` (or
@@ -113,19 +118,31 @@ def read_hdf5(path: Path, inner: str | None, axes: str | None, name: str) -> Dec
             f"cannot open {name!r} as HDF5 ({error_reason(error)}); "
             "check that it is a valid HDF5 file"
         ) from error
-    with handle:
+    try:
         dataset = pick_dataset(handle, inner, str(path))
-        try:
-            data = np.asarray(dataset[()])
-            attributes = dict(dataset.attrs)
-        except Exception as error:  # e.g. a missing compression filter
-            raise InputError(
-                f"cannot read dataset {dataset.name!r} of {name!r} ({error_reason(error)}); "
-                "the file may be damaged or need an HDF5 filter plugin"
-            ) from error
-        final_axes = choose_axes(data.shape, _text(attributes.get("axes")), axes, name)
+        attributes = dict(dataset.attrs)
+        final_axes = choose_axes(dataset.shape, _text(attributes.get("axes")), axes, name)
         pixel_size = _pixel_size(dataset.attrs, final_axes)
-    return Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+    except BaseException:
+        handle.close()
+        raise
+    decoded = Decoded(dataset, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+    return decoded, handle.close
+
+
+def read_hdf5(path: Path, inner: str | None, axes: str | None, name: str) -> Decoded:
+    """Read one dataset of an HDF5 file into memory (what :func:`open_hdf5` opens)."""
+    opened, close = open_hdf5(path, inner, axes, name)
+    try:
+        data = np.asarray(opened.data[()])
+    except Exception as error:  # e.g. a missing compression filter
+        raise InputError(
+            f"cannot read dataset {opened.data.name!r} of {name!r} ({error_reason(error)}); "
+            "the file may be damaged or need an HDF5 filter plugin"
+        ) from error
+    finally:
+        close()
+    return Decoded(data, opened.axes, opened.pixel_size)
 
 
 def _compression(compression: str | None) -> dict[str, Any]:

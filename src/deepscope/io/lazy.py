@@ -4,8 +4,9 @@
 ...     image.axes, image.shape
 ...     corner = image.window("CYX", (slice(0, 512), slice(0, 512)))
 
-TIFF (any layout tifffile reads: strips, tiles, compressed or not) and Zarr / OME-Zarr
-are opened lazily; slicing decodes only the strips, tiles or chunks a window touches.
+TIFF (any layout tifffile reads: strips, tiles, compressed or not), Zarr / OME-Zarr and HDF5
+datasets are opened lazily; slicing decodes only the strips, tiles or chunks a window
+touches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from deepscope.errors import InputError
 from deepscope.io.axes import SPATIAL_AXES, transpose_axes
+from deepscope.io.hdf5 import open_hdf5
 from deepscope.io.metadata import Decoded
 from deepscope.io.paths import image_format, split_path
 from deepscope.io.tiff import open_tiff
@@ -28,7 +30,7 @@ from deepscope.io.zarr_io import open_zarr
 __all__ = ["LazyImage", "open_image"]
 
 #: The formats :func:`open_image` reads lazily.
-LAZY_FORMATS = ("tiff", "zarr")
+LAZY_FORMATS = ("tiff", "zarr", "hdf5")
 
 
 class LazyImage:
@@ -110,7 +112,8 @@ class LazyImage:
 
 
 def open_image(path: str | os.PathLike[str], axes: str | None = None) -> LazyImage:
-    """Open a TIFF or Zarr / OME-Zarr image without reading its pixels.
+    """Open a TIFF, Zarr / OME-Zarr or HDF5 (``'file.h5:dataset'``) image without reading
+    its pixels.
 
     Axes and pixel size come from the file as :func:`~deepscope.io.read_image` reads them;
     ``axes`` overrides the file's. Other formats are refused with a message: they are
@@ -121,7 +124,7 @@ def open_image(path: str | os.PathLike[str], axes: str | None = None) -> LazyIma
     kind = image_format(file)
     if kind not in LAZY_FORMATS:
         raise InputError(
-            f"{name!r} cannot be read window by window; convert it to TIFF or OME-Zarr, "
+            f"{name!r} cannot be read window by window; convert it to TIFF, OME-Zarr or HDF5, "
             "or predict it without streaming"
         )
     if not file.exists():
@@ -131,6 +134,8 @@ def open_image(path: str | os.PathLike[str], axes: str | None = None) -> LazyIma
         if not Path(file).is_dir():
             raise InputError(f"{name!r} is not a Zarr folder; give the path of a .zarr folder")
         decoded: Decoded = open_zarr(file, inner, axes, name)
+    elif kind == "hdf5":
+        decoded, close = open_hdf5(file, inner, axes, name)
     else:
         decoded, close = open_tiff(file, axes, name)
     image = LazyImage(decoded.data, decoded.axes, decoded.pixel_size, name, close)
