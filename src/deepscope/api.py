@@ -359,24 +359,6 @@ def count_files(
     ``classifier``, ``labels`` or ``diameter``.
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
-    if stream:
-        return _count_files_streamed(
-            model,
-            inputs,
-            Path(out),
-            parsed,
-            exclude_border,
-            axes,
-            tile,
-            progress,
-            on_error,
-            {
-                "--split": split,
-                "--classify": classifier is not None,
-                "--labels": labels is not None,
-                "--diameter": diameter is not None,
-            },
-        )
     if (model is None) == (labels is None):
         raise InputError("count needs a segmentation model or --labels (a folder), not both")
     if model is not None:
@@ -388,6 +370,18 @@ def count_files(
         model.check_diameter(diameter)
     elif diameter is not None:
         raise InputError("--diameter rescales images for a model; counting --labels takes none")
+    if stream:
+        whole_image = {
+            "--split": split,
+            "--classify": classifier is not None,
+            "--labels": labels is not None,
+            "--diameter": diameter is not None,
+        }
+        for option in (option for option, given in whole_image.items() if given):
+            raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
+        return _count_files_streamed(
+            model, inputs, Path(out), parsed, exclude_border, axes, tile, progress, on_error
+        )
     spatial = model.predictor.spatial_axes if model is not None else "YX"
     if classifier is not None:
         classifier = as_classifier(classifier)
@@ -456,7 +450,7 @@ def count_files(
 
 
 def _count_files_streamed(
-    model: Model | str | None,
+    model: Model,
     inputs: Sequence[str | Path],
     out: Path,
     ranges: Sequence[Range],
@@ -465,21 +459,10 @@ def _count_files_streamed(
     tile: int | None,
     progress: ProgressCallback | None,
     on_error: Callable[[Path, InputError], None] | None,
-    refused: dict[str, bool],
 ) -> list[dict]:
     """``count_files(stream=True)``: every image counted block by block."""
     from deepscope.streamed_files import count_file_streamed
 
-    for option, given in refused.items():
-        if given:
-            raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
-    if model is None:
-        raise InputError("count --stream segments images with a model; give one")
-    model = load_model(model) if isinstance(model, str | Path) else model
-    if model.task.output_kind != "labels":
-        raise InputError(
-            f"model '{model.name}' does not segment objects; count needs one that does"
-        )
     settings = model.prediction_settings(tile, None, None, None)
     summaries = []
     for path in _distinct_stems(list_images(inputs)):

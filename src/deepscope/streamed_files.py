@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from deepscope.count import CountResult, Range
 from deepscope.count_streamed import count_streamed
@@ -127,16 +126,10 @@ def count_file_streamed(
         spatial, shape, size = _geometry(model, image)
         pixel_size = [size[a] for a in spatial] if size and len(size) == len(spatial) else None
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out, prefix=".count-") as scratch:
-            raw = zarr.open_array(
-                store=str(Path(scratch) / "raw.zarr"),
-                mode="w",
-                shape=shape,
-                dtype=np.int32,
-                chunks=(1024,) * len(shape) if len(shape) == 2 else (64, 256, 256),
-                fill_value=0,
-                zarr_format=2,
-            )
+        with (
+            tempfile.TemporaryDirectory(dir=out, prefix=".count-") as scratch,
+            zarr_writer(Path(scratch) / "raw.ome.zarr", shape, np.int32, spatial) as raw,
+        ):
             _predict_into(model, image, raw, settings, None, progress)
             with zarr_writer(_output(out, path, "labels"), shape, np.int32, spatial, size) as kept:
                 counted = count_streamed(

@@ -7,7 +7,7 @@ import tifffile
 from deepscope.errors import InputError
 from deepscope.io import read_image, write_image
 from deepscope.io.lazy import open_image
-from deepscope.io.zarr_io import zarr_writer
+from deepscope.io.zarr_io import write_zarr, zarr_writer
 
 
 @pytest.fixture
@@ -97,3 +97,9 @@ def test_a_zarr_writer_wants_the_ngff_axis_order(tmp_path):
         zarr_writer(tmp_path / "x.ome.zarr", (4, 4, 2), np.uint8, "YXC"),
     ):
         pass
+
+
+def test_writing_a_sample_axis_to_ome_zarr_is_refused_with_a_message(tmp_path):
+    with pytest.raises(InputError, match="no sample axis 'S'"):
+        write_zarr(tmp_path / "rgb.ome.zarr", np.zeros((4, 5, 3), np.uint8), "YXS")
+    assert list(tmp_path.iterdir()) == []

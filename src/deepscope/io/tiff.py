@@ -139,6 +139,29 @@ def _pixel_size(tif: tifffile.TiffFile, page: Any) -> dict[str, Any] | None:
     return None
 
 
+def _first_series(tif: tifffile.TiffFile, name: str) -> Any:
+    if not tif.series:
+        raise InputError(f"TIFF file {name!r} contains no images; check the file")
+    return tif.series[0]
+
+
+def _describe(
+    tif: tifffile.TiffFile, series: Any, shape: tuple[int, ...], axes: str | None, name: str
+) -> tuple[str, dict[str, float] | None]:
+    """Final axes and pixel size of the first series, whose pixels have ``shape``."""
+    file_axes = _series_axes(series.axes, len(shape))
+    pixel_size = _pixel_size(tif, series.pages[0] if series.pages else tif.pages[0])
+    final_axes = choose_axes(shape, file_axes, axes, name)
+    return final_axes, clean_pixel_size(pixel_size, final_axes, strict=False)
+
+
+def _unusable(name: str, error: Exception) -> InputError:
+    return InputError(
+        f"cannot read TIFF file {name!r} ({error_reason(error)}); check that it is a complete, "
+        "valid TIFF file"
+    )
+
+
 def read_tiff(path: Path, axes: str | None, name: str) -> Decoded:
     """Read the first series of a TIFF or OME-TIFF file (full resolution).
 
@@ -148,21 +171,14 @@ def read_tiff(path: Path, axes: str | None, name: str) -> Decoded:
     """
     try:
         with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise InputError(f"TIFF file {name!r} contains no images; check the file")
-            series = tif.series[0]
+            series = _first_series(tif, name)
             data = series.asarray()
-            file_axes = _series_axes(series.axes, data.ndim)
-            pixel_size = _pixel_size(tif, series.pages[0] if series.pages else tif.pages[0])
+            final_axes, pixel_size = _describe(tif, series, data.shape, axes, name)
     except InputError:
         raise
     except Exception as error:  # any failure means the file is unusable
-        raise InputError(
-            f"cannot read TIFF file {name!r} ({error_reason(error)}); check that it is a complete, "
-            "valid TIFF file"
-        ) from error
-    final_axes = choose_axes(data.shape, file_axes, axes, name)
-    return Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
+        raise _unusable(name, error) from error
+    return Decoded(data, final_axes, pixel_size)
 
 
 def open_tiff(path: Path, axes: str | None, name: str) -> tuple[Decoded, Callable[[], None]]:
@@ -173,29 +189,17 @@ def open_tiff(path: Path, axes: str | None, name: str) -> tuple[Decoded, Callabl
     try:
         tif = tifffile.TiffFile(path)
     except Exception as error:  # any failure means the file is unusable
-        raise InputError(
-            f"cannot read TIFF file {name!r} ({error_reason(error)}); check that it is a complete, "
-            "valid TIFF file"
-        ) from error
+        raise _unusable(name, error) from error
     try:
-        if not tif.series:
-            raise InputError(f"TIFF file {name!r} contains no images; check the file")
-        series = tif.series[0]
+        series = _first_series(tif, name)
         data = zarr.open(series.aszarr(), mode="r")
-        file_axes = _series_axes(series.axes, data.ndim)
-        pixel_size = _pixel_size(tif, series.pages[0] if series.pages else tif.pages[0])
-        final_axes = choose_axes(data.shape, file_axes, axes, name)
-    except InputError:
-        tif.close()
-        raise
+        final_axes, pixel_size = _describe(tif, series, data.shape, axes, name)
     except Exception as error:
         tif.close()
-        raise InputError(
-            f"cannot read TIFF file {name!r} ({error_reason(error)}); check that it is a complete, "
-            "valid TIFF file"
-        ) from error
-    decoded = Decoded(data, final_axes, clean_pixel_size(pixel_size, final_axes, strict=False))
-    return decoded, tif.close
+        if isinstance(error, InputError):
+            raise
+        raise _unusable(name, error) from error
+    return Decoded(data, final_axes, pixel_size), tif.close
 
 
 def _layout(data: np.ndarray, axes: str) -> dict[str, Any]:

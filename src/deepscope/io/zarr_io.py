@@ -258,6 +258,16 @@ def is_zarr_store(folder: Path) -> bool:
     return any((folder / marker).is_file() for marker in (".zgroup", ".zarray", "zarr.json"))
 
 
+def _ngff_order(path: Path, axes: str) -> str:
+    """``axes`` in the NGFF order time, channel, space; axes OME-Zarr cannot hold are an
+    :class:`InputError` naming the file."""
+    if len(axes) < 2:
+        raise InputError(f"cannot write {str(path)!r}: OME-Zarr holds 2 to 5 axes, got {axes!r}")
+    if "S" in axes:
+        raise InputError(f"cannot write {str(path)!r}: OME-Zarr has no sample axis 'S'")
+    return "".join(letter for letter in _NGFF_ORDER if letter in axes)
+
+
 @contextmanager
 def zarr_writer(
     path: Path,
@@ -275,11 +285,7 @@ def zarr_writer(
     block ends without an error, so a reader never sees a half-written image; an existing
     store at ``path`` is replaced.
     """
-    if len(axes) < 2:
-        raise InputError(f"cannot write {str(path)!r}: OME-Zarr holds 2 to 5 axes, got {axes!r}")
-    if "S" in axes:
-        raise InputError(f"cannot write {str(path)!r}: OME-Zarr has no sample axis 'S'")
-    ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
+    ordered = _ngff_order(path, axes)
     if ordered != axes:
         raise ValueError(f"zarr_writer needs axes in NGFF order ({ordered!r}), got {axes!r}")
     try:
@@ -303,8 +309,7 @@ def write_zarr(
 ) -> None:
     """Write ``data`` as a single-resolution OME-Zarr image (see :func:`zarr_writer`);
     axes are stored in the NGFF order time, channel, space (``YXC`` data become ``CYX``)."""
-    ordered = "".join(letter for letter in _NGFF_ORDER if letter in axes)
-    if len(axes) >= 2 and "S" not in axes:
-        data = transpose_axes(data, axes, ordered)
-    with zarr_writer(path, data.shape, data.dtype, ordered or axes, pixel_size) as array:
+    ordered = _ngff_order(path, axes)
+    data = transpose_axes(data, axes, ordered)
+    with zarr_writer(path, data.shape, data.dtype, ordered, pixel_size) as array:
         array[...] = data

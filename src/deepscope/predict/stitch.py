@@ -172,10 +172,15 @@ def owned(labels: np.ndarray, block: Block) -> np.ndarray:
     return keep
 
 
-def own_labels(labels: np.ndarray, probability: np.ndarray, block: Block) -> BlockObjects:
+def own_labels(
+    labels: np.ndarray, block: Block, probability: np.ndarray | None = None
+) -> BlockObjects:
     """The objects of a label image of the block's whole read window that the block owns
-    (:func:`owned`), with the ``(C, *read)`` ``probability`` maps of its core."""
+    (:func:`owned`), with the ``(C, *read)`` ``probability`` maps of its core (none: zero
+    channels)."""
     keep = owned(labels, block)
+    if probability is None:
+        probability = np.zeros((0, *labels.shape), np.float32)
     count = int(keep.sum())
     lut = np.zeros(len(keep), dtype=np.uint16 if count < 2**16 else np.int32)
     lut[keep] = np.arange(1, count + 1)

@@ -135,7 +135,7 @@ class FlowsTask(Task):
         owns: labels are reconstructed on the read window, then kept by
         :func:`~deepscope.predict.stitch.own_labels`."""
         prob = self.probability(output)
-        return own_labels(self.labels_of(output, prob), prob[None], block)
+        return own_labels(self.labels_of(output, prob), block, prob[None])
 
     def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
         """Every block's owned objects painted into one label image

@@ -166,7 +166,7 @@ class SemanticTask(Task):
         """The objects of one block's raw output (its whole read window) that the block
         owns (:func:`~deepscope.predict.stitch.own_labels`)."""
         prob = softmax(output.astype(np.float32))
-        return own_labels(self.labels_of(prob), prob, block)
+        return own_labels(self.labels_of(prob), block, prob)
 
     def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
         """Every block's owned objects painted into one label image; classes are the most

@@ -175,7 +175,7 @@ class StarDistTask(Task):
         not cut by the window)."""
         shape = tuple(s.stop - s.start for s in block.read)
         labels = self.postprocess(output, shape).labels
-        return own_labels(labels, np.zeros((0, *shape), np.float32), block)
+        return own_labels(labels, block)
 
     def merge_objects(self, parts: Sequence[BlockObjects], shape: tuple[int, ...]) -> Result:
         """Every block's owned objects painted into one label image
