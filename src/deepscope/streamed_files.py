@@ -23,7 +23,7 @@ from deepscope.io import image_stem
 from deepscope.io.lazy import LazyImage, open_image
 from deepscope.io.zarr_io import zarr_writer
 from deepscope.measure import write_table
-from deepscope.predict.streamed import check_streamable, predict_streamed
+from deepscope.predict.streamed import check_streamable, predict_pixels_streamed, predict_streamed
 from deepscope.progress import ProgressCallback
 from deepscope.zoo import Model
 
@@ -88,12 +88,17 @@ def predict_file_streamed(
     save_probabilities: bool,
     progress: ProgressCallback | None,
 ) -> list[Path]:
-    """Predict one image file block by block into ``<stem>_labels.ome.zarr`` (and
-    ``<stem>_prob.ome.zarr``) in ``out``; returns the paths written."""
+    """Predict one image file block by block into OME-Zarr images in ``out``, named as
+    :func:`~deepscope.api.predict_files` names its outputs: ``<stem>_labels`` (and
+    ``<stem>_prob``) for models that segment objects; ``<stem>_classes`` (and ``_prob``)
+    for class maps; ``<stem>_pred`` (and ``_uncertainty``) for restoration. Returns the
+    paths written."""
     _settings_tile(settings)
     with open_image(path, axes) as image:
         spatial, shape, size = _geometry(model, image)
         out.mkdir(parents=True, exist_ok=True)
+        if not model.task.predicts_objects:
+            return _write_pixels(model, image, out, path, settings, save_probabilities, progress)
         channels = model.task.probability_channels if save_probabilities else 0
         labels_path, prob_path = _output(out, path, "labels"), _output(out, path, "prob")
         with contextlib.ExitStack() as stack:
@@ -105,6 +110,63 @@ def predict_file_streamed(
                 )
             _predict_into(model, image, labels, settings, prob, progress)
     return [labels_path, prob_path] if channels else [labels_path]
+
+
+#: output name of each per-pixel field of a result (as predict_files names them)
+_PIXEL_OUTPUTS = {
+    "classes": "classes",
+    "probabilities": "prob",
+    "image": "pred",
+    "uncertainty": "uncertainty",
+}
+
+
+def _write_pixels(
+    model: Model,
+    image: LazyImage,
+    out: Path,
+    path: Path,
+    settings: dict,
+    save_probabilities: bool,
+    progress: ProgressCallback | None,
+) -> list[Path]:
+    """Stream a model whose outputs are pixels into one OME-Zarr image per output, each
+    created when the first block shows its channels and type."""
+    spatial, shape, size = _geometry(model, image)
+    wanted = dict(_PIXEL_OUTPUTS)
+    if not save_probabilities:
+        del wanted["probabilities"]
+    pieces = predict_pixels_streamed(
+        model.predictor,
+        image,
+        _settings_tile(settings),
+        settings["overlap"],
+        settings["batch_size"],
+        settings["tta"],
+        progress,
+    )
+    written: dict[str, Path] = {}
+    with contextlib.ExitStack() as stack:
+        arrays = {}
+        for core, result in pieces:
+            for field, kind in wanted.items():
+                piece = getattr(result, field)
+                if piece is None:
+                    continue
+                if field not in arrays:
+                    channels = piece.shape[: piece.ndim - len(spatial)]
+                    written[field] = _output(out, path, kind)
+                    arrays[field] = stack.enter_context(
+                        zarr_writer(
+                            written[field],
+                            (*channels, *shape),
+                            piece.dtype,
+                            "C" * len(channels) + spatial,
+                            size,
+                        )
+                    )
+                arrays[field][(Ellipsis, *core)] = piece
+    return list(written.values())
 
 
 def count_file_streamed(

@@ -11,7 +11,9 @@ from deepscope.cli.main import app
 from deepscope.errors import ConfigError, InputError
 from deepscope.io import read_image
 from deepscope.io.lazy import open_image
-from deepscope.predict.streamed import predict_streamed
+from deepscope.predict.predictor import Predictor
+from deepscope.predict.streamed import predict_pixels_streamed, predict_streamed
+from deepscope.tasks import SemanticTask
 from deepscope.zoo import load_model
 
 VAL_IMAGE = "dsb2018/fluorescence/val/images/538b7673d507014d.tif"  # 603 x 1272, ~200 nuclei
@@ -95,12 +97,92 @@ def test_star_convex_labels_stream_alike(nuclei_tiff):
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_a_restoration_model_is_refused(tmp_path):
+@pytest.fixture
+def noisy_tiff(shared_data, tmp_path):
+    """A real noisy confocal field (512 x 512) as a tiled TIFF."""
+    image = tifffile.imread(shared_data / "fmd_confocal_bpae_b/fov10/noisy_00.tif")
+    path = tmp_path / "noisy.tif"
+    tifffile.imwrite(path, image, tile=(128, 128))
+    return path, image
+
+
+def assemble(pieces, shape, field):
+    """The pieces of a streamed pixel prediction put together into one array."""
+    out = None
+    for core, result in pieces:
+        piece = getattr(result, field)
+        if out is None:
+            out = np.zeros((*piece.shape[: piece.ndim - len(shape)], *shape), piece.dtype)
+        out[(Ellipsis, *core)] = piece
+    return out
+
+
+def test_a_restoration_streams_like_the_whole_image(noisy_tiff):
+    path, image = noisy_tiff
+    model = load_model("care-fmd-confocal")
+    whole = model.predict(image, "YX", tile=None).image
+    with open_image(path) as lazy:
+        pieces = list(predict_pixels_streamed(model.predictor, lazy, 192, 64))
+    assert len(pieces) == 9
+    streamed = assemble(pieces, image.shape, "image")
+    assert streamed.dtype == np.float32
+    # the same intensity units (whole-image percentiles) and, as the network sees less
+    # than the 64-pixel halo, the same pixels up to float rounding
+    spread = np.percentile(whole, 99.8) - np.percentile(whole, 1)
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * spread)
+
+
+def test_a_halo_narrower_than_the_network_sees_shows_at_block_borders(noisy_tiff):
+    path, image = noisy_tiff
+    model = load_model("care-fmd-confocal")
+    whole = model.predict(image, "YX", tile=None).image
+    with open_image(path) as lazy:
+        streamed = assemble(
+            predict_pixels_streamed(model.predictor, lazy, 192, 8), image.shape, "image"
+        )
+    spread = np.percentile(whole, 99.8) - np.percentile(whole, 1)
+    assert 1e-3 * spread < np.abs(streamed - whole).max() < 0.1 * spread
+
+
+def test_a_class_map_streams_like_the_whole_image(nuclei_tiff):
+    path, image = nuclei_tiff
+    unet = load_model("unet-nuclei-fluo").predictor
+    classes_only = Predictor(
+        unet.net, SemanticTask({"instances": False, "n_classes": 3}), unet.normalization
+    )
+    whole = classes_only.predict(image, "YX", tile=None)
+    with open_image(path) as lazy:
+        pieces = list(predict_pixels_streamed(classes_only, lazy, 256, 96))
+    assert pieces[0][1].labels is None
+    classes = assemble(pieces, image.shape, "classes")
+    assert classes.dtype == np.uint8
+    assert np.mean(classes != whole.classes) < 1e-4
+    probabilities = assemble(pieces, image.shape, "probabilities")
+    np.testing.assert_allclose(probabilities, whole.probabilities, rtol=0, atol=1e-4)
+
+
+def test_the_cli_streams_a_restoration_to_ome_zarr(noisy_tiff, tmp_path):
+    path, image = noisy_tiff
+    out = tmp_path / "out"
+    args = ["predict", "n2v-fmd-confocal", str(path), "--out", str(out), "--stream"]
+    result = CliRunner().invoke(app, [*args, "--format", "ome.zarr", "--tile", "256"])
+    assert result.exit_code == 0, result.output
+    written = read_image(out / "noisy_pred.ome.zarr")
+    assert written.axes == "YX" and written.data.shape == image.shape
+    expected = load_model("n2v-fmd-confocal").predict(image, "YX", tile=None).image
+    assert np.corrcoef(written.data.ravel(), expected.ravel())[0, 1] > 0.999
+
+
+def test_a_crop_classifier_is_refused(tmp_path):
     path = tmp_path / "small.tif"
     tifffile.imwrite(path, np.zeros((64, 64), np.uint8))
-    with pytest.raises(InputError, match="predict without --stream"):
+    with pytest.raises(InputError, match="cell crops: predict without --stream"):
         predict_files(
-            "care-fmd-confocal", [path], tmp_path / "o", output_format="ome.zarr", stream=True
+            "mitosis-phase-classifier",
+            [path],
+            tmp_path / "o",
+            output_format="ome.zarr",
+            stream=True,
         )
 
 

@@ -290,15 +290,19 @@ class Predictor:
         ``(K, *ceil(spatial / grid))`` for a network with an output grid."""
         return self._run(self.prepare(image, axes), tile, overlap, batch_size, progress, tta)
 
-    def in_input_units(self, result: Result, image: np.ndarray) -> Result:
+    def in_input_units(
+        self, result: Result, image: np.ndarray, normalization: Normalization | None = None
+    ) -> Result:
         """A restored ``result`` mapped from normalised units back to the intensities of
-        the channel-first ``image`` it came from (see :func:`denormalize`)."""
+        the channel-first ``image`` it came from (see :func:`denormalize`), which was
+        normalised with ``normalization`` (default: the model's)."""
+        settings = normalization or self.normalization
 
         def back(array: np.ndarray | None, shift: bool) -> np.ndarray | None:
             if array is None:
                 return None
             squeezed = array.ndim == self.ndim
-            out = denormalize(array[None] if squeezed else array, image, self.normalization, shift)
+            out = denormalize(array[None] if squeezed else array, image, settings, shift)
             return out[0] if squeezed else out
 
         result.image = back(result.image, True)
@@ -317,6 +321,28 @@ class Predictor:
             progress,
             self.config.grid,
         )
+
+    def pixel_result(
+        self,
+        x: np.ndarray,
+        image: np.ndarray,
+        normalization: Normalization,
+        tile: int | None = None,
+        overlap: int = 0,
+        batch_size: int = 1,
+        progress: ProgressCallback | None = None,
+        tta: bool = False,
+    ) -> Result:
+        """The task's per-pixel result for the normalised ``(C, *spatial)`` image ``x``, one
+        network pass over tiles of ``tile`` with ``overlap`` (no object stitching);
+        restored images are mapped back to the units of ``image``, the channel-first
+        image that ``normalization`` turned into ``x``."""
+        output = self._run(x, tile, overlap, batch_size, progress, tta)
+        result = self.task.postprocess(output, x.shape[1:])
+        if self.task.target_is_image:
+            result = self.task.combine_with_input(result, x)
+            result = self.in_input_units(result, image, normalization)
+        return result
 
     def block_objects(self, window: np.ndarray, block: Block, batch_size: int, tta: bool):
         """The objects a block owns (:meth:`Task.block_objects`), from the normalised
@@ -343,13 +369,10 @@ class Predictor:
         x = self.prepare(image, axes)
         shape = x.shape[1:]
         if not (self.task.predicts_objects and tile is not None and max(shape) > tile):
-            result = self.task.postprocess(
-                self._run(x, tile, overlap, batch_size, progress, tta), shape
+            original = self.channel_first(image, axes) if self.task.target_is_image else x
+            return self.pixel_result(
+                x, original, self.normalization, tile, overlap, batch_size, progress, tta
             )
-            if self.task.target_is_image:
-                result = self.task.combine_with_input(result, x)
-                result = self.in_input_units(result, self.channel_first(image, axes))
-            return result
 
         def block_objects(block: Block):
             return self.block_objects(x[(slice(None), *block.read)], block, batch_size, tta)

@@ -11,12 +11,18 @@ merge: the earlier block's object wins where neighbouring blocks' objects overla
 :meth:`Predictor.predict <deepscope.predict.predictor.Predictor.predict>` gives for the same
 image, tile and overlap, while memory holds one block at a time.
 
-Streamed so far: the tasks that segment objects (``stardist``, ``flows``, ``semantic`` with
-instances); restoration and class maps are refused with a message.
+Models whose outputs are pixels (restoration, class maps) stream with
+:func:`predict_pixels_streamed`: each block is predicted over its read window and only its
+core is kept, so the core sees the halo as context. These outputs equal an in-memory
+prediction up to the network's reach beyond the halo (the in-memory tiling cross-fades tile
+overlaps instead of cutting them); restored images are mapped back to intensities with the
+whole image's percentiles, as in memory. Crop models (classifiers, autoencoders) are
+refused with a message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,8 +34,12 @@ from deepscope.io.lazy import LazyImage
 from deepscope.predict.predictor import Predictor
 from deepscope.predict.stitch import BlockObjects, paint_part, part_region, plan_blocks
 from deepscope.progress import Progress, ProgressCallback, report
+from deepscope.tasks.base import Result
 
-__all__ = ["predict_streamed", "streamed_normalization"]
+__all__ = ["predict_pixels_streamed", "predict_streamed", "streamed_normalization"]
+
+#: the fields of a :class:`Result` that are per-pixel arrays, spatial axes last
+PIXEL_FIELDS = ("labels", "classes", "probabilities", "image", "uncertainty")
 
 #: Edge of the blocks read to measure the percentiles (pixels per spatial axis, 2D).
 _STATS_BLOCK_2D = 2048
@@ -39,11 +49,15 @@ _STATS_BLOCK_3D = 256
 def check_streamable(predictor: Predictor, image: LazyImage) -> None:
     """Raise a one-line :class:`InputError` unless ``predictor`` can stream ``image``."""
     task = predictor.task
-    if not task.predicts_objects:
+    if task.output_kind not in ("labels", "image"):
         raise InputError(
-            f"streamed prediction handles models that segment objects (stardist, flows, "
-            f"semantic with instances) so far; this is a {task.name} model: predict without "
-            "--stream"
+            f"streamed prediction applies models to whole images; a {task.name} model works "
+            "on cell crops: predict without --stream"
+        )
+    if getattr(task.params, "postprocessing", None):
+        raise InputError(
+            "this imported model's post-processing steps look at the whole output at once; "
+            "predict without --stream"
         )
     if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool) or np.issubdtype(
         image.dtype, np.complexfloating
@@ -121,6 +135,11 @@ def predict_streamed(
     Memory holds one block's pixels, network output and labels, whatever the image size.
     """
     check_streamable(predictor, image)
+    if not predictor.task.predicts_objects:
+        raise InputError(
+            f"a {predictor.task.name} model gives pixels, not objects: stream it with "
+            "predict_pixels_streamed"
+        )
     shape = _spatial_shape(predictor, image)
     if tuple(labels.shape) != shape:
         raise ValueError(f"labels must have the image's shape {shape}, not {labels.shape}")
@@ -143,3 +162,52 @@ def predict_streamed(
             n += kept
         report(progress, Progress("predict", i + 1, len(blocks), "blocks"))
     return n
+
+
+def predict_pixels_streamed(
+    predictor: Predictor,
+    image: LazyImage,
+    tile: int,
+    overlap: int,
+    batch_size: int = 1,
+    tta: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Iterator[tuple[tuple[slice, ...], Result]]:
+    """Predict a model whose outputs are pixels (restored images, class maps) block by
+    block: yields each block's core region (spatial slices) and the :class:`Result` over
+    that core, for the caller to write where it likes.
+
+    Each block is read with ``overlap`` pixels of context on every side, normalised with
+    the whole image's bounds, predicted whole and cut to its core; restored images come
+    back in the input's intensity units. Memory holds one block whatever the image size.
+    """
+    check_streamable(predictor, image)
+    if predictor.task.predicts_objects:
+        raise InputError(
+            f"a {predictor.task.name} model segments objects: stream it with predict_streamed"
+        )
+    shape = _spatial_shape(predictor, image)
+    settings = streamed_normalization(predictor, image)
+    layout = _layout(predictor)
+    blocks = plan_blocks(shape, tile, overlap, predictor.config.divisor)
+    for i, block in enumerate(blocks):
+        pixels = image.window(layout, block.read)
+        window = normalize(pixels, settings)
+        result = predictor.pixel_result(window, pixels, settings, None, 0, batch_size, None, tta)
+        inner = tuple(
+            slice(c.start - r.start, c.stop - r.start)
+            for c, r in zip(block.core, block.read, strict=True)
+        )
+        yield block.core, _cropped(result, inner)
+        report(progress, Progress("predict", i + 1, len(blocks), "blocks"))
+
+
+def _cropped(result: Result, region: tuple[slice, ...]) -> Result:
+    """``result`` with its per-pixel arrays cut to ``region`` of their spatial (last) axes."""
+    crop = (Ellipsis, *region)
+    arrays = {
+        name: np.ascontiguousarray(getattr(result, name)[crop])
+        for name in PIXEL_FIELDS
+        if getattr(result, name) is not None
+    }
+    return Result(**arrays)
