@@ -22,6 +22,7 @@ from deepscope.io.metadata import (
     to_micrometres,
 )
 from deepscope.io.paths import image_stem
+from deepscope.io.pyramid import add_levels, downsample_method
 
 __all__ = ["is_zarr_store", "open_zarr", "read_zarr", "write_zarr", "zarr_writer"]
 
@@ -234,7 +235,11 @@ def _chunks(shape: tuple[int, ...], axes: str) -> tuple[int, ...]:
     )
 
 
-def _multiscale_metadata(name: str, axes: str, pixel_size: Mapping[str, float]) -> dict:
+def _multiscale_metadata(
+    name: str, axes: str, pixel_size: Mapping[str, float], levels: int = 1, method: str = ""
+) -> dict:
+    """NGFF 0.4 metadata of an image with ``levels`` resolution levels, each halving Y
+    and X of the one before (downsampled by ``method``)."""
     entries, scale = [], []
     for letter in axes:
         entry = {"name": letter.lower(), "type": _NGFF_TYPES[letter]}
@@ -242,14 +247,16 @@ def _multiscale_metadata(name: str, axes: str, pixel_size: Mapping[str, float]) 
             entry["unit"] = "micrometer"
         entries.append(entry)
         scale.append(float(pixel_size.get(letter, 1.0)))
-    return {
-        "version": "0.4",
-        "name": name,
-        "axes": entries,
-        "datasets": [
-            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        ],
-    }
+    datasets = []
+    for level in range(levels):
+        factors = [2.0**level if letter in "YX" else 1.0 for letter in axes]
+        level_scale = [value * factor for value, factor in zip(scale, factors, strict=True)]
+        transformation = {"type": "scale", "scale": level_scale}
+        datasets.append({"path": str(level), "coordinateTransformations": [transformation]})
+    metadata = {"version": "0.4", "name": name, "axes": entries, "datasets": datasets}
+    if levels > 1:
+        metadata["type"] = method
+    return metadata
 
 
 def is_zarr_store(folder: Path) -> bool:
@@ -276,14 +283,15 @@ def zarr_writer(
     axes: str,
     pixel_size: Mapping[str, float] | None = None,
 ) -> Iterator[Any]:
-    """A new single-resolution OME-Zarr image (NGFF 0.4, Zarr format 2, Blosc-compressed
-    chunks of 1024² in 2D and 64 x 256² in 3D) to fill region by region: yields its
+    """A new OME-Zarr image (NGFF 0.4, Zarr format 2, Blosc-compressed chunks of 1024² in
+    2D and 64 x 256² in 3D) to fill region by region: yields its full-resolution
     ``zarr.Array`` (zeros until written). ``axes`` must be in the NGFF order time,
     channel, space (``'CYX'``, ``'ZYX'``).
 
-    The store is written to a hidden folder beside ``path`` that takes its place when the
-    block ends without an error, so a reader never sees a half-written image; an existing
-    store at ``path`` is replaced.
+    When the block ends, an image larger than 1024 pixels in Y or X gets lower-resolution
+    levels for viewers (:mod:`deepscope.io.pyramid`). The store is written to a hidden
+    folder beside ``path`` that takes its place only then, without an error, so a reader
+    never sees a half-written image; an existing store at ``path`` is replaced.
     """
     ordered = _ngff_order(path, axes)
     if ordered != axes:
@@ -294,10 +302,19 @@ def zarr_writer(
             array = root.create_array(
                 "0", shape=shape, dtype=dtype, chunks=_chunks(shape, axes), fill_value=0
             )
-            root.attrs["multiscales"] = [
-                _multiscale_metadata(image_stem(path), axes, dict(pixel_size or {}))
-            ]
             yield array
+            lower = []
+            if axes.endswith("YX"):
+                lower = add_levels(root, array, lambda level: _chunks(level, axes))
+            root.attrs["multiscales"] = [
+                _multiscale_metadata(
+                    image_stem(path),
+                    axes,
+                    dict(pixel_size or {}),
+                    1 + len(lower),
+                    downsample_method(dtype),
+                )
+            ]
     except OSError as error:
         raise InputError(
             f"cannot write {str(path)!r} ({error.strerror or error}); choose a writable location"
@@ -307,7 +324,7 @@ def zarr_writer(
 def write_zarr(
     path: Path, data: np.ndarray, axes: str, pixel_size: Mapping[str, float] | None = None
 ) -> None:
-    """Write ``data`` as a single-resolution OME-Zarr image (see :func:`zarr_writer`);
+    """Write ``data`` as an OME-Zarr image (see :func:`zarr_writer`);
     axes are stored in the NGFF order time, channel, space (``YXC`` data become ``CYX``)."""
     ordered = _ngff_order(path, axes)
     data = transpose_axes(data, axes, ordered)
