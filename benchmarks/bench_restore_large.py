@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "fmd_confocal_bpae_b"
@@ -123,7 +124,7 @@ def main() -> None:
         "mean_difference": float(difference.mean()),
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor(),
+            "processor": cpu_model(),
             "cpus": os.cpu_count(),
         },
     }

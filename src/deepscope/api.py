@@ -33,7 +33,7 @@ from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
-from deepscope.tasks.base import integer_mask
+from deepscope.tasks.base import PIXEL_FIELDS, integer_mask
 from deepscope.train.config import TrainConfig, load_train_config, make_train_config
 from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
@@ -93,10 +93,9 @@ def _time_points(data: np.ndarray, axes: str) -> list[tuple[np.ndarray, str]]:
 def _stack_time(results: Sequence[Result]) -> Result:
     """One :class:`Result` of a time series from the results of its time points (arrays
     stacked along a new first axis, T; each time point keeps its own object numbers)."""
-    fields = ("labels", "classes", "probabilities", "image", "uncertainty")
     stacked = {
         name: np.stack([getattr(r, name) for r in results])
-        for name in fields
+        for name in PIXEL_FIELDS
         if getattr(results[0], name) is not None
     }
     return Result(**stacked)

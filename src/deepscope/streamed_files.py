@@ -98,7 +98,8 @@ def predict_file_streamed(
         spatial, shape, size = _geometry(model, image)
         out.mkdir(parents=True, exist_ok=True)
         if not model.task.predicts_objects:
-            return _write_pixels(model, image, out, path, settings, save_probabilities, progress)
+            outputs = _pixel_outputs(out, path, save_probabilities)
+            return _write_pixels(model, image, outputs, (spatial, shape, size), settings, progress)
         channels = model.task.probability_channels if save_probabilities else 0
         labels_path, prob_path = _output(out, path, "labels"), _output(out, path, "prob")
         with contextlib.ExitStack() as stack:
@@ -121,21 +122,27 @@ _PIXEL_OUTPUTS = {
 }
 
 
+def _pixel_outputs(out: Path, path: Path, save_probabilities: bool) -> dict[str, Path]:
+    """Where each per-pixel field of a result goes (probabilities only when asked for)."""
+    return {
+        field: _output(out, path, kind)
+        for field, kind in _PIXEL_OUTPUTS.items()
+        if save_probabilities or field != "probabilities"
+    }
+
+
 def _write_pixels(
     model: Model,
     image: LazyImage,
-    out: Path,
-    path: Path,
+    outputs: dict[str, Path],
+    geometry: tuple[str, tuple[int, ...], dict | None],
     settings: dict,
-    save_probabilities: bool,
     progress: ProgressCallback | None,
 ) -> list[Path]:
-    """Stream a model whose outputs are pixels into one OME-Zarr image per output, each
-    created when the first block shows its channels and type."""
-    spatial, shape, size = _geometry(model, image)
-    wanted = dict(_PIXEL_OUTPUTS)
-    if not save_probabilities:
-        del wanted["probabilities"]
+    """Stream a model whose outputs are pixels into ``outputs``, one OME-Zarr image per
+    result field, each created when the first block shows its channels and type;
+    ``geometry`` is the image's spatial axes, shape and pixel size (:func:`_geometry`)."""
+    spatial, shape, size = geometry
     pieces = predict_pixels_streamed(
         model.predictor,
         image,
@@ -145,20 +152,18 @@ def _write_pixels(
         settings["tta"],
         progress,
     )
-    written: dict[str, Path] = {}
+    arrays = {}
     with contextlib.ExitStack() as stack:
-        arrays = {}
         for core, result in pieces:
-            for field, kind in wanted.items():
+            for field, target in outputs.items():
                 piece = getattr(result, field)
                 if piece is None:
                     continue
                 if field not in arrays:
                     channels = piece.shape[: piece.ndim - len(spatial)]
-                    written[field] = _output(out, path, kind)
                     arrays[field] = stack.enter_context(
                         zarr_writer(
-                            written[field],
+                            target,
                             (*channels, *shape),
                             piece.dtype,
                             "C" * len(channels) + spatial,
@@ -166,7 +171,7 @@ def _write_pixels(
                         )
                     )
                 arrays[field][(Ellipsis, *core)] = piece
-    return list(written.values())
+    return [outputs[field] for field in arrays]
 
 
 def count_file_streamed(

@@ -57,11 +57,12 @@ def add_levels(
     group: Any,
     source: Any,
     chunks: Callable[[tuple[int, ...]], tuple[int, ...]],
+    method: str,
 ) -> list[str]:
     """Write the lower levels of ``source`` (the full-resolution ``zarr.Array`` of
-    ``group``, Y and X last) into ``group`` as arrays ``'1'``, ``'2'``...; ``chunks(shape)``
-    gives each level's chunk shape. Returns the paths of the new levels."""
-    method = downsample_method(source.dtype)
+    ``group``, Y and X last) into ``group`` as arrays ``'1'``, ``'2'``..., each halved by
+    ``method`` (:func:`downsample_method`); ``chunks(shape)`` gives each level's chunk
+    shape. Returns the paths of the new levels."""
     leading = tuple(source.chunks[:-2])
     paths = []
     above = source

@@ -303,16 +303,12 @@ def zarr_writer(
                 "0", shape=shape, dtype=dtype, chunks=_chunks(shape, axes), fill_value=0
             )
             yield array
-            lower = []
+            method, lower = downsample_method(dtype), []
             if axes.endswith("YX"):
-                lower = add_levels(root, array, lambda level: _chunks(level, axes))
+                lower = add_levels(root, array, lambda level: _chunks(level, axes), method)
             root.attrs["multiscales"] = [
                 _multiscale_metadata(
-                    image_stem(path),
-                    axes,
-                    dict(pixel_size or {}),
-                    1 + len(lower),
-                    downsample_method(dtype),
+                    image_stem(path), axes, dict(pixel_size or {}), 1 + len(lower), method
                 )
             ]
     except OSError as error:

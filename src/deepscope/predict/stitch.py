@@ -36,6 +36,14 @@ class Block:
     read: tuple[slice, ...]
 
     @property
+    def core_in_read(self) -> tuple[slice, ...]:
+        """The core as slices of the read region (of an array holding just that region)."""
+        return tuple(
+            slice(c.start - r.start, c.stop - r.start)
+            for c, r in zip(self.core, self.read, strict=True)
+        )
+
+    @property
     def origin(self) -> np.ndarray:
         """Pixel position of the read region's first corner."""
         return np.array([s.start for s in self.read])
@@ -188,16 +196,12 @@ def own_labels(
     box = tuple(slice(0, 0) for _ in block.read)
     if count:
         box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(owned_labels))
-    core = tuple(
-        slice(c.start - r.start, c.stop - r.start)
-        for c, r in zip(block.core, block.read, strict=True)
-    )
     return BlockObjects(
         offset=tuple(int(o + b.start) for o, b in zip(block.origin, box, strict=True)),
         labels=np.ascontiguousarray(owned_labels[box]),
         count=count,
         core=block.core,
-        probability=np.rint(probability[(slice(None), *core)] * 255).astype(np.uint8),
+        probability=np.rint(probability[(slice(None), *block.core_in_read)] * 255).astype(np.uint8),
     )
 
 

@@ -34,12 +34,9 @@ from deepscope.io.lazy import LazyImage
 from deepscope.predict.predictor import Predictor
 from deepscope.predict.stitch import BlockObjects, paint_part, part_region, plan_blocks
 from deepscope.progress import Progress, ProgressCallback, report
-from deepscope.tasks.base import Result
+from deepscope.tasks.base import PIXEL_FIELDS, Result
 
 __all__ = ["predict_pixels_streamed", "predict_streamed", "streamed_normalization"]
-
-#: the fields of a :class:`Result` that are per-pixel arrays, spatial axes last
-PIXEL_FIELDS = ("labels", "classes", "probabilities", "image", "uncertainty")
 
 #: Edge of the blocks read to measure the percentiles (pixels per spatial axis, 2D).
 _STATS_BLOCK_2D = 2048
@@ -194,11 +191,7 @@ def predict_pixels_streamed(
         pixels = image.window(layout, block.read)
         window = normalize(pixels, settings)
         result = predictor.pixel_result(window, pixels, settings, None, 0, batch_size, None, tta)
-        inner = tuple(
-            slice(c.start - r.start, c.stop - r.start)
-            for c, r in zip(block.core, block.read, strict=True)
-        )
-        yield block.core, _cropped(result, inner)
+        yield block.core, _cropped(result, block.core_in_read)
         report(progress, Progress("predict", i + 1, len(blocks), "blocks"))
 
 

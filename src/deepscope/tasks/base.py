@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from deepscope.predict.stitch import Block
 
 
+#: the fields of a :class:`Result` that are per-pixel arrays (spatial axes last)
+PIXEL_FIELDS = ("labels", "classes", "probabilities", "image", "uncertainty")
+
+
 @dataclass
 class Result:
     """What a model returns for one image; fields a task does not produce stay ``None``.
