@@ -3,15 +3,17 @@ time, AP table, prediction time, and peak memory on a very large image.
 
 Usage (from the repository root):
     .venv/bin/python benchmarks/bench_nuclei_2d.py --model stardist-nuclei-fluo \
-        [--repeats 5] [--large 8192] [--precision float32|int8|auto]
+        [--repeats 5] [--large 8192] [--precision float32|int8|auto] [--tta]
 
 Prints the training time recorded in the model package, the AP table on
 ../shared/data/dsb2018/fluorescence/val, the end-to-end prediction time of one 1104x1104
 image after the model is loaded (normalisation, network, post-processing to labels), and,
 with ``--large N``, the time and peak resident memory of predicting one NxN image (a
 real DSB image repeated) in a fresh process. ``--precision`` runs the network at that
-precision instead of the model's default (``int8``: the package's int8 network). Writes
-benchmarks/results/<model>.json (<model>_<precision>.json with ``--precision``).
+precision instead of the model's default (``int8``: the package's int8 network); ``--tta``
+averages every prediction over the four flips (AP table and 1104x1104 timing). Writes
+benchmarks/results/<model>.json (<model>_<precision>.json with ``--precision``, _tta added
+with ``--tta``).
 """
 
 from __future__ import annotations
@@ -44,17 +46,17 @@ def image_1104() -> np.ndarray:
     return np.pad(data, pad, mode="reflect")[:1104, :1104]
 
 
-def time_prediction(model, image: np.ndarray, repeats: int) -> dict:
+def time_prediction(model, image: np.ndarray, repeats: int, tta: bool = False) -> dict:
     """End-to-end ``model.predict`` time, and the network's share measured separately."""
-    model.predict(image)  # warm-up (also compiles numba kernels on a first run)
+    model.predict(image, tta=tta)  # warm-up (also compiles numba kernels on a first run)
     total, network = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        result = model.predict(image)
+        result = model.predict(image, tta=tta)
         total.append(time.perf_counter() - start)
     for _ in range(repeats):
         start = time.perf_counter()
-        model.raw(image, tile=None)
+        model.raw(image, tile=None, tta=tta)
         network.append(time.perf_counter() - start)
     return {
         "seconds_median": statistics.median(total),
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--large", type=int, default=0, help="also predict one NxN image")
     parser.add_argument("--precision", default=None, help="default: the model's")
+    parser.add_argument("--tta", action="store_true", help="average over the four flips")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -133,10 +136,13 @@ def main() -> None:
     )
 
     start = time.perf_counter()
-    metrics = deepscope.evaluate(model, DATA / "val" / "images", DATA / "val" / "masks")
+    metrics = deepscope.evaluate(
+        model, DATA / "val" / "images", DATA / "val" / "masks", tta=args.tta
+    )
     eval_seconds = time.perf_counter() - start
     print(
-        f"\nAP on dsb2018/fluorescence/val ({metrics['n_images']} images, "
+        f"\nAP on dsb2018/fluorescence/val{' with tta' if args.tta else ''} "
+        f"({metrics['n_images']} images, "
         f"{eval_seconds:.1f} s incl. prediction):"
     )
     print(f"{'IoU':>5} {'AP':>6} {'F1':>6} {'prec':>6} {'recall':>6} {'mIoU':>6}")
@@ -147,7 +153,7 @@ def main() -> None:
             f"{metrics[f'mean_matched_iou@{t}']:6.3f}"
         )
 
-    timing = time_prediction(model, image_1104(), args.repeats)
+    timing = time_prediction(model, image_1104(), args.repeats, args.tta)
     print(
         f"\nprediction of one 1104x1104 image, end to end after model load "
         f"(median of {args.repeats}): {timing['seconds_median']:.2f} s "
@@ -169,6 +175,7 @@ def main() -> None:
             k: training.get(k) for k in ("seconds", "epochs_done", "device", "threads", "command")
         },
         "precision": args.precision or model.spec.prediction.precision,
+        "tta": args.tta,
         "int8": model.predictor.int8,
         "backend": model.backend,
         "val_metrics": metrics,
@@ -185,7 +192,7 @@ def main() -> None:
         out["predict_large"] = large
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    suffix = f"_{args.precision}" if args.precision else ""
+    suffix = (f"_{args.precision}" if args.precision else "") + ("_tta" if args.tta else "")
     path = results / f"{model.name}{suffix}.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {path}")

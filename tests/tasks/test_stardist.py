@@ -201,6 +201,35 @@ def test_flip_averaged_ray_distances_keep_each_ray_on_its_direction():
     assert error(lambda out, axes: np.flip(out, axes)) > 1.0  # rays left in place
 
 
+def test_flip_averaged_polygons_on_an_output_grid_stay_where_the_unflipped_ones_are():
+    """With grid 2, a flipped cell's rays start one pixel before the cell's own pixel along
+    the flipped axis; unflip moves them back, else flip averaging shifts every polygon by
+    half a pixel in y and x."""
+    from scipy import ndimage as ndi
+
+    from deepscope.predict.predictor import with_flips
+
+    task = get_task("stardist", {"grid": 2})
+    truth = nuclei((64, 80), n=6, seed=1)
+
+    def network(batch):  # a perfect grid-2 network whose input is the label image itself
+        return task.batch_target(np.rint(batch[:, 0]).astype(np.int32))
+
+    batch = truth[None, None].astype(np.float32)
+    direct = network(batch)[0, 1:]
+    cells = ndi.binary_erosion(truth > 0, iterations=2)[1::2, 1::2]  # away from borders
+
+    def displacement(unflip):  # the least-squares shift (y, x) of each cell's polygon
+        change = (with_flips(network, unflip)(batch)[0, 1:] - direct)[:, cells]
+        return np.median(2 / task.params.n_rays * task.rays.vectors.T @ change, axis=1)
+
+    def rays_reordered_only(out, axes):
+        return get_task("stardist", {"grid": 1}).unflip(out, axes)
+
+    assert np.all(np.abs(displacement(task.unflip)) < 0.1)
+    assert np.all(displacement(rays_reordered_only) > 0.4)
+
+
 def test_flip_averaging_is_refused_for_3d_rays():
     task = get_task("stardist", {"ndim": 3})
     with pytest.raises(ConfigError, match="tta"):

@@ -95,7 +95,13 @@ class StarDistTask(Task):
     def unflip(self, output: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
         """Flipped back, and the ray distances re-ordered: ray ``k`` points at angle
         ``2 pi k / n`` (y = sin, x = cos), so a flip of x maps it to ray ``n/2 - k`` and a flip
-        of y to ray ``-k`` (mod ``n``). 3D rays have no such symmetry: refused."""
+        of y to ray ``-k`` (mod ``n``). 3D rays have no such symmetry: refused.
+
+        With an output grid, a flip maps each grid cell of the (padded, so evenly divided)
+        input onto a cell, but the pixel that stands for the cell (:func:`grid_offset`) onto
+        its mirror: for grid 2 the flipped rays start one pixel before the cell's own pixel
+        along each flipped axis. The distances are moved to the cell's pixel to first order
+        (a border straight across the ray): ``d + shift * cos`` of the ray to that axis."""
         n = self.params.n_rays
         if self.params.ndim != 2 or n % 2:
             raise ConfigError(
@@ -103,11 +109,16 @@ class StarDistTask(Task):
                 f"of rays; this one is {self.params.ndim}D with {n} rays: predict without tta"
             )
         out = np.flip(output, axes)
-        k = np.arange(n)
-        source = k
+        source = np.arange(n)
         for axis in axes:
             source = (n // 2 - source) % n if axis == -1 else (-source) % n
-        return np.concatenate([out[:, :1], out[:, 1:][:, source]], axis=1)
+        distances = out[:, 1:][:, source]
+        grid = self.params.grid
+        shift = grid - 1 - 2 * grid_offset(grid)
+        for axis in axes if shift else ():
+            along = self.rays.vectors[:, axis].astype(distances.dtype)
+            distances += shift * along[:, None, None]
+        return np.concatenate([out[:, :1], distances], axis=1)
 
     def make_target(self, mask: np.ndarray) -> np.ndarray:
         if mask.ndim != self.params.ndim:
