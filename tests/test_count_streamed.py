@@ -28,12 +28,37 @@ def squares_and_discs() -> np.ndarray:
     return labels
 
 
-@pytest.mark.parametrize("exclude_border", [False, True])
-def test_rows_and_labels_equal_the_whole_image_count(exclude_border):
+def with_merged_pairs() -> np.ndarray:
+    """``squares_and_discs`` and three objects that are each two touching discs: one across
+    the corner of four blocks, one inside a block, one on the image edge whose pieces
+    differ in size (so a range keeps one of them)."""
     labels = squares_and_discs()
+    yy, xx = np.indices(labels.shape)
+
+    def pair(label, centre_a, centre_b, radius_a, radius_b):
+        for (cy, cx), r in ((centre_a, radius_a), (centre_b, radius_b)):
+            labels[((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) & (labels == 0)] = label
+
+    pair(8, (93, 93), (93, 107), 8, 8)
+    pair(9, (25, 60), (25, 73), 7, 7)
+    pair(10, (113, 70), (113, 82), 7, 5)
+    return labels
+
+
+@pytest.mark.parametrize(
+    "exclude_border, split", [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_rows_and_labels_equal_the_whole_image_count(exclude_border, split):
+    labels = with_merged_pairs()
     image = np.random.default_rng(0).integers(0, 255, labels.shape).astype(np.uint8)
-    ranges = ["area=10:"]
-    expected = count_objects(labels, image, ranges, exclude_border, pixel_size=(0.5, 0.25))
+    ranges = ["area=10:"] if not split else ["area=80:"]
+    expected = count_objects(
+        labels, image, ranges, exclude_border, split, 40, pixel_size=(0.5, 0.25)
+    )
+    if split:  # the pairs were divided and one of the edge pair's pieces filtered out
+        assert len(expected.objects) > len(
+            count_objects(labels, image, ranges, exclude_border).objects
+        )
     filtered = np.zeros_like(labels)
     got = count_streamed(
         labels,
@@ -45,6 +70,8 @@ def test_rows_and_labels_equal_the_whole_image_count(exclude_border):
         pixel_size=(0.5, 0.25),
         block=50,
         halo=20,
+        split=split,
+        min_split_size=40,
     )
     np.testing.assert_array_equal(filtered, expected.labels)
     assert [r["label"] for r in got.objects] == [r["label"] for r in expected.objects]
@@ -71,7 +98,7 @@ def test_count_files_streams_like_the_in_memory_count(shared_data, tmp_path):
     image = tifffile.imread(shared_data / "dsb2018/fluorescence/val/images/538b7673d507014d.tif")
     path = tmp_path / "field.tif"
     tifffile.imwrite(path, image[:400, :600], tile=(128, 128))
-    options = {"ranges": ["area=30:2000"], "exclude_border": True, "tile": 256}
+    options = {"ranges": ["area=30:2000"], "exclude_border": True, "tile": 256, "split": True}
     streamed = count_files("flows-nuclei-fluo", [path], tmp_path / "s", stream=True, **options)
     whole = count_files("flows-nuclei-fluo", [path], tmp_path / "w", **options)
     assert streamed == whole and streamed[0]["count"] > 30
@@ -86,5 +113,5 @@ def test_count_files_streams_like_the_in_memory_count(shared_data, tmp_path):
 
 
 def test_options_that_need_the_whole_image_are_refused(tmp_path):
-    with pytest.raises(ConfigError, match="--split needs the whole image"):
-        count_files("flows-nuclei-fluo", [tmp_path], tmp_path, split=True, stream=True)
+    with pytest.raises(ConfigError, match="--diameter needs the whole image"):
+        count_files("flows-nuclei-fluo", [tmp_path], tmp_path, diameter=20, stream=True)

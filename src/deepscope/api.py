@@ -354,7 +354,7 @@ def count_files(
     ``stream``: for images larger than memory (TIFF or Zarr, with a model): each image is
     segmented, measured, filtered and written block by block
     (:func:`deepscope.streamed_files.count_file_streamed`), the labels as
-    ``<stem>_labels.ome.zarr``; the tables equal an in-memory count's. Not with ``split``,
+    ``<stem>_labels.ome.zarr``; the tables equal an in-memory count's. Not with
     ``classifier``, ``labels`` or ``diameter``.
     """
     parsed = [parse_range(r) for r in ranges]  # bad ranges fail before any prediction
@@ -371,7 +371,6 @@ def count_files(
         raise InputError("--diameter rescales images for a model; counting --labels takes none")
     if stream:
         whole_image = {
-            "--split": split,
             "--classify": classifier is not None,
             "--labels": labels is not None,
             "--diameter": diameter is not None,
@@ -379,7 +378,17 @@ def count_files(
         for option in (option for option, given in whole_image.items() if given):
             raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
         return _count_files_streamed(
-            model, inputs, Path(out), parsed, exclude_border, axes, tile, progress, on_error
+            model,
+            inputs,
+            Path(out),
+            parsed,
+            exclude_border,
+            axes,
+            tile,
+            progress,
+            on_error,
+            split=split,
+            min_split_size=min_split_size,
         )
     spatial = model.predictor.spatial_axes if model is not None else "YX"
     if classifier is not None:
@@ -458,6 +467,8 @@ def _count_files_streamed(
     tile: int | None,
     progress: ProgressCallback | None,
     on_error: Callable[[Path, InputError], None] | None,
+    split: bool = False,
+    min_split_size: int = 30,
 ) -> list[dict]:
     """``count_files(stream=True)``: every image counted block by block."""
     from deepscope.streamed_files import count_file_streamed
@@ -467,7 +478,16 @@ def _count_files_streamed(
     for path in _distinct_stems(list_images(inputs)):
         with _per_image(path, on_error):
             counted = count_file_streamed(
-                model, path, out, axes, settings, ranges, exclude_border, progress
+                model,
+                path,
+                out,
+                axes,
+                settings,
+                ranges,
+                exclude_border,
+                progress,
+                split=split,
+                min_split_size=min_split_size,
             )
             summaries.append(counted.summary)
     columns = list(dict.fromkeys(k for s in summaries for k in s))

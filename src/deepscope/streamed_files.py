@@ -183,9 +183,11 @@ def count_file_streamed(
     ranges: Sequence[Range],
     exclude_border: bool,
     progress: ProgressCallback | None,
+    split: bool = False,
+    min_split_size: int = 30,
 ) -> CountResult:
-    """Segment one image file block by block, then measure and filter its objects block by
-    block: writes ``<stem>_labels.ome.zarr`` (the kept objects, ``1..n``) and
+    """Segment one image file block by block, then measure, split (``split``) and filter
+    its objects block by block: writes ``<stem>_labels.ome.zarr`` (the kept objects, ``1..n``) and
     ``<stem>_objects.csv`` to ``out``. The unfiltered labels live in a temporary Zarr array
     in ``out`` meanwhile. Returns the count (its ``labels`` is the written Zarr array)."""
     tile = _settings_tile(settings)
@@ -211,6 +213,8 @@ def count_file_streamed(
                     halo=settings["overlap"],
                     name=path.name,
                     progress=progress,
+                    split=split,
+                    min_split_size=min_split_size,
                 )
     write_table(counted.objects, out / f"{image_stem(path)}_objects.csv")
     return counted
