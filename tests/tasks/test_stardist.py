@@ -236,6 +236,26 @@ def test_flip_averaging_is_refused_for_3d_rays():
         task.unflip(np.zeros((1, 97, 8, 8, 8), np.float32), (-1,))
 
 
+def test_small_objects_weigh_more_in_the_probability_loss():
+    yy, xx = np.indices((48, 64))
+    labels = np.zeros((48, 64), np.int32)
+    labels[(yy - 24) ** 2 + (xx - 16) ** 2 <= 3**2] = 1  # 29 pixels
+    labels[(yy - 24) ** 2 + (xx - 44) ** 2 <= 12**2] = 2  # 441 pixels
+    task = get_task("stardist", {"small_object_area": 100})
+    target = torch.from_numpy(task.batch_target(labels[None]))
+    weights = task._size_weights(target[:, :1], target[:, 1:])[0, 0].numpy()
+    assert weights[24, 16] == pytest.approx(100 / 29, rel=0.25)
+    assert weights[24, 44] == 1 and weights[0, 0] == 1
+    output = torch.zeros_like(target)  # probability 0.5 everywhere
+    plain = get_task("stardist", {}).loss(output, target)
+    assert task.loss(output, target) > plain  # the small disc's pixels count more
+
+
+def test_small_object_weights_are_for_2d():
+    with pytest.raises(ConfigError, match="2D only"):
+        get_task("stardist", {"ndim": 3, "small_object_area": 50})
+
+
 def test_zoomed_patches_give_targets_of_larger_objects():
     """Distances are computed from each resampled label patch: zooming by 2 doubles them."""
     labels = nuclei((128, 128), n=10, seed=3)

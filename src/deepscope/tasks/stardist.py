@@ -12,6 +12,7 @@ a compiled kernel (:mod:`deepscope.starconvex.rays`), so training data is never 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -58,6 +59,13 @@ class StarDistParams(BaseModel):
         1.0, ge=0, description="weight of the ray-distance loss (0.2 in the StarDist paper)"
     )
     background_reg: float = Field(1e-4, ge=0, description="pull distances to 0 on background")
+    small_object_area: float = Field(
+        0.0,
+        ge=0,
+        description="2D: in the probability loss, the pixels of an object smaller than this "
+        "many pixels weigh this area / its area (at most 10), so small objects count more "
+        "nearly as much as large ones; 0 weighs every pixel alike",
+    )
 
     @model_validator(mode="after")
     def _defaults_by_dimension(self) -> StarDistParams:
@@ -67,6 +75,8 @@ class StarDistParams(BaseModel):
             self.anisotropy = (1.0, 1.0, 1.0)
         if self.ndim == 2 and self.anisotropy is not None:
             raise ValueError("anisotropy is for 3D only")
+        if self.ndim == 3 and self.small_object_area:
+            raise ValueError("small_object_area is for 2D only")
         return self
 
 
@@ -140,13 +150,23 @@ class StarDistTask(Task):
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         prob_t, dist_t = target[:, :1], target[:, 1:]
-        bce = F.binary_cross_entropy_with_logits(output[:, :1], prob_t)
+        weight = self._size_weights(prob_t, dist_t) if self.params.small_object_area else None
+        bce = F.binary_cross_entropy_with_logits(output[:, :1], prob_t, weight=weight)
         error = (output[:, 1:] - dist_t).abs().mean(dim=1, keepdim=True)
         dist = (prob_t * error).mean()
         if self.params.background_reg > 0:
             background = (prob_t == 0).float()
             dist = dist + self.params.background_reg * (background * output[:, 1:].abs()).mean()
         return bce + self.params.dist_loss_weight * dist
+
+    def _size_weights(self, prob_t: torch.Tensor, dist_t: torch.Tensor) -> torch.Tensor:
+        """Per-pixel weights of the probability loss: ``small_object_area / area`` (1 to
+        10) on the pixels of objects, their area being that of the polygon their true ray
+        distances draw (``sin(2 pi / n) / 2 * sum d_k d_k+1``); 1 on background."""
+        n = dist_t.shape[1]
+        area = 0.5 * math.sin(2 * math.pi / n) * (dist_t * dist_t.roll(-1, dims=1)).sum(dim=1)
+        ratio = self.params.small_object_area / area.clamp(min=1.0)
+        return torch.where(prob_t > 0, ratio.clamp(1.0, 10.0)[:, None], 1.0)
 
     def candidates(
         self, output: np.ndarray, threshold: float | None = None
