@@ -153,12 +153,13 @@ def count_streamed(
         lut[rows[r]["label"]] = len(kept_rows)
     for label, _, _ in divided:  # drawn from their pieces' maps instead
         lut[label] = 0
+    pieces = [(frame, final[rows_map]) for _, frame, rows_map in divided]
     for row, new_id in zip(kept_rows, range(1, len(kept_rows) + 1), strict=True):
         row["label"] = new_id
     for i, b in enumerate(blocks):
         core = lut[np.asarray(labels[b.core])]
-        for _, frame, rows_map in divided:
-            _draw_pieces(core, b.core, frame, final[rows_map])
+        for frame, kept_pieces in pieces:
+            _draw_pieces(core, b.core, frame, kept_pieces)
         filtered[b.core] = core
         report(progress, Progress("count", len(blocks) + i + 1, 2 * len(blocks), "blocks"))
     return CountResult(filtered, kept_rows, summarize(kept_rows, shape, pixel_size, name))
