@@ -467,8 +467,9 @@ def _count_files_streamed(
     tile: int | None,
     progress: ProgressCallback | None,
     on_error: Callable[[Path, InputError], None] | None,
-    split: bool = False,
-    min_split_size: int = 30,
+    *,
+    split: bool,
+    min_split_size: int,
 ) -> list[dict]:
     """``count_files(stream=True)``: every image counted block by block."""
     from deepscope.streamed_files import count_file_streamed

@@ -125,9 +125,10 @@ class StarDistTask(Task):
         distances = out[:, 1:][:, source]
         grid = self.params.grid
         shift = grid - 1 - 2 * grid_offset(grid)
-        for axis in axes if shift else ():
-            along = self.rays.vectors[:, axis].astype(distances.dtype)
-            distances += shift * along[:, None, None]
+        if shift:
+            for axis in axes:
+                along = self.rays.vectors[:, axis].astype(distances.dtype)
+                distances += shift * along[:, None, None]
         return np.concatenate([out[:, :1], distances], axis=1)
 
     def make_target(self, mask: np.ndarray) -> np.ndarray:
