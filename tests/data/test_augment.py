@@ -201,3 +201,25 @@ def test_the_window_covers_every_warped_pixel():
     assert warp_window(128, Augmentation()) == 128
     assert warp_window(128, Augmentation(scale=(0.5, 1.5))) == 256
     assert warp_window(100, Augmentation(any_angle=True)) == 142
+    assert warp_window(100, Augmentation(stretch=(1.0, 4.0))) == 283
+
+
+def test_stretch_elongates_a_disc_and_keeps_its_area():
+    labels = disc_labels(61, 8)
+    settings = Augmentation(stretch=(2.25, 2.25))
+    rng = np.random.default_rng(3)
+    directions = []
+    for _ in range(6):
+        _, out = random_warp(labels[None].astype(np.float32), labels, 48, settings, rng)
+        ys, xs = np.nonzero(out)
+        assert abs(ys.size - np.pi * 8**2) < 0.1 * np.pi * 8**2
+        cov = np.cov(xs, ys)
+        spread = np.sqrt(np.linalg.eigvalsh(cov))
+        assert 2.0 < spread[1] / spread[0] < 2.5  # radii 8 * 1.5 and 8 / 1.5
+        directions.append(np.degrees(0.5 * np.arctan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1])))
+    assert np.ptp(np.array(directions) % 180) > 20  # not always along one axis
+
+
+def test_stretch_below_one_is_rejected():
+    with pytest.raises(ValueError, match="stretch"):
+        Augmentation(stretch=(0.5, 2.0))

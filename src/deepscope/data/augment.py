@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import ndimage
 
 
@@ -24,18 +24,32 @@ class Augmentation(BaseModel):
         (1.0, 1.0), description="zoom by U(a, b), > 1 enlarges objects; (1, 1) = off (2D)"
     )
     any_angle: bool = Field(False, description="rotate by a uniform random angle (2D)")
+    stretch: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="elongate objects: the ratio of the zooms along two perpendicular axes "
+        "(in a random direction, area kept) is drawn from U(a, b), a >= 1; (1, 1) = off (2D)",
+    )
+
+    @field_validator("stretch")
+    @classmethod
+    def _stretch_at_least_one(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 1.0 <= value[0] <= value[1]:
+            raise ValueError("stretch must be (a, b) with 1 <= a <= b; (1, 1) is off")
+        return value
 
     @property
     def warps(self) -> bool:
-        """Whether patches are zoomed or rotated by any angle (resampled, not just moved)."""
-        return self.any_angle or tuple(self.scale) != (1.0, 1.0)
+        """Whether patches are zoomed, stretched or rotated by any angle (resampled, not
+        just moved)."""
+        return self.any_angle or tuple(self.scale) != (1.0, 1.0) or self.stretch[1] > 1.0
 
 
 def warp_window(patch_size: int, settings: Augmentation) -> int:
     """Edge of the source window that a warped ``patch_size`` patch is sampled from: large
     enough that every output pixel, at the smallest zoom and any angle, falls inside."""
-    reach = patch_size / min(settings.scale)
-    if settings.any_angle:
+    # the stretch zooms one axis out by sqrt(ratio), in any direction
+    reach = patch_size / min(settings.scale) * math.sqrt(settings.stretch[1])
+    if settings.any_angle or settings.stretch[1] > 1.0:
         reach *= math.sqrt(2)
     return max(patch_size, math.ceil(reach))
 
@@ -47,17 +61,24 @@ def random_warp(
     settings: Augmentation,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Zoom and rotate the centre of a 2D window into a ``patch_size`` patch.
+    """Zoom, stretch and rotate the centre of a 2D window into a ``patch_size`` patch.
 
     ``image (C, Y, X)`` is resampled linearly; ``target`` (label images, same spatial shape,
     with or without leading channel axes) by its nearest pixel, so labels stay labels. The
-    zoom is drawn from ``settings.scale`` and the angle from [0, 360) degrees when
-    ``settings.any_angle``; the window should be :func:`warp_window` pixels a side.
+    zoom is drawn from ``settings.scale``, the angle from [0, 360) degrees when
+    ``settings.any_angle``, and with ``settings.stretch`` objects are zoomed by ``sqrt(r)``
+    along a random direction and by ``1 / sqrt(r)`` across it (``r`` from the stretch
+    range: round nuclei become elongated ones of the same area); the window should be
+    :func:`warp_window` pixels a side.
     """
     zoom = rng.uniform(*settings.scale)
     angle = rng.uniform(0, 2 * math.pi) if settings.any_angle else 0.0
-    cos, sin = math.cos(angle), math.sin(angle)
-    matrix = np.array([[cos, -sin], [sin, cos]]) / zoom  # output pixel -> source pixel
+    matrix = _rotation(angle) / zoom  # output pixel -> source pixel
+    if settings.stretch[1] > 1.0:
+        ratio = rng.uniform(*settings.stretch)
+        direction = _rotation(rng.uniform(0, math.pi))
+        squeeze = np.diag([1 / math.sqrt(ratio), math.sqrt(ratio)])
+        matrix = matrix @ direction @ squeeze @ direction.T
     centre_in = (np.array(image.shape[-2:]) - 1) / 2
     offset = centre_in - matrix @ np.full(2, (patch_size - 1) / 2)
     out = (patch_size, patch_size)
@@ -71,6 +92,11 @@ def random_warp(
         return np.stack(warped).reshape(*array.shape[:-2], *out)
 
     return warp(image, 1).astype(np.float32), warp(target, 0)
+
+
+def _rotation(angle: float) -> np.ndarray:
+    cos, sin = math.cos(angle), math.sin(angle)
+    return np.array([[cos, -sin], [sin, cos]])
 
 
 def augment(

@@ -167,8 +167,9 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
         task is not None and task.warpable_target and config.ndim == 2
     ):
         raise ConfigError(
-            f"{source}: augmentation 'scale' and 'any_angle' work for 2D training of tasks "
-            "whose targets are label images (flows, stardist); remove them for this training"
+            f"{source}: augmentation 'scale', 'stretch' and 'any_angle' work for 2D training "
+            "of tasks whose targets are label images (flows, stardist); remove them for this "
+            "training"
         )
     if config.int8 and config.task in ("classify", "autoencoder"):
         raise ConfigError(
