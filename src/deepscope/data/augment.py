@@ -38,10 +38,15 @@ class Augmentation(BaseModel):
         return value
 
     @property
+    def stretches(self) -> bool:
+        """Whether objects are elongated (``stretch`` above 1)."""
+        return self.stretch[1] > 1.0
+
+    @property
     def warps(self) -> bool:
         """Whether patches are zoomed, stretched or rotated by any angle (resampled, not
         just moved)."""
-        return self.any_angle or tuple(self.scale) != (1.0, 1.0) or self.stretch[1] > 1.0
+        return self.any_angle or tuple(self.scale) != (1.0, 1.0) or self.stretches
 
 
 def warp_window(patch_size: int, settings: Augmentation) -> int:
@@ -49,7 +54,7 @@ def warp_window(patch_size: int, settings: Augmentation) -> int:
     enough that every output pixel, at the smallest zoom and any angle, falls inside."""
     # the stretch zooms one axis out by sqrt(ratio), in any direction
     reach = patch_size / min(settings.scale) * math.sqrt(settings.stretch[1])
-    if settings.any_angle or settings.stretch[1] > 1.0:
+    if settings.any_angle or settings.stretches:
         reach *= math.sqrt(2)
     return max(patch_size, math.ceil(reach))
 
@@ -74,7 +79,7 @@ def random_warp(
     zoom = rng.uniform(*settings.scale)
     angle = rng.uniform(0, 2 * math.pi) if settings.any_angle else 0.0
     matrix = _rotation(angle) / zoom  # output pixel -> source pixel
-    if settings.stretch[1] > 1.0:
+    if settings.stretches:
         ratio = rng.uniform(*settings.stretch)
         direction = _rotation(rng.uniform(0, math.pi))
         squeeze = np.diag([1 / math.sqrt(ratio), math.sqrt(ratio)])
