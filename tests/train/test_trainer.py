@@ -291,3 +291,26 @@ def test_n2v_validates_on_many_more_patches_unless_told(tiny_settings):
     assert patches(n2v, config.model_copy(update={"val_patches": 16})) == 16
     assert patches(get_task("semantic"), config) == 64
     assert patches(get_task("n2v", {"method": "blind_spot_network"}), config) == 64
+
+
+def test_bfloat16_steps_train_a_float32_model_close_to_the_float32_one(tiny_settings, tmp_path):
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        settings = {**tiny_settings, "out": tmp_path / precision, "precision": precision}
+        folder = train(make_train_config(settings))
+        runs[precision] = read_weights(folder, read_spec(folder))
+        assert read_spec(folder).training["settings"]["precision"] == precision
+    a, b = runs["float32"]["head.weight"], runs["bfloat16"]["head.weight"]
+    assert b.dtype == torch.float32
+    assert not torch.equal(a, b)  # the steps did run in bfloat16
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-3)
+
+
+def test_the_loader_workers_change_the_speed_not_the_model(tiny_settings, tmp_path):
+    runs = []
+    for workers in (0, 2):
+        settings = {**tiny_settings, "out": tmp_path / str(workers), "loader_workers": workers}
+        folder = train(make_train_config(settings))
+        runs.append(read_weights(folder, read_spec(folder)))
+    for key in runs[0]:
+        torch.testing.assert_close(runs[0][key], runs[1][key], rtol=1e-5, atol=1e-6)

@@ -113,6 +113,18 @@ class TrainConfig(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
+    precision: Literal["float32", "bfloat16", "auto"] = Field(
+        "float32",
+        description="arithmetic of the training steps: float32; bfloat16 (autocast: "
+        "convolutions in bfloat16, weights, losses and the optimiser in float32); auto = "
+        "bfloat16 on a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX), else float32",
+    )
+    loader_workers: int | None = Field(
+        None,
+        ge=0,
+        description="threads that draw the next training batches during each step; default "
+        "1 on a CPU, up to 4 beside a GPU; 0 = draw each batch when it is needed",
+    )
     init_from: str | None = Field(
         None, description="start from the weights of this model (name or folder): fine-tuning"
     )

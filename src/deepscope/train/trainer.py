@@ -29,12 +29,13 @@ from deepscope.io.atomic import check_output_folder
 from deepscope.measure.size import median_diameter
 from deepscope.nets import build_network
 from deepscope.nets.unet import UNetConfig
-from deepscope.predict.backends import faster_cpu_backend
+from deepscope.predict.backends import faster_cpu_backend, use_bfloat16
 from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.spec import ModelSpec, Tags, save_package
 from deepscope.tasks import Task, get_task
 from deepscope.tasks.base import integer_mask
+from deepscope.train.batches import BatchStream, auto_workers
 from deepscope.train.checkpoint import load_checkpoint, save_checkpoint
 from deepscope.train.config import TrainConfig
 from deepscope.train.dataset import (
@@ -132,13 +133,12 @@ def weight_average(net: torch.nn.Module, decay: float) -> AveragedModel | None:
 @dataclass
 class Learner:
     """What training steps change: the network, its weight average (or ``None``), the
-    optimiser, the plateau schedule (or ``None``) and the patch-sampling generator."""
+    optimiser and the plateau schedule (or ``None``)."""
 
     net: torch.nn.Module
     averaged: AveragedModel | None
     optimizer: torch.optim.Optimizer
     plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None
-    rng: np.random.Generator
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -151,7 +151,6 @@ class Learner:
             "ema": self.averaged.state_dict() if self.averaged is not None else None,
             "optimizer": self.optimizer.state_dict(),
             "plateau": self.plateau.state_dict() if self.plateau is not None else None,
-            "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -162,7 +161,6 @@ class Learner:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.plateau is not None:
             self.plateau.load_state_dict(ckpt["plateau"])
-        self.rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
 
 
@@ -185,7 +183,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    """Seed python, numpy and torch; return the generator that drives patch sampling."""
+    """Seed python, numpy and torch; return a generator for the sampler (whose training
+    batches are each drawn with a generator of their own, see ``train.batches``)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -285,6 +284,7 @@ class Trainer:
         self.command = command
         self.task = get_task(config.task, task_settings(config))
         self.device = resolve_device(config.device)
+        self.bf16 = use_bfloat16(config.precision, self.device)
         self.folder = config.package_dir
         self.ckpt_dir = self.folder / CHECKPOINTS
         self.object_diameter: float | None = None
@@ -386,7 +386,7 @@ class Trainer:
             else None
         )
         sampler = self.make_sampler(train, rng)
-        learner = Learner(net, weight_average(net, c.ema_decay), optimizer, plateau, rng)
+        learner = Learner(net, weight_average(net, c.ema_decay), optimizer, plateau)
         val_batches = self.validation_batches(val)
 
         state = {
@@ -443,6 +443,15 @@ class Trainer:
 
     def _loop(self, learner: Learner, sampler, val_batches, state, channels_last) -> None:
         c = self.config
+        first_step = state["epoch"] * c.steps_per_epoch + state["step"]
+        workers = c.loader_workers
+        if workers is None:
+            workers = auto_workers(self.device)
+        with BatchStream(sampler, c.seed, first_step, workers) as batches:
+            self._epochs(learner, batches, val_batches, state, channels_last)
+
+    def _epochs(self, learner: Learner, batches, val_batches, state, channels_last) -> None:
+        c = self.config
         net, optimizer, plateau = learner.net, learner.optimizer, learner.plateau
         while state["epoch"] < state["epochs"]:
             net.train()
@@ -452,7 +461,7 @@ class Trainer:
                 if plateau is None:
                     for group in optimizer.param_groups:
                         group["lr"] = c.learning_rate * lr_factor(c, global_step, state["epochs"])
-                x, y = sampler.batch()
+                x, y = next(batches)
                 loss, metrics = self._step(net, optimizer, x, y, channels_last)
                 if learner.averaged is not None:
                     learner.averaged.update_parameters(net)
@@ -516,7 +525,9 @@ class Trainer:
         if channels_last:
             xt = xt.contiguous(memory_format=torch.channels_last)
         yt = torch.from_numpy(y).to(self.device)
-        output = net(xt)
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            output = net(xt)
+        output = output.float()
         loss = self.task.loss(output, yt)
         if not torch.isfinite(loss):
             raise DeepscopeError(
@@ -540,7 +551,9 @@ class Trainer:
                 if channels_last:
                     xt = xt.contiguous(memory_format=torch.channels_last)
                 yt = torch.from_numpy(y).to(self.device)
-                output = net(xt)
+                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+                    output = net(xt)
+                output = output.float()
                 total += float(self.task.loss(output, yt))
                 for key, value in self.task.batch_metrics(output, yt).items():
                     sums[key] = sums.get(key, 0.0) + value
