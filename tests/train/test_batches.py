@@ -54,8 +54,7 @@ def test_a_closed_stream_stops_its_workers():
     assert stream._pool is None
 
 
-def test_a_cpu_gets_one_worker_and_a_gpu_several():
-    assert auto_workers(torch.device("cpu"), cpu_count=2) == 1
-    assert auto_workers(torch.device("cpu"), cpu_count=1) == 0
+def test_a_cpu_draws_its_own_batches_and_a_gpu_gets_workers():
+    assert auto_workers(torch.device("cpu"), cpu_count=16) == 0
     assert auto_workers(torch.device("cuda"), cpu_count=16) == 4
     assert auto_workers(torch.device("cuda"), cpu_count=2) == 1

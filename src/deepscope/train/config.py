@@ -123,7 +123,7 @@ class TrainConfig(BaseModel):
         None,
         ge=0,
         description="threads that draw the next training batches during each step; default "
-        "1 on a CPU, up to 4 beside a GPU; 0 = draw each batch when it is needed",
+        "0 on a CPU (each batch drawn when it is needed), up to 4 beside a GPU",
     )
     init_from: str | None = Field(
         None, description="start from the weights of this model (name or folder): fine-tuning"
