@@ -114,7 +114,7 @@ class TrainConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; default all cores")
     precision: Literal["float32", "bfloat16", "auto"] = Field(
-        "float32",
+        "auto",
         description="arithmetic of the training steps: float32; bfloat16 (autocast: "
         "convolutions in bfloat16, weights, losses and the optimiser in float32); auto = "
         "bfloat16 on a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX), else float32",
