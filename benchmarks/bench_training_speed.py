@@ -41,7 +41,7 @@ WARM_UP = 3
 def seconds_per_step(trainer, net, optimizer, sampler, workers: int, steps: int) -> float:
     """Median seconds per training step over ``steps`` steps after a warm-up (at the
     precision of ``trainer``'s config)."""
-    channels_last = trainer.device.type == "cpu"
+    channels_last = trainer.device.type == "cpu" and trainer.config.ndim == 2
     times = []
     with BatchStream(sampler, seed=0, first_step=0, workers=workers) as batches:
         for i in range(WARM_UP + steps):
@@ -59,23 +59,26 @@ def bench_config(path: Path, settings: list[str], steps: int, rounds: int) -> li
     train, _ = trainer.load_data()
     net_config = trainer.network_config(train)
     sampler = trainer.make_sampler(train, seed_everything(0))
-    net = build_network(net_config).to(memory_format=torch.channels_last)
+    net = build_network(net_config)
+    if trainer.device.type == "cpu" and config.ndim == 2:  # as the trainer runs it
+        net = net.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(trainer.config, net.parameters())
     draw_batch(sampler, 0, 10)  # compiles the numba kernels of the targets
     t0 = time.perf_counter()
     for step in range(10):
         draw_batch(sampler, 0, step)
     batch_alone = (time.perf_counter() - t0) / 10
-    trainers = {}
+    runs = {}  # setting -> (trainer at its precision, loader workers)
     for setting in settings:
-        precision = setting.split(":")[1]
-        trainers[setting] = Trainer(trainer.config.model_copy(update={"precision": precision}))
+        workers, precision = setting.split(":")
+        update = {"precision": precision}
+        runs[setting] = (Trainer(trainer.config.model_copy(update=update)), int(workers))
     per_setting: dict[str, list[float]] = {s: [] for s in settings}
     for _ in range(rounds):
         for s in settings:
-            workers = int(s.split(":")[0])
+            run_trainer, workers = runs[s]
             per_setting[s].append(
-                seconds_per_step(trainers[s], net, optimizer, sampler, workers, steps)
+                seconds_per_step(run_trainer, net, optimizer, sampler, workers, steps)
             )
     rows = []
     base = statistics.median(per_setting[settings[0]])
@@ -85,7 +88,7 @@ def bench_config(path: Path, settings: list[str], steps: int, rounds: int) -> li
             {
                 "config": path.name,
                 "setting": s,
-                "bfloat16": trainers[s].bf16,
+                "bfloat16": runs[s][0].bf16,
                 "batch_alone_s": round(batch_alone, 4),
                 "step_s": round(step, 4),
                 "rounds_s": [round(t, 4) for t in per_setting[s]],

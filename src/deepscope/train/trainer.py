@@ -520,14 +520,17 @@ class Trainer:
                 ),
             )
 
-    def _step(self, net, optimizer, x, y, channels_last) -> tuple[float, dict[str, float]]:
+    def _forward(self, net, x: np.ndarray, channels_last: bool) -> torch.Tensor:
+        """The network's float32 output for a numpy batch, computed at the run's precision."""
         xt = torch.from_numpy(x).to(self.device)
         if channels_last:
             xt = xt.contiguous(memory_format=torch.channels_last)
-        yt = torch.from_numpy(y).to(self.device)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-            output = net(xt)
-        output = output.float()
+            return net(xt).float()
+
+    def _step(self, net, optimizer, x, y, channels_last) -> tuple[float, dict[str, float]]:
+        output = self._forward(net, x, channels_last)
+        yt = torch.from_numpy(y).to(self.device)
         loss = self.task.loss(output, yt)
         if not torch.isfinite(loss):
             raise DeepscopeError(
@@ -547,13 +550,8 @@ class Trainer:
         total, sums = 0.0, {}
         with torch.inference_mode():
             for x, y in val_batches:
-                xt = torch.from_numpy(x).to(self.device)
-                if channels_last:
-                    xt = xt.contiguous(memory_format=torch.channels_last)
+                output = self._forward(net, x, channels_last)
                 yt = torch.from_numpy(y).to(self.device)
-                with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-                    output = net(xt)
-                output = output.float()
                 total += float(self.task.loss(output, yt))
                 for key, value in self.task.batch_metrics(output, yt).items():
                     sums[key] = sums.get(key, 0.0) + value
