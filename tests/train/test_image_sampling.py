@@ -1,11 +1,16 @@
-"""Which image a training patch comes from: uniformly, or weighted by foreground."""
+"""Which image a training patch comes from: uniformly, or weighted by foreground or objects."""
 
 import numpy as np
 import pytest
 
-from deepscope.errors import ConfigError
+from deepscope.errors import ConfigError, InputError
 from deepscope.train.config import load_train_config
-from deepscope.train.dataset import PatchSampler, Sample, foreground_probabilities
+from deepscope.train.dataset import (
+    PatchSampler,
+    Sample,
+    foreground_probabilities,
+    object_probabilities,
+)
 
 
 def sample(name: str, n_foreground: int, value: float) -> Sample:
@@ -50,8 +55,35 @@ def test_uniform_sampling_picks_every_image_equally_often():
     assert picked_values(sampler, 2000).mean() == pytest.approx(0.5, abs=0.04)
 
 
+def nuclei(name: str, n_objects: int, value: float) -> Sample:
+    """A 16x16 image with ``n_objects`` one-pixel objects along its first row."""
+    mask = np.zeros((16, 16), np.int32)
+    mask[0, :n_objects] = np.arange(1, n_objects + 1)
+    image = np.full((1, 16, 16), value, np.float32)
+    return Sample(name, image, mask, mask, np.flatnonzero(mask))
+
+
+def test_object_weights_follow_the_number_of_labelled_objects():
+    p = object_probabilities([nuclei("few", 2, 0), nuclei("many", 6, 1), nuclei("none", 0, 2)])
+    np.testing.assert_allclose(p, [2 / 9, 6 / 9, 1 / 9])
+
+
+def test_object_sampling_picks_the_image_with_more_nuclei_more_often():
+    samples = [nuclei("few", 1, 0.0), nuclei("many", 9, 1.0)]
+    sampler = PatchSampler(
+        samples, 8, 1, None, 1.0, np.random.default_rng(0), sample_images_by="objects"
+    )
+    assert picked_values(sampler, 2000).mean() == pytest.approx(0.9, abs=0.03)
+
+
+def test_object_sampling_needs_label_masks():
+    pair = Sample("pair", np.zeros((1, 8, 8), np.float32), None, np.zeros((1, 8, 8)), np.arange(3))
+    with pytest.raises(InputError, match="needs label masks"):
+        object_probabilities([pair])
+
+
 def test_unknown_sampling_is_refused():
-    with pytest.raises(ValueError, match="uniform' or 'foreground"):
+    with pytest.raises(ValueError, match="'uniform', 'foreground' or 'objects'"):
         PatchSampler(
             [sample("a", 4, 0)], 8, 1, None, 1.0, np.random.default_rng(0), sample_images_by="dense"
         )

@@ -85,11 +85,12 @@ class TrainConfig(BaseModel):
         "(64; 1024 for n2v masking, whose loss sees only the few blind spots of each patch)",
     )
     foreground_fraction: float = Field(0.7, ge=0, le=1)
-    sample_images_by: Literal["uniform", "foreground"] = Field(
+    sample_images_by: Literal["uniform", "foreground", "objects"] = Field(
         "uniform",
         description="which image a patch comes from: uniform = every image equally often; "
         "foreground = in proportion to its foreground pixels, so crowded images (a late "
-        "frame of a growing colony) are seen as often as their cells deserve",
+        "frame of a growing colony) are seen as often as their cells deserve; objects = in "
+        "proportion to its annotated objects (instance tasks)",
     )
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
     learning_rate: float = Field(1e-3, gt=0, allow_inf_nan=False)

@@ -159,6 +159,22 @@ def foreground_probabilities(samples: Sequence[Sample]) -> np.ndarray:
     return counts / counts.sum()
 
 
+def object_probabilities(samples: Sequence[Sample]) -> np.ndarray:
+    """Pick each sample in proportion to its annotated objects (distinct non-zero labels of
+    its mask), so that every object of the set is equally likely to be drawn from; an image
+    without objects counts as one object, so background-only images are still seen."""
+    if any(s.truth.ndim != s.image.ndim - 1 for s in samples):
+        raise InputError(
+            "sample_images_by: objects needs label masks (an instance task); "
+            "use 'foreground' or 'uniform' for image targets"
+        )
+    counts = np.array([max(1, np.unique(s.truth[s.truth > 0]).size) for s in samples], float)
+    return counts / counts.sum()
+
+
+IMAGE_WEIGHTS = {"foreground": foreground_probabilities, "objects": object_probabilities}
+
+
 class PatchSampler:
     """Random training batches of patches, reproducible from its generator state."""
 
@@ -177,13 +193,13 @@ class PatchSampler:
         if not samples:
             raise InputError("no training images found")
         self.samples = list(samples)
-        if sample_images_by not in ("uniform", "foreground"):
+        if sample_images_by != "uniform" and sample_images_by not in IMAGE_WEIGHTS:
             raise ValueError(
-                f"sample_images_by must be 'uniform' or 'foreground', not {sample_images_by!r}"
+                "sample_images_by must be 'uniform', 'foreground' or 'objects', "
+                f"not {sample_images_by!r}"
             )
-        self.image_probabilities = (
-            foreground_probabilities(self.samples) if sample_images_by == "foreground" else None
-        )
+        weights = IMAGE_WEIGHTS.get(sample_images_by)
+        self.image_probabilities = weights(self.samples) if weights else None
         self.patch_size = patch_size
         self.batch_size = batch_size
         self.augmentation = augmentation
