@@ -41,13 +41,12 @@ WARM_UP = 3
 def seconds_per_step(trainer, net, optimizer, sampler, workers: int, steps: int) -> float:
     """Median seconds per training step over ``steps`` steps after a warm-up (at the
     precision of ``trainer``'s config)."""
-    channels_last = trainer.device.type == "cpu" and trainer.config.ndim == 2
     times = []
     with BatchStream(sampler, seed=0, first_step=0, workers=workers) as batches:
         for i in range(WARM_UP + steps):
             t0 = time.perf_counter()
             x, y = next(batches)
-            trainer._step(net, optimizer, x, y, channels_last)
+            trainer._step(net, optimizer, x, y)
             if i >= WARM_UP:
                 times.append(time.perf_counter() - t0)
     return statistics.median(times)
@@ -60,7 +59,7 @@ def bench_config(path: Path, settings: list[str], steps: int, rounds: int) -> li
     net_config = trainer.network_config(train)
     sampler = trainer.make_sampler(train, seed_everything(0))
     net = build_network(net_config)
-    if trainer.device.type == "cpu" and config.ndim == 2:  # as the trainer runs it
+    if trainer.channels_last:  # as the trainer runs it
         net = net.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(trainer.config, net.parameters())
     draw_batch(sampler, 0, 10)  # compiles the numba kernels of the targets

@@ -285,6 +285,8 @@ class Trainer:
         self.task = get_task(config.task, task_settings(config))
         self.device = resolve_device(config.device)
         self.bf16 = use_bfloat16(config.precision, self.device)
+        # 2D convolutions on the CPU run faster on channels-last tensors
+        self.channels_last = self.device.type == "cpu" and config.ndim == 2
         self.folder = config.package_dir
         self.ckpt_dir = self.folder / CHECKPOINTS
         self.object_diameter: float | None = None
@@ -376,8 +378,7 @@ class Trainer:
         if c.init_from:
             net.load_state_dict(initial_weights(c.init_from, net_config))
         net = net.to(self.device)
-        channels_last = self.device.type == "cpu" and c.ndim == 2
-        if channels_last:
+        if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(c, net.parameters())
         plateau = (
@@ -426,7 +427,7 @@ class Trainer:
         state.setdefault("epochs", c.epochs)
         with sigterm_as_interrupt():
             try:
-                self._loop(learner, sampler, val_batches, state, channels_last)
+                self._loop(learner, sampler, val_batches, state)
             except KeyboardInterrupt:
                 self._checkpoint(learner, state)
                 raise TrainingInterrupted(
@@ -441,16 +442,16 @@ class Trainer:
             self.ckpt_dir,
         )
 
-    def _loop(self, learner: Learner, sampler, val_batches, state, channels_last) -> None:
+    def _loop(self, learner: Learner, sampler, val_batches, state) -> None:
         c = self.config
         first_step = state["epoch"] * c.steps_per_epoch + state["step"]
         workers = c.loader_workers
         if workers is None:
             workers = auto_workers(self.device)
         with BatchStream(sampler, c.seed, first_step, workers) as batches:
-            self._epochs(learner, batches, val_batches, state, channels_last)
+            self._epochs(learner, batches, val_batches, state)
 
-    def _epochs(self, learner: Learner, batches, val_batches, state, channels_last) -> None:
+    def _epochs(self, learner: Learner, batches, val_batches, state) -> None:
         c = self.config
         net, optimizer, plateau = learner.net, learner.optimizer, learner.plateau
         while state["epoch"] < state["epochs"]:
@@ -462,7 +463,7 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = c.learning_rate * lr_factor(c, global_step, state["epochs"])
                 x, y = next(batches)
-                loss, metrics = self._step(net, optimizer, x, y, channels_last)
+                loss, metrics = self._step(net, optimizer, x, y)
                 if learner.averaged is not None:
                     learner.averaged.update_parameters(net)
                 state["loss_sum"] += loss
@@ -485,7 +486,7 @@ class Trainer:
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
                     self._checkpoint(learner, state)
             t0 = time.perf_counter()
-            val_loss, val_metrics = self._validate(learner.kept, val_batches, channels_last)
+            val_loss, val_metrics = self._validate(learner.kept, val_batches)
             state["val_seconds"] += time.perf_counter() - t0
             row = {
                 "epoch": state["epoch"] + 1,
@@ -520,16 +521,16 @@ class Trainer:
                 ),
             )
 
-    def _forward(self, net, x: np.ndarray, channels_last: bool) -> torch.Tensor:
+    def _forward(self, net, x: np.ndarray) -> torch.Tensor:
         """The network's float32 output for a numpy batch, computed at the run's precision."""
         xt = torch.from_numpy(x).to(self.device)
-        if channels_last:
+        if self.channels_last:
             xt = xt.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
             return net(xt).float()
 
-    def _step(self, net, optimizer, x, y, channels_last) -> tuple[float, dict[str, float]]:
-        output = self._forward(net, x, channels_last)
+    def _step(self, net, optimizer, x, y) -> tuple[float, dict[str, float]]:
+        output = self._forward(net, x)
         yt = torch.from_numpy(y).to(self.device)
         loss = self.task.loss(output, yt)
         if not torch.isfinite(loss):
@@ -544,13 +545,13 @@ class Trainer:
             metrics = self.task.batch_metrics(output.detach(), yt)
         return float(loss.detach()), metrics
 
-    def _validate(self, net, val_batches, channels_last) -> tuple[float, dict[str, float]]:
+    def _validate(self, net, val_batches) -> tuple[float, dict[str, float]]:
         """Mean loss and task metrics over the fixed validation batches."""
         net.eval()
         total, sums = 0.0, {}
         with torch.inference_mode():
             for x, y in val_batches:
-                output = self._forward(net, x, channels_last)
+                output = self._forward(net, x)
                 yt = torch.from_numpy(y).to(self.device)
                 total += float(self.task.loss(output, yt))
                 for key, value in self.task.batch_metrics(output, yt).items():
