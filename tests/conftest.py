@@ -1,11 +1,25 @@
 """Fixtures shared by all test folders."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 # The real data sets live next to the repository: <repo>/../shared/data.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_deepscope_home(tmp_path_factory):
+    """The suite keeps its user data (runtimes measured at model load, models trained
+    without an ``out``) in a folder of its own, never in the user's."""
+    before = os.environ.get("DEEPSCOPE_HOME")
+    os.environ["DEEPSCOPE_HOME"] = str(tmp_path_factory.mktemp("deepscope-home"))
+    yield
+    if before is None:
+        del os.environ["DEEPSCOPE_HOME"]
+    else:
+        os.environ["DEEPSCOPE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

@@ -58,9 +58,9 @@ class Prediction(BaseModel):
     precision: Literal["float32", "bfloat16", "int8", "auto"] = Field(
         "float32",
         description="network arithmetic; float32 = full float32 (TF32 off on NVIDIA GPUs); "
-        "int8 = the package's int8 network in onnxruntime (CPU); auto = the fastest: the "
-        "int8 network on a CPU with 8-bit dot products (VNNI) where the package has one, else "
-        "bfloat16 on CPUs with native support, TF32 on NVIDIA GPUs",
+        "int8 = the package's int8 network in onnxruntime (CPU); auto = the fastest: on the "
+        "CPU the fastest of torch (bfloat16 where native), onnxruntime and the int8 network "
+        "(CPUs with VNNI), measured once per CPU and network; TF32 on NVIDIA GPUs",
     )
     cpu_backend: Literal["torch", "onnx"] = Field(
         "torch", description="the faster CPU runtime for this network, measured; used by auto"

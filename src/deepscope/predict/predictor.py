@@ -15,8 +15,16 @@ from deepscope.devices import resolve_device
 from deepscope.errors import InputError
 from deepscope.io.axes import default_axes
 from deepscope.nets.unet import fuse_batchnorm
-from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn, use_int8
+from deepscope.predict.backends import (
+    BatchFn,
+    choose_backend,
+    onnx_fn,
+    onnxruntime_available,
+    torch_fn,
+    use_int8,
+)
 from deepscope.predict.external import ExternalRunner
+from deepscope.predict.runtime_choice import fastest_runtime
 from deepscope.predict.stitch import Block, predict_blockwise
 from deepscope.predict.tiling import balanced_tile, predict_tiled
 from deepscope.progress import Progress, ProgressCallback, report
@@ -193,6 +201,10 @@ class Predictor:
     ``net`` may also be an :class:`~deepscope.predict.external.ExternalRunner` (an imported
     network), which brings its own runtime. ``int8_network``: the package's int8 ONNX
     network, run instead of ``net`` where :func:`~deepscope.predict.backends.use_int8` says.
+    ``runtime_key`` (a :func:`~deepscope.predict.runtime_choice.network_key`): with
+    ``precision`` and ``backend`` both ``'auto'`` on the CPU, the runtime is the fastest of
+    torch, onnxruntime float32 and the int8 network (where :func:`use_int8` allows it) as
+    measured on this CPU (:func:`~deepscope.predict.runtime_choice.fastest_runtime`).
     """
 
     def __init__(
@@ -206,6 +218,7 @@ class Predictor:
         backend: str = "torch",
         cpu_backend: str = "torch",
         int8_network: bytes | None = None,
+        runtime_key: str | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.config = net.config
@@ -219,16 +232,49 @@ class Predictor:
         self.net = fuse_batchnorm(net).to(self.device)
         if self.device.type == "cpu" and net.config.ndim == 2:
             self.net = self.net.to(memory_format=torch.channels_last)
-        if self.int8:
+        measured = precision == backend == "auto" and self.device.type == "cpu"
+        if measured and runtime_key is not None:
+            runtime, self.fn = fastest_runtime(
+                self.cpu_runtimes(int8_network if self.int8 else None),
+                self.timing_batch(),
+                runtime_key,
+            )
+            self.int8 = runtime == "int8"
+            self.backend = "torch" if runtime == "torch" else "onnx"
+        elif self.int8:
             self.backend, self.fn = "onnx", onnx_fn(int8_network)
-            return
-        self.backend = choose_backend(backend, self.device, precision, cpu_backend)
-        if self.backend == "onnx":
-            from deepscope.nets.onnx import export_onnx
-
-            self.fn = onnx_fn(export_onnx(self.net))
         else:
-            self.fn = torch_fn(self.net, self.device, precision)
+            self.backend = choose_backend(backend, self.device, precision, cpu_backend)
+            self.fn = (
+                self.onnx_float()
+                if self.backend == "onnx"
+                else torch_fn(self.net, self.device, precision)
+            )
+
+    def onnx_float(self) -> BatchFn:
+        """The network exported to ONNX, in an onnxruntime session (float32)."""
+        from deepscope.nets.onnx import export_onnx
+
+        return onnx_fn(export_onnx(self.net))
+
+    def cpu_runtimes(self, int8_network: bytes | None) -> dict[str, Callable[[], BatchFn]]:
+        """Builders of the CPU runtimes that ``auto`` chooses from: torch (bfloat16 where
+        the CPU has it natively), onnxruntime float32 where installed, and the int8
+        network when given."""
+        runtimes = {"torch": lambda: torch_fn(self.net, self.device, "auto")}
+        if onnxruntime_available():
+            runtimes["onnx"] = self.onnx_float
+        if int8_network is not None:
+            runtimes["int8"] = lambda: onnx_fn(int8_network)
+        return runtimes
+
+    def timing_batch(self) -> np.ndarray:
+        """The input the runtimes are timed on: one 512² image (a 64×128² volume in 3D),
+        rounded up to what the network accepts."""
+        unit = self.config.divisor
+        sides = (512, 512) if self.ndim == 2 else (64, 128, 128)
+        shape = [-(-s // unit) * unit for s in sides]
+        return np.random.default_rng(0).random((1, self.config.in_channels, *shape), np.float32)
 
     @property
     def ndim(self) -> int:

@@ -15,6 +15,7 @@ from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
 from deepscope.predict.predictor import Predictor, channel_first_input
 from deepscope.predict.rescale import check_diameter, predict_at_diameter
+from deepscope.predict.runtime_choice import network_key
 from deepscope.predict.slices3d import predict_by_slices
 from deepscope.progress import ProgressCallback
 from deepscope.spec import (
@@ -79,6 +80,7 @@ class Model:
             backend,
             spec.prediction.cpu_backend,
             read_int8_network(folder, spec) if precision in ("int8", "auto") else None,
+            network_key(spec.network.model_dump(), spec.int8.sha256 if spec.int8 else None),
         )
 
     @property

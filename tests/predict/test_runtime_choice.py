@@ -1,0 +1,97 @@
+"""The fastest CPU runtime for a network: measured once per CPU, then remembered."""
+
+import json
+import time
+
+import numpy as np
+
+from deepscope.predict.runtime_choice import cpu_key, fastest_runtime, network_key
+
+
+def sleeper(seconds):
+    def fn(batch):
+        time.sleep(seconds)
+        return batch
+
+    return fn
+
+
+def counting_builders(built, **seconds):
+    def builder(name):
+        def build():
+            built.append(name)
+            return sleeper(seconds[name])
+
+        return build
+
+    return {name: builder(name) for name in seconds}
+
+
+BATCH = np.zeros((1, 1, 8, 8), np.float32)
+
+
+def test_the_fastest_runtime_is_measured_once_then_remembered(tmp_path):
+    path = tmp_path / "cpu_runtimes.json"
+    built = []
+    name, fn = fastest_runtime(counting_builders(built, slow=0.02, fast=0.002), BATCH, "net", path)
+    assert name == "fast" and sorted(built) == ["fast", "slow"]
+    record = json.loads(path.read_text())[cpu_key()]["net"]
+    assert record["runtime"] == "fast" and record["seconds"]["slow"] > record["seconds"]["fast"]
+    assert record["input"] == [1, 1, 8, 8]
+
+    built.clear()
+    name, fn = fastest_runtime(counting_builders(built, slow=0.02, fast=0.002), BATCH, "net", path)
+    assert name == "fast" and built == ["fast"]  # the other runtime is not even built
+    assert fn(BATCH) is BATCH
+
+
+def test_each_network_gets_its_own_choice(tmp_path):
+    path = tmp_path / "cpu_runtimes.json"
+    fastest_runtime(counting_builders([], a=0.002, b=0.02), BATCH, "net-1", path)
+    fastest_runtime(counting_builders([], a=0.02, b=0.002), BATCH, "net-2", path)
+    choices = json.loads(path.read_text())[cpu_key()]
+    assert choices["net-1"]["runtime"] == "a" and choices["net-2"]["runtime"] == "b"
+
+
+def test_a_damaged_record_is_measured_again(tmp_path):
+    path = tmp_path / "cpu_runtimes.json"
+    path.write_text("{not json")
+    built = []
+    name, _ = fastest_runtime(counting_builders(built, slow=0.02, fast=0.002), BATCH, "net", path)
+    assert name == "fast" and len(built) == 2
+    assert json.loads(path.read_text())[cpu_key()]["net"]["runtime"] == "fast"
+
+
+def test_a_remembered_runtime_that_is_not_offered_any_more_is_measured_again(tmp_path):
+    path = tmp_path / "cpu_runtimes.json"
+    path.write_text(json.dumps({cpu_key(): {"net": {"runtime": "int8"}}}))
+    built = []
+    name, _ = fastest_runtime(counting_builders(built, slow=0.02, fast=0.002), BATCH, "net", path)
+    assert name == "fast" and len(built) == 2
+
+
+def test_a_single_runtime_is_used_without_timing_or_record(tmp_path):
+    path = tmp_path / "cpu_runtimes.json"
+    built = []
+    name, _ = fastest_runtime(counting_builders(built, only=0.0), BATCH, "net", path)
+    assert name == "only" and built == ["only"] and not path.exists()
+
+
+def test_a_folder_that_cannot_be_written_only_costs_a_new_measurement(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    name, _ = fastest_runtime(
+        counting_builders([], slow=0.02, fast=0.002), BATCH, "net", blocker / "cpu_runtimes.json"
+    )
+    assert name == "fast"
+
+
+def test_the_network_key_follows_the_architecture_and_the_int8_file():
+    settings = {"depth": 4, "base_filters": 16}
+    assert network_key(settings) == network_key(dict(reversed(settings.items())))
+    assert network_key(settings) != network_key({**settings, "depth": 3})
+    assert network_key(settings) != network_key(settings, "ab" * 32)
+
+
+def test_the_cpu_key_names_the_processor_and_threads():
+    assert cpu_key().endswith(" threads") and len(cpu_key()) > len(" threads")
