@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 
+from deepscope.predict import runtime_choice
 from deepscope.predict.runtime_choice import cpu_key, fastest_runtime, network_key
 
 
@@ -95,3 +96,13 @@ def test_the_network_key_follows_the_architecture_and_the_int8_file():
 
 def test_the_cpu_key_names_the_processor_and_threads():
     assert cpu_key().endswith(" threads") and len(cpu_key()) > len(" threads")
+
+
+def test_the_cpu_key_tells_cpu_generations_apart(monkeypatch):
+    zen3 = {"model name": "AMD EPYC", "cpu family": "25", "model": "1"}
+    zen4 = {**zen3, "model": "17"}
+    keys = []
+    for fields in (zen3, zen4):
+        monkeypatch.setattr(runtime_choice, "cpu_fields", lambda fields=fields: fields)
+        keys.append(cpu_key())
+    assert keys[0].startswith("AMD EPYC (family 25, model 1),") and keys[0] != keys[1]

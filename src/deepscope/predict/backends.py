@@ -106,6 +106,20 @@ def onnx_fn(model: bytes, threads: int | None = None) -> BatchFn:
     return fn
 
 
+@functools.cache  # a fact of the machine
+def cpu_fields() -> dict[str, str]:
+    """The first processor's entries in ``/proc/cpuinfo`` (``'model name'``, ``'cpu
+    family'``, ``'flags'``, ...); empty where there is no such file (macOS, Windows)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if not line.strip():  # the end of the first processor
+                break
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 @functools.cache  # a fact of the machine, asked at every model load
 def cpu_has_int8_dot_product() -> bool:
     """Whether this CPU multiplies 8-bit integers with wide accumulation in one instruction
@@ -118,11 +132,8 @@ def cpu_has_int8_dot_product() -> bool:
         return False
     if features.get("AVX512VNNI") or features.get("ASIMDDP"):
         return True
-    try:  # AVX-VNNI (Intel 12th generation and later, AMD Zen 5) is not in numpy's table
-        with open("/proc/cpuinfo") as fh:
-            return " avx_vnni" in fh.read()
-    except OSError:
-        return False
+    # AVX-VNNI (Intel 12th generation and later, AMD Zen 5) is not in numpy's table
+    return "avx_vnni" in cpu_fields().get("flags", "").split()
 
 
 def use_int8(precision: str, backend: str, device: torch.device, available: bool) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from deepscope.home import deepscope_home
-from deepscope.predict.backends import BatchFn
+from deepscope.predict.backends import BatchFn, cpu_fields
 
 RUNTIMES_FILE = "cpu_runtimes.json"
 
@@ -38,13 +38,7 @@ def cpu_key() -> str:
     """This CPU and thread count as one string, e.g. ``'AMD EPYC (family 25, model 1),
     2 threads'``; cloud CPUs share a marketing name across generations, so the family and
     model numbers are part of it."""
-    fields: dict[str, str] = {}
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if not line.strip():  # the first processor is enough
-                break
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
+    fields = cpu_fields()
     name = fields.get("model name") or platform.processor() or platform.machine()
     if "cpu family" in fields:
         name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
