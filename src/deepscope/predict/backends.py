@@ -140,7 +140,8 @@ def use_int8(precision: str, backend: str, device: torch.device, available: bool
     """Whether to run the model's int8 network (``available``: the package has one):
     ``precision`` ``'int8'`` always (a clear error where it cannot run), ``'auto'`` on
     a CPU with 8-bit dot products (:func:`cpu_has_int8_dot_product`) unless the torch
-    backend is asked for."""
+    backend is asked for. With ``backend='auto'`` as well, the Predictor then only offers
+    it among the runtimes it times (:mod:`deepscope.predict.runtime_choice`)."""
     check_backend(backend)
     if precision == "int8":
         if not available:
