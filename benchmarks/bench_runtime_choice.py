@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepscope.predict.runtime_choice import cpu_key, network_key, read_choices, runtimes_file
+from deepscope.predict.runtime_choice import cpu_key, remembered
 from deepscope.spec import ModelSpec, read_spec
 from deepscope.zoo import load_model
+from deepscope.zoo.model import runtime_key
 from deepscope.zoo.registry import builtin_names, resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,9 +49,7 @@ def main() -> None:
     rows = []
     for name in names:
         first, later = seconds_to_load(name), seconds_to_load(name)
-        spec = spec_of(name)
-        key = network_key(spec.network.model_dump(), spec.int8.sha256 if spec.int8 else None)
-        record = read_choices(runtimes_file()).get(cpu_key(), {}).get(key, {})
+        record = remembered(runtime_key(spec_of(name)))
         rows.append({"model": name, "first_load_s": first, "later_load_s": later, **record})
         timings = ", ".join(f"{k} {v:.3f}" for k, v in record.get("seconds", {}).items())
         print(

@@ -63,6 +63,15 @@ def test_a_damaged_record_is_measured_again(tmp_path):
     assert json.loads(path.read_text())[cpu_key()]["net"]["runtime"] == "fast"
 
 
+def test_a_damaged_entry_of_one_network_is_measured_again(tmp_path):
+    path = tmp_path / "cpu_runtimes.json"
+    path.write_text(json.dumps({cpu_key(): {"net": "fast"}}))
+    built = []
+    name, _ = fastest_runtime(counting_builders(built, slow=0.02, fast=0.002), BATCH, "net", path)
+    assert name == "fast" and len(built) == 2
+    assert json.loads(path.read_text())[cpu_key()]["net"]["runtime"] == "fast"
+
+
 def test_a_remembered_runtime_that_is_not_offered_any_more_is_measured_again(tmp_path):
     path = tmp_path / "cpu_runtimes.json"
     path.write_text(json.dumps({cpu_key(): {"net": {"runtime": "int8"}}}))

@@ -232,8 +232,7 @@ class Predictor:
         self.net = fuse_batchnorm(net).to(self.device)
         if self.device.type == "cpu" and net.config.ndim == 2:
             self.net = self.net.to(memory_format=torch.channels_last)
-        measured = precision == backend == "auto" and self.device.type == "cpu"
-        if measured and runtime_key is not None:
+        if precision == backend == "auto" and self.device.type == "cpu" and runtime_key:
             runtime, self.fn = fastest_runtime(
                 self.cpu_runtimes(int8_network if self.int8 else None),
                 self.timing_batch(),

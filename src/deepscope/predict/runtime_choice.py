@@ -62,6 +62,15 @@ def read_choices(path: Path) -> dict:
     return choices if isinstance(choices, dict) else {}
 
 
+def remembered(network: str, path: Path | None = None) -> dict:
+    """What is on record in ``path`` (default :func:`runtimes_file`) for the network keyed
+    ``network`` on this CPU (``runtime``, ``seconds``, ``input``, ``measured``); empty
+    where nothing (or nothing readable) is."""
+    mine = read_choices(runtimes_file() if path is None else path).get(cpu_key())
+    record = mine.get(network) if isinstance(mine, dict) else None
+    return record if isinstance(record, dict) else {}
+
+
 def write_choice(path: Path, cpu: str, network: str, record: dict) -> None:
     """Add one choice to the file, atomically; a folder that cannot be written only means
     the choice is measured again next time."""
@@ -101,9 +110,7 @@ def fastest_runtime(
     record in ``path`` (default :func:`runtimes_file`) is built alone; otherwise every
     runtime is built and timed on ``batch`` and the choice is recorded."""
     path = runtimes_file() if path is None else path
-    cpu = cpu_key()
-    record = read_choices(path).get(cpu, {})
-    chosen = record.get(network, {}).get("runtime") if isinstance(record, dict) else None
+    chosen = remembered(network, path).get("runtime")
     if chosen in builders:
         return chosen, builders[chosen]()
     if len(builders) == 1:
@@ -114,7 +121,7 @@ def fastest_runtime(
     chosen = min(seconds, key=seconds.get)
     write_choice(
         path,
-        cpu,
+        cpu_key(),
         network,
         {
             "runtime": chosen,

@@ -29,6 +29,12 @@ from deepscope.tasks import Result, get_task
 from deepscope.zoo.registry import resolve_model
 
 
+def runtime_key(spec: ModelSpec) -> str:
+    """The key under which this model's CPU runtime choice is remembered
+    (:func:`~deepscope.predict.runtime_choice.network_key`)."""
+    return network_key(spec.network.model_dump(), spec.int8.sha256 if spec.int8 else None)
+
+
 class Model:
     """A model package loaded for prediction.
 
@@ -80,7 +86,7 @@ class Model:
             backend,
             spec.prediction.cpu_backend,
             read_int8_network(folder, spec) if precision in ("int8", "auto") else None,
-            network_key(spec.network.model_dump(), spec.int8.sha256 if spec.int8 else None),
+            runtime_key(spec),
         )
 
     @property
