@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import tifffile
 
 from deepscope.io import read_image
 
@@ -175,6 +176,22 @@ def test_models_library_workflow(tmp_path):
     assert refused.stderr.strip() == (
         "error: 'unet-nuclei-fluo' is a built-in model and cannot be removed"
     )
+
+
+def test_models_show_prints_model_json_and_the_runtime_measured_here(tmp_path):
+    home = tmp_path / "home"
+    before = deepscope("models", "show", "unet-nuclei-fluo", home=home)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["name"] == "unet-nuclei-fluo"  # stdout stays JSON
+    assert "CPU runtime: not measured on this CPU yet" in before.stderr
+
+    image = tmp_path / "nuclei.tif"
+    tifffile.imwrite(image, np.random.default_rng(0).random((64, 64), np.float32))
+    run = deepscope("predict", "unet-nuclei-fluo", image, "--out", tmp_path / "out", home=home)
+    assert run.returncode == 0, run.stderr
+    after = deepscope("models", "show", "unet-nuclei-fluo", home=home)
+    assert "measured fastest on this CPU on" in after.stderr
+    assert "seconds per 1x1x512x512 input: " in after.stderr
 
 
 def test_predict_backends_give_the_same_labels(tmp_path):

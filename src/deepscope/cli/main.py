@@ -777,12 +777,17 @@ def models_list(
 
 @models_app.command("show")
 def models_show(name: Annotated[str, typer.Argument(help="model name or folder")]) -> None:
-    """Print a model's model.json."""
+    """Print a model's model.json, and (on stderr) the CPU runtime measured for it here."""
+    from deepscope.predict.runtime_choice import describe_choice, remembered
     from deepscope.spec import read_spec
     from deepscope.zoo import resolve_model
+    from deepscope.zoo.model import runtime_key
 
     folder, _ = resolve_model(name)
-    out_console.print_json(read_spec(folder).model_dump_json())
+    spec = read_spec(folder)
+    out_console.print_json(spec.model_dump_json())
+    runtime = describe_choice(remembered(runtime_key(spec)))
+    err_console.print(f"CPU runtime: {runtime}", highlight=False, soft_wrap=True)
 
 
 @models_app.command("favourite")

@@ -71,6 +71,25 @@ def remembered(network: str, path: Path | None = None) -> dict:
     return record if isinstance(record, dict) else {}
 
 
+def describe_choice(record: Mapping) -> str:
+    """One line for people about a :func:`remembered` record, e.g. ``'int8, measured
+    fastest on this CPU on 2026-12-06 (seconds per 1x1x512x512 input: int8 0.110, torch
+    0.143, onnx 0.155)'``."""
+    if not record.get("runtime"):
+        return (
+            "not measured on this CPU yet: the first load with --precision auto and "
+            "--backend auto (the default) measures it"
+        )
+    seconds = record.get("seconds") if isinstance(record.get("seconds"), dict) else {}
+    times = ", ".join(
+        f"{name} {s:.3f}" for name, s in sorted(seconds.items(), key=lambda item: item[1])
+    )
+    shape = "x".join(str(n) for n in record.get("input", []))
+    return f"{record['runtime']}, measured fastest on this CPU on {record.get('measured', '?')}" + (
+        f" (seconds per {shape} input: {times})" if times else ""
+    )
+
+
 def write_choice(path: Path, cpu: str, network: str, record: dict) -> None:
     """Add one choice to the file, atomically; a folder that cannot be written only means
     the choice is measured again next time."""
