@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from deepscope.api import evaluate, load_model, train
 from deepscope.data.augment import Augmentation
@@ -53,8 +54,28 @@ def test_tuning_keeps_thresholds_that_work():
     task = get_task("flows")
     pairs = [synthetic_nuclei((64, 64), n=4, seed=s)[1] for s in (4, 5)]
     tuned = task.tune([perfect_output(task, t) for t in pairs], pairs)
-    assert set(tuned) == {"prob_threshold", "flow_threshold"}
+    assert set(tuned) == {"prob_threshold", "flow_threshold", "min_size"}
     assert task.params.prob_threshold == tuned["prob_threshold"]
+
+
+def test_tuning_chooses_a_smallest_object_that_drops_debris_and_keeps_nuclei():
+    task = get_task("flows")
+    truths = [synthetic_nuclei((96, 96), n=5, seed=s)[1] for s in (6, 7)]
+    outputs = []
+    for labels in truths:
+        with_debris = labels.copy()
+        background = np.argwhere(ndimage.binary_dilation(labels > 0, iterations=4) == 0)
+        for k, (y, x) in enumerate(background[:: len(background) // 4][:4]):
+            with_debris[y : y + 4, x : x + 4] = labels.max() + 1 + k  # 4x4 specks: not nuclei
+        outputs.append(perfect_output(task, with_debris))
+    task.params = task.params.model_copy(update={"min_size": 0})
+    tuned = task.tune(outputs, truths)
+    nucleus_sizes = np.concatenate([np.bincount(t.ravel())[1:] for t in truths])
+    assert 16 < tuned["min_size"] <= nucleus_sizes[nucleus_sizes > 0].min()
+    report = evaluate_instances(
+        [(t, task.postprocess(o).labels) for o, t in zip(outputs, truths)]
+    ).to_dict()
+    assert report["ap@0.5"] == 1.0
 
 
 def test_a_tiny_flows_model_trains_predicts_and_scores_like_other_instance_tasks(

@@ -8,6 +8,7 @@ from scipy import ndimage as ndi
 from deepscope.errors import ConfigError, InputError
 from deepscope.metrics import DEFAULT_THRESHOLDS, match_counts
 from deepscope.tasks import TASKS, Result, get_task
+from deepscope.tasks.base import remove_small_labels
 from deepscope.tasks.semantic import (
     BACKGROUND,
     BOUNDARY,
@@ -15,7 +16,6 @@ from deepscope.tasks.semantic import (
     SemanticTask,
     instances_from_probabilities,
     labels_to_classes,
-    remove_small_labels,
     softmax,
 )
 

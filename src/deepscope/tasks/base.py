@@ -69,6 +69,16 @@ def integer_mask(mask: np.ndarray, name: str = "masks") -> np.ndarray:
     return mask
 
 
+def remove_small_labels(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop objects of fewer than ``min_size`` pixels and number the rest 1..N (int32)."""
+    sizes = np.bincount(labels.ravel(), minlength=1)
+    keep = (sizes >= min_size) & (sizes > 0)  # absent labels are not objects, even for 0
+    keep[0] = False
+    new_ids = np.zeros(sizes.size, dtype=np.int32)
+    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return new_ids[labels]
+
+
 class Task(ABC):
     """Base class of a task; ``Params`` holds every setting, thresholds included."""
 

@@ -33,11 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from deepscope.flows import flow_targets, flows_to_labels
 from deepscope.metrics import evaluate_instances
 from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
-from deepscope.tasks.base import Result, Task, integer_mask
+from deepscope.tasks.base import Result, Task, integer_mask, remove_small_labels
 
 #: the network learns flows scaled by this factor (unit vectors are small next to logits)
 FLOW_SCALE = 5.0
 TUNE_IOUS = (0.5, 0.6, 0.7)
+#: smallest-object sizes searched by :meth:`FlowsTask.tune`, as fractions of the median size
+#: of the validation objects: debris and slivers of a split are dropped, small nuclei kept
+MIN_SIZE_FRACTIONS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
 
 
 class FlowsParams(BaseModel):
@@ -144,21 +147,35 @@ class FlowsTask(Task):
         return Result(labels=labels, probabilities=prob)
 
     def tune(self, outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> dict:
-        """Grid-search the probability and flow-error thresholds for the best mean AP over
-        IoU 0.5, 0.6 and 0.7 on validation data; keeps and returns the best."""
+        """Grid-search the probability and flow-error thresholds and the smallest object
+        (a fraction of the median size of the true objects, :data:`MIN_SIZE_FRACTIONS`) for
+        the best mean AP over IoU 0.5, 0.6 and 0.7 on validation data; keeps and returns the
+        best."""
         if not outputs:
             return {}
-        prob_grid, flow_grid = (0.3, 0.4, 0.5, 0.6), (0.4, 0.6, 0.8)
+        sizes = np.concatenate([np.bincount(integer_mask(t).ravel())[1:] for t in truths])
+        median_size = float(np.median(sizes[sizes > 0])) if sizes.any() else 0.0
+        min_sizes = sorted({round(f * median_size) for f in MIN_SIZE_FRACTIONS})
         original = self.params
         best, best_score = {}, -1.0
-        for prob_t, flow_t in itertools.product(prob_grid, flow_grid):
+        for prob_t, flow_t in itertools.product((0.3, 0.4, 0.5, 0.6), (0.4, 0.6, 0.8)):
             self.params = original.model_copy(
-                update={"prob_threshold": prob_t, "flow_threshold": flow_t}
+                update={"prob_threshold": prob_t, "flow_threshold": flow_t, "min_size": 0}
             )
-            pairs = [(t, self.postprocess(o).labels) for o, t in zip(outputs, truths, strict=True)]
-            report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
-            score = float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
-            if score > best_score:
-                best_score, best = score, {"prob_threshold": prob_t, "flow_threshold": flow_t}
+            labels = [self.postprocess(o).labels for o in outputs]
+            for min_size in min_sizes:
+                pairs = [
+                    (t, remove_small_labels(lab, min_size))
+                    for lab, t in zip(labels, truths, strict=True)
+                ]
+                report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
+                score = float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
+                if score > best_score:
+                    best_score = score
+                    best = {
+                        "prob_threshold": prob_t,
+                        "flow_threshold": flow_t,
+                        "min_size": min_size,
+                    }
         self.params = original.model_copy(update=best)
         return best

@@ -27,7 +27,7 @@ from skimage.segmentation import find_boundaries, watershed
 from deepscope.errors import InputError
 from deepscope.metrics import evaluate_instances, iou_per_class
 from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
-from deepscope.tasks.base import Result, Task, integer_mask
+from deepscope.tasks.base import Result, Task, integer_mask, remove_small_labels
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
@@ -96,16 +96,6 @@ def instances_from_probabilities(
         seeds = remove_small_labels(seeds, min_seed_size)
     labels = watershed(-interior, markers=seeds, mask=foreground)
     return remove_small_labels(labels, min_size)
-
-
-def remove_small_labels(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop objects of fewer than ``min_size`` pixels and number the rest 1..N (int32)."""
-    sizes = np.bincount(labels.ravel(), minlength=1)
-    keep = (sizes >= min_size) & (sizes > 0)  # absent labels are not objects, even for 0
-    keep[0] = False
-    new_ids = np.zeros(sizes.size, dtype=np.int32)
-    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return new_ids[labels]
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
