@@ -69,6 +69,17 @@ def integer_mask(mask: np.ndarray, name: str = "masks") -> np.ndarray:
     return mask
 
 
+#: IoU thresholds whose mean AP the instance tasks' ``tune`` maximises
+TUNE_IOUS = (0.5, 0.6, 0.7)
+
+
+def tuning_score(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean AP over :data:`TUNE_IOUS` of ``(truth, labels)`` pairs: what threshold
+    searches maximise."""
+    report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
+    return float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
+
+
 def remove_small_labels(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Drop objects of fewer than ``min_size`` pixels and number the rest 1..N (int32)."""
     sizes = np.bincount(labels.ravel(), minlength=1)

@@ -31,13 +31,17 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from deepscope.flows import flow_targets, flows_to_labels
-from deepscope.metrics import evaluate_instances
 from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
-from deepscope.tasks.base import Result, Task, integer_mask, remove_small_labels
+from deepscope.tasks.base import (
+    Result,
+    Task,
+    integer_mask,
+    remove_small_labels,
+    tuning_score,
+)
 
 #: the network learns flows scaled by this factor (unit vectors are small next to logits)
 FLOW_SCALE = 5.0
-TUNE_IOUS = (0.5, 0.6, 0.7)
 #: smallest-object sizes searched by :meth:`FlowsTask.tune`, as fractions of the median size
 #: of the validation objects: debris and slivers of a split are dropped, small nuclei kept
 MIN_SIZE_FRACTIONS = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
@@ -168,8 +172,7 @@ class FlowsTask(Task):
                     (t, remove_small_labels(lab, min_size))
                     for lab, t in zip(labels, truths, strict=True)
                 ]
-                report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
-                score = float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
+                score = tuning_score(pairs)
                 if score > best_score:
                     best_score = score
                     best = {

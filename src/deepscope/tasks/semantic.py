@@ -25,9 +25,15 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, watershed
 
 from deepscope.errors import InputError
-from deepscope.metrics import evaluate_instances, iou_per_class
+from deepscope.metrics import iou_per_class
 from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
-from deepscope.tasks.base import Result, Task, integer_mask, remove_small_labels
+from deepscope.tasks.base import (
+    Result,
+    Task,
+    integer_mask,
+    remove_small_labels,
+    tuning_score,
+)
 
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
 
@@ -193,7 +199,6 @@ class SemanticTask(Task):
         probs = [softmax(o.astype(np.float32)) for o in outputs]
         p = self.params
         best, best_score = {}, -1.0
-        thresholds = (0.5, 0.6, 0.7)
         for seed_t, mask_t, min_seed in itertools.product(
             (0.5, 0.6, 0.7, 0.8, 0.9), (0.3, 0.4, 0.5, 0.6), (0, 5, 10, 20)
         ):
@@ -206,8 +211,7 @@ class SemanticTask(Task):
                 )
                 for pr, t in zip(probs, truths, strict=True)
             ]
-            report = evaluate_instances(pairs, thresholds=thresholds).to_dict()
-            score = float(np.mean([report[f"ap@{t:g}"] for t in thresholds]))
+            score = tuning_score(pairs)
             if score > best_score:
                 best_score = score
                 best = {

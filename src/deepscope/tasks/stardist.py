@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepscope.errors import ConfigError, InputError
-from deepscope.metrics import evaluate_instances
 from deepscope.predict.stitch import Block, BlockObjects, own_labels, paint_labels
 from deepscope.starconvex import (
     Painter,
@@ -35,9 +34,7 @@ from deepscope.starconvex import (
     rays_3d,
 )
 from deepscope.starconvex.rays import grid_offset
-from deepscope.tasks.base import Result, Task, integer_mask
-
-TUNE_IOUS = (0.5, 0.6, 0.7)
+from deepscope.tasks.base import Result, Task, integer_mask, tuning_score
 
 
 class StarDistParams(BaseModel):
@@ -236,8 +233,7 @@ class StarDistTask(Task):
                 keep = scores > prob_t
                 result = self.labels(centres[keep], dists[keep], scores[keep], t.shape)
                 pairs.append((t, result.labels))
-            report = evaluate_instances(pairs, thresholds=TUNE_IOUS).to_dict()
-            score = float(np.mean([report[f"ap@{t:g}"] for t in TUNE_IOUS]))
+            score = tuning_score(pairs)
             if score > best_score:
                 best_score, best = score, {"prob_threshold": prob_t, "nms_threshold": nms_t}
         self.params = original.model_copy(update=best)
