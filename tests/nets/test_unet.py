@@ -166,3 +166,19 @@ def test_a_head_convolution_widens_the_features_before_the_output(ndim):
     with torch.no_grad():
         assert net(torch.randn(1, 1, *(16,) * ndim)).shape == (1, 5, *(8,) * ndim)
     assert isinstance(build_unet(tiny(ndim=ndim)).features, nn.Identity)  # off by default
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_the_style_vector_lets_the_whole_input_shift_every_pixel(ndim):
+    torch.manual_seed(0)
+    net = build_unet(UNetConfig(ndim=ndim, depth=1, base_filters=4, style=True)).eval()
+    spatial = (32,) * ndim
+    x = torch.rand(1, 1, *spatial)
+    far_away = x.clone()
+    far_away[..., -4:] += 5.0  # a change outside the receptive field of the first pixels
+    corner = (0, slice(None)) + (slice(0, 2),) * ndim
+    with torch.no_grad():
+        assert torch.equal(net(x)[corner], net(far_away)[corner])  # style starts at zero
+        for linear in net.styles:
+            nn.init.normal_(linear.weight)
+        assert not torch.allclose(net(x)[corner], net(far_away)[corner])

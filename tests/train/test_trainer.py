@@ -15,6 +15,7 @@ from deepscope.train.config import load_train_config, make_train_config
 from deepscope.train.trainer import (
     TrainingInterrupted,
     epochs_in_budget,
+    initial_weights,
     lr_factor,
     train,
     warming_decay,
@@ -259,6 +260,27 @@ def test_fine_tuning_starts_from_an_existing_model(tiny_settings, tmp_path):
     a = read_weights(first, read_spec(first))
     b = read_weights(tuned, read_spec(tuned))
     torch.testing.assert_close(a["head.weight"], b["head.weight"], rtol=1e-4, atol=1e-6)
+
+
+def test_fine_tuning_can_add_a_style_vector_that_starts_silent(tiny_settings, tmp_path):
+    from deepscope.nets import build_unet
+
+    first = train(make_train_config({**tiny_settings, "out": tmp_path / "a", "epochs": 1}))
+    plain_spec = read_spec(first)
+    style_config = plain_spec.network.model_copy(update={"style": True})
+    styled = build_unet(style_config)
+    styled.load_state_dict(initial_weights(str(first), styled))
+    plain = build_unet(plain_spec.network)
+    plain.load_state_dict(read_weights(first, plain_spec))
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(styled.eval()(x), plain.eval()(x))
+
+    network = {**tiny_settings.get("network", {}), "style": True}
+    settings = {**tiny_settings, "out": tmp_path / "b", "init_from": str(first),
+                "network": network, "epochs": 1}  # fmt: skip
+    tuned = train(make_train_config(settings))
+    assert read_spec(tuned).network.style
 
 
 def test_fine_tuning_needs_the_same_network(tiny_settings, tmp_path):

@@ -109,10 +109,12 @@ class BlindSpotUNet(nn.Module):
             or config.pool != "max"
             or not config.top_skip
             or config.head_filters
+            or config.style
         ):
             raise ConfigError(
-                "the blind-spot network takes none of grid, residual, pool blurmax, "
-                "top_skip false or head_filters; leave those at their defaults"
+                "the blind-spot network takes none of grid, residual, pool blurmax, top_skip "
+                "false, head_filters or style (with style every output sees its own pixel); "
+                "leave those at their defaults"
             )
         self.config = config
         f = config.base_filters

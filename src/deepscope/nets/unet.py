@@ -47,6 +47,12 @@ class UNetConfig(BaseModel):
         description="a 3x3 convolution with this many filters and a ReLU between the U-Net "
         "and the 1x1 output layer (StarDist's conv after the U-Net); 0 = none",
     )
+    style: bool = Field(
+        False,
+        description="Cellpose's style vector: the bottleneck's features averaged over the "
+        "input and scaled to unit length, added through one linear layer per level to the "
+        "decoder, so every pixel sees what kind of image it is in",
+    )
     blind_spot: bool = Field(
         False,
         description="2D blind-spot network (Laine et al. 2019): no output pixel sees its own "
@@ -152,6 +158,12 @@ class UNet(nn.Module):
             self.ups.append(up_conv(f_low, f, 2, stride=2))
             skip = level > 0 or config.top_skip
             self.decoders.append(_DoubleConv(nd, 2 * f if skip else f, f, norm))
+        self.styles = nn.ModuleList(
+            [nn.Linear(filters[-1], f) for f in reversed(filters[:-1])] if config.style else []
+        )
+        for linear in self.styles:  # start as the network without style
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
         conv = nn.Conv2d if nd == 2 else nn.Conv3d
         c_head = config.head_filters or filters[0]
         self.features = (
@@ -169,15 +181,30 @@ class UNet(nn.Module):
             skips.append(h)
             h = pool(h)
         h = self.bottom(h)
+        styles = self._styles(h)
         if not self.config.top_skip:
             skips[0] = None
-        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+        for level, (up, dec, skip) in enumerate(
+            zip(self.ups, self.decoders, reversed(skips), strict=True)
+        ):
             h = up(h)
+            if styles:
+                h = h + styles[level]
             h = dec(h if skip is None else torch.cat([h, skip], dim=1))
         out = self.head(self.features(h))
         if self.config.residual:
             out = out + x
         return out
+
+    def _styles(self, bottom: torch.Tensor) -> list[torch.Tensor]:
+        """Per decoder level, the style term ``(B, filters, 1, 1[, 1])`` added after its
+        up-sampling; empty without ``style``."""
+        if not self.config.style:
+            return []
+        style = bottom.mean(dim=tuple(range(2, bottom.ndim)))
+        style = style / (style.square().sum(dim=1, keepdim=True) + 1e-12).sqrt()
+        ones = (1,) * self.config.ndim
+        return [linear(style).reshape(style.shape[0], -1, *ones) for linear in self.styles]
 
 
 def fuse_batchnorm(net: nn.Module) -> nn.Module:

@@ -30,6 +30,10 @@ class NetworkSettings(BaseModel):
     head_filters: int = Field(
         0, ge=0, description="3x3 conv with this many filters before the output layer; 0 = none"
     )
+    style: bool = Field(
+        False,
+        description="Cellpose's style vector: the whole input's mean features steer the decoder",
+    )
     dropout: float = Field(0.3, ge=0, lt=1, description="classify: dropout before the class head")
 
 

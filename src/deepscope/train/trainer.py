@@ -208,19 +208,24 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) ->
     return [sampler.batch() for _ in range(n)]
 
 
-def initial_weights(name_or_path: str, net_config: UNetConfig) -> dict[str, torch.Tensor]:
-    """Weights of an existing model to fine-tune; its network must match ``net_config``."""
+def initial_weights(name_or_path: str, net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights of an existing model to fine-tune into ``net``: its network must match
+    ``net``'s, or lack only the style vector, whose layers then start at zero (so step 0
+    computes what the existing model does)."""
     from deepscope.spec import read_spec, read_weights
     from deepscope.zoo.registry import resolve_model
 
     folder, _ = resolve_model(name_or_path)
     spec = read_spec(folder)
-    if spec.network != net_config:
+    config = net.config
+    adds_style = config.style and spec.network.model_copy(update={"style": True}) == config
+    if spec.network != config and not adds_style:
         raise ConfigError(
             f"cannot start from '{name_or_path}': its network {spec.network.model_dump()} differs "
-            f"from this run's {net_config.model_dump()}; use the same network settings"
+            f"from this run's {config.model_dump()}; use the same network settings "
+            "(adding style: true is the one change allowed)"
         )
-    return read_weights(folder, spec)
+    return net.state_dict() | read_weights(folder, spec)
 
 
 def training_diameter(task: Task, samples: list[Sample], ndim: int) -> float | None:
@@ -335,6 +340,7 @@ class Trainer:
             pool=n.pool,
             top_skip=n.top_skip,
             head_filters=n.head_filters,
+            style=n.style,
             blind_spot=self.task.blind_spot_network,
         )
         if c.patch_size % config.divisor or c.patch_size < 2 * config.divisor:
@@ -376,7 +382,7 @@ class Trainer:
         rng = seed_everything(c.seed)
         net = build_network(net_config)
         if c.init_from:
-            net.load_state_dict(initial_weights(c.init_from, net_config))
+            net.load_state_dict(initial_weights(c.init_from, net))
         net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
