@@ -21,13 +21,16 @@ CPU = torch.device("cpu")
 
 
 def trained_looking(config: UNetConfig, seed: int = 0) -> torch.nn.Module:
-    """A network with random weights and non-trivial batch-norm statistics."""
+    """A network with random weights, non-trivial batch-norm statistics and style layers
+    that are not silent."""
     torch.manual_seed(seed)
     net = build_unet(config)
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d | torch.nn.BatchNorm3d):
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight)
     return net.eval()
 
 
@@ -37,6 +40,8 @@ NETWORKS = {
     "3d": UNetConfig(ndim=3, out_channels=5, depth=2, base_filters=4, grid=2),
     "2d-n2v2": UNetConfig(depth=2, base_filters=8, pool="blurmax", top_skip=False),
     "3d-n2v2": UNetConfig(ndim=3, depth=2, base_filters=4, pool="blurmax", top_skip=False),
+    "2d-style": UNetConfig(ndim=2, out_channels=3, depth=2, base_filters=8, style=True),
+    "3d-style": UNetConfig(ndim=3, out_channels=4, depth=2, base_filters=4, style=True),
 }
 
 
