@@ -259,3 +259,8 @@ def test_a_classifier_exports_to_bioimageio_and_comes_back_the_same(shapes_model
     rdf = (folder / "rdf.yaml").read_text()
     assert "bar_logit" in rdf and "round_logit" in rdf
     assert max(reproduce_test_tensors(folder).values()) < 1e-4
+
+
+def test_a_classifier_fine_tunes_from_a_trained_one(shapes_model, crop_folder, tmp_path):
+    tuned = train(**classify_settings(crop_folder, tmp_path, init_from=str(shapes_model), epochs=1))
+    assert json.loads((tuned / "model.json").read_text())["network"]["kind"] == "classifier"

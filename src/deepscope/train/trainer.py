@@ -218,7 +218,10 @@ def initial_weights(name_or_path: str, net: torch.nn.Module) -> dict[str, torch.
     folder, _ = resolve_model(name_or_path)
     spec = read_spec(folder)
     config = net.config
-    adds_style = config.style and spec.network.model_copy(update={"style": True}) == config
+    adds_style = (  # U-Nets only: the other networks have no style vector
+        getattr(config, "style", False)
+        and spec.network.model_copy(update={"style": True}) == config
+    )
     if spec.network != config and not adds_style:
         raise ConfigError(
             f"cannot start from '{name_or_path}': its network {spec.network.model_dump()} differs "
