@@ -6,7 +6,7 @@ Usage (from the repository root):
 For every built-in model whose default precision is ``auto`` (or those named), in a fresh
 ``DEEPSCOPE_HOME``: the seconds of the first ``load_model`` on the CPU (which builds and
 times every candidate runtime), of a second load (which builds only the runtime chosen),
-the runtime chosen and the seconds per 512² image (64x128² in 3D) measured for each
+the runtime chosen and the seconds per 1024² image (64x128² in 3D) measured for each
 candidate. Prints a table; writes benchmarks/results/runtime_choice.json (or ``--out``).
 """
 

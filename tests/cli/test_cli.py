@@ -191,7 +191,7 @@ def test_models_show_prints_model_json_and_the_runtime_measured_here(tmp_path):
     assert run.returncode == 0, run.stderr
     after = deepscope("models", "show", "unet-nuclei-fluo", home=home)
     assert "measured fastest on this CPU on" in after.stderr
-    assert "seconds per 1x1x512x512 input: " in after.stderr
+    assert "seconds per 1x1x1024x1024 input: " in after.stderr
 
 
 def test_predict_backends_give_the_same_labels(tmp_path):
