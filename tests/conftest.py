@@ -1,12 +1,32 @@
 """Fixtures shared by all test folders."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 # The real data sets live next to the repository: <repo>/../shared/data.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture()
+def own_home(tmp_path, monkeypatch) -> Path:
+    """A user-data folder of this test's own that starts with the CPU runtimes the suite
+    has measured so far and hands back those it measures: measuring costs a few seconds
+    per model (docs/models.md), and what it measures is the same machine's answer."""
+    from deepscope.predict.runtime_choice import RUNTIMES_FILE
+
+    suite = Path(os.environ["DEEPSCOPE_HOME"]) / RUNTIMES_FILE
+    home = tmp_path / "home"
+    home.mkdir()
+    if suite.exists():
+        shutil.copy(suite, home / RUNTIMES_FILE)
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(home))
+    yield home
+    if (home / RUNTIMES_FILE).exists():
+        suite.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(home / RUNTIMES_FILE, suite)
 
 
 @pytest.fixture(scope="session", autouse=True)

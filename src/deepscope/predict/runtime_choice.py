@@ -67,8 +67,8 @@ def remembered(network: str, path: Path | None = None) -> dict:
     """What is on record in ``path`` (default :func:`runtimes_file`) for the network keyed
     ``network`` on this CPU (``runtime``, ``seconds``, ``input``, ``measured``); empty
     where nothing (or nothing readable) is, or where it was measured another way than
-    :data:`TIMING` (before 2026-12-07 a median of three calls, which a burst of load could
-    sway): such a choice is measured again."""
+    :data:`TIMING` (before 2026-12-07: the median of three round-by-round calls on 512²,
+    see :func:`time_calls`): such a choice is measured again."""
     mine = read_choices(runtimes_file() if path is None else path).get(cpu_key())
     record = mine.get(network) if isinstance(mine, dict) else None
     if not isinstance(record, dict) or record.get("timing") != TIMING:
@@ -123,7 +123,7 @@ def time_calls(
     round: thread pools keep spinning for a while after a call (torch's OpenMP,
     onnxruntime's), and round by round each runtime ran while the previous one's threads
     still held the cores (the int8 network of stardist-nuclei-fluo timed level with
-    onnxruntime float32 that way, 1.5x faster on its own)."""
+    onnxruntime float32 that way; end to end it is 1.3-1.4x faster)."""
     best = {}
     for name, fn in fns.items():
         fn(batch)
