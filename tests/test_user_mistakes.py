@@ -17,9 +17,8 @@ from deepscope.zoo import export_model
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home(own_home):
+    return own_home
 
 
 def test_output_files_and_folders_are_checked_before_the_work(tmp_path):

@@ -22,9 +22,8 @@ from deepscope.zoo.quantize import quantize_model
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home(own_home):
+    return own_home
 
 
 def cli(*args, cwd):

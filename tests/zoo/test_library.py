@@ -26,9 +26,8 @@ FIELDS = {
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def home(own_home):
+    return own_home
 
 
 def make_package(folder, name="cells", domain="brightfield cells"):
