@@ -11,7 +11,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture()
-def own_home(tmp_path, monkeypatch) -> Path:
+def home(tmp_path, monkeypatch) -> Path:
     """A user-data folder of this test's own that starts with the CPU runtimes the suite
     has measured so far and hands back those it measures: measuring costs a few seconds
     per model (docs/models.md), and what it measures is the same machine's answer."""

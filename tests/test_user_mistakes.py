@@ -16,11 +16,6 @@ from deepscope.tasks.base import integer_mask
 from deepscope.zoo import export_model
 
 
-@pytest.fixture()
-def home(own_home):
-    return own_home
-
-
 def test_output_files_and_folders_are_checked_before_the_work(tmp_path):
     (tmp_path / "afile").write_text("")
     assert check_output_file(tmp_path / "new" / "m.json", "--json").parent.is_dir()

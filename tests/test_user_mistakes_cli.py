@@ -21,11 +21,6 @@ from deepscope.zoo import export_model
 from deepscope.zoo.quantize import quantize_model
 
 
-@pytest.fixture()
-def home(own_home):
-    return own_home
-
-
 def cli(*args, cwd):
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(

@@ -25,7 +25,7 @@ def data_root(tmp_path) -> Path:
 
 
 @pytest.fixture()
-def settings(tmp_path, data_root, own_home) -> ServerSettings:
+def settings(tmp_path, data_root, home) -> ServerSettings:
     return ServerSettings(
         data_roots=[data_root], state_dir=tmp_path / "state", workers=False, device="cpu"
     )

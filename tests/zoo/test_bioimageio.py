@@ -15,12 +15,6 @@ from deepscope.zoo.bioimageio import reproduce_test_tensors
 from deepscope.zoo.registry import builtin_names
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_export_validates_and_reproduces_its_test_tensors(name, tmp_path):
     folder = export_model(name, tmp_path / name, format="bioimageio")

@@ -14,12 +14,6 @@ from deepscope.zoo import import_model, list_models, load_model
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture()
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
 class Blur(torch.nn.Module):
     """Someone else's network: a 3x3 mean filter giving two channels."""
 

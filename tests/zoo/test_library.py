@@ -25,11 +25,6 @@ FIELDS = {
 }  # fmt: skip
 
 
-@pytest.fixture()
-def home(own_home):
-    return own_home
-
-
 def make_package(folder, name="cells", domain="brightfield cells"):
     config = UNetConfig(depth=1, base_filters=2, out_channels=3)
     spec = ModelSpec(name=name, task="semantic", network=config, tags=Tags(domain=domain))

@@ -201,8 +201,7 @@ class UNet(nn.Module):
         up-sampling; empty without ``style``."""
         if not self.config.style:
             return []
-        style = bottom.mean(dim=tuple(range(2, bottom.ndim)))
-        style = style / (style.square().sum(dim=1, keepdim=True) + 1e-12).sqrt()
+        style = F.normalize(bottom.mean(dim=tuple(range(2, bottom.ndim))), dim=1)
         ones = (1,) * self.config.ndim
         return [linear(style).reshape(style.shape[0], -1, *ones) for linear in self.styles]
 
