@@ -540,7 +540,7 @@ def _predict_pairs(
     ``diameter`` or ``slices3d``, the outputs are the :class:`Result` of each image
     (predicted rescaled for object size and brought back to its shape; volumes from
     slices) instead."""
-    pairs = match_pairs(images, masks)
+    pairs = match_pairs(images, masks, model.task.truth_name)
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)

@@ -257,6 +257,21 @@ def test_user_errors_are_one_line_without_traceback(args, message, tmp_path):
     assert message in lines[0]
 
 
+def test_running_out_of_memory_is_one_line_naming_the_options_that_help(monkeypatch, capsys):
+    from deepscope.cli import main as cli
+
+    def exhausted(**_):
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "app", exhausted)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    message = capsys.readouterr().err
+    assert message.startswith("error: out of memory")
+    assert all(option in message for option in ("--tile", "--patch-size", "--batch-size"))
+
+
 def test_tune_stores_thresholds_in_model_json(trained, nuclei_folders):
     run = deepscope(
         "tune",

@@ -103,6 +103,16 @@ def test_match_pairs_names_masks_without_images_and_caps_the_list(tmp_path):
     assert "extra5.tif" not in message
 
 
+def test_match_pairs_calls_restoration_targets_targets(tmp_path):
+    _touch_images(tmp_path / "noisy", "a.tif", "b.tif")
+    _touch_images(tmp_path / "clean", "a.tif")
+
+    with pytest.raises(PairingError, match=r"1 image has no target in .*give every image a target"):
+        match_pairs(tmp_path / "noisy", tmp_path / "clean", partner="target")
+    with pytest.raises(InputError, match=r"target folder .* does not exist"):
+        match_pairs(tmp_path / "noisy", tmp_path / "missing", partner="target")
+
+
 def test_match_pairs_refuses_two_files_with_one_stem(tmp_path):
     _touch_images(tmp_path / "images", "a.tif", "a.png")
     _touch_images(tmp_path / "masks", "a.tif")

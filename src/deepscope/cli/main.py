@@ -972,7 +972,9 @@ def main() -> None:
         sys.exit(1)
     except MemoryError:
         err_console.print(
-            "[red]error:[/red] out of memory; use a smaller --tile or batch size", soft_wrap=True
+            "[red]error:[/red] out of memory; predict and count: use a smaller --tile; "
+            "train: use a smaller --patch-size or --batch-size",
+            soft_wrap=True,
         )
         sys.exit(1)
     except KeyboardInterrupt:

@@ -66,7 +66,7 @@ def some_names(paths: list[Path]) -> str:
 
 
 def match_pairs(
-    image_dir: str | os.PathLike[str], mask_dir: str | os.PathLike[str]
+    image_dir: str | os.PathLike[str], mask_dir: str | os.PathLike[str], partner: str = "mask"
 ) -> list[tuple[Path, Path]]:
     """Pair image files with mask files of the same stem.
 
@@ -82,6 +82,8 @@ def match_pairs(
         Folder of images.
     mask_dir : str or Path
         Folder of masks (or any targets).
+    partner : str
+        What ``mask_dir`` holds, as messages name it: ``"mask"`` or ``"target"``.
 
     Returns
     -------
@@ -104,7 +106,7 @@ def match_pairs(
     image_dir, image_inner = _folder_and_inner(image_dir)
     mask_dir, mask_inner = _folder_and_inner(mask_dir)
     images = _with_inner(_by_stem(image_dir, "image"), image_inner)
-    masks = _with_inner(_by_stem(mask_dir, "mask"), mask_inner)
+    masks = _with_inner(_by_stem(mask_dir, partner), mask_inner)
     lonely_images = [images[stem] for stem in sorted(images.keys() - masks.keys())]
     lonely_masks = [masks[stem] for stem in sorted(masks.keys() - images.keys())]
     if lonely_images or lonely_masks:
@@ -112,12 +114,14 @@ def match_pairs(
         if lonely_images:
             count = len(lonely_images)
             noun = "image has" if count == 1 else "images have"
-            problems.append(f"{count} {noun} no mask in '{mask_dir}': {some_names(lonely_images)}")
+            problems.append(
+                f"{count} {noun} no {partner} in '{mask_dir}': {some_names(lonely_images)}"
+            )
         if lonely_masks:
             count = len(lonely_masks)
-            noun = "mask has" if count == 1 else "masks have"
+            noun = f"{partner} has" if count == 1 else f"{partner}s have"
             problems.append(f"{count} {noun} no image in '{image_dir}': {some_names(lonely_masks)}")
         raise PairingError(
-            "; ".join(problems) + "; give every image a mask with the same file name stem"
+            "; ".join(problems) + f"; give every image a {partner} with the same file name stem"
         )
     return [(images[stem], masks[stem]) for stem in sorted(images)]

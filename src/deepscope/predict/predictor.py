@@ -84,7 +84,7 @@ def channel_first_input(
     if ndim == 2 and stack:
         kind = "a time series" if stack == ["T"] else "a 3D stack"
         raise InputError(
-            f"this model segments 2D images and the image is {kind} (axes {axes}, shape "
+            f"this model takes 2D images and the image is {kind} (axes {axes}, shape "
             f"{image.shape}); give one plane at a time (deepscope predict and count go "
             "through a time series T by T), or for a volume a 3D model or, with a flows "
             "model, --slices3d"

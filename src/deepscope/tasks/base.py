@@ -146,6 +146,12 @@ class Task(ABC):
         return self.output_kind == "labels" and self.params.model_dump().get("instances", True)
 
     @property
+    def truth_name(self) -> str:
+        """What the files paired with the images are called in messages: ``"target"``
+        for image outputs (restoration), ``"mask"`` otherwise."""
+        return "target" if self.output_kind == "image" else "mask"
+
+    @property
     def blind_spot_network(self) -> bool:
         """Whether the network must never see the pixel it predicts (default: no)."""
         return False

@@ -79,7 +79,7 @@ def read_pairs(
     if mask_dir is None:
         paths = [(path, None) for path in list_images([image_dir])]
     else:
-        paths = match_pairs(image_dir, mask_dir)
+        paths = match_pairs(image_dir, mask_dir, task.truth_name)
     pairs = []
     for image_path, mask_path in paths:
         image = read_image(image_path, axes=axes)
