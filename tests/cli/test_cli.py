@@ -149,6 +149,13 @@ def test_models_list_json_names_the_builtin_model():
     assert "unet-nuclei-fluo" in [r["name"] for r in rows]
 
 
+def test_models_list_says_when_no_model_matches_and_which_tasks_exist():
+    run = deepscope("models", "list", "--task", "segmentation")
+    assert run.returncode == 0, run.stderr
+    assert "no model matches these filters" in run.stderr
+    assert "stardist" in run.stderr and "flows" in run.stderr
+
+
 def test_models_library_workflow(tmp_path):
     home = tmp_path / "home"
 

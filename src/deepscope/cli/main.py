@@ -757,6 +757,17 @@ def models_list(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
+    if not rows:
+        everything = list_models()
+        tasks = ", ".join(sorted({r["task"] for r in everything}))
+        archs = ", ".join(sorted({r["architecture"] for r in everything}))
+        err_console.print(
+            f"no model matches these filters; the tasks here are {tasks} and the "
+            f"architectures {archs} (deepscope models list shows them all)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     table = Table(title="models")
     for col in ("", "name", "task", "architecture", "domain", "dim", "source", "AP@0.5"):
         table.add_column(col)
