@@ -43,6 +43,15 @@ def test_tiled_and_whole_image_prediction_agree(builtin, sample):
     assert counts.ap > 0.98
 
 
+@pytest.mark.parametrize("tile", [7, 64, 96])
+def test_a_tile_smaller_than_twice_the_overlap_still_covers_the_image(tile):
+    care = load_model("care-fmd-confocal", device="cpu", backend="torch")
+    image = np.random.default_rng(0).integers(0, 255, (160, 200)).astype(np.uint8)
+    tiled = care.predict(image, tile=tile, overlap=48)
+    assert tiled.image.shape == image.shape
+    assert np.isfinite(tiled.image).all()
+
+
 def test_axes_can_be_given_for_channel_last_input(builtin, sample):
     plain = builtin.predict(sample[:96, :96])
     with_axes = builtin.predict(sample[:96, :96, None], axes="YXC")

@@ -174,7 +174,9 @@ def predict_raw(
     tiles, overlaps = None, 0
     if tile is not None and any(s > tile for s in padded):
         step = divisor
-        overlap = math.ceil(overlap / step) * step
+        # a tile smaller than twice the overlap shrinks the overlap, never the other way
+        tile = max(step, tile // step * step)
+        overlap = min(math.ceil(overlap / step) * step, tile // 2 // step * step)
         tiles = balanced_tile(padded, tile, overlap, divisor)
         # an axis that fits in one tile has no neighbour to overlap with
         overlaps = tuple(min(overlap, t // 2 // step * step) for t in tiles)
