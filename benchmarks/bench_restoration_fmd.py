@@ -1,9 +1,9 @@
 """Denoising benchmark on FMD: raw, best Gaussian filter, our n2v and care, side by side.
 
 Usage (from the repository root):
-    .venv/bin/python benchmarks/bench_restoration_fmd.py [--care care-fmd-confocal]
+    .venv/bin/python benchmarks/bench_restoration_fmd.py [--care care-fmd-confocal [RUN ...]]
         [--n2v n2v-fmd-confocal] [--n2n NAME_OR_FOLDER] [--repeats 5]
-        [--reference runs/careamics [runs/careamics-s7 ...]]
+        [--reference runs/careamics [runs/careamics-s7 ...]] [--json FILE]
 
 Sets: the fields of view of ../shared/data/fmd_confocal_bpae_b that no model was trained or
 validated on (fov14-fov16, all 8 noisy frames each, against the 50-frame average), and
@@ -18,9 +18,12 @@ paper's convention; our models give images in the input's units); ``psnr`` and `
 (percentile-normalised target, affine fit of the prediction). With ``--reference DIR``, the
 predictions of the reference tool CAREamics written by ``benchmarks/careamics_reference.py``
 (``DIR/n2v/fovNN_noisy_KK.tif``, ``DIR/care/...``) are scored beside ours, each folder (runs
-with other seeds, say) in rows of its own labelled by the folder's name. Also the time
-to restore one 512x512 image (median of ``--repeats`` after a warm-up, normalisation
-included). Writes benchmarks/results/restoration_fmd.json.
+with other seeds, say) in rows of its own labelled by the folder's name. ``--care`` takes
+several models too (our runs with other seeds); where either tool has more than one run,
+the mean and standard deviation over its runs are printed, since one CARE training varies
+by tenths of a dB with its seed. Also the time to restore one 512x512 image (median of
+``--repeats`` after a warm-up, normalisation included). Writes ``--json``
+(default benchmarks/results/restoration_fmd.json).
 """
 
 from __future__ import annotations
@@ -84,6 +87,15 @@ def choose_sigma(pairs) -> float:
     return SIGMAS[int(np.argmax(means))]
 
 
+def run_spread(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation of each metric over several training runs."""
+    return {
+        key: {"mean": float(np.mean([r[key] for r in runs])),
+              "sd": float(np.std([r[key] for r in runs], ddof=1))}
+        for key in runs[0]
+    }  # fmt: skip
+
+
 def seconds_per_image(model, image: np.ndarray, repeats: int) -> float:
     model.predict(image)
     times = []
@@ -96,23 +108,30 @@ def seconds_per_image(model, image: np.ndarray, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--care", default="care-fmd-confocal")
+    parser.add_argument("--care", nargs="+", default=["care-fmd-confocal"])
     parser.add_argument("--n2v", default="n2v-fmd-confocal")
     parser.add_argument("--n2n", default=None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
         "--reference", type=Path, nargs="*", default=[], help="CAREamics output folders"
     )
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "restoration_fmd.json"
+    )
     args = parser.parse_args()
 
+    cares = [("care", args.care[0])] if len(args.care) == 1 else [
+        (f"care ({Path(source).name})", source) for source in args.care
+    ]  # fmt: skip
     models = {
         name: load_model(source, device="cpu")
-        for name, source in (("n2v", args.n2v), ("n2n", args.n2n), ("care", args.care))
+        for name, source in (("n2v", args.n2v), ("n2n", args.n2n), *cares)
         if source
     }
     sigma = choose_sigma(fmd_fields(range(12, 14)))
     sets = {"fmd_confocal_test (fov14-16)": fmd_fields(range(14, 17)), "fmd_test_mix": test_mix()}
     table: dict[str, dict[str, dict[str, float]]] = {}
+    run_means: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for set_name, pairs in sets.items():
         rows: dict[str, list[dict[str, float]]] = {}
         for name, noisy, clean in pairs:
@@ -143,6 +162,14 @@ def main() -> None:
         for method, m in table[set_name].items():
             print(f"{method:38s} {m['psnr255']:8.2f} {m['ssim255']:8.3f} "
                   f"{m['psnr']:7.2f} {m['ssim']:7.3f}")  # fmt: skip
+        for tool, prefix in (("ours", "care ("), ("careamics", "careamics care (")):
+            runs = [m for method, m in table[set_name].items() if method.startswith(prefix)]
+            if len(runs) > 1:
+                spread = run_spread(runs)
+                run_means.setdefault(set_name, {})[f"care, {tool}"] = spread
+                print(f"care, {tool}: mean ± sd of {len(runs)} runs  " + "  ".join(
+                    f"{k} {v['mean']:.2f} ± {v['sd']:.2f}" for k, v in spread.items()
+                ))  # fmt: skip
 
     image = fmd_fields(range(14, 15))[0][1]
     timing = {name: seconds_per_image(m, image, args.repeats) for name, m in models.items()}
@@ -159,11 +186,11 @@ def main() -> None:
         "models": {name: str(m.folder) for name, m in models.items()},
         "gaussian_sigma_from_val": sigma,
         "metrics": table,
+        "run_means": run_means,
         "seconds_per_512": timing,
     }
-    out = ROOT / "benchmarks" / "results" / "restoration_fmd.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
