@@ -279,6 +279,23 @@ def test_running_out_of_memory_is_one_line_naming_the_options_that_help(monkeypa
     assert all(option in message for option in ("--tile", "--patch-size", "--batch-size"))
 
 
+def test_ctrl_c_exits_with_status_130_not_as_a_success(monkeypatch, capsys, tmp_path):
+    import deepscope.api
+    from deepscope.cli import main as cli
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deepscope.api, "predict_files", interrupted)
+    monkeypatch.setattr(
+        sys, "argv", ["deepscope", "predict", "unet-nuclei-fluo", "x.tif", "--out", str(tmp_path)]
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
 def test_tune_stores_thresholds_in_model_json(trained, nuclei_folders):
     run = deepscope(
         "tune",

@@ -977,7 +977,8 @@ def main() -> None:
     warnings into one line each."""
     warnings.showwarning = _one_line_warning
     try:
-        app(standalone_mode=False)
+        # typer >= 0.29 turns Ctrl-C into a returned status (130) when not standalone
+        status = app(standalone_mode=False)
     except DeepscopeError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -1001,6 +1002,10 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             sys.exit(1)
         raise
+    if status == 130:
+        err_console.print("interrupted", soft_wrap=True)
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":
