@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import deepscope
-from deepscope.errors import ConfigError
+from deepscope.errors import ConfigError, InputError
 from deepscope.io import read_image
 
 VAL_STEMS = ["0280fa8f60f6bcae", "072ff14c1d3245bf", "0acd2c223d300ea5"]  # the first three
@@ -44,6 +44,27 @@ def test_count_on_real_nuclei_keeps_only_objects_in_range(dsb_slice, tmp_path):
         labels = read_image(tmp_path / f"{stem}_labels.tif").data
         assert labels.max() == s["count"]
         assert np.bincount(labels.ravel())[1:].min() >= 50
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"ranges": ["areaa=50:"]}, "no column 'areaa'"),
+        ({"split": True, "min_split_size": 0}, "minimum split size"),
+    ],
+)
+def test_count_settings_are_checked_before_any_image_is_segmented(
+    dsb_slice, tmp_path, monkeypatch, settings, message
+):
+    model = deepscope.load_model("stardist-nuclei-fluo")
+
+    def never(*_, **__):
+        raise AssertionError("segmented an image before checking the settings")
+
+    monkeypatch.setattr(model, "predict", never)
+    with pytest.raises(InputError, match=message):
+        deepscope.count_files(model, [dsb_slice / "images"], tmp_path / "count", **settings)
+    assert not (tmp_path / "count").exists()
 
 
 def test_a_time_series_is_predicted_and_counted_time_point_by_time_point(dsb_slice, tmp_path):

@@ -61,6 +61,12 @@ def test_an_unknown_column_names_the_columns_there_are():
         count_objects(squares(), ranges=["size=1:2"])
 
 
+def test_an_unknown_column_is_refused_even_when_there_is_no_object():
+    with pytest.raises(InputError, match=r"no column 'areaa'"):
+        count_objects(np.zeros((8, 8), np.int32), np.zeros((8, 8)), ranges=["areaa=1:"])
+    assert count_objects(np.zeros((8, 8), np.int32), ranges=["area=1:"]).objects == []
+
+
 def test_exclude_border_drops_the_square_on_the_edge():
     assert set(np.unique(exclude_border_objects(squares()))) == {0, 2, 3}
     counted = count_objects(squares(), exclude_border=True)

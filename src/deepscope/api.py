@@ -16,7 +16,13 @@ from deepscope.classify import (
     classify_objects,
     evaluate_classifier,
 )
-from deepscope.count import Range, count_objects, parse_range
+from deepscope.count import (
+    Range,
+    check_min_split_size,
+    check_ranges_before_counting,
+    count_objects,
+    parse_range,
+)
 from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.errors import ConfigError, InputError, ModelError
 from deepscope.io import (
@@ -369,6 +375,9 @@ def count_files(
         model.check_diameter(diameter)
     elif diameter is not None:
         raise InputError("--diameter rescales images for a model; counting --labels takes none")
+    check_ranges_before_counting(parsed, len(model.predictor.spatial_axes) if model else 2)
+    if split:
+        check_min_split_size(min_split_size)
     if stream:
         whole_image = {
             "--classify": classifier is not None,

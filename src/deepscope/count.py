@@ -9,6 +9,7 @@ the given ranges, and summarise each image in one row.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from deepscope.errors import InputError
 from deepscope.measure import measure_objects
+from deepscope.measure.regions import object_columns
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,12 @@ def parse_range(text: str) -> Range:
     return Range(column.strip(), low, high)
 
 
+def check_min_split_size(min_size: int) -> None:
+    """An :class:`InputError` for a minimum split size below one pixel."""
+    if min_size < 1:
+        raise InputError(f"the minimum split size must be at least 1 pixel, got {min_size}")
+
+
 def split_touching(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Divide merged objects along the necks of their distance transform (watershed).
 
@@ -62,8 +70,7 @@ def split_touching(labels: np.ndarray, min_size: int) -> np.ndarray:
     kept only when every piece has at least ``min_size`` pixels, so a single real object is
     never shattered. Returns new labels 1..N.
     """
-    if min_size < 1:
-        raise InputError(f"the minimum split size must be at least 1 pixel, got {min_size}")
+    check_min_split_size(min_size)
     out = np.zeros(labels.shape, dtype=np.int32)
     if labels.ndim == 2:  # radius of a disk (ball) of min_size pixels
         radius = max(1, int(math.sqrt(min_size / math.pi)))
@@ -116,16 +123,34 @@ def exclude_border_objects(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_range_columns(ranges: Sequence[Range], columns: Sequence[str]) -> None:
+    """An :class:`InputError` listing ``columns`` when a range names a column not among them."""
+    unknown = [r.column for r in ranges if r.column not in columns]
+    if unknown:
+        raise InputError(
+            f"no column {', '.join(map(repr, unknown))} to filter on; columns are: "
+            + ", ".join(columns)
+        )
+
+
+def check_ranges_before_counting(ranges: Sequence[Range], ndim: int) -> None:
+    """Refuse, before any image is segmented, ranges on columns that no objects table of
+    ``ndim``-D labels has (with or without pixel sizes, any number of channels)."""
+    per_channel = re.compile(r"(mean|min|max|integrated)_intensity_ch\d+")
+    columns = object_columns(ndim, (), (1.0,) * ndim)
+    try:
+        check_range_columns([r for r in ranges if not per_channel.fullmatch(r.column)], columns)
+    except InputError as err:
+        raise InputError(
+            f"{err} (per channel of a multichannel image: mean_intensity_ch0 ...)"
+        ) from None
+
+
 def within_ranges(rows: Sequence[dict], ranges: Sequence[Range]) -> list[dict]:
     """The rows whose values lie in every range; a range on a column the rows lack is an
     :class:`InputError` that lists the columns."""
     if rows and ranges:
-        unknown = [r.column for r in ranges if r.column not in rows[0]]
-        if unknown:
-            raise InputError(
-                f"no column {', '.join(map(repr, unknown))} to filter on; columns are: "
-                + ", ".join(rows[0])
-            )
+        check_range_columns(ranges, list(rows[0]))
     return [row for row in rows if all(r.admits(row[r.column]) for r in ranges)]
 
 
@@ -165,6 +190,9 @@ def count_objects(
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"labels must be integers, got {labels.dtype}")
     ranges = [parse_range(r) if isinstance(r, str) else r for r in ranges]
+    if ranges:  # checked here too, so that an image without objects does not hide a typo
+        trailing = None if image is None else np.shape(image)[labels.ndim :]
+        check_range_columns(ranges, object_columns(labels.ndim, trailing, pixel_size))
     if split:
         labels = split_touching(labels, min_split_size)
     if exclude_border:

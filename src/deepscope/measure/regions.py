@@ -97,6 +97,18 @@ def measure_objects(
     return rows
 
 
+def object_columns(
+    ndim: int, channels: tuple[int, ...] | None = (), pixel_size: Sequence[float] | None = None
+) -> list[str]:
+    """The columns :func:`measure_objects` writes for ``ndim``-D labels with an image whose
+    shape goes on past the spatial axes by ``channels`` (``()`` grey, ``(C,)`` channel-last,
+    ``None`` no image) and the given ``pixel_size``, whether or not there are objects."""
+    labels = np.zeros((5,) * ndim, dtype=np.int32)
+    labels[(slice(1, 4),) * ndim] = 1
+    image = None if channels is None else np.zeros(labels.shape + tuple(channels), np.float32)
+    return list(measure_objects(labels, image, pixel_size)[0])
+
+
 def _add_physical(rows: list[dict], labels: np.ndarray, pixel_size, axes: str) -> None:
     spacing = tuple(float(s) for s in pixel_size)
     if len(spacing) != labels.ndim or min(spacing) <= 0:
