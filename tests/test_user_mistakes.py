@@ -54,7 +54,7 @@ def test_tune_never_changes_a_builtin_model(nuclei_folders):
 
 def test_tune_is_for_models_that_make_objects(home, nuclei_folders, tmp_path):
     copy = export_model("care-fmd-confocal", tmp_path / "care")
-    with pytest.raises(ModelError, match="care model, which has none"):
+    with pytest.raises(ModelError, match="task 'care', which has none"):
         deepscope.tune(copy, nuclei_folders["val_images"], nuclei_folders["val_masks"])
 
 

@@ -45,8 +45,8 @@ def test_probabilities_from_a_model_without_them_are_refused_before_reading(mode
 @pytest.mark.parametrize(
     "model, message",
     [
-        ("n2v-fmd-confocal", "n2v model, which makes no objects"),
-        ("mitosis-phase-classifier", "classify model, which makes no objects"),
+        ("n2v-fmd-confocal", "task 'n2v', which makes no objects"),
+        ("mitosis-phase-classifier", "task 'classify', which makes no objects"),
         ("stardist-nuclei-3d", "on 2D images; 'stardist-nuclei-3d' segments 3D volumes"),
     ],
 )
@@ -82,7 +82,7 @@ def test_a_quality_report_with_a_segmentation_model_warns(tmp_path):
     rng = np.random.default_rng(0)
     write_image(tmp_path / "pred" / "a_pred.tif", rng.random((32, 32)).astype(np.float32))
     write_image(tmp_path / "gt" / "a.tif", rng.random((32, 32)).astype(np.float32))
-    with pytest.warns(UserWarning, match="stardist model, not an image restoration one"):
+    with pytest.warns(UserWarning, match="task 'stardist', not an image restoration one"):
         qc_report(
             tmp_path / "pred", tmp_path / "gt", tmp_path / "qc.html", model="stardist-nuclei-fluo"
         )

@@ -265,7 +265,7 @@ def predict_files(
 def _check_extra_outputs(model: Model, probabilities: bool, overlay: bool, slices3d: bool) -> None:
     """Refuse ``--probabilities`` and ``--overlay`` where the model cannot give them, before
     any image is read (they would otherwise be silently left out)."""
-    task, what = model.task, f"'{model.name}' is a {model.spec.task} model"
+    task, what = model.task, f"'{model.name}' is a model of task '{model.spec.task}'"
     if probabilities and task.output_kind == "class":
         warnings.warn(
             "--probabilities is not needed for a classifier: predictions.csv always holds "
@@ -669,7 +669,7 @@ def tune(
     if model.task.output_kind != "labels":
         raise ModelError(
             f"tune chooses the thresholds that turn network outputs into objects; "
-            f"'{model.name}' is a {model.spec.task} model, which has none"
+            f"'{model.name}' is a model of task '{model.spec.task}', which has none"
         )
     if not any(read_image(mask).data.any() for _, mask in match_pairs(images, masks)):
         raise InputError(  # before predicting; reading stops at the first mask with objects

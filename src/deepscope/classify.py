@@ -24,8 +24,8 @@ def as_classifier(model: Model | str | Path) -> Model:
     model = load_model(model) if isinstance(model, str | Path) else model
     if model.task.output_kind != "class":
         raise InputError(
-            f"model '{model.name}' is a {model.spec.task} model, not a classifier; give a "
-            "model trained with 'deepscope train classify'"
+            f"model '{model.name}' is a model of task '{model.spec.task}', not a classifier; "
+            "give a model trained with 'deepscope train classify'"
         )
     return model
 

@@ -20,8 +20,8 @@ def as_encoder(model: Model | str | Path) -> Model:
     model = load_model(model) if isinstance(model, str | Path) else model
     if model.task.output_kind != "features":
         raise InputError(
-            f"model '{model.name}' is a {model.spec.task} model; encode needs one trained with "
-            "'deepscope train autoencoder'"
+            f"model '{model.name}' is a model of task '{model.spec.task}'; encode needs one "
+            "trained with 'deepscope train autoencoder'"
         )
     return model
 

@@ -83,4 +83,4 @@ def test_n2v_with_masks_and_care_without_targets_say_what_to_do(fmd_crops, tmp_p
     assert "Traceback" not in run.stderr
     run = deepscope("train", "care", "--inputs", fmd_crops / "noisy", "--name", "x",
                     "--out", tmp_path)  # fmt: skip
-    assert run.returncode == 1 and "needs --masks" in run.stderr
+    assert run.returncode == 1 and "needs --targets" in run.stderr

@@ -1,6 +1,7 @@
 """The model library: listing with filters, favourites, removing, importing and exporting."""
 
 import json
+import shutil
 import zipfile
 
 import pytest
@@ -152,6 +153,16 @@ def test_tampered_package_is_refused_before_it_reaches_the_library(home, tmp_pat
     with pytest.raises(ModelError, match="sha256"):
         import_model(folder)
     assert list_models(source="user") == []
+
+
+def test_a_tampered_zip_is_refused_naming_the_zip_not_a_scratch_folder(home, tmp_path):
+    folder = make_package(tmp_path / "cells")
+    data = bytearray((folder / "weights.safetensors").read_bytes())
+    data[-3] ^= 0x01
+    (folder / "weights.safetensors").write_bytes(bytes(data))
+    shutil.make_archive(str(tmp_path / "cells"), "zip", folder)
+    with pytest.raises(ModelError, match=r"^cells\.zip: weights\.safetensors does not match"):
+        import_model(tmp_path / "cells.zip")
 
 
 def test_zip_that_escapes_its_folder_is_refused(home, tmp_path):

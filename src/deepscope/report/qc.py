@@ -845,9 +845,10 @@ def qc_report(
     info = _model_info(model) if model is not None else None
     if info is not None and not info.restoration:
         warnings.warn(
-            f"--model '{info.name}' is a {info.task} model, not an image restoration one: "
-            "the report's training section (its loss curves and validation metrics) cannot "
-            "be that of these predictions; give the model that made them, or leave out --model",
+            f"--model '{info.name}' is a model of task '{info.task}', not an image "
+            "restoration one: the report's training section (its loss curves and validation "
+            "metrics) cannot be that of these predictions; give the model that made them, or "
+            "leave out --model",
             stacklevel=2,
         )
     pairs, unused_gt = _pairs(pred_dir, gt_dir, input_dir)

@@ -304,7 +304,9 @@ class Trainer:
         c = self.config
         self_supervised = self.task.self_supervised
         if c.masks is None and not self_supervised:
-            raise ConfigError(f"task '{c.task}' needs --masks (or --targets): the ground truth")
+            raise ConfigError(
+                f"task '{c.task}' needs --{self.task.truth_name}s: the ground truth for --images"
+            )
         if c.masks is not None and self_supervised:
             raise ConfigError(
                 f"task '{c.task}' learns from the images alone; drop --masks (clean images "
@@ -318,7 +320,9 @@ class Trainer:
         del pairs
         if c.val_images is not None or c.val_masks is not None:
             if c.val_images is None or (c.val_masks is None and not self_supervised):
-                raise ConfigError("give both --val-images and --val-masks, or neither")
+                raise ConfigError(
+                    f"give both --val-images and --val-{self.task.truth_name}s, or neither"
+                )
             val = load_samples(
                 c.val_images, c.val_masks, self.task, c.normalization, c.ndim, c.axes
             )

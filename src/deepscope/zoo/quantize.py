@@ -92,12 +92,15 @@ def quantize_model(
     refuse_builtin(name_or_path, source, "quantize")
     if count < 1 or side < 1:
         raise InputError(f"count and side must be at least 1, got {count} and {side}")
-    if (val_images is None) != (val_masks is None):
-        raise InputError("give both --val-images and --val-masks to score the int8 network")
     files = evenly_spaced(list_images(images), count)
     if not files:
         raise InputError(f"no images found in {images}; give the images to calibrate on")
     model = load_model(folder, device="cpu", precision="float32", backend="torch")
+    if (val_images is None) != (val_masks is None):
+        raise InputError(
+            f"give both --val-images and --val-{model.task.truth_name}s to score the int8 "
+            "network, or neither"
+        )
     if not isinstance(model.spec.network, UNetConfig):
         raise ModelError(
             f"'{model.name}' is not a U-Net model (segmentation, restoration); only those "

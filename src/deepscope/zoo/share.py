@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from deepscope.errors import ModelError
+from deepscope.errors import DeepscopeError, ModelError
 from deepscope.home import user_library
 from deepscope.io.atomic import check_output_file
 from deepscope.spec import SPEC_FILE, check_model_name, check_weights, read_spec
@@ -108,6 +108,13 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
             shutil.rmtree(target)
         os.replace(staged, target)
         return target
+    except DeepscopeError as err:  # name the user's file, not our scratch copy of it
+        text = str(err)
+        for scratch in (work / "unpacked", work / "converted"):
+            text = text.replace(f"{scratch}{os.sep}", f"{source.name}: ")
+        if text == str(err):
+            raise
+        raise type(err)(text) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
