@@ -619,7 +619,9 @@ def evaluate(
             )
         return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
     if masks is None:
-        raise InputError(f"evaluating '{model.name}' needs --masks: the ground truth")
+        raise InputError(
+            f"evaluating '{model.name}' needs --{model.task.truth_name}s: the ground truth"
+        )
     if per_image_csv is not None and not (model.task.instance_labels or model.task.target_is_image):
         raise InputError(
             f"'{model.name}' predicts class maps, which have no per-image table; drop --per-image"

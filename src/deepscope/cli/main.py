@@ -242,9 +242,11 @@ def train(
             if cls.self_supervised or cls.output_kind == "class"
             else ("images", "masks", "name")
         )
+        truth = "targets" if cls.output_kind == "image" else "masks"
         for required in needed:
             if required not in settings:
-                raise DeepscopeError(f"train {task_or_config} needs --{required}")
+                option = truth if required == "masks" else required
+                raise DeepscopeError(f"train {task_or_config} needs --{option}")
     else:
         raise DeepscopeError(
             f"'{task_or_config}' is neither a task ({', '.join(TASKS)}) nor a .yaml file"
