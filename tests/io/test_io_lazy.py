@@ -73,7 +73,7 @@ def test_a_missing_file_is_an_input_error(tmp_path):
 
 
 def test_a_zarr_written_region_by_region_reads_back_whole(tmp_path):
-    path = tmp_path / "labels.ome.zarr"
+    path = str(tmp_path / "labels.ome.zarr")  # a path given as text works too
     with zarr_writer(path, (50, 60), np.int32, "YX", {"Y": 0.5, "X": 0.5}) as array:
         array[0:25] = 1
         array[25:50, 30:] = 2

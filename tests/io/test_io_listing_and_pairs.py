@@ -53,6 +53,15 @@ def test_list_images_names_the_input_that_matched_nothing(tmp_path, make_input, 
     assert str(item) in str(caught.value)
 
 
+def test_a_folder_of_class_sub_folders_says_how_to_take_their_images(tmp_path):
+    for name in ("interphase", "mitosis"):
+        write_image(tmp_path / "crops" / name / "a.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match=r"only in sub-folders \(interphase, mitosis\)") as caught:
+        list_images([tmp_path / "crops"])
+    pattern = str(caught.value).split("pass '")[1].split("'")[0]
+    assert [p.parent.name for p in list_images([pattern])] == ["interphase", "mitosis"]
+
+
 def test_list_images_refuses_an_unsupported_file(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(InputError, match="not a supported image file"):

@@ -309,7 +309,7 @@ def predict(
         bool,
         typer.Option(
             help="read, predict and write block by block, for images larger than memory "
-            "(TIFF/Zarr in, --format ome.zarr out; segmentation models)"
+            "(TIFF/Zarr/HDF5 in, --format ome.zarr out; every model but crop classifiers)"
         ),
     ] = False,
 ) -> None:
@@ -395,7 +395,7 @@ def count(
         bool,
         typer.Option(
             help="segment, measure and write block by block, for images larger than memory "
-            "(TIFF/Zarr in; labels written as <stem>_labels.ome.zarr)"
+            "(TIFF/Zarr/HDF5 in; labels written as <stem>_labels.ome.zarr)"
         ),
     ] = False,
 ) -> None:

@@ -135,6 +135,13 @@ def _expand(item: str | os.PathLike[str]) -> list[Path]:
     if path.is_dir() and path.suffix.lower() != ".zarr":
         found = _images_in_folder(path)
         if not found:
+            nested = [d for d in sorted(path.iterdir()) if d.is_dir() and _images_in_folder(d)]
+            if nested:  # e.g. the class sub-folders of a classifier's training crops
+                raise InputError(
+                    f"folder '{path}' holds no image files itself, only in sub-folders "
+                    f"({', '.join(d.name for d in nested[:3])}{', ...' if len(nested) > 3 else ''}"
+                    f"); pass '{path / '*' / '*'}' to take them all"
+                )
             raise InputError(
                 f"folder '{path}' contains no image files; supported: {supported_list()}"
             )

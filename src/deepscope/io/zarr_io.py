@@ -277,7 +277,7 @@ def _ngff_order(path: Path, axes: str) -> str:
 
 @contextmanager
 def zarr_writer(
-    path: Path,
+    path: str | Path,
     shape: tuple[int, ...],
     dtype: Any,
     axes: str,
@@ -293,6 +293,7 @@ def zarr_writer(
     folder beside ``path`` that takes its place only then, without an error, so a reader
     never sees a half-written image; an existing store at ``path`` is replaced.
     """
+    path = Path(path)
     ordered = _ngff_order(path, axes)
     if ordered != axes:
         raise ValueError(f"zarr_writer needs axes in NGFF order ({ordered!r}), got {axes!r}")
