@@ -109,7 +109,9 @@ def _sample(shape):
 
 
 def test_a_patch_larger_than_every_training_image_warns_with_a_size_that_fits():
-    with pytest.warns(UserWarning, match=r"patch_size 1024 .* 128x128 .* --patch-size 128"):
+    with pytest.warns(UserWarning, match=r"patch_size 192 .* 128x128 .* --patch-size 128"):
+        check_patch_fits(192, [_sample((128, 130)), _sample((64, 64))], 16)
+    with pytest.raises(ConfigError, match=r"patch_size 1024 is more than twice .* 128"):
         check_patch_fits(1024, [_sample((128, 130)), _sample((64, 64))], 16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -279,6 +279,26 @@ def test_running_out_of_memory_is_one_line_naming_the_options_that_help(monkeypa
     assert all(option in message for option in ("--tile", "--patch-size", "--batch-size"))
 
 
+def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_path):
+    import deepscope.api
+    from deepscope.cli import main as cli
+
+    def refused(*_, **__):
+        raise FileNotFoundError(2, "No such file or directory", "/proc/x.json")
+
+    monkeypatch.setattr(deepscope.api, "predict_files", refused)
+    monkeypatch.setattr(
+        sys, "argv", ["deepscope", "predict", "unet-nuclei-fluo", "x.tif", "--out", str(tmp_path)]
+    )
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: cannot access '/proc/x.json': No such file") and err.count("\n") == 1
+    )
+
+
 def test_ctrl_c_exits_with_status_130_not_as_a_success(monkeypatch, capsys, tmp_path):
     import deepscope.api
     from deepscope.cli import main as cli

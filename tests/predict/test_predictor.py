@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deepscope.data.normalize import Normalization
-from deepscope.errors import InputError
+from deepscope.errors import ConfigError, InputError
 from deepscope.io import read_image
 from deepscope.nets import UNetConfig, build_unet
 from deepscope.predict.predictor import Predictor
@@ -43,13 +43,22 @@ def test_tiled_and_whole_image_prediction_agree(builtin, sample):
     assert counts.ap > 0.98
 
 
-@pytest.mark.parametrize("tile", [7, 64, 96])
+@pytest.mark.parametrize("tile", [48, 64, 96])
 def test_a_tile_smaller_than_twice_the_overlap_still_covers_the_image(tile):
     care = load_model("care-fmd-confocal", device="cpu", backend="torch")
     image = np.random.default_rng(0).integers(0, 255, (160, 200)).astype(np.uint8)
     tiled = care.predict(image, tile=tile, overlap=48)
     assert tiled.image.shape == image.shape
     assert np.isfinite(tiled.image).all()
+
+
+@pytest.mark.parametrize("model", ["care-fmd-confocal", "stardist-nuclei-fluo"])
+def test_a_tile_smaller_than_the_overlap_is_refused_with_sizes_that_work(model):
+    loaded = load_model(model, device="cpu", backend="torch")
+    with pytest.raises(ConfigError, match=r"--tile 20 is smaller .* use --tile 96 or more"):
+        loaded.predict(np.zeros((128, 128), np.uint8), tile=20, overlap=48)
+    with pytest.raises(ConfigError, match=r"the model's default"):
+        loaded.predict(np.zeros((128, 128), np.uint8), tile=20)
 
 
 def test_axes_can_be_given_for_channel_last_input(builtin, sample):

@@ -994,6 +994,15 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted", soft_wrap=True)
         sys.exit(130)
+    except OSError as err:  # a file system refusal we did not foresee, as one line
+        where = f" '{err.filename}'" if err.filename else ""
+        err_console.print(
+            f"[red]error:[/red] cannot access{where}: {err.strerror or err}; check the path "
+            "and its permissions",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:

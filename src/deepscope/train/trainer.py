@@ -264,12 +264,19 @@ def task_settings(config: TrainConfig) -> dict:
 
 def check_patch_fits(patch_size: int, train: list[Sample], divisor: int) -> None:
     """Warn (once) when every training image is smaller in Y or X than ``patch_size``:
-    patches are then mostly padding, which slows training without adding data."""
+    patches are then mostly padding, which slows training without adding data. More than
+    twice that size is a :class:`ConfigError` (such batches can exhaust the memory)."""
     fits = max(min(s.image.shape[-2:]) for s in train)
     smallest = 2 * divisor
     if patch_size <= max(fits, smallest):
         return
     suggestion = max(smallest, fits // divisor * divisor)
+    if patch_size > 2 * max(fits, smallest):
+        raise ConfigError(
+            f"patch_size {patch_size} is more than twice the size of the training images "
+            f"(the largest square inside one is {fits}x{fits} pixels); use --patch-size "
+            f"{suggestion}"
+        )
     warnings.warn(
         f"patch_size {patch_size} is larger than the training images (the largest square "
         f"inside one is {fits}x{fits} pixels): patches are padded, which slows training "

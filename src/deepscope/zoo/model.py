@@ -212,12 +212,20 @@ class Model:
         if batch_size is not None and batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         p = self.spec.prediction
-        return {
+        settings = {
             "tile": p.tile if tile == -1 else tile,
             "overlap": p.overlap if overlap is None else overlap,
             "batch_size": p.batch_size if batch_size is None else batch_size,
             "tta": p.tta if tta is None else tta,
         }
+        if settings["tile"] and settings["tile"] < settings["overlap"]:
+            given = "" if overlap is not None else " (the model's default)"
+            raise ConfigError(
+                f"--tile {settings['tile']} is smaller than the tile overlap, "
+                f"{settings['overlap']} pixels{given}: each tile would compute more context "
+                f"than image; use --tile {2 * settings['overlap']} or more, or a smaller --overlap"
+            )
+        return settings
 
     @property
     def backend(self) -> str:
