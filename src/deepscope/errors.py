@@ -31,3 +31,13 @@ class UnknownModel(ModelError):
 
 class ConfigError(DeepscopeError):
     """A training or prediction setting is invalid."""
+
+
+def first_problem(validation_error, prefix: str = "") -> str:
+    """The first problem of a pydantic ``ValidationError`` on one line: ``'field': message``
+    (``prefix`` goes before the field's dotted path), with a count of any others."""
+    problems = validation_error.errors()
+    where = ".".join(str(part) for part in problems[0]["loc"])
+    where = f"{prefix}{where}" if where else prefix.rstrip(".") or "settings"
+    others = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"'{where}': {problems[0]['msg']}{others}"

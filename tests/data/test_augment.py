@@ -223,3 +223,9 @@ def test_stretch_elongates_a_disc_and_keeps_its_area():
 def test_stretch_below_one_is_rejected():
     with pytest.raises(ValueError, match="stretch"):
         Augmentation(stretch=(0.5, 2.0))
+
+
+@pytest.mark.parametrize("scale", [(2.0, 1.0), (0.0, 1.0), (-1.0, 1.0)])
+def test_a_zoom_range_that_is_inverted_or_reaches_zero_is_refused(scale):
+    with pytest.raises(ValueError, match=r"scale must be \(a, b\) with 0 < a <= b"):
+        Augmentation(scale=scale)

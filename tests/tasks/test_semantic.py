@@ -322,8 +322,14 @@ def test_unknown_task_is_a_config_error():
     ],
 )
 def test_bad_params_are_a_config_error(params):
-    with pytest.raises(ConfigError, match="invalid settings for task 'semantic'"):
+    with pytest.raises(ConfigError, match="invalid settings for task 'semantic'") as caught:
         get_task("semantic", params)
+    assert "\n" not in str(caught.value) and "errors.pydantic.dev" not in str(caught.value)
+
+
+def test_a_bad_setting_is_named_by_its_task_params_path():
+    with pytest.raises(ConfigError, match=r"'task_params\.colour': Extra inputs"):
+        get_task("semantic", {"colour": "red"})
 
 
 def test_a_wider_boundary_leaves_less_interior():

@@ -30,6 +30,13 @@ class Augmentation(BaseModel):
         "(in a random direction, area kept) is drawn from U(a, b), a >= 1; (1, 1) = off (2D)",
     )
 
+    @field_validator("scale")
+    @classmethod
+    def _scale_positive_and_ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < value[0] <= value[1]:
+            raise ValueError("scale must be (a, b) with 0 < a <= b; (1, 1) is off")
+        return value
+
     @field_validator("stretch")
     @classmethod
     def _stretch_at_least_one(cls, value: tuple[float, float]) -> tuple[float, float]:

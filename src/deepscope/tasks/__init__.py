@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from deepscope.errors import ConfigError
+from pydantic import ValidationError
+
+from deepscope.errors import ConfigError, first_problem
 from deepscope.tasks.autoencoder import AutoencoderTask
 from deepscope.tasks.base import Result, Task
 from deepscope.tasks.care import CareTask, LabelFreeTask, N2NTask
@@ -37,6 +39,9 @@ def get_task(name: str, params: dict | None = None) -> Task:
         ) from None
     try:
         return cls(params or {})
+    except ValidationError as err:
+        problem = first_problem(err, "task_params.")
+        raise ConfigError(f"invalid settings for task '{name}': {problem}") from None
     except ValueError as err:
         raise ConfigError(f"invalid settings for task '{name}': {err}") from None
 

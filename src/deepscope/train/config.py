@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deepscope.data.augment import Augmentation
 from deepscope.data.normalize import Normalization
-from deepscope.errors import ConfigError
+from deepscope.errors import ConfigError, first_problem
 from deepscope.home import user_library
 from deepscope.spec import MODEL_NAME_MAX, MODEL_NAME_PATTERN
 
@@ -177,9 +177,7 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
     try:
         config = TrainConfig.model_validate(settings)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"{source}: '{where}': {first['msg']}") from None
+        raise ConfigError(f"{source}: {first_problem(err)}") from None
     if config.augmentation.warps and not (
         task is not None and task.warpable_target and config.ndim == 2
     ):
