@@ -76,3 +76,9 @@ def test_mismatching_axes_raise_axes_error(shape, axes, ndim):
 def test_multi_channel_mask_raises_axes_error():
     with pytest.raises(AxesError, match=r"the mask has axes CYX .* the axes YX only"):
         to_spatial(np.zeros((2, 5, 6)), "CYX", ndim=2)
+
+
+def test_a_volume_for_a_2d_model_says_to_train_in_3d():
+    with pytest.raises(AxesError, match=r"volume of 5 z slices .*\(--set ndim=3\)"):
+        to_channel_first(np.zeros((5, 16, 16), np.float32), "ZYX", 2)
+    assert to_channel_first(np.zeros((1, 16, 16), np.float32), "ZYX", 2).shape == (1, 16, 16)

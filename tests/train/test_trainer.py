@@ -336,3 +336,15 @@ def test_the_loader_workers_change_the_speed_not_the_model(tiny_settings, tmp_pa
         runs.append(read_weights(folder, read_spec(folder)))
     for key in runs[0]:
         torch.testing.assert_close(runs[0][key], runs[1][key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_resume_with_other_settings_names_them_and_ignores_run_controls():
+    from deepscope.train.trainer import changed_settings
+
+    saved = {"seed": 1, "threads": 1, "augmentation": {"flips": True}, "task_params": {"a": 1}}
+    same_but_threads = {**saved, "threads": 2, "max_minutes": 30}
+    assert changed_settings(saved, same_but_threads) == ""
+    other = {**saved, "seed": 2, "augmentation": {"flips": False}}
+    assert changed_settings(saved, other) == (
+        "seed: 1 then, 2 now, augmentation.flips: True then, False now"
+    )

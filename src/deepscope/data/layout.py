@@ -21,7 +21,16 @@ def spatial_axes(ndim: int) -> str:
 def to_channel_first(data: np.ndarray, axes: str | None, ndim: int) -> np.ndarray:
     """Reorder ``data`` with ``axes`` (default from its shape) to ``(C, *spatial)``."""
     axes = axes or default_axes(data.shape)
-    return transpose_axes(data, axes, channel_first_axes(ndim))
+    try:
+        return transpose_axes(data, axes, channel_first_axes(ndim))
+    except AxesError:
+        if ndim == 2 and "Z" in axes and data.shape[axes.index("Z")] > 1:
+            raise AxesError(
+                f"a volume of {data.shape[axes.index('Z')]} z slices (axes {axes}) cannot go "
+                "into 2D training or a 2D model: for volumes train a 3D model (--set ndim=3), "
+                "or give 2D images"
+            ) from None
+        raise
 
 
 def to_spatial(data: np.ndarray, axes: str | None, ndim: int, name: str = "the mask") -> np.ndarray:

@@ -101,7 +101,7 @@ class BlindSpotUNet(nn.Module):
         if config.ndim != 2:
             raise ConfigError(
                 "the blind-spot network is 2D only; for 3D use Noise2Void masking "
-                "(network.blind_spot false)"
+                "(task_params.method: masking, the default)"
             )
         if (
             config.grid > 1

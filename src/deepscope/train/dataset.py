@@ -14,7 +14,7 @@ from deepscope.data.augment import Augmentation, augment, random_warp, warp_wind
 from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.data.normalize import Normalization, dataset_bounds, input_bounds, normalize
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
-from deepscope.errors import InputError
+from deepscope.errors import AxesError, InputError
 from deepscope.io import list_images, match_pairs, read_image
 from deepscope.metrics.restoration import check_reference
 from deepscope.tasks.base import Task, integer_mask
@@ -83,7 +83,10 @@ def read_pairs(
     pairs = []
     for image_path, mask_path in paths:
         image = read_image(image_path, axes=axes)
-        raw = to_channel_first(image.data, image.axes, ndim)
+        try:
+            raw = to_channel_first(image.data, image.axes, ndim)
+        except AxesError as err:
+            raise AxesError(f"{image_path.name}: {err}") from None
         y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim)
         if raw.shape[1:] != y.shape[-ndim:]:
             raise InputError(

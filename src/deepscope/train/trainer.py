@@ -285,6 +285,36 @@ def check_patch_fits(patch_size: int, train: list[Sample], divisor: int) -> None
     )
 
 
+#: settings that say how a run is carried out, not what it learns: a resume may change them
+RUN_CONTROLS = ("threads", "max_minutes", "loader_workers", "checkpoint_every")
+
+
+def changed_settings(saved: dict | None, current: dict, limit: int = 3) -> str:
+    """The settings (dotted paths) in which ``current`` differs from the checkpoint's
+    ``saved`` ones, outside :data:`RUN_CONTROLS`, as text (empty when none); ``saved``
+    ``None`` (unreadable) reports every setting as changed."""
+    if saved is None:
+        return "settings from another deepscope version that cannot be read"
+
+    def flat(settings: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in settings.items():
+            if isinstance(value, dict) and key not in ("task_params",):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    before, now = flat(saved), flat(current)
+    keys = [
+        k
+        for k in dict.fromkeys([*before, *now])
+        if k not in RUN_CONTROLS and before.get(k) != now.get(k)
+    ]
+    shown = ", ".join(f"{k}: {before.get(k)!r} then, {now.get(k)!r} now" for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 class Trainer:
     """Runs one training configuration to a model package."""
 
@@ -435,10 +465,11 @@ class Trainer:
                 saved = TrainConfig.model_validate(ckpt["config"]).model_dump(mode="json")
             except ValidationError:
                 saved = None
-            if saved != c.model_dump(mode="json"):
+            changed = changed_settings(saved, c.model_dump(mode="json"))
+            if changed:
                 raise ConfigError(
-                    f"the checkpoint in {self.ckpt_dir} was made with other "
-                    "settings; resume with the same settings or start afresh"
+                    f"the checkpoint in {self.ckpt_dir} was made with other settings "
+                    f"({changed}); resume with the same settings or start afresh"
                 )
             learner.load_state_dict(ckpt)
             state = ckpt["state"]
