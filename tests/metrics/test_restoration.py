@@ -66,3 +66,13 @@ def test_thin_volumes_are_scored_plane_by_plane():
     noisy = clean + rng.normal(0, 0.1, clean.shape)
     expected = np.mean([ssim(n, c, 1.0) for n, c in zip(noisy, clean, strict=True)])
     assert ssim(noisy, clean, 1.0) == pytest.approx(expected)
+
+
+def test_restoration_metrics_refuse_a_flat_or_nan_target():
+    pred = np.random.default_rng(0).random((16, 16))
+    with pytest.raises(InputError, match="constant"):
+        restoration_metrics(pred, np.full((16, 16), 3.0))
+    target = pred.copy()
+    target[2, 3] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        restoration_metrics(pred, target)

@@ -168,8 +168,10 @@ def restoration_metrics(
 
     With ``normalize`` (the default) the pair is first made comparable by :func:`fair_pair`
     and the data range is 1; otherwise raw values are compared with ``data_range`` (default:
-    the target's range).
+    the target's range). A target with NaN or infinite values, or one value everywhere, is an
+    :class:`InputError` (:func:`check_reference`).
     """
+    check_reference(np.asarray(target), "the target")
     if normalize:
         pred, target = fair_pair(pred, target)
         data_range = 1.0

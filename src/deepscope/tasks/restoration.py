@@ -66,7 +66,10 @@ def per_image_metrics(
     rows = []
     for result, truth, name in zip(results, truths, names, strict=True):
         pred = np.asarray(result.image, dtype=np.float32).reshape(truth.shape)
-        per_channel = [restoration_metrics(p, t) for p, t in zip(pred, truth, strict=True)]
+        try:
+            per_channel = [restoration_metrics(p, t) for p, t in zip(pred, truth, strict=True)]
+        except InputError as err:
+            raise InputError(f"{name}: {err}") from None
         rows.append(
             {
                 "name": name,
