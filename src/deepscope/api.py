@@ -561,8 +561,9 @@ def _predict_pairs(
             shape = model.predictor.spatial_shape(image.data, image.axes)
         if shape != truth.shape[-ndim:]:
             raise InputError(
-                f"mask {mask_path.name} has shape {truth.shape} but image "
-                f"{image_path.name} has {shape}"
+                f"{model.task.truth_name} {mask_path.name} has shape "
+                f"{tuple(truth.shape[-ndim:])} but image {image_path.name} has {shape}; "
+                f"give each image its own {model.task.truth_name} of the same size"
             )
         if diameter is None and not slices3d:
             output = model.raw(image.data, image.axes, tta=tta)
