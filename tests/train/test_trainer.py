@@ -348,3 +348,36 @@ def test_a_resume_with_other_settings_names_them_and_ignores_run_controls():
     assert changed_settings(saved, other) == (
         "seed: 1 then, 2 now, augmentation.flips: True then, False now"
     )
+
+
+def test_a_signal_in_the_middle_of_a_step_stops_at_the_step_boundary(
+    tiny_settings, tmp_path, monkeypatch
+):
+    import os
+    import signal
+
+    from deepscope.train.trainer import Trainer
+
+    straight = train(make_train_config({**tiny_settings, "out": tmp_path / "a"}))
+
+    real_step = Trainer._step
+    calls = []
+
+    def step_then_ctrl_c(self, *args):
+        result = real_step(self, *args)  # the weights have moved; the step is not counted yet
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    settings = {**tiny_settings, "out": tmp_path / "b"}
+    monkeypatch.setattr(Trainer, "_step", step_then_ctrl_c)
+    with pytest.raises(TrainingInterrupted, match="epoch 2 step 1"):
+        train(make_train_config(settings))
+    monkeypatch.setattr(Trainer, "_step", real_step)
+    resumed = train(make_train_config(settings), resume=True)
+
+    a = read_weights(straight, read_spec(straight))
+    b = read_weights(resumed, read_spec(resumed))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)

@@ -165,21 +165,41 @@ class Learner:
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so a killed job checkpoints like Ctrl-C."""
+def interrupts_between_steps() -> Iterator[StopRequest]:
+    """Ctrl-C (SIGINT) and SIGTERM during training, noted and acted on at the next step
+    boundary (:meth:`StopRequest.check`), so the checkpoint never holds half a step: a
+    signal in the middle of a step would otherwise leave its batch-norm or optimizer update
+    in the weights without the step counted, and the resumed run would repeat it. A second
+    signal stops at once."""
+    stop = StopRequest()
 
     def handler(signum, frame):
-        raise KeyboardInterrupt
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield stop
         return
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class StopRequest:
+    """Whether a stop was asked for during training (see :func:`interrupts_between_steps`)."""
+
+    requested: bool = False
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt, at a step boundary, when a stop was asked for."""
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -476,9 +496,9 @@ class Trainer:
 
         state.setdefault("val_seconds", 0.0)  # checkpoints of earlier versions lack these
         state.setdefault("epochs", c.epochs)
-        with sigterm_as_interrupt():
+        with interrupts_between_steps() as stop:
             try:
-                self._loop(learner, sampler, val_batches, state)
+                self._loop(learner, sampler, val_batches, state, stop)
             except KeyboardInterrupt:
                 self._checkpoint(learner, state)
                 raise TrainingInterrupted(
@@ -493,16 +513,16 @@ class Trainer:
             self.ckpt_dir,
         )
 
-    def _loop(self, learner: Learner, sampler, val_batches, state) -> None:
+    def _loop(self, learner: Learner, sampler, val_batches, state, stop: StopRequest) -> None:
         c = self.config
         first_step = state["epoch"] * c.steps_per_epoch + state["step"]
         workers = c.loader_workers
         if workers is None:
             workers = auto_workers(self.device)
         with BatchStream(sampler, c.seed, first_step, workers) as batches:
-            self._epochs(learner, batches, val_batches, state)
+            self._epochs(learner, batches, val_batches, state, stop)
 
-    def _epochs(self, learner: Learner, batches, val_batches, state) -> None:
+    def _epochs(self, learner: Learner, batches, val_batches, state, stop: StopRequest) -> None:
         c = self.config
         net, optimizer, plateau = learner.net, learner.optimizer, learner.plateau
         while state["epoch"] < state["epochs"]:
@@ -536,6 +556,7 @@ class Trainer:
                 )
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
                     self._checkpoint(learner, state)
+                stop.check()
             t0 = time.perf_counter()
             val_loss, val_metrics = self._validate(learner.kept, val_batches)
             state["val_seconds"] += time.perf_counter() - t0
@@ -571,6 +592,7 @@ class Trainer:
                     {k: v for k, v in row.items() if k.startswith(("train_", "val_"))},
                 ),
             )
+            stop.check()
 
     def _forward(self, net, x: np.ndarray) -> torch.Tensor:
         """The network's float32 output for a numpy batch, computed at the run's precision."""
