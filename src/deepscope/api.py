@@ -732,6 +732,16 @@ def deconvolve_files(
     for i, path in enumerate(files):
         image = read_image(path)
         axes = "ZYX" if "Z" in image.axes else "YX"
+        extra = [
+            a for a in image.axes if a not in axes and image.data.shape[image.axes.index(a)] > 1
+        ]
+        if extra:
+            raise InputError(
+                f"{path.name} has axes {image.axes} (shape {tuple(image.data.shape)}); "
+                f"deconvolve takes one channel and one time point (YX or ZYX): save each "
+                f"{' and '.join({'C': 'channel', 'T': 'time point'}.get(a, a) for a in extra)} "
+                "as a file of its own"
+            )
         data = image.as_axes(axes)
         kernel = psf_from_options(
             data.shape,

@@ -73,3 +73,16 @@ def test_the_cli_refuses_an_offset_image_in_one_line(tmp_path):
         .startswith("error: Richardson-Lucy needs intensities >= 0")
     )
     assert not (tmp_path / "out" / "offset_deconv.tif").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "axes", "what"),
+    [((32, 32, 3), "YXC", "each channel"), ((2, 4, 32, 32), "TZYX", "each time point")],
+)
+def test_a_colour_image_or_time_series_is_refused_saying_what_to_save(tmp_path, data, axes, what):
+    import deepscope
+
+    path = write_image(tmp_path / "multi.tif", np.ones(data, np.float32), axes)
+    with pytest.raises(InputError, match=f"one channel and one time point .* save {what}"):
+        deepscope.deconvolve_files([path], tmp_path / "out", psf_sigma=1.0)
+    assert not (tmp_path / "out" / "multi_deconv.tif").exists()
