@@ -123,13 +123,15 @@ def exclude_border_objects(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_range_columns(ranges: Sequence[Range], columns: Sequence[str]) -> None:
-    """An :class:`InputError` listing ``columns`` when a range names a column not among them."""
+def check_range_columns(ranges: Sequence[Range], columns: Sequence[str], note: str = "") -> None:
+    """An :class:`InputError` listing ``columns`` (and ``note``) when a range names a column
+    not among them."""
     unknown = [r.column for r in ranges if r.column not in columns]
     if unknown:
         raise InputError(
             f"no column {', '.join(map(repr, unknown))} to filter on; columns are: "
             + ", ".join(columns)
+            + note
         )
 
 
@@ -137,13 +139,11 @@ def check_ranges_before_counting(ranges: Sequence[Range], ndim: int) -> None:
     """Refuse, before any image is segmented, ranges on columns that no objects table of
     ``ndim``-D labels has (with or without pixel sizes, any number of channels)."""
     per_channel = re.compile(r"(mean|min|max|integrated)_intensity_ch\d+")
-    columns = object_columns(ndim, (), (1.0,) * ndim)
-    try:
-        check_range_columns([r for r in ranges if not per_channel.fullmatch(r.column)], columns)
-    except InputError as err:
-        raise InputError(
-            f"{err} (per channel of a multichannel image: mean_intensity_ch0 ...)"
-        ) from None
+    check_range_columns(
+        [r for r in ranges if not per_channel.fullmatch(r.column)],
+        object_columns(ndim, (), (1.0,) * ndim),
+        " (per channel of a multichannel image: mean_intensity_ch0 ...)",
+    )
 
 
 def within_ranges(rows: Sequence[dict], ranges: Sequence[Range]) -> list[dict]:

@@ -279,20 +279,26 @@ def test_running_out_of_memory_is_one_line_naming_the_options_that_help(monkeypa
     assert all(option in message for option in ("--tile", "--patch-size", "--batch-size"))
 
 
-def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_path):
+def exit_status_of_predict_raising(error, monkeypatch, tmp_path) -> int:
+    """The exit status of ``deepscope predict`` run in-process when its work raises ``error``."""
     import deepscope.api
     from deepscope.cli import main as cli
 
-    def refused(*_, **__):
-        raise FileNotFoundError(2, "No such file or directory", "/proc/x.json")
+    def raising(*_, **__):
+        raise error
 
-    monkeypatch.setattr(deepscope.api, "predict_files", refused)
+    monkeypatch.setattr(deepscope.api, "predict_files", raising)
     monkeypatch.setattr(
         sys, "argv", ["deepscope", "predict", "unet-nuclei-fluo", "x.tif", "--out", str(tmp_path)]
     )
     with pytest.raises(SystemExit) as exited:
         cli.main()
-    assert exited.value.code == 1
+    return exited.value.code
+
+
+def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_path):
+    refused = FileNotFoundError(2, "No such file or directory", "/proc/x.json")
+    assert exit_status_of_predict_raising(refused, monkeypatch, tmp_path) == 1
     err = capsys.readouterr().err
     assert (
         err.startswith("error: cannot access '/proc/x.json': No such file") and err.count("\n") == 1
@@ -300,19 +306,7 @@ def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_pa
 
 
 def test_ctrl_c_exits_with_status_130_not_as_a_success(monkeypatch, capsys, tmp_path):
-    import deepscope.api
-    from deepscope.cli import main as cli
-
-    def interrupted(*_, **__):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(deepscope.api, "predict_files", interrupted)
-    monkeypatch.setattr(
-        sys, "argv", ["deepscope", "predict", "unet-nuclei-fluo", "x.tif", "--out", str(tmp_path)]
-    )
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    assert exited.value.code == 130
+    assert exit_status_of_predict_raising(KeyboardInterrupt, monkeypatch, tmp_path) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
 
 

@@ -981,6 +981,8 @@ def main() -> None:
     try:
         # typer >= 0.29 turns Ctrl-C into a returned status (130) when not standalone
         status = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        status = 130
     except DeepscopeError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -991,9 +993,6 @@ def main() -> None:
             soft_wrap=True,
         )
         sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("interrupted", soft_wrap=True)
-        sys.exit(130)
     except OSError as err:  # a file system refusal we did not foresee, as one line
         where = f" '{err.filename}'" if err.filename else ""
         err_console.print(

@@ -312,14 +312,14 @@ RUN_CONTROLS = ("threads", "max_minutes", "loader_workers", "checkpoint_every")
 def changed_settings(saved: dict | None, current: dict, limit: int = 3) -> str:
     """The settings (dotted paths) in which ``current`` differs from the checkpoint's
     ``saved`` ones, outside :data:`RUN_CONTROLS`, as text (empty when none); ``saved``
-    ``None`` (unreadable) reports every setting as changed."""
+    ``None`` (a checkpoint whose settings cannot be read) is reported as such."""
     if saved is None:
         return "settings from another deepscope version that cannot be read"
 
     def flat(settings: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in settings.items():
-            if isinstance(value, dict) and key not in ("task_params",):
+            if isinstance(value, dict) and key != "task_params":
                 out.update(flat(value, f"{prefix}{key}."))
             else:
                 out[f"{prefix}{key}"] = value
