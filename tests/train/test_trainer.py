@@ -215,6 +215,32 @@ def test_yaml_config_paths_are_relative_to_the_file(tiny_settings, tmp_path):
     assert config.epochs == 1
 
 
+def test_a_yaml_run_resumes_from_another_working_directory(tiny_settings, tmp_path, monkeypatch):
+    import os
+
+    import yaml
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    settings = {
+        k: (
+            os.path.relpath(v, configs)
+            if k in ("images", "masks", "val_images", "val_masks")
+            else v
+        )
+        for k, v in tiny_settings.items()
+    }
+    settings["out"] = "../models"
+    (configs / "cfg.yaml").write_text(yaml.safe_dump(settings))
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TrainingInterrupted):
+        train(load_train_config("configs/cfg.yaml"), progress=_interrupt_at(4))
+    monkeypatch.chdir(configs)
+    folder = train(load_train_config("cfg.yaml"), resume=True)
+    assert read_spec(folder).training["epochs_done"] == 2
+
+
 def test_bad_settings_give_one_line_errors(tiny_settings, tmp_path):
     with pytest.raises(ConfigError, match="epochs"):
         make_train_config({**tiny_settings, "epochs": 0})
@@ -350,14 +376,20 @@ def test_a_resume_with_other_settings_names_them_and_ignores_run_controls():
     )
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"task": "stardist", "ema_decay": 0.9, "sample_images_by": "objects"}],
+    ids=["semantic", "stardist-averaged-by-objects"],
+)
 def test_a_signal_in_the_middle_of_a_step_stops_at_the_step_boundary(
-    tiny_settings, tmp_path, monkeypatch
+    tiny_settings, tmp_path, monkeypatch, extra
 ):
     import os
     import signal
 
     from deepscope.train.trainer import Trainer
 
+    tiny_settings = {**tiny_settings, **extra}
     straight = train(make_train_config({**tiny_settings, "out": tmp_path / "a"}))
 
     real_step = Trainer._step

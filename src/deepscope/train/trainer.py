@@ -9,6 +9,7 @@ post-processing on validation images and writing the model package.
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import time
@@ -335,6 +336,21 @@ def changed_settings(saved: dict | None, current: dict, limit: int = 3) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+#: settings that name files or folders; a checkpoint keeps them as absolute paths
+PATH_SETTINGS = ("out", "images", "masks", "val_images", "val_masks", "mapping", "init_from")
+
+
+def checkpoint_settings(config: TrainConfig) -> dict:
+    """``config`` as JSON with every path made absolute, so that a run resumed from
+    another working directory (``deepscope train ../configs/x.yaml``) compares equal."""
+    settings = config.model_dump(mode="json")
+    for key in PATH_SETTINGS:
+        value = settings.get(key)
+        if value is not None and (key != "init_from" or Path(value).is_dir()):
+            settings[key] = os.path.abspath(value)
+    return settings
+
+
 class Trainer:
     """Runs one training configuration to a model package."""
 
@@ -482,10 +498,10 @@ class Trainer:
         if ckpt is not None:
             # settings added by later versions take their defaults in older checkpoints
             try:
-                saved = TrainConfig.model_validate(ckpt["config"]).model_dump(mode="json")
+                saved = checkpoint_settings(TrainConfig.model_validate(ckpt["config"]))
             except ValidationError:
                 saved = None
-            changed = changed_settings(saved, c.model_dump(mode="json"))
+            changed = changed_settings(saved, checkpoint_settings(c))
             if changed:
                 raise ConfigError(
                     f"the checkpoint in {self.ckpt_dir} was made with other settings "
@@ -509,7 +525,7 @@ class Trainer:
 
     def _checkpoint(self, learner: Learner, state: dict) -> None:
         save_checkpoint(
-            {**learner.state_dict(), "state": state, "config": self.config.model_dump(mode="json")},
+            {**learner.state_dict(), "state": state, "config": checkpoint_settings(self.config)},
             self.ckpt_dir,
         )
 
