@@ -12,7 +12,7 @@ from deepscope.errors import AxesError, ConfigError, InputError, ModelError
 from deepscope.io import write_image
 from deepscope.io.atomic import check_output_file, check_output_folder
 from deepscope.metrics.restoration import check_reference
-from deepscope.tasks.base import integer_mask
+from deepscope.tasks.base import integer_mask, refuse_intensity_image
 from deepscope.zoo import export_model
 
 
@@ -152,6 +152,34 @@ def test_a_binary_mask_of_separate_objects_is_flagged_not_silently_scored_as_one
     write_image(masks / "a.tif", binary)
     with pytest.warns(UserWarning, match="mask a\\.tif holds only 0 and 1 in 2 separate regions"):
         deepscope.evaluate("unet-nuclei-fluo", images, masks)
+
+
+def _noisy_nuclei(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:96, :96]
+    image = 20 + 100 * (((yy - 30) ** 2 + (xx - 40) ** 2) < 150)
+    return (image + rng.normal(0, 8, image.shape)).clip(0, 255).astype(np.uint8)
+
+
+def test_an_intensity_image_given_as_labels_is_refused_not_counted(tmp_path):
+    images = tmp_path / "images"
+    write_image(images / "a.tif", _noisy_nuclei())
+    with pytest.raises(InputError, match=r"label image a\.tif looks like an intensity image"):
+        deepscope.count_files(None, [images], tmp_path / "out", labels=images)
+    assert not (tmp_path / "out" / "a_objects.csv").exists()
+
+
+def test_an_intensity_image_given_as_masks_is_refused_not_scored(tmp_path):
+    images = tmp_path / "images"
+    write_image(images / "a.tif", _noisy_nuclei())
+    with pytest.raises(InputError, match=r"mask a\.tif looks like an intensity image"):
+        deepscope.evaluate("stardist-nuclei-fluo", images, images)
+
+
+def test_label_images_with_cut_and_touching_objects_are_taken_as_labels():
+    labels = np.kron(np.arange(1, 145).reshape(12, 12), np.ones((8, 8), np.uint16))
+    labels[:, 4::8] = 0  # 144 touching squares, each cut in two by a line of background
+    refuse_intensity_image(labels, "labels")
 
 
 def test_a_batch_can_go_on_past_a_bad_image_and_say_which(tmp_path):

@@ -39,7 +39,7 @@ from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
-from deepscope.tasks.base import PIXEL_FIELDS, integer_mask
+from deepscope.tasks.base import PIXEL_FIELDS, integer_mask, refuse_intensity_image
 from deepscope.train.config import TrainConfig, load_train_config, make_train_config
 from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
@@ -419,6 +419,8 @@ def count_files(
                     f"{path.name} is a time series; count --labels takes one time point per "
                     "file (or count it with a model)"
                 )
+            if classifier is not None:
+                _check_classifier_channels(classifier, *points[0])
             size = image.pixel_size or {}
             pixel_size = [size[a] for a in spatial] if all(a in size for a in spatial) else None
             kept = []
@@ -464,6 +466,18 @@ def count_files(
     columns = list(dict.fromkeys(k for s in summaries for k in s))
     write_table(summaries, out / "summary.csv", columns)
     return summaries
+
+
+def _check_classifier_channels(classifier: Model, data: np.ndarray, axes: str) -> None:
+    """Refuse, before segmenting, an image whose channels are not the classifier's."""
+    channels = data.shape[axes.index("C")] if "C" in axes else 1
+    wanted = classifier.predictor.config.in_channels
+    if channels != wanted:
+        raise InputError(
+            f"the classifier '{classifier.name}' takes images of {wanted} channel(s) and this "
+            f"image has {channels}; classify images like those it was trained on, or train a "
+            f"classifier on {channels}-channel crops"
+        )
 
 
 def _count_files_streamed(
@@ -524,7 +538,9 @@ def _label_file(
             f"label image {candidates[0].name} has shape {data.shape} but {image_path.name} "
             f"has {shape}; give the labels of this image"
         )
-    return integer_mask(data, f"label image {candidates[0].name}")
+    labels = integer_mask(data, f"label image {candidates[0].name}")
+    refuse_intensity_image(labels, f"label image {candidates[0].name}")
+    return labels
 
 
 def _display_image(data: np.ndarray, axes: str) -> np.ndarray:
@@ -719,50 +735,56 @@ def deconvolve_files(
     balance: float = 0.01,
     device: str = "cpu",
     progress: ProgressCallback | None = None,
+    on_error: Callable[[Path, InputError], None] | None = None,
 ) -> list[Path]:
     """Deconvolve YX or ZYX images with a measured (``psf``) or modelled PSF (``psf_sigma``,
     or ``wavelength_nm`` and ``na`` with the pixel size from the file or given) by
     Richardson-Lucy (``method='rl'``) or Wiener; writes ``OUT/<stem>_deconv.tif`` for each
-    input and returns the paths written."""
+    input and returns the paths written. ``on_error(path, error)``: as for
+    :func:`predict_files`."""
     from deepscope.classical import deconvolve_image, psf_from_options
 
     files = _distinct_stems(list_images(inputs))
     out = Path(out)
     written = []
     for i, path in enumerate(files):
-        image = read_image(path)
-        axes = "ZYX" if "Z" in image.axes else "YX"
-        extra = [
-            a for a in image.axes if a not in axes and image.data.shape[image.axes.index(a)] > 1
-        ]
-        if extra:
-            raise InputError(
-                f"{path.name} has axes {image.axes} (shape {tuple(image.data.shape)}); "
-                f"deconvolve takes one channel and one time point (YX or ZYX): save each "
-                f"{' and '.join({'C': 'channel', 'T': 'time point'}.get(a, a) for a in extra)} "
-                "as a file of its own"
+        with _per_image(path, on_error):
+            image = read_image(path)
+            axes = "ZYX" if "Z" in image.axes else "YX"
+            extra = [
+                a for a in image.axes if a not in axes and image.data.shape[image.axes.index(a)] > 1
+            ]
+            if extra:
+                raise InputError(
+                    f"{path.name} has axes {image.axes} (shape {tuple(image.data.shape)}); "
+                    f"deconvolve takes one channel and one time point (YX or ZYX): save each "
+                    f"{' and '.join({'C': 'channel', 'T': 'time point'}.get(a, a) for a in extra)} "
+                    "as a file of its own"
+                )
+            data = image.as_axes(axes)
+            kernel = psf_from_options(
+                data.shape,
+                psf_path=psf,
+                sigma=psf_sigma,
+                wavelength_nm=wavelength_nm,
+                na=na,
+                pixel_size_um=pixel_size_um,
+                z_step_um=z_step_um,
+                confocal=confocal,
+                refractive_index=refractive_index,
+                recorded_pixel_size=image.pixel_size,
             )
-        data = image.as_axes(axes)
-        kernel = psf_from_options(
-            data.shape,
-            psf_path=psf,
-            sigma=psf_sigma,
-            wavelength_nm=wavelength_nm,
-            na=na,
-            pixel_size_um=pixel_size_um,
-            z_step_um=z_step_um,
-            confocal=confocal,
-            refractive_index=refractive_index,
-            recorded_pixel_size=image.pixel_size,
-        )
-        result = deconvolve_image(
-            data, kernel, method, iterations=iterations, balance=balance, device=device
-        )
-        written.append(
-            write_image(
-                out / f"{image_stem(path)}_deconv.tif", result, axes, pixel_size=image.pixel_size
+            result = deconvolve_image(
+                data, kernel, method, iterations=iterations, balance=balance, device=device
             )
-        )
+            written.append(
+                write_image(
+                    out / f"{image_stem(path)}_deconv.tif",
+                    result,
+                    axes,
+                    pixel_size=image.pixel_size,
+                )
+            )
         report(progress, Progress("deconvolve", i + 1, len(files), path.name))
     return written
 

@@ -70,7 +70,7 @@ def test_the_cli_refuses_an_offset_image_in_one_line(tmp_path):
     assert (
         run.stderr.strip()
         .splitlines()[-1]
-        .startswith("error: Richardson-Lucy needs intensities >= 0")
+        .startswith("error: offset.tif: Richardson-Lucy needs intensities >= 0")
     )
     assert not (tmp_path / "out" / "offset_deconv.tif").exists()
 
@@ -86,3 +86,16 @@ def test_a_colour_image_or_time_series_is_refused_saying_what_to_save(tmp_path, 
     with pytest.raises(InputError, match=f"one channel and one time point .* save {what}"):
         deepscope.deconvolve_files([path], tmp_path / "out", psf_sigma=1.0)
     assert not (tmp_path / "out" / "multi_deconv.tif").exists()
+
+
+def test_keep_going_deconvolves_the_good_images_and_names_the_skipped_one(tmp_path):
+    folder = tmp_path / "in"
+    write_image(folder / "cells.tif", blurred_cells(background=0.0, noise=0.0), "YX")
+    write_image(folder / "colour.tif", np.ones((32, 32, 3), np.float32), "YXC")
+    run = deepscope("deconvolve", folder, "--out", tmp_path / "out", "--psf-sigma", "1.5",
+                    "--iterations", "5", "--keep-going")  # fmt: skip
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    skips = [line for line in run.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(skips) == 1 and "colour.tif" in skips[0]
+    assert (tmp_path / "out" / "cells_deconv.tif").is_file()
+    assert not (tmp_path / "out" / "colour_deconv.tif").exists()

@@ -143,6 +143,18 @@ def test_count_classifies_the_objects_of_given_label_images(shapes_model, tmp_pa
         count_files(None, [tmp_path / "img"], tmp_path / "o", labels=tmp_path / "other")
 
 
+def test_count_refuses_a_classifier_of_other_channels_before_segmenting(shapes_model, tmp_path):
+    image, labels = synthetic_nuclei((96, 96), n=4, seed=7)
+    colour = np.repeat((image * 200).astype(np.uint8)[..., None], 3, axis=-1)
+    write_image(tmp_path / "img" / "field.tif", colour, "YXC")
+    write_image(tmp_path / "lab" / "field_labels.tif", labels.astype(np.uint16))
+    with pytest.raises(InputError, match=r"field\.tif: the classifier 'shapes' takes images of "
+                       r"1 channel\(s\) and this image has 3"):  # fmt: skip
+        count_files(None, [tmp_path / "img"], tmp_path / "out", labels=tmp_path / "lab",
+                    classifier=shapes_model)  # fmt: skip
+    assert not (tmp_path / "out" / "field_objects.csv").exists()
+
+
 def test_classify_refuses_masks_and_classes_that_disagree_with_the_folders(crop_folder, tmp_path):
     with pytest.raises(ConfigError, match="drop --masks"):
         train(**classify_settings(crop_folder, tmp_path, masks=crop_folder))

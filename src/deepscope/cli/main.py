@@ -583,11 +583,13 @@ def deconvolve(
     iterations: Annotated[int, typer.Option(help="Richardson-Lucy iterations")] = 30,
     balance: Annotated[float, typer.Option(help="Wiener regularisation")] = 0.01,
     device: Annotated[str, typer.Option(help="cpu|cuda")] = "cpu",
+    keep_going: KeepGoingOption = False,
 ) -> None:
     """Deconvolve images with a known or modelled PSF; writes <stem>_deconv.tif to OUT."""
     from deepscope.api import deconvolve_files
     from deepscope.cli.progress_bar import progress_bar
 
+    skipped: list[Path] = []
     with progress_bar(err_console) as callback:
         files = deconvolve_files(
             inputs,
@@ -605,8 +607,10 @@ def deconvolve(
             balance=balance,
             device=device,
             progress=callback,
+            on_error=_skipping(skipped) if keep_going else None,
         )
     out_console.print(f"wrote {len(files)} file(s) to {out}")
+    _report_skipped(skipped, out)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 from pydantic import BaseModel
+from skimage import measure
 
 from deepscope.errors import InputError
 from deepscope.metrics import evaluate_instances
@@ -67,6 +68,21 @@ def integer_mask(mask: np.ndarray, name: str = "masks") -> np.ndarray:
     if mask.min() < 0:
         raise InputError(f"{name} must not hold negative labels")
     return mask
+
+
+def refuse_intensity_image(labels: np.ndarray, name: str = "labels") -> None:
+    """Refuse a microscope image given where instance labels belong: each label of a label
+    image covers one connected region (a few where objects are cut), while each grey
+    value of an intensity image is scattered over many."""
+    values = np.unique(labels)
+    values = int(values.size - (values[0] == 0))
+    regions = int(measure.label(labels, background=0, connectivity=1).max())
+    if regions >= 100 and regions > 4 * values:
+        raise InputError(
+            f"{name} looks like an intensity image, not labels (its {values} values form "
+            f"{regions} separate regions); give the label image: one integer per object, "
+            "0 for background"
+        )
 
 
 #: IoU thresholds whose mean AP the instance tasks' ``tune`` maximises

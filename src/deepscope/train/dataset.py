@@ -17,7 +17,7 @@ from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import AxesError, InputError
 from deepscope.io import list_images, match_pairs, read_image
 from deepscope.metrics.restoration import check_reference
-from deepscope.tasks.base import Task, integer_mask
+from deepscope.tasks.base import Task, integer_mask, refuse_intensity_image
 
 
 @dataclass
@@ -42,6 +42,7 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
     name = f"mask {path.name}"
     mask = integer_mask(to_spatial(truth.data, truth.axes, ndim, name), name)
     if task.instance_labels:
+        refuse_intensity_image(mask, name)
         warn_if_binary(mask, name)
     return mask
 
