@@ -40,7 +40,12 @@ from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
 from deepscope.tasks import Result
 from deepscope.tasks.base import PIXEL_FIELDS, integer_mask, refuse_intensity_image
-from deepscope.train.config import TrainConfig, load_train_config, make_train_config
+from deepscope.train.config import (
+    TrainConfig,
+    load_train_config,
+    make_train_config,
+    merged_settings,
+)
 from deepscope.train.dataset import read_truth
 from deepscope.train.trainer import train as _train
 from deepscope.zoo import Model, list_models, load_model
@@ -72,7 +77,7 @@ def train(
     Keywords also override a YAML file's settings.
     """
     if isinstance(config, TrainConfig):
-        cfg = config.model_copy(update=settings) if settings else config
+        cfg = make_train_config(merged_settings(config.model_dump(), settings))
     elif config is not None:
         cfg = load_train_config(config, **settings)
     else:

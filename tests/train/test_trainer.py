@@ -241,6 +241,27 @@ def test_a_yaml_run_resumes_from_another_working_directory(tiny_settings, tmp_pa
     assert read_spec(folder).training["epochs_done"] == 2
 
 
+def test_an_override_changes_one_setting_of_a_section_and_keeps_the_others(tiny_settings, tmp_path):
+    import yaml
+
+    settings = {k: (str(v) if not isinstance(v, dict) else v) for k, v in tiny_settings.items()}
+    settings["network"] = {"depth": 2, "base_filters": 8}
+    settings["augmentation"] = {"flips": False, "noise_std": 0.1}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(settings))
+    config = load_train_config(
+        tmp_path / "cfg.yaml", network={"depth": 3}, augmentation={"noise_std": 0.0}
+    )
+    assert (config.network.depth, config.network.base_filters) == (3, 8)
+    assert (config.augmentation.flips, config.augmentation.noise_std) == (False, 0.0)
+
+
+def test_keyword_settings_over_a_config_object_are_validated(tiny_settings):
+    import deepscope
+
+    with pytest.raises(ConfigError, match="epochs"):
+        deepscope.train(make_train_config(tiny_settings), epochs=0)
+
+
 def test_bad_settings_give_one_line_errors(tiny_settings, tmp_path):
     with pytest.raises(ConfigError, match="epochs"):
         make_train_config({**tiny_settings, "epochs": 0})

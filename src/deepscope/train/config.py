@@ -162,8 +162,20 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     init = raw.get("init_from")
     if init and not Path(init).is_absolute() and (base / init).is_dir():
         raw["init_from"] = str(base / init)
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    raw = merged_settings(raw, {k: v for k, v in overrides.items() if v is not None})
     return make_train_config(raw, source=str(path))
+
+
+def merged_settings(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` on top, section by section: ``{"network": {"depth": 3}}``
+    changes the depth and keeps the other network settings of ``base``."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merged_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def make_train_config(settings: dict[str, Any], source: str = "settings") -> TrainConfig:

@@ -307,7 +307,7 @@ def check_patch_fits(patch_size: int, train: list[Sample], divisor: int) -> None
 
 
 #: settings that say how a run is carried out, not what it learns: a resume may change them
-RUN_CONTROLS = ("threads", "max_minutes", "loader_workers", "checkpoint_every")
+RUN_CONTROLS = ("threads", "max_minutes", "loader_workers", "checkpoint_every", "device")
 
 
 def changed_settings(saved: dict | None, current: dict, limit: int = 3) -> str:
