@@ -12,6 +12,7 @@ from deepscope.cellh5_build import build_cellh5
 from deepscope.encode import encode
 from deepscope.errors import InputError
 from deepscope.explore import explore
+from deepscope.io import write_image
 from deepscope.io.feature_hdf import read_feature_hdf
 
 IMAGES = [
@@ -109,6 +110,33 @@ def test_encode_writes_the_explorer_layout_and_explore_ranks_positions(plate, au
 def test_encode_refuses_a_model_that_is_not_an_autoencoder(plate):
     with pytest.raises(InputError, match="train autoencoder"):
         encode("unet-nuclei-fluo", plate["root"] / "x.hdf", cellh5=plate["cellh5"])
+
+
+def test_encode_never_writes_over_its_input_or_its_own_table(plate, autoencoder):
+    before = plate["cellh5"].read_bytes()
+    with pytest.raises(InputError, match="is an input of this command"):
+        encode(autoencoder, plate["cellh5"], cellh5=plate["cellh5"])
+    assert plate["cellh5"].read_bytes() == before
+    with pytest.raises(InputError, match="is the features file"):
+        encode(autoencoder, plate["root"] / "features.csv", cellh5=plate["cellh5"])
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(plate, autoencoder):
+    blocker = plate["root"] / "a_file"
+    blocker.write_text("")
+    with pytest.raises(InputError, match="cannot write --out"):
+        encode(autoencoder, blocker / "f.hdf", cellh5=plate["cellh5"])
+    with pytest.raises(InputError, match="cannot write --out"):
+        explore(plate["root"] / "missing.hdf", blocker / "page.html")
+    image = write_image(plate["root"] / "tiny.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="cannot write --out"):
+        build_cellh5([image], blocker / "p.ch5", labels=[image])
+
+
+def test_a_bad_plate_name_is_refused_before_any_image_is_segmented(tmp_path):
+    image = write_image(tmp_path / "tiny.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="plate 'my plate/1' cannot be an HDF5 group name"):
+        build_cellh5([image], tmp_path / "p.ch5", model="unet-nuclei-fluo", plate="my plate/1")
 
 
 def test_an_autoencoder_exports_its_encoder_to_bioimageio(autoencoder, tmp_path):

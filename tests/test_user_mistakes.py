@@ -88,6 +88,15 @@ def test_evaluating_against_a_flat_target_is_refused_not_scored_perfect(tmp_path
         deepscope.evaluate("care-fmd-confocal", images, targets)
 
 
+def test_evaluating_a_grey_model_against_colour_targets_is_refused_in_one_line(tmp_path):
+    images, targets = tmp_path / "images", tmp_path / "targets"
+    rng = np.random.default_rng(0)
+    write_image(images / "a.tif", rng.random((64, 64)).astype(np.float32))
+    write_image(targets / "a.png", (rng.random((64, 64, 3)) * 255).astype(np.uint8))
+    with pytest.raises(InputError, match=r"target a\.png has 3 channel\(s\) but 'care-fmd"):
+        deepscope.evaluate("care-fmd-confocal", images, targets)
+
+
 def test_masks_with_channels_or_bad_labels_name_the_file():
     with pytest.raises(AxesError, match=r"label image b.tif has axes YXC .* save one"):
         to_spatial(np.zeros((8, 8, 3), np.uint8), "YXC", 2, "label image b.tif")

@@ -586,6 +586,13 @@ def _predict_pairs(
                 f"{tuple(truth.shape[-ndim:])} but image {image_path.name} has {shape}; "
                 f"give each image its own {model.task.truth_name} of the same size"
             )
+        channels = getattr(model.task.params, "channels", None)
+        if model.task.target_is_image and channels is not None and truth.shape[0] != channels:
+            raise InputError(
+                f"target {mask_path.name} has {truth.shape[0]} channel(s) but '{model.name}' "
+                f"restores {channels}; give targets with the model's channels (a grey target "
+                "for a grey model)"
+            )
         if diameter is None and not slices3d:
             output = model.raw(image.data, image.axes, tta=tta)
         else:

@@ -16,10 +16,12 @@ import numpy as np
 
 from deepscope.errors import AxesError, InputError
 from deepscope.io import list_images, read_image
+from deepscope.io.atomic import check_output_file
 from deepscope.io.cellh5 import (
     DEFAULT_OBJECT,
     PositionData,
     PositionKey,
+    check_position_keys,
     read_mapping,
     write_cellh5,
 )
@@ -247,6 +249,8 @@ def build_cellh5(
         keys = [row.key for row in rows]
     else:
         keys = [PositionKey(plate, "W0", str(i)) for i in range(len(files))]
+    check_position_keys(keys)
+    check_output_file(out, "--out")
     segmenter = None
     if model is not None:
         from deepscope.zoo import load_model  # imports the network code only when needed

@@ -10,6 +10,7 @@ import numpy as np
 
 from deepscope.cell_objects import CellObjects, crop_files, objects_from_cellh5, objects_from_crops
 from deepscope.errors import InputError
+from deepscope.io.atomic import check_output_file
 from deepscope.io.feature_hdf import ObjectFeatures, write_feature_csv, write_feature_hdf
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.zoo import Model, load_model
@@ -65,6 +66,21 @@ def feature_table(model: Model, objects: CellObjects, features: np.ndarray) -> O
     )
 
 
+def _check_features_out(out: Path, inputs: list[str | Path | None]) -> Path:
+    """``out`` if the features file and its CSV table can be written there without
+    replacing an input; else an error before any object is encoded."""
+    if out.suffix.lower() == ".csv":
+        raise InputError(
+            f"--out '{out}' is the features file (e.g. features.hdf); its CSV table is "
+            "written beside it under the same name"
+        )
+    for given in inputs:
+        if given is not None and Path(given).exists() and out.resolve() == Path(given).resolve():
+            raise InputError(f"--out '{out}' is an input of this command; give another file name")
+    check_output_file(out.with_suffix(".csv"), "--out")
+    return check_output_file(out, "--out")
+
+
 def encode(
     model: Model | str | Path,
     out: str | Path,
@@ -84,6 +100,7 @@ def encode(
     """
     if (cellh5 is None) == (images is None):
         raise InputError("give a CellH5 file (--cellh5) or a folder of crops (--images)")
+    out = _check_features_out(Path(out), [cellh5, mapping])
     model = as_encoder(model)
     size = model.task.params.crop_size
     report(progress, Progress("encode", 0, 2, "reading cell objects"))
@@ -95,7 +112,6 @@ def encode(
         objects = objects_from_crops(crop_files(images), size, axes)
     report(progress, Progress("encode", 1, 2, f"encoding {len(objects)} objects"))
     table = feature_table(model, objects, encode_objects(model, objects))
-    out = Path(out)
     paths = {
         "hdf": write_feature_hdf(out, table),
         "csv": write_feature_csv(out.with_suffix(".csv"), table),

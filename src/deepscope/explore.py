@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from deepscope.errors import ConfigError, InputError
-from deepscope.io.atomic import atomic_output
+from deepscope.io.atomic import atomic_output, check_output_file
 from deepscope.io.feature_hdf import ObjectFeatures, read_feature_hdf
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.report.html import CSS, data_uri, new_figure
@@ -902,8 +902,7 @@ def _check_out(out: Path) -> None:
         raise ConfigError(
             f"the explore page is one HTML file: give a name ending in .html, not '{out.name}'"
         )
-    if out.is_dir():
-        raise ConfigError(f"'{out}' is a folder; give a file name such as explore.html")
+    check_output_file(out, "--out")
 
 
 def explore(

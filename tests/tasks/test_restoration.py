@@ -52,6 +52,16 @@ def test_structn2v_masks_need_the_masking_method():
         get_task("n2v", {"method": "blind_spot_network", "struct_length": 5})
 
 
+@pytest.mark.parametrize("axis", [2, -3])
+def test_a_structn2v_axis_beyond_the_image_axes_is_refused(axis):
+    from deepscope.train.config import make_train_config
+
+    settings = {"task": "n2v", "name": "m", "images": "im", "task_params": {"struct_axis": axis}}
+    with pytest.raises(ConfigError, match=f"struct_axis {axis} is not an axis of 2D images"):
+        make_train_config(settings)
+    make_train_config({**settings, "task_params": {"struct_axis": -2}})
+
+
 def test_patches_favour_bright_targets_only_when_asked():
     target = np.zeros((2, 8, 8), np.float32)
     target[0, 2, 3] = 1.0  # bright in the first channel

@@ -279,27 +279,34 @@ def _table(rows: Sequence[tuple], dtype: np.dtype) -> np.ndarray:
     return np.array(list(rows), dtype=dtype)
 
 
+def check_position_keys(keys: Sequence[PositionKey]) -> None:
+    """Refuse a position given twice or a plate, well or site that cannot name an HDF5
+    group, before any image is processed."""
+    seen: set[PositionKey] = set()
+    for key in keys:
+        if key in seen:
+            raise InputError(
+                f"position {key} is given twice; give every position a different plate/well/site"
+            )
+        seen.add(key)
+        _check_name(key.plate, "plate")
+        _check_name(key.well, "well")
+        _check_name(key.site, "site")
+
+
 def _check_positions(
     positions: Sequence[PositionData], channel_names: Sequence[str] | None
 ) -> tuple[list[str], list[str], int]:
     """Check what must agree across positions; return channel names, feature names, r."""
     if not positions:
         raise InputError("no positions to write; give at least one PositionData")
-    seen: set[PositionKey] = set()
     for position in positions:
         if not isinstance(position, PositionData):
             raise InputError(
                 f"positions must be PositionData records, got {type(position).__name__}"
             )
-        if position.key in seen:
-            raise InputError(
-                f"position {position.key} is given twice; give every position a different "
-                "plate/well/site"
-            )
-        seen.add(position.key)
-        _check_name(position.key.plate, "plate")
-        _check_name(position.key.well, "well")
-        _check_name(position.key.site, "site")
+    check_position_keys([position.key for position in positions])
+    for position in positions:
         image = position.image
         if image is not None and image.dtype not in (np.uint8, np.uint16):
             raise InputError(

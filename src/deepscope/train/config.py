@@ -198,6 +198,12 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
             "of tasks whose targets are label images (flows, stardist); remove them for this "
             "training"
         )
+    axis = config.task_params.get("struct_axis")
+    if config.task == "n2v" and isinstance(axis, int) and not -config.ndim <= axis < config.ndim:
+        raise ConfigError(
+            f"{source}: task_params.struct_axis {axis} is not an axis of {config.ndim}D images; "
+            f"use -1 for X, -2 for Y{', -3 for Z' if config.ndim == 3 else ''}"
+        )
     if config.int8 and config.task in ("classify", "autoencoder"):
         raise ConfigError(
             f"{source}: int8 networks are made for U-Net tasks; remove 'int8' for {config.task}"
