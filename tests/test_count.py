@@ -87,6 +87,23 @@ def test_split_leaves_a_single_round_object_whole():
     assert split_touching(labels, min_size=30).max() == 1
 
 
+@pytest.mark.parametrize(("half_length", "half_width"), [(20, 8), (40, 10)])
+def test_split_leaves_a_long_single_object_whole(half_length, half_width):
+    from skimage.draw import ellipse
+
+    labels = np.zeros((100, 100), np.int32)
+    labels[ellipse(50, 50, half_length, half_width)] = 1  # maxima all along its ridge, no neck
+    assert split_touching(labels, min_size=30).max() == 1
+
+
+@pytest.mark.parametrize(("apart", "pieces"), [(14, 1), (18, 2), (22, 2)])
+def test_two_overlapping_disks_split_only_where_a_neck_is_left(apart, pieces):
+    labels = np.zeros((60, 80), np.int32)
+    for centre in (40 - apart // 2, 40 + apart // 2):
+        labels[disk((30, centre), 12)] = 1  # neck half-width 9.7, 7.9, 5.3 px for radius 12
+    assert split_touching(labels, min_size=30).max() == pieces
+
+
 def test_a_large_minimum_size_stops_the_split():
     assert split_touching(figure_eight(), min_size=400).max() == 1
 

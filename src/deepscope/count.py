@@ -62,13 +62,20 @@ def check_min_split_size(min_size: int) -> None:
         raise InputError(f"the minimum split size must be at least 1 pixel, got {min_size}")
 
 
+#: two pieces of one object stay one unless the neck between them is narrower than this
+#: fraction of the smaller piece's thickness (distance-transform saddle against peak)
+NECK_RATIO = 0.7
+
+
 def split_touching(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Divide merged objects along the necks of their distance transform (watershed).
 
     Within each object, maxima of the distance to the border that are at least the radius
-    of a ``min_size`` object apart seed a watershed of the negative distance. The split is
-    kept only when every piece has at least ``min_size`` pixels, so a single real object is
-    never shattered. Returns new labels 1..N.
+    of a ``min_size`` object apart seed a watershed of the negative distance. Neighbouring
+    pieces are joined again unless the neck between them is narrower than
+    :data:`NECK_RATIO` of the thinner piece's half-width (a long or irregular single
+    object has maxima along its ridge but no neck), and the split is kept only when every
+    piece has at least ``min_size`` pixels. Returns new labels 1..N.
     """
     check_min_split_size(min_size)
     out = np.zeros(labels.shape, dtype=np.int32)
@@ -102,11 +109,45 @@ def _split_one(mask: np.ndarray, radius: int, min_size: int) -> np.ndarray:
         return whole
     markers = np.zeros(mask.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    pieces = watershed(-distance, markers, mask=mask)
+    pieces = _join_without_neck(watershed(-distance, markers, mask=mask), distance)
+    if pieces.max() < 2:
+        return whole
     sizes = np.bincount(pieces.ravel())[1:]
     if sizes.min() < min_size:
         return whole
     return pieces
+
+
+def _join_without_neck(pieces: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """``pieces`` (1..n) with every two touching pieces joined whose saddle, the largest
+    distance on their shared border, reaches :data:`NECK_RATIO` of the smaller of their
+    peak distances; renumbered 1..m."""
+    n = int(pieces.max())
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, pieces.ravel(), distance.ravel())
+    saddle: dict[tuple[int, int], float] = {}
+    for axis in range(pieces.ndim):
+        a = np.moveaxis(pieces, axis, 0)
+        d = np.moveaxis(distance, axis, 0)
+        border = (a[:-1] > 0) & (a[1:] > 0) & (a[:-1] != a[1:])
+        first, second = a[:-1][border], a[1:][border]
+        heights = np.minimum(d[:-1][border], d[1:][border])
+        for p, q, h in zip(np.minimum(first, second), np.maximum(first, second), heights):
+            key = (int(p), int(q))
+            saddle[key] = max(saddle.get(key, 0.0), float(h))
+    root = np.arange(n + 1)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for (p, q), height in saddle.items():
+        if height >= NECK_RATIO * min(peak[p], peak[q]):
+            root[find(q)] = find(p)
+    groups = np.array([find(i) for i in range(n + 1)])
+    _, renumbered = np.unique(groups, return_inverse=True)  # group of 0 is 0, first
+    return renumbered[pieces]
 
 
 def exclude_border_objects(labels: np.ndarray) -> np.ndarray:
