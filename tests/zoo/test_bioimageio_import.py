@@ -101,6 +101,11 @@ def test_foreign_model_is_imported_checked_and_predicts(home, tmp_path, weights)
     assert 0 < result.image.min() and result.image.max() < 1  # the sigmoid step ran
 
 
+def test_a_model_is_imported_from_its_rdf_yaml_as_from_its_folder(home, tmp_path):
+    folder = import_model(make_foreign_model(tmp_path / "blur") / "rdf.yaml")
+    assert folder.name == "blur-model"
+
+
 def test_foreign_model_predicts_from_the_command_line(home, tmp_path):
     import subprocess
     import sys

@@ -71,6 +71,7 @@ class Model:
                     f"({str(err).splitlines()[0]})"
                 ) from None
         precision = spec.prediction.precision if precision is None else precision
+        int8 = read_int8_network(folder, spec)  # checked at every load, used or not
         if isinstance(spec.network, ClassifierConfig | AutoencoderConfig):
             self.predictor = CropPredictor(
                 net, self.task, spec.normalization, spec.input_axes, device, precision, backend
@@ -85,7 +86,7 @@ class Model:
             precision,
             backend,
             spec.prediction.cpu_backend,
-            read_int8_network(folder, spec) if precision in ("int8", "auto") else None,
+            int8 if precision in ("int8", "auto") else None,
             runtime_key(spec),
         )
 

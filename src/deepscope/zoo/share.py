@@ -66,7 +66,7 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
     its folder or zip). ``name`` renames it; ``replace`` overwrites a library model of the
     same name (built-in names are never shadowed).
     """
-    from deepscope.zoo.bioimageio import is_bioimageio, package_from_bioimageio
+    from deepscope.zoo.bioimageio import RDF_FILE, is_bioimageio, package_from_bioimageio
 
     source = Path(source)
     if not source.exists():
@@ -80,6 +80,10 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
         if source.is_file() and zipfile.is_zipfile(source):
             _unzip(source, work / "unpacked")
             root = _package_root(work / "unpacked")
+        elif source.is_file() and (
+            source.name in (SPEC_FILE, RDF_FILE) or source.name.endswith(".bioimageio.yaml")
+        ):
+            root = source.parent  # a package's description file stands for its folder
         else:
             root = source
         if not (root / SPEC_FILE).is_file():
