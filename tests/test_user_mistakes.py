@@ -115,6 +115,27 @@ def test_inputs_whose_outputs_would_overwrite_each_other_are_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_outputs_never_replace_inputs_when_out_is_the_input_folder(tmp_path):
+    folder = tmp_path / "cells"
+    write_image(folder / "a.tif", np.zeros((32, 32), np.uint8))
+    deepscope.predict_files("unet-nuclei-fluo", [folder], folder)  # writes a_labels.tif there
+    written = (folder / "a_labels.tif").read_bytes()
+    with pytest.raises(InputError, match="the output of a.tif would replace the input a_labels"):
+        deepscope.count_files("unet-nuclei-fluo", [folder], folder)
+    assert (folder / "a_labels.tif").read_bytes() == written
+    assert not (folder / "a_labels_labels.tif").exists()
+
+
+def test_a_table_is_never_written_over_an_input_image(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    write_image(images / "a.tif", np.zeros((32, 32), np.uint8))
+    write_image(masks / "a.tif", np.zeros((32, 32), np.uint16))
+    before = (masks / "a.tif").read_bytes()
+    with pytest.raises(InputError, match="--per-image '.*a.tif' is one of the inputs"):
+        deepscope.evaluate("unet-nuclei-fluo", images, masks, per_image_csv=masks / "a.tif")
+    assert (masks / "a.tif").read_bytes() == before
+
+
 @pytest.mark.parametrize(
     "settings, message",
     [

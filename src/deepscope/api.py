@@ -185,7 +185,7 @@ def predict_files(
         check_stream_options(output_format, overlay, diameter, slices3d)
         settings = model.prediction_settings(tile, overlap, None, tta)
         written = []
-        for path in _distinct_stems(list_images(inputs)):
+        for path in _input_files(inputs, out):
             with _per_image(path, on_error):
                 written += predict_file_streamed(
                     model, path, Path(out), axes, settings, save_probabilities, progress
@@ -193,7 +193,7 @@ def predict_files(
         return written
     if model.task.output_kind == "class":
         return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
-    files = _distinct_stems(list_images(inputs))
+    files = _input_files(inputs, out)
     out = Path(out)
     written = []
     no_overlay: list[str] = []
@@ -314,9 +314,27 @@ def _per_image(path: Path, on_error: Callable[[Path, InputError], None] | None) 
         on_error(path, named)
 
 
-def _distinct_stems(files: list[Path]) -> list[Path]:
-    """``files`` if no two share a stem (outputs are named by stem, so one would overwrite
-    the other), else a clear error before anything is written."""
+def check_table_output(path: str | Path, what: str, folders: Sequence[str | Path | None]) -> Path:
+    """``path`` (a table or JSON to write) if it can be written and is none of the image
+    files of ``folders`` (the inputs); else an error before any work."""
+    path = check_output_file(path, what)
+    if path.exists():
+        inputs = {p.resolve() for f in folders if f is not None and Path(f).is_dir()
+                  for p in list_images([f])}  # fmt: skip
+        if path.resolve() in inputs:
+            raise InputError(f"{what} '{path}' is one of the inputs; give another file name")
+    return path
+
+
+#: what the batch commands add to an input's stem to name its outputs
+OUTPUT_SUFFIXES = ("_labels", "_pred", "_prob", "_uncertainty", "_overlay", "_deconv", "_objects")
+
+
+def _input_files(inputs: Sequence[str | Path], out: str | Path) -> list[Path]:
+    """The image files of ``inputs``, refused before anything is written when two share a
+    stem (their outputs, named by stem, would overwrite each other) or when an output in
+    ``out`` would replace an input (``--out`` the input folder, run twice)."""
+    files = list_images(inputs)
     seen: dict[str, Path] = {}
     for path in files:
         other = seen.setdefault(image_stem(path), path)
@@ -325,6 +343,16 @@ def _distinct_stems(files: list[Path]) -> list[Path]:
                 f"inputs '{other}' and '{path}' share the name '{image_stem(path)}', so their "
                 "outputs would overwrite each other; rename one or process them separately"
             )
+    folder = Path(out).resolve()
+    in_out = {image_stem(p): p for p in files if p.resolve().parent == folder}
+    for path in files if in_out else []:
+        for suffix in OUTPUT_SUFFIXES:
+            clash = in_out.get(image_stem(path) + suffix)
+            if clash is not None:
+                raise InputError(
+                    f"the output of {path.name} would replace the input {clash.name} in "
+                    f"{out}; write the outputs to another folder (--out)"
+                )
     return files
 
 
@@ -409,7 +437,7 @@ def count_files(
         classifier = as_classifier(classifier)
         if spatial != "YX":
             raise InputError("--classify works on 2D images; this segmentation model is 3D")
-    files = _distinct_stems(list_images(inputs))
+    files = _input_files(inputs, out)
     label_files = {image_stem(p): p for p in list_images([labels])} if labels is not None else {}
     out = Path(out)
     summaries = []
@@ -504,7 +532,7 @@ def _count_files_streamed(
 
     settings = model.prediction_settings(tile, None, None, None)
     summaries = []
-    for path in _distinct_stems(list_images(inputs)):
+    for path in _input_files(inputs, out):
         with _per_image(path, on_error):
             counted = count_file_streamed(
                 model,
@@ -639,7 +667,7 @@ def evaluate(
     model.check_diameter(diameter)
     model.check_slices3d(anisotropy, slices3d)
     if per_image_csv is not None:
-        check_output_file(per_image_csv, "--per-image")
+        check_table_output(per_image_csv, "--per-image", [images, masks])
     if model.task.output_kind == "class":
         if masks is not None:
             raise InputError(
@@ -756,7 +784,7 @@ def deconvolve_files(
     :func:`predict_files`."""
     from deepscope.classical import deconvolve_image, psf_from_options
 
-    files = _distinct_stems(list_images(inputs))
+    files = _input_files(inputs, out)
     out = Path(out)
     written = []
     for i, path in enumerate(files):

@@ -471,14 +471,15 @@ def evaluate(
 ) -> None:
     """Score a model against ground truth: AP, F1, precision, recall for segmentation;
     PSNR, SSIM, NRMSE, MAE for restoration; accuracy, macro F1 for classifiers."""
+    from deepscope.api import check_table_output
     from deepscope.api import evaluate as api_evaluate
     from deepscope.cli.progress_bar import progress_bar
-    from deepscope.io.atomic import atomic_output, check_output_file
+    from deepscope.io.atomic import atomic_output
     from deepscope.zoo import load_model
 
     size = _diameter(diameter)
     if json_path is not None:
-        check_output_file(json_path, "--json")
+        check_table_output(json_path, "--json", [images, masks])
     m = load_model(model, device=device, precision=precision, backend=backend)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
