@@ -296,6 +296,30 @@ def exit_status_of_predict_raising(error, monkeypatch, tmp_path) -> int:
     return exited.value.code
 
 
+def test_sigterm_during_a_streamed_prediction_leaves_no_partial_output(tmp_path):
+    from deepscope.io import write_image
+
+    write_image(tmp_path / "big.tif", np.zeros((256, 256), np.uint8))
+    script = (
+        "import os, signal, time, sys\n"
+        "import deepscope.streamed_files as s\n"
+        "def killed(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # as a batch system's time limit does\n"
+        "    time.sleep(30)\n"
+        "s._predict_into = killed\n"
+        "from deepscope.cli.main import main\n"
+        "sys.argv = ['deepscope'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, "predict", "unet-nuclei-fluo", tmp_path / "big.tif",
+         "--out", tmp_path / "out", "--stream", "--format", "ome.zarr", "--tile", "128"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 143 and run.stderr.strip().endswith("terminated"), run.stderr
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_path):
     refused = FileNotFoundError(2, "No such file or directory", "/proc/x.json")
     assert exit_status_of_predict_raising(refused, monkeypatch, tmp_path) == 1

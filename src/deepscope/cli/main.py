@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -983,6 +984,15 @@ def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit status 1, and
     warnings into one line each."""
     warnings.showwarning = _one_line_warning
+    terminated = []
+
+    def terminate(signum: int, frame: object) -> None:
+        # SIGTERM (a batch system's time limit, kill) unwinds like Ctrl-C, so that partial
+        # outputs and temporary files are removed on the way out
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         # typer >= 0.29 turns Ctrl-C into a returned status (130) when not standalone
         status = app(standalone_mode=False)
@@ -1017,6 +1027,9 @@ def main() -> None:
         if type(exc).__name__ == "Abort":
             sys.exit(1)
         raise
+    if terminated and status == 130:
+        err_console.print("terminated", soft_wrap=True)
+        sys.exit(143)
     if status == 130:
         err_console.print("interrupted", soft_wrap=True)
     if isinstance(status, int) and status:
