@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -408,7 +409,13 @@ def count_files(
         model.check_diameter(diameter)
     elif diameter is not None:
         raise InputError("--diameter rescales images for a model; counting --labels takes none")
-    check_ranges_before_counting(parsed, len(model.predictor.spatial_axes) if model else 2)
+    class_columns = []
+    if classifier is not None:
+        classifier = as_classifier(classifier)
+        class_columns = [f"prob_{name}" for name in classifier.task.classes]
+    check_ranges_before_counting(
+        parsed, len(model.predictor.spatial_axes) if model else 2, class_columns
+    )
     if split:
         check_min_split_size(min_split_size)
     if stream:
@@ -434,7 +441,6 @@ def count_files(
         )
     spatial = model.predictor.spatial_axes if model is not None else "YX"
     if classifier is not None:
-        classifier = as_classifier(classifier)
         if spatial != "YX":
             raise InputError("--classify works on 2D images; this segmentation model is 3D")
     files = _input_files(inputs, out)
@@ -467,6 +473,10 @@ def count_files(
                 channels_last = transpose_axes(
                     data, point_axes, spatial + ("C" if "C" in point_axes else "")
                 )
+                classify = None
+                if classifier is not None:
+                    raw = to_channel_first(data, point_axes, 2)
+                    classify = functools.partial(classify_objects, classifier, raw)
                 counted = count_objects(
                     found,
                     channels_last,
@@ -476,12 +486,10 @@ def count_files(
                     min_split_size,
                     pixel_size,
                     name=path.name,
+                    classify=classify,
+                    class_columns=class_columns,
                 )
                 if classifier is not None:
-                    raw = to_channel_first(data, point_axes, 2)
-                    classes = classify_objects(classifier, raw, counted.labels)
-                    for row in counted.objects:
-                        row.update(classes[row["label"]])
                     for name in classifier.task.classes:
                         counted.summary[f"count_{name}"] = sum(
                             1 for row in counted.objects if row["class"] == name

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,13 +176,16 @@ def check_range_columns(ranges: Sequence[Range], columns: Sequence[str], note: s
         )
 
 
-def check_ranges_before_counting(ranges: Sequence[Range], ndim: int) -> None:
+def check_ranges_before_counting(
+    ranges: Sequence[Range], ndim: int, class_columns: Sequence[str] = ()
+) -> None:
     """Refuse, before any image is segmented, ranges on columns that no objects table of
-    ``ndim``-D labels has (with or without pixel sizes, any number of channels)."""
+    ``ndim``-D labels has (with or without pixel sizes, any number of channels; with a
+    classifier, its ``class_columns`` too)."""
     per_channel = re.compile(r"(mean|min|max|integrated)_intensity_ch\d+")
     check_range_columns(
         [r for r in ranges if not per_channel.fullmatch(r.column)],
-        object_columns(ndim, (), (1.0,) * ndim),
+        [*object_columns(ndim, (), (1.0,) * ndim), *class_columns],
         " (per channel of a multichannel image: mean_intensity_ch0 ...)",
     )
 
@@ -213,8 +216,11 @@ def count_objects(
     min_split_size: int = 30,
     pixel_size: Sequence[float] | None = None,
     name: str = "",
+    classify: Callable[[np.ndarray], dict[int, dict]] | None = None,
+    class_columns: Sequence[str] = (),
 ) -> CountResult:
-    """Split, drop border objects, measure, keep objects within ``ranges``, summarise.
+    """Split, drop border objects, measure, (classify,) keep objects within ``ranges``,
+    summarise.
 
     Parameters
     ----------
@@ -226,6 +232,9 @@ def count_objects(
     split : divide merged objects (:func:`split_touching`) with ``min_split_size`` pixels.
     pixel_size : micrometres per pixel along each spatial axis; adds physical columns.
     name : the image's name in the summary row.
+    classify : gives the class columns of every object of the labels it is handed
+        (``{label: {"class": ..., "prob_<c>": ...}}``), added before filtering, so that
+        ranges may name ``class_columns`` (the numeric ones, ``prob_<c>``).
     """
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
@@ -233,13 +242,18 @@ def count_objects(
     ranges = [parse_range(r) if isinstance(r, str) else r for r in ranges]
     if ranges:  # checked here too, so that an image without objects does not hide a typo
         trailing = None if image is None else np.shape(image)[labels.ndim :]
-        check_range_columns(ranges, object_columns(labels.ndim, trailing, pixel_size))
+        columns = object_columns(labels.ndim, trailing, pixel_size)
+        check_range_columns(ranges, [*columns, *class_columns])
     if split:
         labels = split_touching(labels, min_split_size)
     if exclude_border:
         labels = exclude_border_objects(labels)
     labels = relabel_sequential(labels.astype(np.int32, copy=False))[0]
     rows = measure_objects(labels, image, pixel_size)
+    if classify is not None:
+        classes = classify(labels)
+        for row in rows:
+            row.update(classes[row["label"]])
     kept = within_ranges(rows, ranges)
     keep = np.zeros(len(rows) + 1, dtype=bool)
     keep[[row["label"] for row in kept]] = True

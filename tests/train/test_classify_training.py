@@ -143,6 +143,22 @@ def test_count_classifies_the_objects_of_given_label_images(shapes_model, tmp_pa
         count_files(None, [tmp_path / "img"], tmp_path / "o", labels=tmp_path / "other")
 
 
+def test_count_keeps_the_objects_in_a_range_of_class_probability(shapes_model, tmp_path):
+    image, labels = synthetic_nuclei((96, 96), n=6, seed=7)
+    write_image(tmp_path / "img" / "field.tif", (image * 200).astype(np.uint8))
+    write_image(tmp_path / "lab" / "field_labels.tif", labels.astype(np.uint16))
+    every = count_files(None, [tmp_path / "img"], tmp_path / "all", labels=tmp_path / "lab",
+                        classifier=shapes_model)  # fmt: skip
+    kept = count_files(None, [tmp_path / "img"], tmp_path / "round", labels=tmp_path / "lab",
+                       classifier=shapes_model, ranges=["prob_round=0.5:"])  # fmt: skip
+    assert kept[0]["count"] == every[0]["count_round"] == kept[0]["count_round"]
+    with open(tmp_path / "round" / "field_objects.csv") as fh:
+        assert all(float(row["prob_round"]) >= 0.5 for row in csv.DictReader(fh))
+    with pytest.raises(InputError, match="no column 'prob_oval'"):
+        count_files(None, [tmp_path / "img"], tmp_path / "x", labels=tmp_path / "lab",
+                    classifier=shapes_model, ranges=["prob_oval=0.5:"])  # fmt: skip
+
+
 def test_count_refuses_a_classifier_of_other_channels_before_segmenting(shapes_model, tmp_path):
     image, labels = synthetic_nuclei((96, 96), n=4, seed=7)
     colour = np.repeat((image * 200).astype(np.uint8)[..., None], 3, axis=-1)
