@@ -776,20 +776,25 @@ def models_list(
             soft_wrap=True,
         )
         return
-    table = Table(title="models")
-    for col in ("", "name", "task", "architecture", "domain", "dim", "source", "AP@0.5"):
-        table.add_column(col)
+    table = Table(title="models (* favourite)", box=None, pad_edge=False)
+    for col in ("name", "task", "arch", "dim", "source", "AP@0.5", "domain"):
+        # the name is what users copy: never cut; the domain, last, wraps into what is left
+        table.add_column(
+            col,
+            no_wrap=col not in ("arch", "domain"),
+            overflow="fold",
+            min_width=10 if col == "domain" else None,
+        )
     for r in rows:
         ap = r["validation"].get("ap@0.5")
         table.add_row(
-            "*" if r["favourite"] else "",
-            r["name"],
+            r["name"] + (" *" if r["favourite"] else ""),
             r["task"],
             r["architecture"],
-            r["domain"],
             r["dimensionality"],
             r["source"],
             f"{ap:.3f}" if isinstance(ap, float) else "",
+            r["domain"],
         )
     out_console.print(table)
 
