@@ -120,7 +120,7 @@ def test_outputs_never_replace_inputs_when_out_is_the_input_folder(tmp_path):
     write_image(folder / "a.tif", np.zeros((32, 32), np.uint8))
     deepscope.predict_files("unet-nuclei-fluo", [folder], folder)  # writes a_labels.tif there
     written = (folder / "a_labels.tif").read_bytes()
-    with pytest.raises(InputError, match="the output of a.tif would replace the input a_labels"):
+    with pytest.raises(InputError, match=r"the output of a\.tif would replace the input a_labels"):
         deepscope.count_files("unet-nuclei-fluo", [folder], folder)
     assert (folder / "a_labels.tif").read_bytes() == written
     assert not (folder / "a_labels_labels.tif").exists()
@@ -131,7 +131,7 @@ def test_a_table_is_never_written_over_an_input_image(tmp_path):
     write_image(images / "a.tif", np.zeros((32, 32), np.uint8))
     write_image(masks / "a.tif", np.zeros((32, 32), np.uint16))
     before = (masks / "a.tif").read_bytes()
-    with pytest.raises(InputError, match="--per-image '.*a.tif' is one of the inputs"):
+    with pytest.raises(InputError, match=r"--per-image '.*a\.tif' is one of the inputs"):
         deepscope.evaluate("unet-nuclei-fluo", images, masks, per_image_csv=masks / "a.tif")
     assert (masks / "a.tif").read_bytes() == before
 
@@ -204,6 +204,17 @@ def test_an_intensity_image_given_as_masks_is_refused_not_scored(tmp_path):
     write_image(images / "a.tif", _noisy_nuclei())
     with pytest.raises(InputError, match=r"mask a\.tif looks like an intensity image"):
         deepscope.evaluate("stardist-nuclei-fluo", images, images)
+
+
+def test_two_label_files_for_one_image_are_refused_not_picked_silently(tmp_path):
+    labels = np.zeros((32, 32), np.uint16)
+    labels[4:12, 4:12] = 1
+    write_image(tmp_path / "images" / "a.tif", (labels * 100).astype(np.uint8))
+    write_image(tmp_path / "labels" / "a.tif", labels)
+    write_image(tmp_path / "labels" / "a_labels.tif", labels)
+    with pytest.raises(InputError, match=r"both a\.tif and a_labels\.tif .* keep one"):
+        deepscope.count_files(None, [tmp_path / "images"], tmp_path / "out",
+                              labels=tmp_path / "labels")  # fmt: skip
 
 
 def test_label_images_with_cut_and_touching_objects_are_taken_as_labels():

@@ -572,6 +572,11 @@ def _label_file(
             f"no label image for {image_path.name} in {folder}; name it {stem}.tif or "
             f"{stem}_labels.tif"
         )
+    if len(candidates) > 1:
+        raise InputError(
+            f"both {candidates[0].name} and {candidates[1].name} in {folder} could be the "
+            f"labels of {image_path.name}; keep one of them there"
+        )
     found = read_image(candidates[0])
     data = to_spatial(found.data, found.axes, len(shape), f"label image {candidates[0].name}")
     if data.shape != shape:

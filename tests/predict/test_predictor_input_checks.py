@@ -58,6 +58,13 @@ def test_values_beyond_float32s_range_are_refused_without_a_numpy_warning():
     assert segment.predict(top).labels.shape == (32, 32)
 
 
+def test_values_too_small_for_float32_are_refused_not_segmented_as_empty():
+    segment = tiny_predictor()
+    with pytest.raises(InputError, match=r"below float32's smallest .* \(multiply it"):
+        segment.predict(blobs() * 1e-300)  # float64: all zeros once a network reads it
+    assert segment.predict(np.zeros((32, 32))).labels.max() == 0  # an empty image is fine
+
+
 def test_nan_and_infinity_are_still_refused_in_any_float_type():
     segment = tiny_predictor()
     for dtype in (np.float16, np.float32, np.float64):

@@ -51,6 +51,7 @@ def with_flips(
     return averaged
 
 
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -86,8 +87,8 @@ def channel_first_input(
         raise InputError(
             f"this model takes 2D images and the image is {kind} (axes {axes}, shape "
             f"{image.shape}); give one plane at a time (deepscope predict and count go "
-            "through a time series T by T), or for a volume a 3D model or, with a flows "
-            "model, --slices3d"
+            "through a time series T by T), or for a volume a 3D model (a 2D flows model "
+            "segments volumes slice by slice with deepscope predict or evaluate --slices3d)"
         )
     x = to_channel_first(image, axes, ndim)
     if ndim == 3:
@@ -142,6 +143,12 @@ def check_float32_range(x: np.ndarray) -> None:
             f"the image has values up to {largest:.3g}, beyond float32's range "
             f"({_FLOAT32_MAX:.3g}) in which networks compute; rescale the image (divide it "
             "by a constant) before predicting"
+        )
+    if 0 < largest < _FLOAT32_TINY:
+        raise InputError(
+            f"the image has values of at most {largest:.3g}, below float32's smallest normal "
+            f"number ({_FLOAT32_TINY:.3g}) in which networks compute: they would become 0; "
+            "rescale the image (multiply it by a constant) before predicting"
         )
 
 

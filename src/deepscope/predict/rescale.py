@@ -71,8 +71,9 @@ def check_diameter(
         return None
     if not object_diameter:
         raise ModelError(
-            f"{model} records no training object diameter, so it cannot rescale images to it; "
-            "retrain it with this deepscope, or predict without a diameter"
+            f"{model} records no training object diameter, so it cannot rescale images to it "
+            "(only models that segment objects, trained by deepscope, do); predict without "
+            "--diameter"
         )
     if diameter != "auto":
         scale = object_diameter / diameter

@@ -224,7 +224,8 @@ class Model:
             raise ConfigError(
                 f"--tile {settings['tile']} is smaller than the tile overlap, "
                 f"{settings['overlap']} pixels{given}: each tile would compute more context "
-                f"than image; use --tile {2 * settings['overlap']} or more, or a smaller --overlap"
+                f"than image; use --tile {2 * settings['overlap']} or more"
+                + (", or a smaller --overlap" if overlap is not None else "")
             )
         return settings
 

@@ -96,7 +96,8 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
         package_name = check_package(root)
         final = name or package_name
         if final in builtin_names():
-            raise ModelError(f"'{final}' is the name of a built-in model; import it with --name")
+            advice = "choose another --name" if name else "import it with --name OTHER_NAME"
+            raise ModelError(f"'{final}' is the name of a built-in model; {advice}")
         target = library / final
         if target.exists() and not replace:
             raise ModelError(
