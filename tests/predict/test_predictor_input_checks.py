@@ -136,3 +136,11 @@ def test_the_cli_refuses_a_2d_image_for_a_3d_model_in_one_line(command, tmp_path
     assert lines[-1].startswith("error:"), run.stderr
     assert "this model works on 3D volumes" in lines[-1], run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_channels_first_image_read_as_channels_last_is_told_which_axes_to_pass():
+    from deepscope.predict.predictor import channel_first_input
+
+    with pytest.raises(InputError, match=r"has 64 \(read as axes YXC.* pass axes 'CYX'"):
+        channel_first_input(np.zeros((3, 64, 64), np.float32), None, "YXC", 2, 3)
+    assert channel_first_input(np.zeros((3, 64, 50)), "CYX", "YXC", 2, 3).shape == (3, 64, 50)

@@ -286,6 +286,18 @@ def test_mask_of_other_size_than_its_image_is_refused(tiny_settings, tmp_path):
         train(make_train_config(settings))
 
 
+def test_a_training_image_with_nan_is_refused_naming_it(tiny_settings, tmp_path):
+    from deepscope.io import write_image
+
+    image = np.ones((32, 32), np.float32)
+    image[3, 4] = np.nan
+    write_image(tmp_path / "images" / "a.tif", image)
+    write_image(tmp_path / "masks" / "a.tif", np.ones((32, 32), np.uint8))
+    settings = {**tiny_settings, "images": tmp_path / "images", "masks": tmp_path / "masks"}
+    with pytest.raises(InputError, match=r"training image a\.tif contains NaN"):
+        train(make_train_config(settings))
+
+
 def test_model_json_is_plain_json(tiny_settings):
     folder = train(make_train_config({**tiny_settings, "epochs": 1}))
     spec = json.loads((folder / "model.json").read_text())

@@ -247,6 +247,8 @@ def train(
         for required in needed:
             if required not in settings:
                 option = truth if required == "masks" else required
+                if task_or_config == "autoencoder" and required == "images":
+                    option = "images (a folder of crops) or --cellh5 (a CellH5 file)"
                 raise DeepscopeError(f"train {task_or_config} needs --{option}")
     else:
         raise DeepscopeError(
@@ -810,7 +812,7 @@ def models_show(name: Annotated[str, typer.Argument(help="model name or folder")
     folder, _ = resolve_model(name)
     spec = read_spec(folder)
     out_console.print_json(spec.model_dump_json())
-    runtime = describe_choice(remembered(runtime_key(spec)))
+    runtime = describe_choice(remembered(runtime_key(spec)), spec.prediction.precision)
     err_console.print(f"CPU runtime: {runtime}", highlight=False, soft_wrap=True)
 
 

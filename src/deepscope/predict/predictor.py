@@ -94,9 +94,18 @@ def channel_first_input(
     if ndim == 3:
         check_depth(x.shape[1], axes, image.shape, min_z)
     if x.shape[0] != in_channels:
+        fits = [i for i, n in enumerate(image.shape) if n == in_channels]
+        others = axes.replace("C", "")
+        hint = (
+            f"; if its axis {fits[0]} (length {in_channels}) holds the channels, pass axes "
+            f"'{others[: fits[0]]}C{others[fits[0] :]}'"
+            if len(fits) == 1 and "C" in axes and len(axes) == image.ndim
+            else ", or pass axes that say which is which"
+        )
         raise InputError(
-            f"the model expects {in_channels} channel(s) but the image has {x.shape[0]}; "
-            "give an image with the model's channels, or pass axes that say which is which"
+            f"the model expects {in_channels} channel(s) but the image has {x.shape[0]} "
+            f"(read as axes {axes}, shape {image.shape}); give an image with the model's "
+            f"channels{hint}"
         )
     if x.dtype == bool:
         return x.view(np.uint8)

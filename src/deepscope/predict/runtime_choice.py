@@ -76,14 +76,19 @@ def remembered(network: str, path: Path | None = None) -> dict:
     return record
 
 
-def describe_choice(record: Mapping) -> str:
+def describe_choice(record: Mapping, default_precision: str = "auto") -> str:
     """One line for people about a :func:`remembered` record, e.g. ``'int8, measured
     fastest on this CPU on 2026-12-07 (seconds per 1x1x1024x1024 input: int8 0.103, torch
-    0.125, onnx 0.152)'``."""
+    0.125, onnx 0.152)'``; ``default_precision`` is the model's own."""
     if not record.get("runtime"):
+        default = (
+            "the default"
+            if default_precision == "auto"
+            else f"this model's default is --precision {default_precision}"
+        )
         return (
             "not measured on this CPU yet: the first load with --precision auto and "
-            "--backend auto (the default) measures it"
+            f"--backend auto measures it ({default})"
         )
     seconds = record.get("seconds") if isinstance(record.get("seconds"), dict) else {}
     times = ", ".join(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -27,8 +28,13 @@ def read_objects(
 ) -> CellObjects:
     """Cell objects of a CellH5 file (only negative controls with ``controls_only``) or of
     a folder of crops."""
-    if source.suffix.lower() in CELLH5_SUFFIXES:
+    if source.suffix.lower() in CELLH5_SUFFIXES or (source.is_file() and h5py.is_hdf5(source)):
         return objects_from_cellh5(source, size, mapping, controls_only=controls_only)
+    if source.is_file():
+        raise ConfigError(
+            f"'{source}' is neither a CellH5 file (deepscope cellh5 build writes one) nor a "
+            "folder of crops; give one of them"
+        )
     if mapping is not None:
         raise ConfigError("--mapping goes with a CellH5 file (--cellh5), not a folder of crops")
     return objects_from_crops(crop_files(source), size, axes)

@@ -88,6 +88,11 @@ def read_pairs(
             raw = to_channel_first(image.data, image.axes, ndim)
         except AxesError as err:
             raise AxesError(f"{image_path.name}: {err}") from None
+        if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
+            raise InputError(
+                f"training image {image_path.name} contains NaN or infinite values; replace "
+                "them (with 0 or the background level, say) before training"
+            )
         y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim)
         if raw.shape[1:] != y.shape[-ndim:]:
             raise InputError(
