@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepscope.errors import InputError, PairingError
-from deepscope.io import image_stem, list_images, match_pairs, write_image
+from deepscope.io import image_stem, list_images, match_pairs, read_image, write_image
 
 
 def _touch_images(folder: Path, *names: str) -> None:
@@ -148,3 +148,18 @@ def test_match_pairs_reads_images_and_masks_from_datasets_of_the_same_files(tmp_
     assert [(image_stem(i), image_stem(m)) for i, m in pairs] == [("a", "a"), ("b", "b")]
     assert read_image(pairs[0][0]).data.max() == 7
     assert read_image(pairs[0][1]).data.dtype == np.uint16
+
+
+def test_a_folder_with_a_dataset_name_lists_that_dataset_of_each_hdf5_file(tmp_path):
+    import h5py
+
+    for name in ("a.h5", "b.h5"):
+        with h5py.File(tmp_path / name, "w") as handle:
+            handle["raw"] = np.zeros((4, 8, 8), np.uint8)
+    found = list_images([f"{tmp_path}:raw"])
+    assert [p.name for p in found] == ["a.h5:raw", "b.h5:raw"]
+    assert read_image(found[0]).data.shape == (4, 8, 8)
+    (tmp_path / "tifs").mkdir()
+    write_image(tmp_path / "tifs" / "c.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError, match="holds no HDF5 or Zarr files"):
+        list_images([f"{tmp_path / 'tifs'}:raw"])

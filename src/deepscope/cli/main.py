@@ -442,7 +442,11 @@ def count(
             s["image"], str(s["count"]), f"{s['mean_area']:.1f}", f"{s['median_area']:.1f}"
         )
     out_console.print(table)
-    out_console.print(f"wrote {len(summaries)} image(s) and summary.csv to {out}")
+    images = len({s["image"] for s in summaries})
+    rows = f" ({len(summaries)} time points)" if len(summaries) != images else ""
+    out_console.print(
+        f"counted {images} image(s){rows}; wrote their tables and summary.csv to {out}"
+    )
     _report_skipped(skipped, out)
 
 

@@ -132,6 +132,16 @@ def _expand(item: str | os.PathLike[str]) -> list[Path]:
     file, inner = split_path(text)
     if inner is not None and file.exists():
         return [path]
+    folder, sep, dataset = text.rpartition(":")
+    if sep and dataset and not path.exists() and Path(folder).is_dir():
+        # 'folder:raw': the dataset 'raw' of every HDF5 or Zarr file in the folder
+        found = [f for f in _images_in_folder(Path(folder)) if _INNER_PATH.match(f"{f}:x")]
+        if not found:
+            raise InputError(
+                f"folder '{folder}' holds no HDF5 or Zarr files whose dataset '{dataset}' "
+                "could be read; 'FOLDER:DATASET' is for folders of such files"
+            )
+        return [Path(f"{f}:{dataset}") for f in found]
     if path.is_dir() and path.suffix.lower() != ".zarr":
         found = _images_in_folder(path)
         if not found:
