@@ -78,6 +78,18 @@ def test_pairs_strip_pred_and_skip_other_outputs(tiny):
     assert [pair.input.name for pair in pairs] == ["a.tif", "b.tif"]
 
 
+def test_ground_truth_in_hdf5_files_is_given_as_folder_and_dataset(tiny, tmp_path):
+    import h5py
+
+    root, arrays = tiny
+    for name in ("a", "b"):
+        with h5py.File(tmp_path / f"{name}.h5", "w") as handle:
+            handle["clean"] = arrays[name]["gt"]
+    pairs = pair_predictions(root / "pred", f"{tmp_path}:clean")
+    assert [pair.gt.name for pair in pairs] == ["a.h5:clean", "b.h5:clean"]
+    np.testing.assert_array_equal(read_image(pairs[0].gt).data, arrays["a"]["gt"])
+
+
 def test_report_is_one_self_contained_html_file(full_report, tiny):
     result, text, _ = full_report
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")

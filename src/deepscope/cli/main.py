@@ -233,7 +233,7 @@ def train(
     command = "deepscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if task_or_config.endswith((".yaml", ".yml")):
         config_path: str | None = task_or_config
-    elif task_or_config in TASKS:
+    elif task_or_config in TASKS and task_or_config != "image":  # 'image': imported models
         config_path = None
         settings["task"] = task_or_config
         cls = TASKS[task_or_config]
@@ -252,7 +252,8 @@ def train(
                 raise DeepscopeError(f"train {task_or_config} needs --{option}")
     else:
         raise DeepscopeError(
-            f"'{task_or_config}' is neither a task ({', '.join(TASKS)}) nor a .yaml file"
+            f"'{task_or_config}' is neither a task you can train "
+            f"({', '.join(t for t in TASKS if t != 'image')}) nor a .yaml file"
         )
     with progress_bar(err_console) as callback:
         folder = api_train(

@@ -32,7 +32,7 @@ from skimage.metrics import structural_similarity
 from deepscope import __version__
 from deepscope.classical.filters import DEFAULT_SIGMAS, as_float_image, gaussian_denoise
 from deepscope.errors import ConfigError, InputError, PairingError
-from deepscope.io import image_stem, read_image
+from deepscope.io import image_stem, list_images, read_image
 from deepscope.io.atomic import atomic_output, check_output_file
 from deepscope.io.pairs import some_names
 from deepscope.io.paths import is_image_path
@@ -82,8 +82,12 @@ class QCPair:
 
 
 def _folder_images(folder: str | os.PathLike[str], role: str, flag: str) -> list[Path]:
-    """The image files of one folder (sorted, not recursive)."""
+    """The image files of one folder (sorted, not recursive); ``'folder:dataset'``, that
+    dataset of each HDF5 or Zarr file in the folder."""
     path = Path(folder)
+    base, sep, dataset = os.fspath(folder).rpartition(":")
+    if sep and dataset and not path.exists() and Path(base).is_dir():
+        return list_images([folder])
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "does not exist"
         raise InputError(f"{flag} folder '{path}' {what}; pass the folder holding the {role}")
