@@ -168,3 +168,18 @@ def test_builtin_3d_model_segments_a_real_volume(shared_data):
 
     counts = match_counts(truth, labels, thresholds=(0.5,))[0]
     assert counts.ap > 0.4  # a training volume: the val volume is noise (docs/stardist.md)
+
+
+def test_outputs_keep_the_spatial_axis_order_of_their_input(tmp_path):
+    from deepscope.data.synthetic import synthetic_nuclei
+
+    image, _ = synthetic_nuclei((96, 64), n=5, seed=1)
+    np.save(tmp_path / "yx.npy", (image * 200).astype(np.uint8))
+    np.save(tmp_path / "xy.npy", (image.T * 200).astype(np.uint8))
+    yx = deepscope.predict_files("unet-nuclei-fluo", [tmp_path / "yx.npy"], tmp_path / "a")
+    xy = deepscope.predict_files(
+        "unet-nuclei-fluo", [tmp_path / "xy.npy"], tmp_path / "b", axes="XY"
+    )
+    stored = read_image(xy[0])
+    assert stored.axes == "XY" and stored.data.shape == (64, 96)  # overlays its input
+    np.testing.assert_array_equal(stored.data, read_image(yx[0]).data.T)

@@ -126,7 +126,12 @@ def _write_output(
     source: Image,
 ) -> Path:
     """Write ``<prefix>_<kind>.<output_format>`` with the pixel size of the ``source`` image
-    along the axes they share."""
+    along the axes they share, and the spatial axes in the source's order (an input read as
+    ``XY`` gives an output stored ``XY`` too, so that the two overlay)."""
+    spatial = "".join(a for a in source.axes if a in "ZYX" and a in axes)
+    target = "".join(a for a in axes if a not in spatial) + spatial
+    if target != axes:
+        array, axes = transpose_axes(array, axes, target), target
     size = {a: v for a, v in (source.pixel_size or {}).items() if a in axes}
     path = prefix.with_name(f"{prefix.name}_{kind}.{output_format}")
     return write_image(path, array, axes=axes, pixel_size=size or None)
