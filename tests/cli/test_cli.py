@@ -453,10 +453,13 @@ def test_a_bad_range_fails_before_any_prediction(tmp_path):
     assert "COLUMN=LOW:HIGH" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_a_usage_error_prints_usage_not_a_traceback(tmp_path):
+def test_a_usage_error_is_one_line_pointing_to_the_help(tmp_path):
     run = deepscope("predict", "unet-nuclei-fluo")  # no inputs
     assert run.returncode == 2
-    assert "Traceback" not in run.stderr and "Missing argument" in run.stderr
+    assert run.stderr.startswith("error: Missing argument") and run.stderr.count("\n") == 1
+    assert "deepscope predict --help'" in run.stderr
+    run = deepscope("count", "unet-nuclei-fluo", "x.tif", "--min-split-size", "abc")
+    assert run.returncode == 2 and run.stderr.startswith("error: Invalid value for '--min-split")
 
 
 def test_evaluating_a_segmentation_model_without_masks_says_what_is_missing(tmp_path):

@@ -1033,8 +1033,15 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except Exception as exc:
         # usage errors of click (older typer) or of typer's own parser (typer >= 0.29)
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            ctx = getattr(exc, "ctx", None)
+            command = ctx.command_path if ctx is not None else "deepscope"
+            message = exc.format_message().rstrip(".")
+            err_console.print(
+                f"[red]error:[/red] {message}; see '{command} --help'",
+                highlight=False,
+                soft_wrap=True,
+            )
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(1)
