@@ -41,3 +41,12 @@ def first_problem(validation_error, prefix: str = "") -> str:
     where = f"{prefix}{where}" if where else prefix.rstrip(".") or "settings"
     others = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return f"'{where}': {problems[0]['msg']}{others}"
+
+
+class TrainingInterrupted(DeepscopeError):
+    """Training stopped early by a signal (``signum``: SIGINT 2, SIGTERM 15); the last
+    checkpoint lets it resume."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = int(signum)

@@ -199,6 +199,31 @@ def test_export_import_and_remove_a_model(client):
     assert client.get("/api/models", params={"source": "user"}).json() == []
 
 
+def test_a_removed_or_replaced_model_is_never_served_from_the_cache(client, data_root):
+    image = (data_root / "plate" / "a.tif").read_bytes()
+
+    def objects_found_by(model):
+        answer = client.post(
+            "/api/predict",
+            data={"model": model, "mode": "preview"},
+            files={"file": ("a.tif", image, "image/tiff")},
+        )
+        return answer.json().get("n_objects") if answer.status_code == 200 else answer.status_code
+
+    found = []
+    for builtin in ("unet-nuclei-fluo", "flows-nuclei-fluo"):
+        client.post(
+            "/api/models/import",
+            data={"name": "mine", "replace": "true"},
+            files={"file": ("m.zip", client.get(f"/api/models/{builtin}/export").content)},
+        )
+        found.append(objects_found_by("mine"))
+        assert found[-1] == objects_found_by(builtin)
+    assert found[0] != found[1]  # the replaced model was not served again
+    assert client.delete("/api/models/mine").json()["removed"]
+    assert objects_found_by("mine") in (400, 404)
+
+
 def test_import_refuses_what_is_not_a_model_zip(client):
     not_zip = client.post("/api/models/import", files={"file": ("m.txt", b"hello")})
     assert not_zip.status_code == 400 and "model zip" in not_zip.json()["detail"]

@@ -320,6 +320,26 @@ def test_sigterm_during_a_streamed_prediction_leaves_no_partial_output(tmp_path)
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize(("signum", "status"), [(2, 130), (15, 143)])
+def test_an_interrupted_training_exits_as_a_signal_not_as_a_failure(
+    monkeypatch, capsys, tmp_path, signum, status
+):
+    import deepscope.api
+    from deepscope.cli import main as cli
+    from deepscope.errors import TrainingInterrupted
+
+    def interrupted(*_, **__):
+        raise TrainingInterrupted("training interrupted at epoch 2 step 5; ...", signum)
+
+    monkeypatch.setattr(deepscope.api, "train", interrupted)
+    monkeypatch.setattr(sys, "argv", ["deepscope", "train", "semantic", "--images", "i",
+                                      "--masks", "m", "--name", "x"])  # fmt: skip
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == status  # a batch system tells preemption from failure
+    assert capsys.readouterr().err.startswith("stopped: training interrupted at epoch 2")
+
+
 def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_path):
     refused = FileNotFoundError(2, "No such file or directory", "/proc/x.json")
     assert exit_status_of_predict_raising(refused, monkeypatch, tmp_path) == 1

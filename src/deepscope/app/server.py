@@ -53,7 +53,7 @@ from deepscope.errors import DeepscopeError, InputError, UnknownModel
 from deepscope.home import deepscope_home
 from deepscope.io.header import pixel_values
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
-from deepscope.spec import read_spec
+from deepscope.spec import SPEC_FILE, read_spec
 from deepscope.tasks import TASKS
 from deepscope.train.history import read_history
 from deepscope.zoo import (
@@ -111,13 +111,17 @@ class Models:
         self._loaded: OrderedDict[str, Any] = OrderedDict()
 
     def get(self, name: str):
-        if name not in self._loaded:
-            folder, _ = resolve_name(name)  # a library name: never a path on the server
-            self._loaded[name] = load_model(folder, device=self.device)
+        # resolved on every call, so that a model removed or replaced since it was loaded
+        # is refused or reloaded, never served from the cache
+        folder, _ = resolve_name(name)  # a library name: never a path on the server
+        version = (str(folder), (folder / SPEC_FILE).stat().st_mtime_ns)
+        cached = self._loaded.get(name)
+        if cached is None or cached[0] != version:
+            self._loaded[name] = (version, load_model(folder, device=self.device))
             while len(self._loaded) > MODEL_CACHE:
                 self._loaded.popitem(last=False)
         self._loaded.move_to_end(name)
-        return self._loaded[name]
+        return self._loaded[name][1]
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deepscope.errors import DeepscopeError
+from deepscope.errors import DeepscopeError, TrainingInterrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -1010,6 +1010,9 @@ def main() -> None:
         status = app(standalone_mode=False)
     except KeyboardInterrupt:
         status = 130
+    except TrainingInterrupted as err:  # saved and resumable; 130 or 143 as for other commands
+        err_console.print(f"[yellow]stopped:[/yellow] {err}", highlight=False, soft_wrap=True)
+        sys.exit(128 + err.signum)
     except DeepscopeError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)

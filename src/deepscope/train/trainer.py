@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from torch.optim.swa_utils import AveragedModel
 
 from deepscope.devices import resolve_device
-from deepscope.errors import ConfigError, DeepscopeError
+from deepscope.errors import ConfigError, DeepscopeError, TrainingInterrupted
 from deepscope.io.atomic import check_output_folder
 from deepscope.measure.size import median_diameter
 from deepscope.nets import build_network
@@ -52,10 +52,6 @@ from deepscope.train.history import plot_history, write_history
 
 CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best.pt"
-
-
-class TrainingInterrupted(DeepscopeError):
-    """Training stopped early; the last checkpoint lets it resume."""
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -177,7 +173,7 @@ def interrupts_between_steps() -> Iterator[StopRequest]:
     def handler(signum, frame):
         if stop.requested:
             raise KeyboardInterrupt
-        stop.requested = True
+        stop.requested, stop.signum = True, signum
 
     try:
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -196,6 +192,7 @@ class StopRequest:
     """Whether a stop was asked for during training (see :func:`interrupts_between_steps`)."""
 
     requested: bool = False
+    signum: int = signal.SIGINT  # the signal that asked
 
     def check(self) -> None:
         """Raise KeyboardInterrupt, at a step boundary, when a stop was asked for."""
@@ -519,7 +516,8 @@ class Trainer:
                 self._checkpoint(learner, state)
                 raise TrainingInterrupted(
                     f"training interrupted at epoch {state['epoch'] + 1} step {state['step']}; "
-                    "run the same command with --resume to go on"
+                    "run the same command with --resume to go on",
+                    stop.signum,
                 ) from None
         return self._finish(net, net_config, len(train), val, state)
 
