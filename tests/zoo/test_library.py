@@ -137,6 +137,17 @@ def test_export_to_a_place_that_cannot_be_written_says_so(home, tmp_path):
         export_model("unet-nuclei-fluo", tmp_path / "afile" / "m.zip")
     with pytest.raises(ModelError, match="exists; choose another --out"):
         export_model("unet-nuclei-fluo", tmp_path)
+    (tmp_path / "precious.zip").write_bytes(b"someone's work")
+    with pytest.raises(ModelError, match="exists; choose another --out"):
+        export_model("unet-nuclei-fluo", tmp_path / "precious.zip")
+    assert (tmp_path / "precious.zip").read_bytes() == b"someone's work"
+
+
+def test_a_truncated_zip_is_called_damaged_not_a_non_model(home, tmp_path):
+    whole = export_model("unet-nuclei-fluo", tmp_path / "m.zip")
+    (tmp_path / "cut.zip").write_bytes(whole.read_bytes()[:3000])
+    with pytest.raises(ModelError, match="not a readable zip file .*damaged, truncated"):
+        import_model(tmp_path / "cut.zip", name="cut")
 
 
 def test_importing_a_folder_under_a_builtin_name_is_refused(home, tmp_path):

@@ -80,6 +80,11 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
         if source.is_file() and zipfile.is_zipfile(source):
             _unzip(source, work / "unpacked")
             root = _package_root(work / "unpacked")
+        elif source.is_file() and source.suffix.lower() == ".zip":
+            raise ModelError(
+                f"'{source}' is not a readable zip file (damaged, truncated or empty?); "
+                "export or download it again"
+            )
         elif source.is_file() and (
             source.name in (SPEC_FILE, RDF_FILE) or source.name.endswith(".bioimageio.yaml")
         ):
@@ -132,7 +137,7 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
     folder, _ = resolve_model(name)
     check_package(folder)
     out = Path(out)
-    if out.is_dir():
+    if out.exists():
         raise ModelError(f"'{out}' exists; choose another --out")
     check_output_file(out, "--out")  # its folder can be made and written, before any work
     if format == "bioimageio":
@@ -147,9 +152,8 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
                     zf.write(item, item.name)
         os.replace(tmp, out)
         return out
-    if out.exists():
-        raise ModelError(f"'{out}' exists; choose another --out")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(".*"))
+    # the package's files as the zip holds them: no training checkpoints (pickles)
+    shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(".*", "checkpoints"))
     os.replace(tmp, out)
     return out
