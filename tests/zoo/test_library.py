@@ -146,7 +146,7 @@ def test_export_to_a_place_that_cannot_be_written_says_so(home, tmp_path):
 def test_a_truncated_zip_is_called_damaged_not_a_non_model(home, tmp_path):
     whole = export_model("unet-nuclei-fluo", tmp_path / "m.zip")
     (tmp_path / "cut.zip").write_bytes(whole.read_bytes()[:3000])
-    with pytest.raises(ModelError, match="not a readable zip file .*damaged, truncated"):
+    with pytest.raises(ModelError, match=r"not a readable zip file .*damaged, truncated"):
         import_model(tmp_path / "cut.zip", name="cut")
 
 
