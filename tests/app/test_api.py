@@ -281,6 +281,14 @@ def test_job_parameters_are_checked_when_submitted(client, data_root, tmp_path):
     assert client.post("/api/jobs", json=evaluate).status_code == 400  # no truth folder
     train = {"kind": "train", "params": {"settings": "x"}}
     assert client.post("/api/jobs", json=train).status_code == 400
+    assert submit({**good, "folder": "no-such-folder"}).status_code == 400
+    assert submit({**good, "ranges": ["nocol=1:2"]}).status_code == 400  # no such column
+    missing_model = submit({"folder": "plate"})
+    assert missing_model.status_code == 400 and "params.model is required" in missing_model.text
+    builtin = {"task": "semantic", "name": "unet-nuclei-fluo", "images": "plate", "masks": "plate"}
+    taken = client.post("/api/jobs", json={"kind": "train", "params": {"settings": builtin}})
+    assert taken.status_code == 400 and "built-in" in taken.text
+    assert client.get("/api/jobs").json() == []  # nothing reached the queue
 
 
 def test_a_link_inside_a_folder_that_leads_out_of_the_roots_is_forbidden(

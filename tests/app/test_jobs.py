@@ -104,6 +104,24 @@ def test_batch_job_of_a_folder(settings, data_root):
         assert "event: end" in stream and '"stage": "count"' in stream
 
 
+def test_a_batch_job_skips_an_unreadable_image_and_names_it(settings, data_root):
+    (data_root / "plate" / "broken.tif").write_bytes(b"not a tiff")
+    with TestClient(create_app(settings)) as client:
+        job = client.post(
+            "/api/jobs",
+            json={
+                "kind": "batch",
+                "params": {"model": "unet-nuclei-fluo", "folder": str(data_root / "plate"),
+                           "mode": "count"},
+            },
+        ).json()  # fmt: skip
+        store = JobStore(settings.state_dir / "jobs.sqlite")
+        assert run_next(store, settings.state_dir / "results") == "done"
+        result = client.get(f"/api/jobs/{job['id']}").json()["result"]
+        assert result["images"] == 2 and len(result["skipped"]) == 1
+        assert "broken.tif" in result["skipped"][0]
+
+
 def test_job_requests_are_checked_before_they_are_queued(client, tiny_settings, tmp_path):
     outside = client.post("/api/jobs", json={"kind": "train", "params": training(tiny_settings)})
     assert outside.status_code == 403  # the training folders are not under the data root

@@ -152,6 +152,8 @@ def _confined_tree(path: str, roots: list[Path]) -> Path:
     """A folder (or file) under the data roots none of whose entries is a symbolic link
     leading out of them: jobs read every file of the folder."""
     target = confine(path, roots)
+    if not target.exists():
+        raise InputError(f"'{path}' does not exist under the data roots; give a folder there")
     if target.is_dir():
         for entry in target.rglob("*"):
             if entry.is_symlink():
@@ -445,9 +447,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         ``images`` and ``truth`` folders: metrics, and a QC report for restoration)."""
         return store.submit(job.kind, _checked_params(job), device).as_dict()
 
+    def _model_named(p: dict[str, Any]) -> Path:
+        """The folder of the library model that ``params.model`` names."""
+        if not isinstance(p.get("model"), str) or not p["model"].strip():
+            raise InputError("params.model is required: the name of a model in the library")
+        return resolve_name(p["model"])[0]
+
     def _checked_params(job: JobRequest) -> dict[str, Any]:
-        from deepscope.count import parse_range
+        from deepscope.count import check_ranges_before_counting, parse_range
         from deepscope.train.config import make_train_config
+        from deepscope.zoo.registry import builtin_names
 
         p = job.params
         if job.kind == "train":
@@ -461,18 +470,22 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             given.pop("out", None)  # trainings land in the user's library
             if given.get("init_from"):
                 resolve_name(given["init_from"])  # a library model, not a path on the server
-            make_train_config(given, source="the training form")  # fail now, not in the queue
+            config = make_train_config(given, source="the training form")  # fail now
+            if config.name in builtin_names():
+                raise InputError(
+                    f"'{config.name}' is the name of a built-in model; name the training otherwise"
+                )
             return {"settings": given}
         if job.kind == "batch":
-            resolve_name(p.get("model"))
+            spec = read_spec(_model_named(p))
             folder = _confined_tree(_text(p, "folder"), roots)
             if p.get("mode", "preview") not in MODES:
                 raise InputError(f"mode must be preview or count, got '{p.get('mode')}'")
             ranges = p.get("ranges", [])
             if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
                 raise InputError("params.ranges must be a list of ranges such as 'area=30:2000'")
-            for text in ranges:
-                parse_range(text)  # a bad range fails now, not in the queue
+            parsed = [parse_range(text) for text in ranges]  # bad ranges fail now
+            check_ranges_before_counting(parsed, getattr(spec.network, "ndim", 2))
             return {
                 "model": p["model"],
                 "inputs": [str(folder)],
@@ -482,7 +495,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 "exclude_border": _flag(p, "exclude_border"),
             }
         if job.kind == "evaluate":
-            resolve_name(p.get("model"))
+            _model_named(p)
             return {
                 "model": p["model"],
                 "images": str(_confined_tree(_text(p, "images"), roots)),

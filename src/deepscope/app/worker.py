@@ -56,36 +56,52 @@ class JobProgress:
             raise KeyboardInterrupt
 
 
-def _train(job: Job, progress: JobProgress, _results: Path) -> dict[str, Any]:
+def _train(job: Job, progress: JobProgress, _results: Path, device: str) -> dict[str, Any]:
     from deepscope.api import train
 
-    folder = train(resume=job.attempts > 1, progress=progress, **job.params["settings"])
+    settings = {**job.params["settings"], "device": device}  # the device of this worker
+    folder = train(resume=job.attempts > 1, progress=progress, **settings)
     return {"model": folder.name, "folder": str(folder)}
 
 
-def _batch(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
+def _batch(job: Job, progress: JobProgress, results: Path, device: str) -> dict[str, Any]:
+    """Predict or count every image of a folder; an image that cannot be read or
+    processed is skipped and named in the result, as with ``--keep-going``."""
     from deepscope.api import count_files, draws_overlays, load_model, predict_files
 
     p = job.params
     out = results / f"job-{job.id}"
+    model = load_model(p["model"], device=device)
+    skipped: list[str] = []
+
+    def skip(path: Path, error: Exception) -> None:
+        skipped.append(str(error))
+
     if p.get("mode", "preview") == "count":
         summaries = count_files(
-            p["model"],
+            model,
             p["inputs"],
             out,
             ranges=p.get("ranges", []),
             exclude_border=p.get("exclude_border", False),
             split=p.get("split", False),
             progress=progress,
+            on_error=skip,
         )
-        return {"out": str(out), "images": len(summaries), "summary": "summary.csv"}
-    model = load_model(p["model"])
+        return {
+            "out": str(out),
+            "images": len(summaries),
+            "summary": "summary.csv",
+            "skipped": skipped,
+        }
     overlay = draws_overlays(model)
-    written = predict_files(model, p["inputs"], out, overlay=overlay, progress=progress)
-    return {"out": str(out), "files": [f.name for f in written]}
+    written = predict_files(
+        model, p["inputs"], out, overlay=overlay, progress=progress, on_error=skip
+    )
+    return {"out": str(out), "files": [f.name for f in written], "skipped": skipped}
 
 
-def _evaluate(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
+def _evaluate(job: Job, progress: JobProgress, results: Path, device: str) -> dict[str, Any]:
     """Score a model on a folder with ground truth; a restoration model also gets the
     quality-control report (prediction, Gaussian baseline and input against the truth)."""
     from deepscope.api import evaluate, predict_files
@@ -94,7 +110,7 @@ def _evaluate(job: Job, progress: JobProgress, results: Path) -> dict[str, Any]:
 
     p = job.params
     out = results / f"job-{job.id}"
-    model = load_model(p["model"])
+    model = load_model(p["model"], device=device)
     metrics = evaluate(
         model, p["images"], p["truth"], per_image_csv=out / "per_image.csv", progress=progress
     )
@@ -113,11 +129,12 @@ RUNNERS = {
 }
 
 
-def run_job(store: JobStore, job: Job, results: Path) -> str:
-    """Run one claimed ``job`` to its end and record how it ended; returns the status."""
+def run_job(store: JobStore, job: Job, results: Path, device: str = "cpu") -> str:
+    """Run one claimed ``job`` on ``device`` to its end and record how it ended; returns
+    the status."""
     progress = JobProgress(store, job.id)
     try:
-        result = RUNNERS[job.kind](job, progress, results)
+        result = RUNNERS[job.kind](job, progress, results, device)
     except (KeyboardInterrupt, TrainingInterrupted):
         if not store.stop_requested(job.id):
             raise  # the worker is shutting down: the job stays 'running' and is recovered
@@ -136,7 +153,7 @@ def run_job(store: JobStore, job: Job, results: Path) -> str:
 def run_next(store: JobStore, results: Path, device: str = "cpu") -> str | None:
     """Claim and run the oldest queued job of ``device``; None when there is none."""
     job = store.claim_next(device)
-    return run_job(store, job, results) if job is not None else None
+    return run_job(store, job, results, device) if job is not None else None
 
 
 def worker_loop(db_path: str, results: str, device: str = "cpu", poll: float = 0.5) -> None:
