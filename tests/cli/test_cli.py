@@ -502,3 +502,16 @@ def test_keep_going_skips_a_bad_image_names_it_and_exits_1(tmp_path):
     assert len(skips) == 1 and "b.tif" in skips[0]
     assert lines[-1].startswith("error: 1 image(s) could not be processed")
     assert (tmp_path / "out" / "a_labels.tif").is_file()
+
+
+def test_serving_on_a_port_in_use_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = deepscope("serve", "--port", port, "--state-dir", tmp_path / "state")
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"error: cannot serve on 127.0.0.1:{port}")
+    assert run.stderr.count("\n") == 1

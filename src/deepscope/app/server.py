@@ -400,7 +400,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if values is not None and values > settings.max_image_megapixels * 1e6:
             raise HTTPException(
                 413,
-                f"the image holds {values / 1e6:,.0f} million values, more than this server "
+                f"the image holds {values / 1e6:,.2f} million values, more than this server "
                 f"predicts on the Analyse page ({settings.max_image_megapixels:g} million); "
                 "run it as a batch job",
             )

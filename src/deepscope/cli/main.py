@@ -982,9 +982,26 @@ def serve(
         raise DeepscopeError(f"{option}: {first['msg']}") from None
     with hold_state_dir(settings.state_dir):
         pass  # a second server on the same folder stops here with one line, not in uvicorn
+    _check_port_free(host, port)
     web = create_app(settings)
     err_console.print(f"deepscope serves on http://{host}:{port} (Ctrl-C stops it)")
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """One line, before the server starts, when ``port`` cannot be listened on."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as err:
+        raise DeepscopeError(
+            f"cannot serve on {host}:{port} ({err.strerror or err}); choose another --port "
+            "or stop the program that holds it"
+        ) from None
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
