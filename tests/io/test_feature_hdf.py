@@ -182,8 +182,12 @@ def test_lengths_that_disagree_are_refused():
         ObjectFeatures(**{**fields, "genes": ["a", "b", "c"]})
     with pytest.raises(InputError, match="gallery has shape"):
         ObjectFeatures(**{**fields, "gallery": np.zeros((4, 2, 8, 9))})
-    with pytest.raises(InputError, match="channel_names has 1 entries"):
+    with pytest.raises(InputError, match="channel_names has 1 entries but there are 2 channels"):
         ObjectFeatures(**{**fields, "channel_names": ["dna"]})
+    with pytest.raises(InputError, match="feature_names has 2 entries but there are 3 feature"):
+        ObjectFeatures(**{**fields, "feature_names": ["a", "b"]})
+    with pytest.raises(InputError, match="bboxes is not a table of whole numbers"):
+        ObjectFeatures(**{**fields, "bboxes": [[1, 2, 3, 4], [1, 2, 3]] * 2})
     with pytest.raises(InputError, match="contours has 2 outlines"):
         ObjectFeatures(**{**fields, "contours": fields["contours"][:2]})
     with pytest.raises(InputError, match="distinct"):
@@ -195,6 +199,9 @@ def test_values_that_do_not_fit_are_refused_and_nothing_is_written(tmp_path):
     table.gallery = table.gallery.astype(np.int32) - 10  # negative pixels
 
     with pytest.raises(InputError, match="gallery pixel values range"):
+        write_feature_hdf(tmp_path / "features.hdf", table)
+    table.gallery = np.full(table.gallery.shape, 0.5, np.float32)  # crops normalised to 0..1
+    with pytest.raises(InputError, match="gallery crops hold fractions"):
         write_feature_hdf(tmp_path / "features.hdf", table)
     assert list(tmp_path.iterdir()) == []
 

@@ -90,12 +90,12 @@ _UINT32_MAX = int(np.iinfo(np.uint32).max)
 _WHAT_TO_GIVE = "give a features file (.hdf) written by 'deepscope encode'"
 
 
-def _texts(values: Sequence[Any] | None, name: str, n: int) -> list[str]:
+def _texts(values: Sequence[Any] | None, name: str, n: int, per: str = "object") -> list[str]:
     texts = [str(value) for value in (values if values is not None else [])]
     if len(texts) != n:
         raise InputError(
-            f"ObjectFeatures: {name} has {len(texts)} entries but there are {n} objects; "
-            "give one per object"
+            f"ObjectFeatures: {name} has {len(texts)} entries but there are {n} {per}s; "
+            f"give one per {per}"
         )
     return texts
 
@@ -111,7 +111,13 @@ def _column(value: Any, name: str, n: int, dtype: Any) -> np.ndarray:
 
 
 def _rows(value: Any, name: str, n: int, width: int, what: str) -> np.ndarray:
-    array = np.asarray(value if value is not None else [], dtype=np.int64)
+    try:
+        array = np.asarray(value if value is not None else [], dtype=np.int64)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"ObjectFeatures: {name} is not a table of whole numbers; give ({n}, {width}) rows "
+            f"{what}"
+        ) from None
     if array.size == 0:
         array = array.reshape(0, width)
     if array.shape != (n, width):
@@ -207,7 +213,7 @@ class ObjectFeatures:
             )
         self.features = features
         n, f = features.shape
-        self.feature_names = _texts(self.feature_names, "feature_names", f)
+        self.feature_names = _texts(self.feature_names, "feature_names", f, "feature column")
         if len(set(self.feature_names)) != f or "" in self.feature_names:
             raise InputError(
                 "ObjectFeatures: feature_names must be distinct and non-empty; rename them"
@@ -222,7 +228,9 @@ class ObjectFeatures:
                 f"shape ({n}, channels, size, size)"
             )
         self.gallery = gallery
-        self.channel_names = _texts(self.channel_names, "channel_names", gallery.shape[1])
+        self.channel_names = _texts(
+            self.channel_names, "channel_names", gallery.shape[1], "channel"
+        )
         if len(set(self.channel_names)) != gallery.shape[1] or any(
             name in ("", ".", "..") or "/" in name for name in self.channel_names
         ):
@@ -271,7 +279,11 @@ def _gallery_uint16(gallery: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         if not np.isfinite(values).all():
             raise InputError("gallery crops hold NaN or infinite values; crop the raw pixels")
-        values = np.rint(values)
+        if not np.array_equal(values, np.rint(values)):
+            raise InputError(
+                "gallery crops hold fractions (crops normalised to 0..1, say); give the raw "
+                "pixel values, whole numbers in 0..65535"
+            )
     if values.dtype.kind not in "uifb":
         raise InputError(f"gallery crops have dtype {gallery.dtype}; give numeric pixels")
     _check_range(values, _UINT16_MAX, "gallery pixel values")
