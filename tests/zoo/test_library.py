@@ -94,6 +94,24 @@ def test_removing_deletes_user_models_but_never_builtins(home):
         remove_model("cells")
 
 
+def test_an_interrupted_training_in_the_library_can_be_discarded(home, tiny_settings):
+    from deepscope.errors import TrainingInterrupted
+    from deepscope.train.config import make_train_config
+    from deepscope.train.trainer import train
+
+    def stop(event):
+        if event.stage == "train" and event.done == 2:
+            raise KeyboardInterrupt
+
+    settings = make_train_config({**tiny_settings, "out": None, "name": "half-done"})
+    with pytest.raises(TrainingInterrupted):
+        train(settings, progress=stop)
+    assert (home / "models" / "half-done" / "checkpoints").is_dir()
+    remove_model("half-done")
+    assert not (home / "models" / "half-done").exists()
+    train(settings)  # the name is free again
+
+
 def test_zip_export_and_import_round_trip(home, tmp_path):
     archive = export_model("unet-nuclei-fluo", tmp_path / "unet.zip")
     folder = import_model(archive, name="my-unet")

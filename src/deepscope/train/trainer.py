@@ -489,8 +489,9 @@ class Trainer:
             report(self.progress, Progress("train", 0, 1, "no checkpoint found; starting afresh"))
         if not resume and (self.ckpt_dir / "last.pt").exists():
             raise ConfigError(
-                f"{self.folder} holds an earlier run; resume it with --resume, or choose another "
-                "--name or --out"
+                f"{self.folder} holds an earlier run; resume it with --resume, choose another "
+                "--name or --out, or discard it (deepscope models remove NAME, for a run in "
+                "your library)"
             )
         if ckpt is not None:
             # settings added by later versions take their defaults in older checkpoints

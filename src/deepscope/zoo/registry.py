@@ -102,12 +102,14 @@ def refuse_builtin(name: str, source: str, action: str) -> None:
 
 
 def remove_model(name: str) -> Path:
-    """Delete a model from the user's library (built-in models cannot be removed)."""
+    """Delete a model from the user's library (built-in models cannot be removed), or the
+    checkpoints of an interrupted training of that name that will not be resumed."""
     check_model_name(name)
     if name in builtin_names():
         raise ModelError(f"'{name}' is a built-in model and cannot be removed")
     folder = user_library() / name
-    if not (folder / SPEC_FILE).is_file():
+    unfinished = (folder / "checkpoints").is_dir()  # an interrupted training, not a model yet
+    if not (folder / SPEC_FILE).is_file() and not unfinished:
         raise UnknownModel(f"no model '{name}' in your library; see 'deepscope models list'")
     if name in favourites():
         set_favourite(name, False)
