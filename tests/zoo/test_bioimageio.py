@@ -44,11 +44,15 @@ def test_our_own_export_imports_back_as_the_same_model(home, tmp_path):
     assert read_weights(folder, copy).keys() == read_weights(builtin, original).keys()
 
 
-def test_our_export_without_its_deepscope_files_imports_as_a_plain_network(home, tmp_path):
+@pytest.mark.parametrize("attachments_listed", [False, True])
+def test_our_export_without_its_deepscope_files_imports_as_a_plain_network(
+    home, tmp_path, attachments_listed
+):
     folder = export_model("unet-nuclei-fluo", tmp_path / "foreign", format="bioimageio")
-    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
-    del rdf["attachments"]
-    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    if not attachments_listed:  # else the description still names files that are gone
+        rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+        del rdf["attachments"]
+        (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
     (folder / "model.json").unlink()
     imported = import_model(folder, name="unet-as-others-see-it")  # checks its test tensors
     assert read_spec(imported).task == "image"

@@ -414,7 +414,8 @@ def package_from_bioimageio(folder: Path, dest: Path) -> Path:
         raise ModelError(f"cannot read the bioimage.io description in {folder}: {err}") from None
     attached = {Path(str(a.get("source", ""))).name for a in rdf.get("attachments") or []}
     dest.mkdir(parents=True)
-    if {SPEC_FILE, WEIGHTS_FILE} <= attached:
+    ours = {SPEC_FILE, WEIGHTS_FILE}
+    if ours <= attached and all((folder / name).is_file() for name in ours):
         for name in sorted(attached | {"cover.png", "README.md"}):
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, dest / name)

@@ -122,6 +122,7 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
         text = str(err)
         for scratch in (work / "unpacked", work / "converted"):
             text = text.replace(f"{scratch}{os.sep}", f"{source.name}: ")
+            text = text.replace(str(scratch), source.name)
         if text == str(err):
             raise
         raise type(err)(text) from None
