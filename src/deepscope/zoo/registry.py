@@ -57,7 +57,7 @@ def resolve_name(name: str) -> tuple[Path, str]:
             return user_library() / name, "user"
     known = ", ".join(builtin_names() + user_names()) or "none"
     raise UnknownModel(
-        f"unknown model '{str(name)[:100]}'; give a model folder or one of: {known} "
+        f"unknown model '{str(name)[:100]}'; give the name of one of: {known} "
         "(see 'deepscope models list')"
     )
 
