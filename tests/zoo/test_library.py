@@ -206,7 +206,7 @@ def test_zip_that_escapes_its_folder_is_refused(home, tmp_path):
 
 def test_files_that_are_not_models_get_a_clear_error(home, tmp_path):
     (tmp_path / "notes.zip").write_bytes(b"not a zip")
-    with pytest.raises(ModelError, match="neither a deepscope model package"):
+    with pytest.raises(ModelError, match="not a readable zip file"):
         import_model(tmp_path / "notes.zip")
     with pytest.raises(ModelError, match="does not exist"):
         import_model(tmp_path / "missing")
