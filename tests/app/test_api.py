@@ -224,6 +224,20 @@ def test_a_removed_or_replaced_model_is_never_served_from_the_cache(client, data
     assert objects_found_by("mine") in (400, 404)
 
 
+def test_a_failed_export_leaves_nothing_behind(client, settings, monkeypatch):
+    import deepscope.app.server as server
+    from deepscope.errors import ModelError
+
+    def fails_half_way(package, out, format):
+        out.parent.mkdir(parents=True)  # as export_model does before writing
+        raise ModelError("the network cannot be exported")
+
+    monkeypatch.setattr(server, "export_model", fails_half_way)
+    answer = client.get("/api/models/unet-nuclei-fluo/export")
+    assert answer.status_code == 400 and "cannot be exported" in answer.json()["detail"]
+    assert not any((settings.state_dir / "results").glob("export-*"))
+
+
 def test_import_refuses_what_is_not_a_model_zip(client):
     not_zip = client.post("/api/models/import", files={"file": ("m.txt", b"hello")})
     assert not_zip.status_code == 400 and "model zip" in not_zip.json()["detail"]
@@ -302,7 +316,8 @@ def test_a_link_inside_a_folder_that_leads_out_of_the_roots_is_forbidden(
 
 
 def test_odd_ids_paths_and_archives_are_client_errors(client, tmp_path):
-    assert client.get("/api/jobs/99999999999999999999").status_code == 422
+    too_large = client.get("/api/jobs/99999999999999999999")
+    assert too_large.status_code == 422 and too_large.json()["detail"].startswith("job_id: ")
     assert client.get("/api/files", params={"path": "a\x00b"}).status_code == 400
     assert client.get("/api/files", params={"path": "a" * 5000}).status_code == 400
     import zipfile

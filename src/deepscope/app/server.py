@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as FastAPIPath
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -232,6 +233,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def outside(request: Request, err: OutsideDataRoots) -> JSONResponse:
         return _error(403, str(err))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        # one line, as every other error: the first field and what is wrong with it
+        first = err.errors()[0] if err.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(part) for part in first["loc"][1:]) or "request"
+        return _error(422, f"{field}: {first['msg']}")
+
     # ------------------------------------------------------------------ pages
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(
@@ -312,7 +320,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         """The model as a zip: our package (``deepscope``) or a bioimage.io model."""
         package, _ = resolve_name(name)
         folder = results / f"export-{uuid.uuid4().hex}"
-        path = export_model(package, folder / f"{name}-{format}.zip", format)
+        try:
+            path = export_model(package, folder / f"{name}-{format}.zip", format)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing half-made stays behind
+            raise
         return FileResponse(
             path,
             filename=path.name,
