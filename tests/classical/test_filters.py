@@ -77,3 +77,12 @@ def test_best_gaussian_improves_psnr_on_real_confocal_noise(shared_data):
     best_psnr = peak_signal_noise_ratio(clean, filtered, data_range=data_range)
     assert 0.5 <= sigma <= 4.0
     assert best_psnr > raw_psnr + 1.0, (raw_psnr, best_psnr)
+
+
+def test_values_beyond_float32_are_refused_as_such_not_as_nan():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match="beyond float32's range"):
+            gaussian_denoise(np.full((16, 16), 1e300), 1.0)

@@ -93,7 +93,7 @@ def test_read_psf_normalises_a_bead_image(tmp_path):
     [
         (np.full((5, 5), -1.0), "negative"),
         (np.zeros((5, 5)), "all zero"),
-        (np.ones((2, 3, 5, 5)), "2D .* or 3D"),
+        (np.ones((2, 3, 5, 5)), "a PSF is one YX or ZYX image"),
     ],
 )
 def test_read_psf_rejects_unusable_files(tmp_path, data, message):
@@ -138,3 +138,18 @@ def test_psf_from_optics_takes_the_pixel_size_recorded_in_the_file():
 def test_psf_from_options_explains_what_is_missing(options, message):
     with pytest.raises(ConfigError, match=message):
         psf_from_options((32, 32), **options)
+
+
+def test_optics_options_beside_a_sigma_or_file_are_refused_not_ignored():
+    from deepscope.classical import psf_from_options
+
+    with pytest.raises(ConfigError, match=r"--confocal describes the optics .* leave it out"):
+        psf_from_options((32, 32), sigma=1.0, confocal=True)
+    with pytest.raises(ConfigError, match="--refractive-index and --z-step describe"):
+        psf_from_options((8, 32, 32), sigma=1.0, refractive_index=1.518, z_step_um=0.2)
+
+
+def test_a_psf_file_with_colour_channels_is_refused(tmp_path):
+    path = write_image(tmp_path / "rgb.tif", np.ones((9, 9, 3), np.float32), "YXC")
+    with pytest.raises(InputError, match=r"axes YXC .* save one channel"):
+        read_psf(path)

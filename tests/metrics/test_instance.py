@@ -408,3 +408,10 @@ def test_dataset_errors_name_the_image():
         evaluate_instances([(good, good)], names=["a", "b"])
     with pytest.raises(InputError, match="no image pairs"):
         evaluate_instances([])
+
+
+def test_two_lists_of_images_instead_of_pairs_get_a_one_line_hint():
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 2:5] = 1
+    with pytest.raises(InputError, match=r"evaluate_instances\(zip\(truths, predictions\)\)"):
+        evaluate_instances([labels], [labels])

@@ -51,10 +51,15 @@ def as_float_image(image: np.ndarray, name: str = "image") -> np.ndarray:
         raise InputError(f"{name} is empty (shape {array.shape})")
     if array.dtype.kind not in "biuf":
         raise InputError(f"{name} has data type {array.dtype}; give real numbers")
-    array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise InputError(f"{name} contains NaN or infinite values; replace them first")
-    return array
+    largest = float(np.abs(array).max())
+    if largest > float(np.finfo(np.float32).max):
+        raise InputError(
+            f"{name} has values up to {largest:.3g}, beyond float32's range in which it is "
+            "processed; rescale it (divide by a constant) first"
+        )
+    return array.astype(np.float32, copy=False)
 
 
 def _per_axis(value: float | Sequence[float], ndim: int, what: str) -> tuple[float, ...]:

@@ -306,7 +306,15 @@ def read_psf(path: str | os.PathLike[str]) -> np.ndarray:
     """
     from deepscope.io import read_image
 
-    return check_psf(read_image(path).data, name=f"PSF {os.fspath(path)!r}")
+    image = read_image(path)
+    extra = [a for a in image.axes if a in "CT" and image.data.shape[image.axes.index(a)] > 1]
+    if extra:
+        raise InputError(
+            f"PSF {os.fspath(path)!r} has axes {image.axes} (shape {image.data.shape}); a PSF "
+            "is one YX or ZYX image: save one channel and one time point"
+        )
+    data = image.as_axes("ZYX" if "Z" in image.axes else "YX")
+    return check_psf(data, name=f"PSF {os.fspath(path)!r}")
 
 
 def _auto_shape(sigmas: Sequence[float], image_shape: Sequence[int]) -> tuple[int, ...]:
@@ -402,6 +410,24 @@ def psf_from_options(
             "(--psf-sigma) or the optics (--wavelength, --na, --pixel-size)"
             + (f"; got {' and '.join(given)}" if given else "")
         )
+    if not optics:
+        unused = [
+            option
+            for option, present in (
+                ("--confocal", confocal),
+                ("--refractive-index", refractive_index != 1.33),
+                ("--pixel-size", pixel_size_um is not None),
+                ("--z-step", z_step_um is not None),
+            )
+            if present
+        ]
+        if unused:
+            one = len(unused) == 1
+            raise ConfigError(
+                f"{' and '.join(unused)} {'describes' if one else 'describe'} the optics and "
+                f"{'goes' if one else 'go'} with --wavelength and --na; with {given[0]} "
+                f"{'it' if one else 'they'} would be ignored: leave {'it' if one else 'them'} out"
+            )
     if psf_path is not None:
         return check_psf(read_psf(psf_path), ndim, name=f"PSF {os.fspath(psf_path)!r}")
     if sigma is not None:

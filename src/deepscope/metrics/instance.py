@@ -571,6 +571,11 @@ def evaluate_instances(
         If there are no pairs, ``names`` does not have one name per pair, or a pair is invalid
         (the message names the image).
     """
+    if isinstance(thresholds, Sequence) and any(np.ndim(t) > 0 for t in thresholds):
+        raise InputError(
+            "evaluate_instances takes one iterable of (gt, pred) pairs, not two lists of "
+            "images: evaluate_instances(zip(truths, predictions))"
+        )
     ts = _check_thresholds(thresholds)
     name_list = None if names is None else [str(n) for n in names]
     per_image_counts: list[tuple[str, list[MatchCounts]]] = []
