@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from deepscope.errors import InputError, PairingError
-from deepscope.io.paths import image_stem, is_image_path, supported_list
+from deepscope.io.paths import image_stem, is_image_path, split_folder_dataset, supported_list
 
 __all__ = ["match_pairs", "some_names"]
 
@@ -39,16 +39,6 @@ def _by_stem(folder: Path, role: str) -> dict[str, Path]:
     if not files:
         raise InputError(f"{role} folder '{folder}' contains no image files ({supported_list()})")
     return files
-
-
-def _folder_and_inner(folder: str | os.PathLike[str]) -> tuple[Path, str | None]:
-    """``'train:raw'`` -> ``(Path('train'), 'raw')`` when ``train`` is a folder and
-    ``train:raw`` is not: every HDF5/zarr file of the folder is read at that inner path."""
-    text = os.fspath(folder)
-    base, sep, inner = text.rpartition(":")
-    if sep and inner and not Path(text).exists() and Path(base).is_dir():
-        return Path(base), inner
-    return Path(text), None
 
 
 def _with_inner(files: dict[str, Path], inner: str | None) -> dict[str, Path]:
@@ -103,8 +93,8 @@ def match_pairs(
     >>> match_pairs("train/images", "train/masks")  # doctest: +SKIP
     [(PosixPath('train/images/a.tif'), PosixPath('train/masks/a.tif')), ...]
     """
-    image_dir, image_inner = _folder_and_inner(image_dir)
-    mask_dir, mask_inner = _folder_and_inner(mask_dir)
+    image_dir, image_inner = split_folder_dataset(image_dir)
+    mask_dir, mask_inner = split_folder_dataset(mask_dir)
     images = _with_inner(_by_stem(image_dir, "image"), image_inner)
     masks = _with_inner(_by_stem(mask_dir, partner), mask_inner)
     lonely_images = [images[stem] for stem in sorted(images.keys() - masks.keys())]

@@ -125,6 +125,17 @@ def _images_in_folder(folder: Path) -> list[Path]:
     return [entry for entry in entries if is_image_path(entry)]
 
 
+def split_folder_dataset(folder: str | os.PathLike[str]) -> tuple[Path, str | None]:
+    """``'train:raw'`` -> ``(Path('train'), 'raw')`` when ``train`` is a folder and
+    ``train:raw`` is not: every HDF5/zarr file of the folder is read at that inner path;
+    anything else -> ``(Path(folder), None)``."""
+    text = os.fspath(folder)
+    base, sep, inner = text.rpartition(":")
+    if sep and inner and not Path(text).exists() and Path(base).is_dir():
+        return Path(base), inner
+    return Path(text), None
+
+
 def _expand(item: str | os.PathLike[str]) -> list[Path]:
     """The image paths one input of :func:`list_images` stands for."""
     text = os.fspath(item)
@@ -132,10 +143,9 @@ def _expand(item: str | os.PathLike[str]) -> list[Path]:
     file, inner = split_path(text)
     if inner is not None and file.exists():
         return [path]
-    folder, sep, dataset = text.rpartition(":")
-    if sep and dataset and not path.exists() and Path(folder).is_dir():
-        # 'folder:raw': the dataset 'raw' of every HDF5 or Zarr file in the folder
-        found = [f for f in _images_in_folder(Path(folder)) if _INNER_PATH.match(f"{f}:x")]
+    folder, dataset = split_folder_dataset(text)
+    if dataset is not None:  # 'folder:raw': the dataset 'raw' of every HDF5 or Zarr file
+        found = [f for f in _images_in_folder(folder) if _INNER_PATH.match(f"{f}:x")]
         if not found:
             raise InputError(
                 f"folder '{folder}' holds no HDF5 or Zarr files whose dataset '{dataset}' "

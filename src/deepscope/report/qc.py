@@ -35,7 +35,7 @@ from deepscope.errors import ConfigError, InputError, PairingError
 from deepscope.io import image_stem, list_images, read_image
 from deepscope.io.atomic import atomic_output, check_output_file
 from deepscope.io.pairs import some_names
-from deepscope.io.paths import is_image_path
+from deepscope.io.paths import is_image_path, split_folder_dataset
 from deepscope.metrics.restoration import (
     SSIM_WINDOW,
     check_reference,
@@ -85,8 +85,7 @@ def _folder_images(folder: str | os.PathLike[str], role: str, flag: str) -> list
     """The image files of one folder (sorted, not recursive); ``'folder:dataset'``, that
     dataset of each HDF5 or Zarr file in the folder."""
     path = Path(folder)
-    base, sep, dataset = os.fspath(folder).rpartition(":")
-    if sep and dataset and not path.exists() and Path(base).is_dir():
+    if split_folder_dataset(folder)[1] is not None:
         return list_images([folder])
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "does not exist"
