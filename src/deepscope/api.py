@@ -16,6 +16,7 @@ from deepscope.classify import (
     classify_files,
     classify_objects,
     evaluate_classifier,
+    probability_column_names,
 )
 from deepscope.count import (
     Range,
@@ -417,7 +418,7 @@ def count_files(
     class_columns = []
     if classifier is not None:
         classifier = as_classifier(classifier)
-        class_columns = [f"prob_{name}" for name in classifier.task.classes]
+        class_columns = probability_column_names(classifier.task.classes)
     check_ranges_before_counting(
         parsed, len(model.predictor.spatial_axes) if model else 2, class_columns
     )

@@ -30,10 +30,17 @@ def as_classifier(model: Model | str | Path) -> Model:
     return model
 
 
+def probability_column_names(classes: Sequence[str]) -> list[str]:
+    """The ``prob_<class>`` column of each class, in class order."""
+    return [f"prob_{c}" for c in classes]
+
+
 def probability_columns(result: Result, classes: Sequence[str]) -> dict:
     """``class`` and one ``prob_<class>`` column per class for one result."""
     row = {"class": result.class_name}
-    row.update({f"prob_{c}": float(p) for c, p in zip(classes, result.probabilities)})
+    row.update(
+        {k: float(p) for k, p in zip(probability_column_names(classes), result.probabilities)}
+    )
     return row
 
 

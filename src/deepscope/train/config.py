@@ -144,6 +144,10 @@ class TrainConfig(BaseModel):
         return (self.out or user_library()) / self.name
 
 
+#: settings that name files or folders (``init_from`` may name a model instead)
+PATH_SETTINGS = ("images", "masks", "val_images", "val_masks", "mapping", "out")
+
+
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read a YAML training file; keyword ``overrides`` (not None) win over the file."""
     path = Path(path)
@@ -156,7 +160,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, e.g. 'epochs: 10'")
     base = path.parent
-    for key in ("images", "masks", "val_images", "val_masks", "mapping", "out"):
+    for key in PATH_SETTINGS:
         if raw.get(key) is not None and not Path(raw[key]).is_absolute():
             raw[key] = str(base / raw[key])
     init = raw.get("init_from")

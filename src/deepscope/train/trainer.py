@@ -38,7 +38,7 @@ from deepscope.tasks import Task, get_task
 from deepscope.tasks.base import integer_mask
 from deepscope.train.batches import BatchStream, auto_workers
 from deepscope.train.checkpoint import load_checkpoint, save_checkpoint
-from deepscope.train.config import TrainConfig
+from deepscope.train.config import PATH_SETTINGS, TrainConfig
 from deepscope.train.dataset import (
     PatchSampler,
     Sample,
@@ -333,15 +333,11 @@ def changed_settings(saved: dict | None, current: dict, limit: int = 3) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-#: settings that name files or folders; a checkpoint keeps them as absolute paths
-PATH_SETTINGS = ("out", "images", "masks", "val_images", "val_masks", "mapping", "init_from")
-
-
 def checkpoint_settings(config: TrainConfig) -> dict:
     """``config`` as JSON with every path made absolute, so that a run resumed from
     another working directory (``deepscope train ../configs/x.yaml``) compares equal."""
     settings = config.model_dump(mode="json")
-    for key in PATH_SETTINGS:
+    for key in (*PATH_SETTINGS, "init_from"):
         value = settings.get(key)
         if value is not None and (key != "init_from" or Path(value).is_dir()):
             settings[key] = os.path.abspath(value)
