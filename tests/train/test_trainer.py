@@ -197,6 +197,17 @@ def test_training_stops_when_its_time_budget_is_spent(tiny_settings):
     assert [(e.done, e.total) for e in events if e.stage == "epoch"] == [(1, 1)]
 
 
+def test_an_epoch_longer_than_the_time_budget_is_cut_short(tiny_settings):
+    settings = {**tiny_settings, "epochs": 5, "steps_per_epoch": 40, "max_minutes": 1e-6}
+    events: list[Progress] = []
+    folder = train(make_train_config(settings), progress=events.append)
+
+    assert len([e for e in events if e.stage == "train"]) == 1  # not 40 steps
+    assert read_spec(folder).training["epochs_done"] == 1
+    history = (folder / "history.csv").read_text().splitlines()
+    assert len(history) == 2  # a header and the one epoch, with the mean of its one step
+
+
 def test_without_val_folders_a_seeded_split_is_held_out(tiny_settings):
     settings = {**tiny_settings, "val_images": None, "val_masks": None, "val_fraction": 0.34}
     spec = read_spec(train(make_train_config(settings)))

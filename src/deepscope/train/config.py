@@ -80,7 +80,8 @@ class TrainConfig(BaseModel):
         allow_inf_nan=False,
         description="time budget of the training loop: after each epoch the run plans as "
         "many more epochs (up to 'epochs') as fit the minutes left at the mean epoch time so "
-        "far, and the learning-rate schedule ends with the plan",
+        "far, and the learning-rate schedule ends with the plan; an epoch that runs past the "
+        "budget is cut short and ends the run",
     )
     val_patches: int | None = Field(
         None,

@@ -95,6 +95,12 @@ def epochs_in_budget(config: TrainConfig, epochs_done: int, seconds: float) -> i
     return max(1, min(config.epochs, epochs_done + more))
 
 
+def budget_spent(config: TrainConfig, seconds: float) -> bool:
+    """Whether the time budget (``max_minutes``) is used up after ``seconds`` of training
+    and validation; never without a budget."""
+    return config.max_minutes is not None and seconds >= config.max_minutes * 60
+
+
 def warming_decay(decay: float, n_averaged: int) -> float:
     """The decay of the moving average at its ``n_averaged``-th update: ``(1 + n) / (10 + n)``
     up to ``decay``. A fixed decay of 0.998 would keep a fifth of the random initial weights
@@ -568,18 +574,20 @@ class Trainer:
                 if c.checkpoint_every and state["step"] % c.checkpoint_every == 0:
                     self._checkpoint(learner, state)
                 stop.check()
+                if budget_spent(c, state["seconds"] + state["val_seconds"]):
+                    break  # an epoch longer than the budget ends early, and the run with it
             t0 = time.perf_counter()
             val_loss, val_metrics = self._validate(learner.kept, val_batches)
             state["val_seconds"] += time.perf_counter() - t0
             row = {
                 "epoch": state["epoch"] + 1,
-                "train_loss": state["loss_sum"] / c.steps_per_epoch,
+                "train_loss": state["loss_sum"] / state["step"],
                 "val_loss": val_loss,
                 "learning_rate": optimizer.param_groups[0]["lr"],
                 "seconds": round(state["seconds"], 1),
             }
             for key, value in state.get("metric_sums", {}).items():
-                row[f"train_{key}"] = value / c.steps_per_epoch
+                row[f"train_{key}"] = value / state["step"]
             row.update({f"val_{key}": value for key, value in val_metrics.items()})
             state["history"].append(row)
             if plateau is not None:
