@@ -34,6 +34,12 @@ def test_a_window_of_a_tiled_tiff_equals_the_same_pixels_read_whole(tiled_tiff):
     np.testing.assert_array_equal(window, data[None, 70:140, 10:199])
 
 
+def test_a_window_asked_for_wrongly_is_a_calling_mistake_not_a_damaged_file(tiled_tiff):
+    path, _ = tiled_tiff
+    with open_image(path) as image, pytest.raises(ValueError, match="slices without a step"):
+        image.window("YX", ((0, 10), slice(0, 10)))
+
+
 def test_colour_samples_become_the_channel_axis(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (40, 50, 3)).astype(np.uint8)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")

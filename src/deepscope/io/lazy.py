@@ -81,6 +81,8 @@ class LazyImage:
         spatial = [a for a in target if a in SPATIAL_AXES]
         if len(spatial) != len(region):
             raise ValueError(f"{len(region)} slices for the spatial axes of {target!r}")
+        if not all(isinstance(part, slice) and part.step in (None, 1) for part in region):
+            raise ValueError(f"region must be slices without a step, one per axis; got {region}")
         by_axis = dict(zip(spatial, region, strict=True))
         index = tuple(by_axis.get(a, slice(None)) for a in self.axes)
         try:
