@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from deepscope import deconvolve_files
 from deepscope.classical import deconvolve_image, gaussian_psf, richardson_lucy, wiener_deconvolve
 from deepscope.errors import InputError
 from deepscope.io import write_image
@@ -99,3 +100,17 @@ def test_keep_going_deconvolves_the_good_images_and_names_the_skipped_one(tmp_pa
     assert len(skips) == 1 and "colour.tif" in skips[0]
     assert (tmp_path / "out" / "cells_deconv.tif").is_file()
     assert not (tmp_path / "out" / "colour_deconv.tif").exists()
+
+
+def test_a_psf_sigma_that_fits_only_some_images_names_the_one_it_does_not_fit(tmp_path):
+    flat = write_image(tmp_path / "flat.tif", np.ones((32, 32), np.float32), "YX")
+    stack = write_image(tmp_path / "stack.tif", np.ones((4, 32, 32), np.float32), "ZYX")
+    with pytest.raises(InputError, match=r"flat.tif: --psf-sigma has 3 values .* 2D"):
+        deconvolve_files([stack, flat], tmp_path / "out", psf_sigma="2,1,1")
+    assert (tmp_path / "out" / "stack_deconv.tif").exists()
+
+
+def test_a_volume_without_a_z_step_names_the_option_that_gives_it(tmp_path):
+    stack = write_image(tmp_path / "stack.tif", np.ones((4, 32, 32), np.float32), "ZYX")
+    with pytest.raises(InputError, match=r"stack.tif: .* give --z-step"):
+        deconvolve_files([stack], tmp_path / "out", wavelength_nm=500, na=1.2, pixel_size_um=0.1)
