@@ -224,8 +224,8 @@ class Model:
             raise ConfigError(
                 f"--tile {settings['tile']} is smaller than the tile overlap, "
                 f"{settings['overlap']} pixels{given}: each tile would compute more context "
-                f"than image; use --tile {2 * settings['overlap']} or more"
-                + (", or a smaller --overlap" if overlap is not None else "")
+                f"than image; use --tile {2 * settings['overlap']} or more, or an --overlap "
+                f"below {settings['tile']} (less context at the tile edges)"
             )
         return settings
 
