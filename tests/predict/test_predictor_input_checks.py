@@ -50,7 +50,7 @@ def test_values_beyond_float32s_range_are_refused_without_a_numpy_warning():
     image = blobs() * 1e300  # float64: fine in numpy, infinite once a network reads it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(InputError, match=r"beyond float32's range .* rescale the image"):
+        with pytest.raises(InputError, match=r"beyond float32's range .* rescale it"):
             segment.predict(image)
     # the largest float32 values themselves are fine
     top = np.full((32, 32), np.finfo(np.float32).max, np.float64)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from deepscope.data.normalize import check_float32_range
 from deepscope.errors import ConfigError, InputError
 
 __all__ = ["as_float_image", "best_gaussian", "gaussian_denoise", "median_denoise"]
@@ -51,14 +52,8 @@ def as_float_image(image: np.ndarray, name: str = "image") -> np.ndarray:
         raise InputError(f"{name} is empty (shape {array.shape})")
     if array.dtype.kind not in "biuf":
         raise InputError(f"{name} has data type {array.dtype}; give real numbers")
-    if not np.isfinite(array).all():
-        raise InputError(f"{name} contains NaN or infinite values; replace them first")
-    largest = float(np.abs(array).max())
-    if largest > float(np.finfo(np.float32).max):
-        raise InputError(
-            f"{name} has values up to {largest:.3g}, beyond float32's range in which it is "
-            "processed; rescale it (divide by a constant) first"
-        )
+    if array.dtype.kind == "f":
+        check_float32_range(array, name, "processing")
     return array.astype(np.float32, copy=False)
 
 

@@ -14,6 +14,33 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
+def check_float32_range(x: np.ndarray, name: str = "the image", doing: str = "predicting") -> None:
+    """Raise a one-line :class:`InputError` if the float image ``x`` holds NaN or infinity,
+    or values beyond float32's range, or only values too small for it (networks and the
+    classical filters compute in float32: they would become infinity or 0). ``name`` and
+    ``doing`` word the message ("the image" ... "before predicting")."""
+    with np.errstate(invalid="ignore"):
+        lowest, highest = float(np.min(x)), float(np.max(x))
+    if not (np.isfinite(lowest) and np.isfinite(highest)):
+        raise InputError(
+            f"{name} contains NaN or infinite values; replace them (with 0 or the "
+            f"background level, say) before {doing}"
+        )
+    largest = max(abs(lowest), abs(highest))
+    if largest > _FLOAT32_MAX:
+        raise InputError(
+            f"{name} has values up to {largest:.3g}, beyond float32's range "
+            f"({_FLOAT32_MAX:.3g}) in which it is processed; rescale it (divide it by a "
+            f"constant) before {doing}"
+        )
+    if 0 < largest < _FLOAT32_TINY:
+        raise InputError(
+            f"{name} has values of at most {largest:.3g}, below float32's smallest normal "
+            f"number ({_FLOAT32_TINY:.3g}) in which it is processed: they would become 0; "
+            f"rescale it (multiply it by a constant) before {doing}"
+        )
+
+
 class Normalization(BaseModel):
     """How raw intensities become network input.
 

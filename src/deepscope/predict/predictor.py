@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from deepscope.data.layout import to_channel_first
-from deepscope.data.normalize import Normalization, denormalize, normalize
+from deepscope.data.normalize import Normalization, check_float32_range, denormalize, normalize
 from deepscope.data.patches import pad_to_shape
 from deepscope.devices import resolve_device
 from deepscope.errors import InputError
@@ -49,10 +49,6 @@ def with_flips(
         return total / len(flips)
 
     return averaged
-
-
-_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def channel_first_input(
@@ -132,32 +128,6 @@ def check_depth(depth: int, axes: str, shape: tuple[int, ...], min_z: int = 2) -
             f"the volume has {depth} z slices (axes {axes}, shape {shape}) and this model "
             f"needs at least {min_z} (two planes of its output grid of {min_z // 2}); give "
             "a thicker volume, or use a 2D model on its slices"
-        )
-
-
-def check_float32_range(x: np.ndarray) -> None:
-    """Raise a one-line :class:`InputError` if the float image ``x`` holds NaN or
-    infinity, or values beyond float32's range (networks compute in float32: they would
-    turn into infinity)."""
-    with np.errstate(invalid="ignore"):
-        lowest, highest = float(np.min(x)), float(np.max(x))
-    if not (math.isfinite(lowest) and math.isfinite(highest)):
-        raise InputError(
-            "the image contains NaN or infinite values; replace them (with 0 or the "
-            "background level, say) before predicting"
-        )
-    largest = max(abs(lowest), abs(highest))
-    if largest > _FLOAT32_MAX:
-        raise InputError(
-            f"the image has values up to {largest:.3g}, beyond float32's range "
-            f"({_FLOAT32_MAX:.3g}) in which networks compute; rescale the image (divide it "
-            "by a constant) before predicting"
-        )
-    if 0 < largest < _FLOAT32_TINY:
-        raise InputError(
-            f"the image has values of at most {largest:.3g}, below float32's smallest normal "
-            f"number ({_FLOAT32_TINY:.3g}) in which networks compute: they would become 0; "
-            "rescale the image (multiply it by a constant) before predicting"
         )
 
 
