@@ -64,6 +64,20 @@ def test_touching_objects_across_block_borders_come_out_once_and_whole():
         assert len(inside[inside > 0]) == 1
 
 
+def test_objects_on_the_image_edge_are_kept_however_thin_the_last_core():
+    # 49 px in 16-px blocks: the last core is 1 px thick, so squares on the bottom and right
+    # edges have their centroids in the cores before it, whose windows end at the image edge
+    truth = np.zeros((49, 49), np.int32)
+    for k, start in enumerate(range(2, 40, 9)):
+        truth[43:49, start : start + 6] = 2 * k + 1
+        truth[start : start + 6, 43:49] = 2 * k + 2
+    blocks = plan_blocks(truth.shape, 16, 8, 8)
+    assert min(b.core[0].stop - b.core[0].start for b in blocks) >= 8  # balanced cores
+
+    result = stitched(SemanticTask(), confident_scores(truth), block=16, halo=8)
+    assert ap(truth, result.labels, 0.9) == 1.0
+
+
 def test_blockwise_result_matches_the_whole_image_postprocessing():
     truth = touching_pairs()
     scores = confident_scores(truth)

@@ -16,6 +16,7 @@ Tasks whose objects come as a label image of each read window (flows, semantic) 
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,10 +31,12 @@ from deepscope.progress import Progress, ProgressCallback, report
 
 @dataclass(frozen=True)
 class Block:
-    """A core region of the image and the larger region read around it (both in pixels)."""
+    """A core region of the image and the larger region read around it (both in pixels),
+    and the image's shape (``None``: the read region is the whole image)."""
 
     core: tuple[slice, ...]
     read: tuple[slice, ...]
+    shape: tuple[int, ...] | None = None
 
     @property
     def core_in_read(self) -> tuple[slice, ...]:
@@ -57,8 +60,9 @@ class Block:
 
 
 def plan_blocks(shape: tuple[int, ...], block: int, halo: int, align: int = 1) -> list[Block]:
-    """Cores of about ``block`` pixels per axis (multiples of ``align``) covering ``shape``,
-    each read with ``halo`` pixels (rounded up to ``align``) of context, clipped to the image.
+    """Cores of about ``block`` pixels per axis covering ``shape`` (of nearly equal size,
+    starting at multiples of ``align``), each read with ``halo`` pixels (rounded up to
+    ``align``) of context, clipped to the image.
 
     An axis no longer than ``block + 2 * halo`` is one core: its read window is then no
     larger than an inner block's, and cutting it would only add the halos' work (a 1104-pixel
@@ -71,9 +75,8 @@ def plan_blocks(shape: tuple[int, ...], block: int, halo: int, align: int = 1) -
     per_axis = []
     for size in shape:
         n = 1 if size <= block + 2 * halo else math.ceil(size / block)
-        edge = math.ceil(size / n / align) * align
-        starts = [i * edge for i in range(n) if i * edge < size]
-        per_axis.append([(s, min(size, s + edge)) for s in starts])
+        bounds = sorted({min(size, math.ceil(i * size / n / align) * align) for i in range(n + 1)})
+        per_axis.append(list(itertools.pairwise(bounds)))
     blocks = []
     for corner in np.ndindex(*(len(a) for a in per_axis)):
         core = tuple(slice(*per_axis[a][i]) for a, i in enumerate(corner))
@@ -81,7 +84,7 @@ def plan_blocks(shape: tuple[int, ...], block: int, halo: int, align: int = 1) -
             slice(max(0, s.start - halo), min(size, s.stop + halo))
             for s, size in zip(core, shape, strict=True)
         )
-        blocks.append(Block(core, read))
+        blocks.append(Block(core, read, tuple(shape)))
     return blocks
 
 
@@ -133,12 +136,14 @@ class BlockObjects:
 
 def cut_labels(labels: np.ndarray, block: Block) -> np.ndarray:
     """Labels that touch a side of the block's read window where the window stops inside
-    the image (the read region reaches beyond the core there): these objects may be cut."""
+    the image (the read region reaches beyond the core there and is not at the image's
+    edge): these objects may be cut."""
     cut = [np.zeros(1, labels.dtype)]
     for axis, (core, read) in enumerate(zip(block.core, block.read, strict=True)):
-        if read.start < core.start:
+        if read.start < core.start and read.start > 0:
             cut.append(np.take(labels, 0, axis=axis).ravel())
-        if read.stop > core.stop:
+        inside = block.shape is None or read.stop < block.shape[axis]
+        if read.stop > core.stop and inside:
             cut.append(np.take(labels, -1, axis=axis).ravel())
     return np.unique(np.concatenate(cut))
 
