@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +37,8 @@ from deepscope.io import (
     transpose_axes,
     write_image,
 )
-from deepscope.io.atomic import check_output_file
+from deepscope.io.atomic import check_future_folder, check_output_file
+from deepscope.io.zarr_io import check_zarr_target
 from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.render import save_overlay
@@ -189,7 +191,7 @@ def predict_files(
     if stream:
         from deepscope.streamed_files import check_stream_options, predict_file_streamed
 
-        check_stream_options(output_format, overlay, diameter, slices3d)
+        check_stream_options(model, output_format, overlay, diameter, slices3d)
         settings = model.prediction_settings(tile, overlap, None, tta)
         written = []
         for path in _input_files(inputs, out):
@@ -334,13 +336,18 @@ def check_table_output(path: str | Path, what: str, folders: Sequence[str | Path
 
 
 #: what the batch commands add to an input's stem to name its outputs
-OUTPUT_SUFFIXES = ("_labels", "_pred", "_prob", "_uncertainty", "_overlay", "_deconv", "_objects")
+OUTPUT_SUFFIXES = (
+    "_labels", "_classes", "_pred", "_prob", "_uncertainty", "_overlay", "_deconv", "_objects"
+)  # fmt: skip
 
 
 def _input_files(inputs: Sequence[str | Path], out: str | Path) -> list[Path]:
     """The image files of ``inputs``, refused before anything is written when two share a
     stem (their outputs, named by stem, would overwrite each other) or when an output in
-    ``out`` would replace an input (``--out`` the input folder, run twice)."""
+    ``out`` would replace an input (``--out`` the input folder, run twice) or something
+    that is not an output (a folder, or a file where an OME-Zarr store goes); ``out`` must
+    be a folder that can be made."""
+    check_future_folder(out, "--out")
     files = list_images(inputs)
     seen: dict[str, Path] = {}
     for path in files:
@@ -360,6 +367,13 @@ def _input_files(inputs: Sequence[str | Path], out: str | Path) -> list[Path]:
                     f"the output of {path.name} would replace the input {clash.name} in "
                     f"{out}; write the outputs to another folder (--out)"
                 )
+    for stem, suffix in itertools.product(seen, OUTPUT_SUFFIXES):
+        check_zarr_target(Path(out) / f"{stem}{suffix}.ome.zarr")
+        if (target := Path(out) / f"{stem}{suffix}.tif").is_dir():
+            raise InputError(
+                f"cannot write '{target}': a folder of that name exists; move it or choose "
+                "another --out"
+            )
     return files
 
 

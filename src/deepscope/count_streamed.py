@@ -43,8 +43,8 @@ def _to_image_frame(row: dict, origin: Sequence[int], axes: str, pixel_size) -> 
     for axis, start in zip(axes, origin, strict=True):
         for key in (f"centroid_{axis}", f"bbox_min_{axis}", f"bbox_max_{axis}"):
             row[key] += start
-        if pixel_size is not None:
-            row[f"centroid_{axis}_um"] += start * pixel_size[axes.index(axis)]
+        if pixel_size is not None:  # as measure_objects computes it
+            row[f"centroid_{axis}_um"] = row[f"centroid_{axis}"] * pixel_size[axes.index(axis)]
 
 
 def _touches_edge(row: dict, axes: str, shape: tuple[int, ...]) -> bool:

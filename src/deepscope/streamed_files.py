@@ -20,6 +20,7 @@ from deepscope.count import CountResult, Range
 from deepscope.count_streamed import count_streamed
 from deepscope.errors import ConfigError
 from deepscope.io import image_stem
+from deepscope.io.atomic import folder_for_outputs
 from deepscope.io.lazy import LazyImage, open_image
 from deepscope.io.zarr_io import zarr_writer
 from deepscope.measure import write_table
@@ -31,13 +32,23 @@ __all__ = ["check_stream_options", "count_file_streamed", "predict_file_streamed
 
 
 def check_stream_options(
-    output_format: str, overlay: bool, diameter: float | str | None, slices3d: bool
+    model: Model,
+    output_format: str,
+    overlay: bool,
+    diameter: float | str | None,
+    slices3d: bool,
 ) -> None:
-    """Refuse options that streamed prediction cannot honour, before any image is read."""
+    """Refuse a model or options that streamed prediction cannot honour, before any image
+    is read."""
+    if model.task.output_kind not in ("labels", "image"):
+        raise ConfigError(
+            f"streamed prediction applies models to whole images; '{model.name}' is a "
+            f"model of task '{model.spec.task}', which works on cell crops: leave out --stream"
+        )
     if output_format != "ome.zarr":
         raise ConfigError(
             "streamed prediction writes OME-Zarr, which can be written block by block; add "
-            "--format ome.zarr"
+            "--format ome.zarr (output_format='ome.zarr' in Python)"
         )
     for given, option in ((overlay, "--overlay"), (diameter is not None, "--diameter")):
         if given:
@@ -94,9 +105,8 @@ def predict_file_streamed(
     for class maps; ``<stem>_pred`` (and ``_uncertainty``) for restoration. Returns the
     paths written."""
     _settings_tile(settings)
-    with open_image(path, axes) as image:
+    with open_image(path, axes) as image, folder_for_outputs(out):
         spatial, shape, size = _geometry(model, image)
-        out.mkdir(parents=True, exist_ok=True)
         if not model.task.predicts_objects:
             outputs = _pixel_outputs(out, path, save_probabilities)
             return _write_pixels(model, image, outputs, (spatial, shape, size), settings, progress)
@@ -194,8 +204,8 @@ def count_file_streamed(
     with open_image(path, axes) as image:
         spatial, shape, size = _geometry(model, image)
         pixel_size = [size[a] for a in spatial] if size and len(size) == len(spatial) else None
-        out.mkdir(parents=True, exist_ok=True)
         with (
+            folder_for_outputs(out),
             tempfile.TemporaryDirectory(dir=out, prefix=".count-") as scratch,
             zarr_writer(Path(scratch) / "raw.ome.zarr", shape, np.int32, spatial) as raw,
         ):

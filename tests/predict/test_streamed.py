@@ -176,7 +176,7 @@ def test_the_cli_streams_a_restoration_to_ome_zarr(noisy_tiff, tmp_path):
 def test_a_crop_classifier_is_refused(tmp_path):
     path = tmp_path / "small.tif"
     tifffile.imwrite(path, np.zeros((64, 64), np.uint8))
-    with pytest.raises(InputError, match="cell crops: predict without --stream"):
+    with pytest.raises(ConfigError, match="cell crops: leave out --stream"):
         predict_files(
             "mitosis-phase-classifier",
             [path],
@@ -184,6 +184,37 @@ def test_a_crop_classifier_is_refused(tmp_path):
             output_format="ome.zarr",
             stream=True,
         )
+
+
+def test_a_folder_that_is_not_a_store_is_never_replaced_by_an_output(flows_model, nuclei_tiff):
+    path, _ = nuclei_tiff
+    out = path.parent / "out"
+    notes = out / "field_labels.ome.zarr" / "notes.txt"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("precious")
+    for stream in (True, False):
+        with pytest.raises(InputError, match="a folder of that name exists and is not a Zarr"):
+            predict_files(
+                flows_model, [path], out, tile=256, output_format="ome.zarr", stream=stream
+            )
+    assert notes.read_text() == "precious"
+
+
+def test_a_file_given_as_out_is_refused_before_any_work(flows_model, nuclei_tiff):
+    path, _ = nuclei_tiff
+    (path.parent / "out").write_text("not a folder")
+    with pytest.raises(InputError, match=r"--out .* is a file; give a folder"):
+        predict_files(
+            flows_model, [path], path.parent / "out", output_format="ome.zarr", stream=True
+        )
+
+
+def test_values_too_small_for_float32_are_refused_when_streamed_too(flows_model, tmp_path):
+    path = tmp_path / "faint.tif"
+    tifffile.imwrite(path, np.full((64, 64), 1e-300), tile=(32, 32))
+    with pytest.raises(InputError, match="below float32's smallest normal number"):
+        predict_files(flows_model, [path], tmp_path / "o", output_format="ome.zarr", stream=True)
+    assert not (tmp_path / "o").exists()  # a failed run leaves no empty output folder
 
 
 def test_a_time_series_is_refused_with_advice(flows_model, tmp_path):

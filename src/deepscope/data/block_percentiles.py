@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from deepscope.data.normalize import check_float32_not_tiny, check_float32_range
 from deepscope.errors import InputError
 
 __all__ = ["block_percentiles"]
@@ -37,18 +38,17 @@ def _value(key: int) -> float:
 
 
 def _channel_keys(blocks: Iterable[np.ndarray], channels: int | None):
-    """Each block's keys per channel, checked: ``(C, *spatial)`` finite numbers."""
+    """Each block's keys per channel, checked: ``(C, *spatial)`` numbers that float32
+    holds (:func:`~deepscope.data.normalize.check_float32_range`, over all blocks)."""
+    largest = 0.0
     for block in blocks:
         block = np.asarray(block)
         if channels is not None and block.shape[0] != channels:
             raise ValueError(f"blocks have {block.shape[0]} channels, expected {channels}")
-        values = block.reshape(block.shape[0], -1).astype(np.float32, copy=False)
-        if not np.isfinite(values).all():
-            raise InputError(
-                "the image holds NaN or infinite values; replace them (for example with 0) "
-                "before predicting"
-            )
-        yield _keys(values)
+        if block.dtype.kind == "f":
+            largest = max(largest, check_float32_range(block, whole=False))
+        yield _keys(block.reshape(block.shape[0], -1).astype(np.float32, copy=False))
+    check_float32_not_tiny(largest)
 
 
 def _locate(counts: np.ndarray, rank: int) -> tuple[int, int]:

@@ -14,11 +14,15 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
-def check_float32_range(x: np.ndarray, name: str = "the image", doing: str = "predicting") -> None:
+def check_float32_range(
+    x: np.ndarray, name: str = "the image", doing: str = "predicting", whole: bool = True
+) -> float:
     """Raise a one-line :class:`InputError` if the float image ``x`` holds NaN or infinity,
-    or values beyond float32's range, or only values too small for it (networks and the
-    classical filters compute in float32: they would become infinity or 0). ``name`` and
-    ``doing`` word the message ("the image" ... "before predicting")."""
+    or values beyond float32's range, or (``whole``: ``x`` is all of the image) only values
+    too small for it (networks and the classical filters compute in float32: they would
+    become infinity or 0). ``name`` and ``doing`` word the message ("the image" ...
+    "before predicting"). Returns the largest absolute value, for a caller that checks an
+    image block by block to pass to :func:`check_float32_not_tiny` at the end."""
     with np.errstate(invalid="ignore"):
         lowest, highest = float(np.min(x)), float(np.max(x))
     if not (np.isfinite(lowest) and np.isfinite(highest)):
@@ -33,6 +37,16 @@ def check_float32_range(x: np.ndarray, name: str = "the image", doing: str = "pr
             f"({_FLOAT32_MAX:.3g}) in which it is processed; rescale it (divide it by a "
             f"constant) before {doing}"
         )
+    if whole:
+        check_float32_not_tiny(largest, name, doing)
+    return largest
+
+
+def check_float32_not_tiny(
+    largest: float, name: str = "the image", doing: str = "predicting"
+) -> None:
+    """Raise a one-line :class:`InputError` if an image whose largest absolute value is
+    ``largest`` is not all zeros but below float32's smallest normal number."""
     if 0 < largest < _FLOAT32_TINY:
         raise InputError(
             f"{name} has values of at most {largest:.3g}, below float32's smallest normal "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -13,7 +14,13 @@ from pathlib import Path
 
 from deepscope.errors import InputError
 
-__all__ = ["atomic_output", "check_output_file", "check_output_folder"]
+__all__ = [
+    "atomic_output",
+    "check_future_folder",
+    "check_output_file",
+    "check_output_folder",
+    "folder_for_outputs",
+]
 
 
 def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
@@ -37,6 +44,26 @@ def check_output_folder(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+def check_future_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path if it is a folder or could be made one by a user allowed to write
+    in its nearest existing parent (nothing is created, so a run that fails leaves no empty
+    folder); else an :class:`InputError` naming ``what`` (e.g. ``"--out"``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} '{path}' is a file; give a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot write {what} '{path}': '{existing}' is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise InputError(
+            f"cannot write {what} '{path}': folder '{existing}' is not writable; "
+            "choose another location"
+        )
+    return path
+
+
 def _make_folder(folder: Path, what: str, path: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -53,7 +80,9 @@ def _make_folder(folder: Path, what: str, path: Path) -> None:
 
 
 @contextmanager
-def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: Path, *, copy_existing: bool = False, background_writes: bool = False
+) -> Iterator[Path]:
     """Give a temporary path next to ``path``; move it onto ``path`` if the block succeeds.
 
     The temporary file is hidden (its name starts with ``.``) and lies in the same folder,
@@ -70,6 +99,10 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
     copy_existing : bool
         Start from a copy of the existing ``path`` (for formats that add to a file, such
         as HDF5). This costs one copy of the file.
+    background_writes : bool
+        The block writes through a library whose writes run in a thread of its own (Zarr's
+        event loop) and may go on after an interrupt stopped the block: on failure the
+        temporary path is removed again after :data:`_LATE_WRITES_SECONDS`.
     """
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
@@ -80,10 +113,39 @@ def atomic_output(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
         if temporary.is_dir() and path.is_dir():
             os.replace(path, old)  # a folder cannot replace a non-empty folder in one step
         os.replace(temporary, path)
+    except BaseException:
+        if background_writes:
+            _remove(temporary)
+            time.sleep(_LATE_WRITES_SECONDS)
+        _remove(temporary)
+        raise
     finally:
-        for leftover in (temporary, old):
+        _remove(old)
+
+
+#: how long writes of a library's background thread (Zarr's event loop) may go on after the
+#: call that started them was interrupted
+_LATE_WRITES_SECONDS = 0.5
+
+
+def _remove(path: Path) -> None:
+    with suppress(OSError):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+@contextmanager
+def folder_for_outputs(path: Path) -> Iterator[Path]:
+    """Create the folder ``path`` for the outputs of the block; if the block fails and
+    the folder, made by it, is still empty, remove it again (a failed run leaves no trace)."""
+    made = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if made:
             with suppress(OSError):
-                if leftover.is_dir():
-                    shutil.rmtree(leftover)
-                else:
-                    leftover.unlink()
+                path.rmdir()  # only if empty
+        raise

@@ -265,6 +265,22 @@ def is_zarr_store(folder: Path) -> bool:
     return any((folder / marker).is_file() for marker in (".zgroup", ".zarray", "zarr.json"))
 
 
+def check_zarr_target(path: Path) -> None:
+    """An :class:`InputError` if writing a Zarr store at ``path`` would replace something
+    that is not a Zarr store (a file, or a folder of other files); an existing store is
+    replaced."""
+    if path.is_dir() and not is_zarr_store(path):
+        raise InputError(
+            f"cannot write {str(path)!r}: a folder of that name exists and is not a Zarr "
+            "store; move it or choose another --out"
+        )
+    if path.exists() and not path.is_dir():
+        raise InputError(
+            f"cannot write {str(path)!r}: a file of that name exists; move it or choose "
+            "another --out"
+        )
+
+
 def _ngff_order(path: Path, axes: str) -> str:
     """``axes`` in the NGFF order time, channel, space; axes OME-Zarr cannot hold are an
     :class:`InputError` naming the file."""
@@ -297,8 +313,9 @@ def zarr_writer(
     ordered = _ngff_order(path, axes)
     if ordered != axes:
         raise ValueError(f"zarr_writer needs axes in NGFF order ({ordered!r}), got {axes!r}")
+    check_zarr_target(path)
     try:
-        with atomic_output(path) as temporary:
+        with atomic_output(path, background_writes=True) as temporary:
             root = zarr.open_group(store=str(temporary), mode="w", zarr_format=2)
             array = root.create_array(
                 "0", shape=shape, dtype=dtype, chunks=_chunks(shape, axes), fill_value=0

@@ -36,8 +36,7 @@ _PROPS_3D = (
     "solidity",
 )
 _RENAME = {"equivalent_diameter_area": "equivalent_diameter"}
-_PHYSICAL = (
-    "centroid",
+_PHYSICAL = (  # besides the centroid, which is the pixel centroid times the pixel size
     "area",
     "perimeter",
     "equivalent_diameter_area",
@@ -122,11 +121,11 @@ def _add_physical(rows: list[dict], labels: np.ndarray, pixel_size, axes: str) -
     table = regionprops_table(labels, properties=props, spacing=spacing)
     area_name = "area_um2" if labels.ndim == 2 else "volume_um3"
     for i, row in enumerate(rows):
+        for axis, step in zip(axes, spacing, strict=True):  # as a shifted window gives it too
+            row[f"centroid_{axis}_um"] = row[f"centroid_{axis}"] * step
         for key, values in table.items():
-            base, _, index = key.partition("-")
-            if base == "centroid":
-                name = f"centroid_{axes[int(index)]}_um"
-            elif base == "area":
+            base = key.partition("-")[0]
+            if base == "area":
                 name = area_name
             else:
                 name = f"{_RENAME.get(base, base)}_um"

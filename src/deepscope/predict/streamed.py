@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from deepscope.data.block_percentiles import block_percentiles
-from deepscope.data.normalize import Normalization, normalize
+from deepscope.data.normalize import Normalization, check_float32_range, normalize
 from deepscope.errors import InputError
 from deepscope.io.lazy import LazyImage
 from deepscope.predict.predictor import Predictor
-from deepscope.predict.stitch import BlockObjects, paint_part, part_region, plan_blocks
+from deepscope.predict.stitch import Block, BlockObjects, paint_part, part_region, plan_blocks
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.tasks.base import PIXEL_FIELDS, Result
 
@@ -146,7 +146,7 @@ def predict_streamed(
     blocks = plan_blocks(shape, tile, overlap, predictor.config.divisor)
     n = 0
     for i, block in enumerate(blocks):
-        window = normalize(image.window(layout, block.read), settings)
+        window = normalize(_pixels(image, layout, block), settings)
         part: BlockObjects = predictor.block_objects(window, block, batch_size, tta)
         if probabilities is not None:
             probabilities[(slice(None), *block.core)] = part.probability / np.float32(255)
@@ -188,11 +188,20 @@ def predict_pixels_streamed(
     layout = _layout(predictor)
     blocks = plan_blocks(shape, tile, overlap, predictor.config.divisor)
     for i, block in enumerate(blocks):
-        pixels = image.window(layout, block.read)
+        pixels = _pixels(image, layout, block)
         window = normalize(pixels, settings)
         result = predictor.pixel_result(window, pixels, settings, None, 0, batch_size, None, tta)
         yield block.core, _cropped(result, block.core_in_read)
         report(progress, Progress("predict", i + 1, len(blocks), "blocks"))
+
+
+def _pixels(image: LazyImage, layout: str, block: Block) -> np.ndarray:
+    """The block's read window of ``image``, checked as an in-memory image is (NaN,
+    infinity, values beyond float32)."""
+    pixels = image.window(layout, block.read)
+    if pixels.dtype.kind == "f":
+        check_float32_range(pixels, whole=False)
+    return pixels
 
 
 def _cropped(result: Result, region: tuple[slice, ...]) -> Result:
