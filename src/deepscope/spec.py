@@ -67,6 +67,13 @@ class Prediction(BaseModel):
     )
 
 
+def default_prediction(ndim: int) -> Prediction:
+    """The tiling a newly trained model gets: tiles of 1024² pixels in 2D, of 160³ voxels
+    with 48 of overlap in 3D (as ``stardist-nuclei-3d``: a 1024³ block would hold a whole
+    volume, and its memory, at once)."""
+    return Prediction() if ndim == 2 else Prediction(tile=160, overlap=48)
+
+
 class ExternalNetwork(BaseModel):
     """A network we did not build, imported with its ONNX or TorchScript weights file.
 

@@ -175,6 +175,7 @@ def test_a_3d_model_trains_and_predicts_a_volume(tmp_path):
     )
     model = load_model(train(config))
     assert model.spec.input_axes == "ZYX"
+    assert model.spec.prediction.tile == 160  # blocks of 160³, not 1024³: memory stays bounded
     volume = (balls() > 0).astype(np.float32)
     labels = model.predict(volume).labels
     assert labels.shape == volume.shape and np.issubdtype(labels.dtype, np.integer)

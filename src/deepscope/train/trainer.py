@@ -33,7 +33,7 @@ from deepscope.nets.unet import UNetConfig
 from deepscope.predict.backends import faster_cpu_backend, use_bfloat16
 from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
-from deepscope.spec import ModelSpec, Tags, save_package
+from deepscope.spec import ModelSpec, Tags, default_prediction, save_package
 from deepscope.tasks import Task, get_task
 from deepscope.tasks.base import integer_mask
 from deepscope.train.batches import BatchStream, auto_workers
@@ -673,6 +673,7 @@ class Trainer:
             input_axes=("" if net_config.in_channels == 1 else "C")
             + ("YX" if c.ndim == 2 else "ZYX"),
             object_diameter=self.object_diameter,
+            prediction=default_prediction(c.ndim),
             description=c.description,
             tags=Tags(
                 architecture=self.task.architecture,
