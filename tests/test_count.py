@@ -140,3 +140,20 @@ def test_no_objects_gives_an_empty_table_and_a_zero_count():
     counted = count_objects(np.zeros((8, 8), np.int32), ranges=["area=1:"])
     assert counted.objects == []
     assert counted.summary["count"] == 0
+
+
+def test_label_volumes_made_elsewhere_are_counted_in_3d(tmp_path):
+    from deepscope.api import count_files
+    from deepscope.io import write_image
+
+    labels = np.zeros((6, 40, 40), np.uint16)
+    labels[1:4, 5:15, 5:15] = 1
+    labels[2:5, 20:30, 22:34] = 2
+    write_image(tmp_path / "in" / "cells.tif", (labels > 0).astype(np.float32) * 100, "ZYX")
+    write_image(tmp_path / "labels" / "cells_labels.tif", labels, "ZYX")
+
+    (summary,) = count_files(
+        None, [tmp_path / "in"], tmp_path / "out", ["area=300:"], labels=tmp_path / "labels"
+    )
+    assert summary["count"] == 2 and summary["mean_area"] == (300 + 360) / 2
+    assert summary["density_per_megavoxel"] == pytest.approx(2 / (6 * 40 * 40) * 1e6)

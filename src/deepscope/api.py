@@ -433,8 +433,9 @@ def count_files(
     if classifier is not None:
         classifier = as_classifier(classifier)
         class_columns = probability_column_names(classifier.task.classes)
-    check_ranges_before_counting(
-        parsed, len(model.predictor.spatial_axes) if model else 2, class_columns
+    model_spatial = model.predictor.spatial_axes if model is not None else None
+    check_ranges_before_counting(  # label images may be 2D or 3D
+        parsed, len(model_spatial) if model_spatial else None, class_columns
     )
     if split:
         check_min_split_size(min_split_size)
@@ -459,10 +460,8 @@ def count_files(
             split=split,
             min_split_size=min_split_size,
         )
-    spatial = model.predictor.spatial_axes if model is not None else "YX"
-    if classifier is not None:
-        if spatial != "YX":
-            raise InputError("--classify works on 2D images; this segmentation model is 3D")
+    if classifier is not None and model_spatial not in (None, "YX"):
+        raise InputError("--classify works on 2D images; this segmentation model is 3D")
     files = _input_files(inputs, out)
     label_files = {image_stem(p): p for p in list_images([labels])} if labels is not None else {}
     out = Path(out)
@@ -470,6 +469,9 @@ def count_files(
     for i, path in enumerate(files):
         with _per_image(path, on_error):
             image = read_image(path, axes=axes)
+            spatial = model_spatial or _spatial_axes_of(image)
+            if classifier is not None and spatial != "YX":
+                raise InputError(f"{path.name} is a volume; --classify works on 2D images")
             points = _time_points(image.data, image.axes)
             series = len(points) > 1
             time = "T" if series else ""
@@ -527,6 +529,12 @@ def count_files(
     columns = list(dict.fromkeys(k for s in summaries for k in s))
     write_table(summaries, out / "summary.csv", columns)
     return summaries
+
+
+def _spatial_axes_of(image: Image) -> str:
+    """``'ZYX'`` for a volume (more than one z slice), else ``'YX'``."""
+    depth = image.data.shape[image.axes.index("Z")] if "Z" in image.axes else 1
+    return "ZYX" if depth > 1 else "YX"
 
 
 def _check_classifier_channels(classifier: Model, data: np.ndarray, axes: str) -> None:

@@ -177,15 +177,18 @@ def check_range_columns(ranges: Sequence[Range], columns: Sequence[str], note: s
 
 
 def check_ranges_before_counting(
-    ranges: Sequence[Range], ndim: int, class_columns: Sequence[str] = ()
+    ranges: Sequence[Range], ndim: int | None, class_columns: Sequence[str] = ()
 ) -> None:
     """Refuse, before any image is segmented, ranges on columns that no objects table of
-    ``ndim``-D labels has (with or without pixel sizes, any number of channels; with a
-    classifier, its ``class_columns`` too)."""
+    ``ndim``-D labels (``None``: 2D or 3D) has (with or without pixel sizes, any number of
+    channels; with a classifier, its ``class_columns`` too)."""
     per_channel = re.compile(r"(mean|min|max|integrated)_intensity_ch\d+")
+    columns = [
+        c for n in ((2, 3) if ndim is None else (ndim,)) for c in object_columns(n, (), (1.0,) * n)
+    ]
     check_range_columns(
         [r for r in ranges if not per_channel.fullmatch(r.column)],
-        [*object_columns(ndim, (), (1.0,) * ndim), *class_columns],
+        [*dict.fromkeys(columns), *class_columns],
         " (per channel of a multichannel image: mean_intensity_ch0 ...)",
     )
 
@@ -276,7 +279,8 @@ def summarize(
     summary["mean_area"] = float(areas.mean()) if len(areas) else 0.0
     summary["median_area"] = float(np.median(areas)) if len(areas) else 0.0
     summary["area_fraction"] = float(areas.sum() / pixels)
-    summary["density_per_megapixel"] = len(rows) / pixels * 1e6
+    per = "megapixel" if len(shape) == 2 else "megavoxel"
+    summary[f"density_per_{per}"] = len(rows) / pixels * 1e6
     if pixel_size is not None:
         unit = float(np.prod(pixel_size))
         if len(shape) == 2:
