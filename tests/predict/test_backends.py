@@ -81,6 +81,8 @@ def test_auto_uses_onnx_only_where_it_was_measured_faster_and_float32():
     assert choose_backend("auto", CPU, "float32", faster="onnx") == "onnx"
     assert choose_backend("auto", CPU, "float32", faster="torch") == "torch"
     assert choose_backend("auto", CPU, "bfloat16", faster="onnx") == "torch"
+    with pytest.raises(ConfigError, match="bfloat16 runs in torch"):  # not float32 silently
+        choose_backend("onnx", CPU, "bfloat16", faster="onnx")
     assert choose_backend("auto", torch.device("cuda"), "float32", faster="onnx") == "torch"
     assert choose_backend("torch", CPU, "float32", faster="onnx") == "torch"
 

@@ -189,6 +189,11 @@ def choose_backend(backend: str, device: torch.device, precision: str, faster: s
             raise ConfigError(
                 f"the onnx backend runs on the CPU; use --backend torch for device {device.type}"
             )
+        if precision == "bfloat16":
+            raise ConfigError(
+                "onnxruntime computes in float32 here, and bfloat16 runs in torch: drop "
+                "--backend onnx, or ask for --precision float32"
+            )
         return "onnx"
     if backend == "torch":
         return "torch"
