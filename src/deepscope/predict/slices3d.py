@@ -41,10 +41,15 @@ def predict_by_slices(
     """Labels of a volume from the 2D flows model run on its XY, XZ and YZ slices."""
     image = np.asarray(image)
     axes = axes or default_axes(image.shape)
-    if "Z" not in axes or image.shape[axes.index("Z")] < 2:
+    if "Z" not in axes:
         raise InputError(
             f"slices3d needs a 3D volume with a Z axis (e.g. axes ZYX), got shape "
             f"{image.shape} with axes {axes}"
+        )
+    if image.shape[axes.index("Z")] < 2:
+        raise InputError(
+            f"slices3d needs a volume of 2 or more z slices, got one (shape {image.shape}, "
+            f"axes {axes}); segment a single slice as a 2D image, without --slices3d"
         )
     x = channel_first_input(image, axes, "ZYX", 3, spec.network.in_channels)
     task3d = get_task("flows", {**spec.task_params, "ndim": 3})
