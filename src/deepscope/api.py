@@ -175,8 +175,8 @@ def predict_files(
     ``on_error(path, error)``, the error is handed to it instead and the batch goes on
     (the CLI's ``--keep-going``).
 
-    ``stream``: for images larger than memory (TIFF or Zarr inputs, OME-Zarr output, models
-    that segment objects): each image is read, predicted and written block by block, so
+    ``stream``: for images larger than memory (TIFF, Zarr or HDF5 inputs, OME-Zarr output,
+    every model but crop classifiers): each image is read, predicted and written block by block, so
     memory holds one block whatever the image size (:mod:`deepscope.predict.streamed`);
     the labels are those of an in-memory prediction with the same tile and overlap.
     """
@@ -411,7 +411,7 @@ def count_files(
     (see :meth:`Model.predict`); the objects are measured at the image's own scale.
     ``on_error(path, error)``: as for :func:`predict_files` (images it is handed are left out
     of ``summary.csv``).
-    ``stream``: for images larger than memory (TIFF or Zarr, with a model): each image is
+    ``stream``: for images larger than memory (TIFF, Zarr or HDF5, with a model): each image is
     segmented, measured, filtered and written block by block
     (:func:`deepscope.streamed_files.count_file_streamed`), the labels as
     ``<stem>_labels.ome.zarr``; the tables equal an in-memory count's. Not with

@@ -39,9 +39,14 @@ __all__ = ["count_streamed"]
 
 
 def _to_image_frame(row: dict, origin: Sequence[int], axes: str, pixel_size) -> None:
-    """Shift a row measured on a window starting at ``origin`` to image coordinates."""
+    """Shift a row measured on a window starting at ``origin`` to image coordinates. The
+    centroid is recomputed from its exact sum of pixel positions (an integer), so it equals
+    the centroid measured on the whole image to the last bit."""
+    n = row["area"]  # pixels (voxels) of the object
     for axis, start in zip(axes, origin, strict=True):
-        for key in (f"centroid_{axis}", f"bbox_min_{axis}", f"bbox_max_{axis}"):
+        key = f"centroid_{axis}"
+        row[key] = (round(row[key] * n) + start * n) / n
+        for key in (f"bbox_min_{axis}", f"bbox_max_{axis}"):
             row[key] += start
         if pixel_size is not None:  # as measure_objects computes it
             row[f"centroid_{axis}_um"] = row[f"centroid_{axis}"] * pixel_size[axes.index(axis)]
