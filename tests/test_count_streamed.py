@@ -115,3 +115,14 @@ def test_count_files_streams_like_the_in_memory_count(shared_data, tmp_path):
 def test_options_that_need_the_whole_image_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="--diameter needs the whole image"):
         count_files("flows-nuclei-fluo", [tmp_path], tmp_path, diameter=20, stream=True)
+
+
+def test_a_centroid_shifted_from_a_window_equals_the_whole_image_one_to_the_last_bit():
+    from deepscope.count_streamed import _to_image_frame
+
+    # 2,949 pixels whose rows sum to 104,549 in a window starting at row 37: adding the
+    # window's offset to the window's centroid rounds differently from the whole image
+    row = {"area": 2949.0, "centroid_y": 104549 / 2949, "bbox_min_y": 0, "bbox_max_y": 60}
+    _to_image_frame(row, (37,), "y", None)
+    assert row["centroid_y"] == (104549 + 37 * 2949) / 2949 != 104549 / 2949 + 37
+    assert (row["bbox_min_y"], row["bbox_max_y"]) == (37, 97)
