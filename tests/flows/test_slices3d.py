@@ -114,7 +114,7 @@ def test_slices3d_errors_are_clear(flows_model):
 
     with pytest.raises(InputError, match="needs a 3D volume"):
         flows_model.predict(np.zeros((64, 64), np.float32), slices3d=True)
-    with pytest.raises(InputError, match="2 or more z slices, got one .* without --slices3d"):
+    with pytest.raises(InputError, match=r"2 or more z slices, got one .* without --slices3d"):
         flows_model.predict(np.zeros((1, 64, 64), np.float32), "ZYX", slices3d=True)
     with pytest.raises(InputError, match="applies to slices3d only"):
         flows_model.predict(np.zeros((8, 64, 64), np.float32), "ZYX", anisotropy=2.0)
