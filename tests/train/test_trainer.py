@@ -84,6 +84,17 @@ def test_resume_after_interruption_gives_the_same_model(tiny_settings, tmp_path,
     assert len(history) == 2
 
 
+def test_an_interrupt_while_the_trained_model_is_validated_can_be_resumed(tiny_settings):
+    def stop_at_validation(event: Progress) -> None:
+        if event.stage == "validate":
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match=r"validated and saved; .* --resume"):
+        train(make_train_config(tiny_settings), progress=stop_at_validation)
+    folder = train(make_train_config(tiny_settings), resume=True)
+    assert read_spec(folder).training["epochs_done"] == 2
+
+
 def test_weight_averaging_keeps_a_moving_average_of_the_weights(tiny_settings, tmp_path):
     from deepscope.train.checkpoint import load_checkpoint
 

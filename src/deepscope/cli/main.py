@@ -1029,7 +1029,7 @@ def main() -> None:
         status = 130
     except TrainingInterrupted as err:  # saved and resumable; 130 or 143 as for other commands
         err_console.print(f"[yellow]stopped:[/yellow] {err}", highlight=False, soft_wrap=True)
-        sys.exit(128 + err.signum)
+        sys.exit(128 + (terminated[0] if terminated else err.signum))
     except DeepscopeError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)

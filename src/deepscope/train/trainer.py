@@ -522,7 +522,13 @@ class Trainer:
                     "run the same command with --resume to go on",
                     stop.signum,
                 ) from None
-        return self._finish(net, net_config, len(train), val, state)
+        try:
+            return self._finish(net, net_config, len(train), val, state)
+        except KeyboardInterrupt:  # the last epoch's checkpoint holds everything
+            raise TrainingInterrupted(
+                "training was interrupted while its model was validated and saved; run the "
+                "same command with --resume to finish it"
+            ) from None
 
     def _checkpoint(self, learner: Learner, state: dict) -> None:
         save_checkpoint(
