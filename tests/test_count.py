@@ -157,3 +157,30 @@ def test_label_volumes_made_elsewhere_are_counted_in_3d(tmp_path):
     )
     assert summary["count"] == 2 and summary["mean_area"] == (300 + 360) / 2
     assert summary["density_per_megavoxel"] == pytest.approx(2 / (6 * 40 * 40) * 1e6)
+
+
+def test_label_ids_of_any_size_are_counted_apart():
+    from deepscope.measure import measure_objects
+
+    labels = np.zeros((64, 64), np.uint64)
+    labels[10:20, 10:20] = 5
+    labels[30:40, 30:45] = 2**32 + 5  # the same low 32 bits as 5
+    labels[45:55, 5:15] = 2**31 + 3  # negative as int32
+    counted = count_objects(labels, np.ones((64, 64)))
+    assert sorted(row["area"] for row in counted.objects) == [100, 100, 150]
+    assert sorted(row["label"] for row in measure_objects(labels)) == [5, 2**31 + 3, 2**32 + 5]
+
+
+def test_negative_labels_and_pixel_sizes_are_refused_in_one_line_even_without_objects():
+    with pytest.raises(InputError, match="labels must not be negative"):
+        count_objects(np.full((8, 8), -3))
+    with pytest.raises(InputError, match="pixel_size must be positive"):
+        count_objects(np.zeros((8, 8), int), pixel_size=(-1, 0.5))
+
+
+def test_a_pixel_size_may_be_given_as_an_image_holds_it():
+    labels = np.zeros((20, 20), int)
+    labels[2:6, 2:6] = 1
+    by_axis = count_objects(labels, pixel_size={"Y": 0.5, "X": 0.5}).objects[0]
+    assert by_axis["area_um2"] == count_objects(labels, pixel_size=0.5).objects[0]["area_um2"]
+    assert by_axis["area_um2"] == pytest.approx(4.0)

@@ -20,7 +20,7 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from deepscope.errors import InputError
 from deepscope.measure import measure_objects
-from deepscope.measure.regions import object_columns
+from deepscope.measure.regions import object_columns, pixel_sizes, sequential_labels
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def count_objects(
     exclude_border: bool = False,
     split: bool = False,
     min_split_size: int = 30,
-    pixel_size: Sequence[float] | None = None,
+    pixel_size: Sequence[float] | dict | float | None = None,
     name: str = "",
     classify: Callable[[np.ndarray], dict[int, dict]] | None = None,
     class_columns: Sequence[str] = (),
@@ -233,15 +233,15 @@ def count_objects(
         column of the objects table works. An object is kept when it is in every range.
     exclude_border : drop objects that touch the image edge.
     split : divide merged objects (:func:`split_touching`) with ``min_split_size`` pixels.
-    pixel_size : micrometres per pixel along each spatial axis; adds physical columns.
+    pixel_size : micrometres per pixel: one number, one per spatial axis, or a dict by axis
+        letter as :class:`~deepscope.io.Image` holds it; adds physical columns.
     name : the image's name in the summary row.
     classify : gives the class columns of every object of the labels it is handed
         (``{label: {"class": ..., "prob_<c>": ...}}``), added before filtering, so that
         ranges may name ``class_columns`` (the numeric ones, ``prob_<c>``).
     """
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"labels must be integers, got {labels.dtype}")
+    labels = sequential_labels(labels)[0]  # ids of any size; the table numbers them anew
+    pixel_size = pixel_sizes(pixel_size, labels.ndim)
     ranges = [parse_range(r) if isinstance(r, str) else r for r in ranges]
     if ranges:  # checked here too, so that an image without objects does not hide a typo
         trailing = None if image is None else np.shape(image)[labels.ndim :]
@@ -251,7 +251,7 @@ def count_objects(
         labels = split_touching(labels, min_split_size)
     if exclude_border:
         labels = exclude_border_objects(labels)
-    labels = relabel_sequential(labels.astype(np.int32, copy=False))[0]
+    labels = relabel_sequential(labels)[0]
     rows = measure_objects(labels, image, pixel_size)
     if classify is not None:
         classes = classify(labels)

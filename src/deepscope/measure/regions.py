@@ -45,10 +45,66 @@ _PHYSICAL = (  # besides the centroid, which is the pixel centroid times the pix
 )
 
 
+#: label ids below this are used as they are (scikit-image's tables hold one entry per id)
+_DIRECT_IDS = 2**24
+
+
+def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` as int32 ids that index tables, and the original id of each (``ids[new] =
+    old``): kept as they are below :data:`_DIRECT_IDS`, else renumbered ``1..n`` (0 stays
+    background). Any integer ids are fine, up to 2**64 - 1; negative ones are an
+    :class:`InputError`."""
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3):
+        raise InputError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"labels must be integers, got {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise InputError(
+            "labels must not be negative: give 0 for background, 1, 2, ... for objects"
+        )
+    largest = int(labels.max()) if labels.size else 0
+    if largest < _DIRECT_IDS:  # ids already small enough for tables indexed by id
+        return labels.astype(np.int32, copy=False), np.arange(largest + 1)
+    ids, inverse = np.unique(labels, return_inverse=True)
+    if ids[0] != 0:
+        ids = np.concatenate([[0], ids])
+        inverse = inverse + 1
+    return inverse.reshape(labels.shape).astype(np.int32), ids
+
+
+def pixel_sizes(pixel_size, ndim: int) -> tuple[float, ...] | None:
+    """The size of a pixel in micrometres along each of ``ndim`` spatial axes, from one
+    number, one per axis (``(z,) y, x``) or a dict by axis letter as
+    :class:`~deepscope.io.Image` holds it (``{'Y': 0.65, 'X': 0.65}``); ``None`` stays None.
+    An :class:`InputError` for anything else, or for sizes that are not positive."""
+    if pixel_size is None:
+        return None
+    axes = "YX" if ndim == 2 else "ZYX"
+    if isinstance(pixel_size, dict):
+        missing = [a for a in axes if a not in pixel_size]
+        if missing:
+            raise InputError(
+                f"pixel_size has no size for axis {', '.join(missing)}: give one per axis "
+                f"{', '.join(axes)}, e.g. {dict.fromkeys(axes, 0.5)}"
+            )
+        pixel_size = [pixel_size[a] for a in axes]
+    try:
+        values = tuple(float(v) for v in np.broadcast_to(np.asarray(pixel_size, float), (ndim,)))
+    except (TypeError, ValueError):
+        raise InputError(
+            f"pixel_size needs one positive number or {ndim} (one per axis {axes}), "
+            f"got {pixel_size!r}"
+        ) from None
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"pixel_size must be positive micrometres, got {pixel_size!r}")
+    return values
+
+
 def measure_objects(
     labels: np.ndarray,
     image: np.ndarray | None = None,
-    pixel_size: Sequence[float] | None = None,
+    pixel_size: Sequence[float] | dict | float | None = None,
 ) -> list[dict]:
     """Measure every object of an integer label image.
 
@@ -57,19 +113,18 @@ def measure_objects(
     labels : ``(Y, X)`` or ``(Z, Y, X)`` integer labels, 0 = background.
     image : optional intensities of the same spatial shape, or channel-last
         ``(*spatial, C)``; adds mean/min/max/integrated intensity (per channel).
-    pixel_size : optional size of a pixel along each spatial axis in micrometres; adds
-        physical columns: ``centroid_<axis>_um``, ``area_um2`` (``volume_um3`` in 3D),
-        ``perimeter_um`` (2D, square pixels only), ``equivalent_diameter_um``,
-        ``major/minor_axis_length_um``.
+    pixel_size : optional size of a pixel in micrometres (see :func:`pixel_sizes`: one
+        number, one per spatial axis, or a dict by axis letter); adds physical columns:
+        ``centroid_<axis>_um``, ``area_um2`` (``volume_um3`` in 3D), ``perimeter_um``
+        (2D, square pixels only), ``equivalent_diameter_um``, ``major/minor_axis_length_um``.
 
     Returns
     -------
     list of dict, one per object, in label order; empty when there is no object.
     """
-    if labels.ndim not in (2, 3):
-        raise InputError(f"labels must be 2D or 3D, got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(f"labels must be integers, got {labels.dtype}")
+    labels, ids = sequential_labels(labels)  # any ids, without tables as long as the largest
+    pixel_size = pixel_sizes(pixel_size, labels.ndim)
+    image = None if image is None else np.asarray(image)
     if image is not None and image.shape[: labels.ndim] != labels.shape:
         raise InputError(
             f"image shape {image.shape} does not match labels {labels.shape}; "
@@ -87,6 +142,7 @@ def measure_objects(
         for key, values in table.items():
             name = _rename(key, axes)
             row[name] = values[i].item() if hasattr(values[i], "item") else values[i]
+        row["label"] = ids[row["label"]].item()  # the id the object had
         if image is not None:
             for key in [k for k in row if k.startswith("mean_intensity")]:
                 row[key.replace("mean", "integrated")] = row[key] * row["area"]
@@ -108,13 +164,7 @@ def object_columns(
     return list(measure_objects(labels, image, pixel_size)[0])
 
 
-def _add_physical(rows: list[dict], labels: np.ndarray, pixel_size, axes: str) -> None:
-    spacing = tuple(float(s) for s in pixel_size)
-    if len(spacing) != labels.ndim or min(spacing) <= 0:
-        raise InputError(
-            f"pixel_size needs {labels.ndim} positive values (one per axis {axes.upper()}), "
-            f"got {pixel_size}"
-        )
+def _add_physical(rows: list[dict], labels: np.ndarray, spacing: tuple, axes: str) -> None:
     # scikit-image measures a perimeter in physical units only for square pixels
     square = len(set(spacing)) == 1
     props = [p for p in _PHYSICAL if p != "perimeter" or (labels.ndim == 2 and square)]
