@@ -815,14 +815,16 @@ def deconvolve_files(
     iterations: int = 30,
     balance: float = 0.01,
     device: str = "cpu",
+    axes: str | None = None,
     progress: ProgressCallback | None = None,
     on_error: Callable[[Path, InputError], None] | None = None,
 ) -> list[Path]:
     """Deconvolve YX or ZYX images with a measured (``psf``) or modelled PSF (``psf_sigma``,
     or ``wavelength_nm`` and ``na`` with the pixel size from the file or given) by
     Richardson-Lucy (``method='rl'``) or Wiener; writes ``OUT/<stem>_deconv.tif`` for each
-    input and returns the paths written. ``on_error(path, error)``: as for
-    :func:`predict_files`."""
+    input and returns the paths written. ``axes`` overrides the files' (a ``.npy`` stack is
+    taken as ZYX unless told ``TYX``, which is then refused as a time series).
+    ``on_error(path, error)``: as for :func:`predict_files`."""
     from deepscope.classical import deconvolve_image, psf_from_options
 
     files = _input_files(inputs, out)
@@ -830,10 +832,12 @@ def deconvolve_files(
     written = []
     for i, path in enumerate(files):
         with _per_image(path, on_error):
-            image = read_image(path)
-            axes = "ZYX" if "Z" in image.axes else "YX"
+            image = read_image(path, axes=axes)
+            spatial = "ZYX" if "Z" in image.axes else "YX"
             extra = [
-                a for a in image.axes if a not in axes and image.data.shape[image.axes.index(a)] > 1
+                a
+                for a in image.axes
+                if a not in spatial and image.data.shape[image.axes.index(a)] > 1
             ]
             if extra:
                 raise InputError(
@@ -842,7 +846,7 @@ def deconvolve_files(
                     f"{' and '.join({'C': 'channel', 'T': 'time point'}.get(a, a) for a in extra)} "
                     "as a file of its own"
                 )
-            data = image.as_axes(axes)
+            data = image.as_axes(spatial)
             kernel = psf_from_options(
                 data.shape,
                 psf_path=psf,
@@ -862,7 +866,7 @@ def deconvolve_files(
                 write_image(
                     out / f"{image_stem(path)}_deconv.tif",
                     result,
-                    axes,
+                    spatial,
                     pixel_size=image.pixel_size,
                 )
             )

@@ -114,3 +114,12 @@ def test_a_volume_without_a_z_step_names_the_option_that_gives_it(tmp_path):
     stack = write_image(tmp_path / "stack.tif", np.ones((4, 32, 32), np.float32), "ZYX")
     with pytest.raises(InputError, match=r"stack.tif: .* give --z-step"):
         deconvolve_files([stack], tmp_path / "out", wavelength_nm=500, na=1.2, pixel_size_um=0.1)
+
+
+def test_a_stack_without_axes_in_its_file_can_be_called_a_time_series(tmp_path):
+    stack = tmp_path / "movie.npy"
+    np.save(stack, np.ones((3, 32, 32), np.float32))
+    run = deepscope("deconvolve", stack, "--out", tmp_path / "out", "--psf-sigma", "1",
+                    "--axes", "TYX")  # fmt: skip
+    assert run.returncode == 1 and "save each time point as a file of its own" in run.stderr
+    assert not (tmp_path / "out").exists()

@@ -592,6 +592,9 @@ def deconvolve(
     iterations: Annotated[int, typer.Option(help="Richardson-Lucy iterations")] = 30,
     balance: Annotated[float, typer.Option(help="Wiener regularisation")] = 0.01,
     device: Annotated[str, typer.Option(help="cpu|cuda")] = "cpu",
+    axes: Annotated[
+        str | None, typer.Option(help="axes of the inputs, e.g. ZYX, or TYX to refuse a series")
+    ] = None,
     keep_going: KeepGoingOption = False,
 ) -> None:
     """Deconvolve images with a known or modelled PSF; writes <stem>_deconv.tif to OUT."""
@@ -615,6 +618,7 @@ def deconvolve(
             iterations=iterations,
             balance=balance,
             device=device,
+            axes=axes,
             progress=callback,
             on_error=_skipping(skipped) if keep_going else None,
         )
