@@ -76,3 +76,16 @@ def test_restoration_metrics_refuse_a_flat_or_nan_target():
     target[2, 3] = np.nan
     with pytest.raises(InputError, match="NaN or infinite"):
         restoration_metrics(pred, target)
+
+
+def test_a_nearly_flat_target_or_a_broken_prediction_is_refused_not_scored_as_nonsense():
+    target = np.full((256, 256), 100.0)
+    target[120:127, 120:127] += 500  # one bead: 0.07 % of the pixels
+    noisy = target + np.random.default_rng(0).normal(0, 0.5, target.shape)
+    with pytest.raises(InputError, match=r"percentiles are equal .*normalize=False"):
+        restoration_metrics(noisy, target)  # was -233 dB
+    assert restoration_metrics(noisy, target, normalize=False)["psnr"] > 40
+    broken = noisy.copy()
+    broken[0, 0] = np.inf
+    with pytest.raises(InputError, match="prediction contains NaN or infinite"):
+        restoration_metrics(broken, target, normalize=False)

@@ -74,7 +74,13 @@ def fair_pair(
     prediction mapped onto it by a least-squares affine fit."""
     pred, target = _pair(pred, target)
     lo, hi = np.percentile(target, [low, high])
-    t = (target - lo) / max(hi - lo, 1e-12)
+    if not hi > lo:
+        raise InputError(
+            f"the target's {low:g}th and {high:g}th percentiles are equal ({lo:g}): nearly all "
+            "of its pixels hold one value, so the fair normalisation has no range; compare "
+            "raw values instead (normalize=False with a data_range)"
+        )
+    t = (target - lo) / (hi - lo)
     p = pred.ravel() - pred.mean()
     var = float(p @ p)
     scale = float(p @ (t.ravel() - t.mean())) / var if var > 0 else 0.0
@@ -172,6 +178,10 @@ def restoration_metrics(
     :class:`InputError` (:func:`check_reference`).
     """
     check_reference(np.asarray(target), "the target")
+    if not np.isfinite(np.asarray(pred)).all():
+        raise InputError("the prediction contains NaN or infinite values; nothing to score")
+    if data_range is not None and not data_range > 0:
+        raise InputError(f"data_range must be positive, got {data_range}")
     if normalize:
         pred, target = fair_pair(pred, target)
         data_range = 1.0
