@@ -67,6 +67,12 @@ def test_axes_can_be_given_for_channel_last_input(builtin, sample):
     np.testing.assert_array_equal(plain.labels, with_axes.labels)
 
 
+@pytest.mark.parametrize("axes", ["YXZ", "ZYX", "TYX"])
+def test_axes_that_do_not_fit_the_image_are_named_before_anything_else(builtin, axes):
+    with pytest.raises(InputError, match=f"2 dimensions but axes '{axes}' has 3 letters"):
+        builtin.predict(np.zeros((128, 100), np.uint8), axes)
+
+
 def test_wrong_channel_count_says_what_the_model_expects(builtin):
     with pytest.raises(InputError, match="expects 1 channel"):
         builtin.predict(np.zeros((64, 64, 3), np.uint8))

@@ -13,7 +13,7 @@ from deepscope.data.normalize import Normalization, check_float32_range, denorma
 from deepscope.data.patches import pad_to_shape
 from deepscope.devices import resolve_device
 from deepscope.errors import InputError
-from deepscope.io.axes import default_axes
+from deepscope.io.axes import default_axes, validate_axes
 from deepscope.nets.unet import fuse_batchnorm
 from deepscope.predict.backends import (
     BatchFn,
@@ -76,7 +76,7 @@ def channel_first_input(
         )
     if axes is None and image.ndim == len(input_axes):
         axes = input_axes
-    axes = axes or default_axes(image.shape)
+    axes = validate_axes(axes, image.ndim) if axes else default_axes(image.shape)
     stack = [a for a in axes if a in "TZ" and image.shape[axes.index(a)] > 1]
     if ndim == 2 and stack:
         kind = "a time series" if stack == ["T"] else "a 3D stack"
