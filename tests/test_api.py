@@ -183,3 +183,16 @@ def test_outputs_keep_the_spatial_axis_order_of_their_input(tmp_path):
     stored = read_image(xy[0])
     assert stored.axes == "XY" and stored.data.shape == (64, 96)  # overlays its input
     np.testing.assert_array_equal(stored.data, read_image(yx[0]).data.T)
+
+
+def test_evaluate_names_a_time_series_among_its_images_or_targets(tmp_path):
+    from deepscope.io import write_image
+
+    write_image(tmp_path / "im" / "b.tif", np.random.rand(3, 64, 64).astype(np.float32), "TYX")
+    write_image(tmp_path / "m" / "b.tif", np.zeros((64, 64), np.uint16), "YX")
+    with pytest.raises(InputError, match=r"b.tif is a time series .* one time point per file"):
+        deepscope.evaluate("flows-bacteria", tmp_path / "im", tmp_path / "m")
+    write_image(tmp_path / "gt" / "b.tif", np.random.rand(3, 64, 64).astype(np.float32), "TYX")
+    write_image(tmp_path / "im2" / "b.tif", np.random.rand(64, 64).astype(np.float32), "YX")
+    with pytest.raises(InputError, match=r"b\.tif is a time series"):
+        deepscope.evaluate("care-fmd-confocal", tmp_path / "im2", tmp_path / "gt")

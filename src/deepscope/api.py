@@ -643,6 +643,12 @@ def _predict_pairs(
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
+        if "T" in image.axes and image.data.shape[image.axes.index("T")] > 1:
+            raise InputError(
+                f"{image_path.name} is a time series (axes {image.axes}); evaluate takes one "
+                f"time point per file, as its {model.task.truth_name}: save each time point "
+                "as a file of its own"
+            )
         ndim = 3 if slices3d else model.spec.network.ndim
         truth = read_truth(mask_path, model.task, ndim)
         if slices3d:

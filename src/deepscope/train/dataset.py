@@ -35,6 +35,11 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
     """A ground-truth file as ``task`` needs it: a target image ``(C, *spatial)`` float32
     for tasks whose targets are images, else a spatial mask."""
     truth = read_image(path)
+    if "T" in truth.axes and truth.data.shape[truth.axes.index("T")] > 1:
+        raise InputError(
+            f"{path.name} is a time series (axes {truth.axes}); give one time point per "
+            "file: save each as a file of its own"
+        )
     if task.target_is_image:
         target = to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
         check_reference(target, f"target {path.name}")
