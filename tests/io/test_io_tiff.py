@@ -139,3 +139,9 @@ def test_truncated_tiff_gives_input_error(tmp_path):
     broken.write_bytes((tmp_path / "full.tif").read_bytes()[:100])
     with pytest.raises(InputError, match=r"cannot read TIFF file .*broken\.tif"):
         read_image(broken)
+
+
+def test_a_type_ome_tiff_cannot_hold_is_named_with_what_to_do(tmp_path):
+    with pytest.raises(InputError, match=r"OME-TIFF holds .* write a plain \.tif"):
+        write_image(tmp_path / "big.ome.tif", np.zeros((4, 4), np.int64))
+    write_image(tmp_path / "big.tif", np.zeros((4, 4), np.int64))  # a plain TIFF can

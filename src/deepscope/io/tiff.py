@@ -264,11 +264,14 @@ def write_tiff(
                 **options,
             )
     except Exception as error:  # report any writer failure in one line
-        hint = (
-            "OME-TIFF needs axes ending in 'YX' or 'YXC'; reorder the data or write a plain .tif"
-            if is_ome and not axes.endswith(("YX", "YXC"))
-            else "check the folder is writable and the disk has space"
-        )
+        if is_ome and not axes.endswith(("YX", "YXC")):
+            hint = "OME-TIFF needs axes ending in 'YX' or 'YXC'; reorder the data or write .tif"
+        elif is_ome and "not supported" in str(error):
+            hint = (
+                "OME-TIFF holds (u)int8-32 and float32/64; convert the data or write a plain .tif"
+            )
+        else:
+            hint = "check the folder is writable and the disk has space"
         raise InputError(
             f"cannot write TIFF file '{path}' ({error_reason(error)}); {hint}"
         ) from error
