@@ -39,6 +39,7 @@ def test_median_denoise_removes_hot_pixels_but_keeps_straight_edges():
     [
         (lambda: gaussian_denoise(np.zeros((2, 2, 2, 2)), 1.0), InputError, "2D .* or 3D"),
         (lambda: gaussian_denoise(np.zeros((4, 4)), -1.0), ConfigError, ">= 0"),
+        (lambda: gaussian_denoise(np.zeros((4, 4)), float("nan")), ConfigError, "finite"),
         (lambda: median_denoise(np.zeros((4, 4)), 2.5), ConfigError, "whole number"),
         (lambda: median_denoise(np.full((4, 4), np.nan), 3), InputError, "NaN"),
         (lambda: best_gaussian(np.zeros((4, 4)), np.zeros((4, 5))), InputError, "differ in shape"),

@@ -97,8 +97,8 @@ def gaussian_denoise(image: np.ndarray, sigma: float | Sequence[float]) -> np.nd
     """
     array = as_float_image(image)
     sigmas = _per_axis(sigma, array.ndim, "sigma")
-    if min(sigmas) < 0:
-        raise ConfigError(f"sigma must be >= 0, got {sigma!r}")
+    if not all(np.isfinite(s) and s >= 0 for s in sigmas):
+        raise ConfigError(f"sigma must be finite and >= 0 pixels, got {sigma!r}")
     return ndimage.gaussian_filter(array, sigmas, mode="reflect")
 
 

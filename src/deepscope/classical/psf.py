@@ -431,14 +431,15 @@ def psf_from_options(
     if psf_path is not None:
         return check_psf(read_psf(psf_path), ndim, name=f"PSF {os.fspath(psf_path)!r}")
     if sigma is not None:
-        values = np.atleast_1d(np.asarray(_parse_sigma(sigma), dtype=float))
+        parsed = _parse_sigma(sigma)
+        values = np.atleast_1d(np.asarray(parsed, dtype=float))
         if values.ndim == 1 and len(values) not in (1, ndim):
             raise InputError(
                 f"--psf-sigma has {len(values)} values but the image is {ndim}D "
                 f"{'x'.join(map(str, dims))}; give one number or {ndim} "
                 f"({'z,y,x' if ndim == 3 else 'y,x'})"
             )
-        sigmas = _as_sigmas(values, ndim)
+        sigmas = _as_sigmas(parsed, ndim)
         return gaussian_psf(_auto_shape(sigmas, dims), sigmas)
     recorded = recorded_pixel_size or {}
     pixel_size_um = pixel_size_um if pixel_size_um is not None else recorded.get("X")
