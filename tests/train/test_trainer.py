@@ -3,6 +3,7 @@
 import csv
 import itertools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -468,3 +469,19 @@ def test_a_signal_in_the_middle_of_a_step_stops_at_the_step_boundary(
     b = read_weights(resumed, read_spec(resumed))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_in_the_way_is_never_replaced_and_a_finished_run_is_not_redone(tiny_settings):
+    folder = train(make_train_config(tiny_settings))
+    spec = read_spec(folder)
+    changed = spec.model_copy(update={"description": "tuned afterwards"})
+    (folder / "model.json").write_text(changed.model_dump_json())
+    events: list[Progress] = []
+    assert train(make_train_config(tiny_settings), resume=True, progress=events.append) == folder
+    assert read_spec(folder).description == "tuned afterwards"  # left as it is
+    assert "finished" in events[-1].message
+
+    shutil.rmtree(folder / "checkpoints")  # as a model imported or copied into the library
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match="already holds the model 'tiny'"):
+            train(make_train_config(tiny_settings), resume=resume)

@@ -775,6 +775,16 @@ def train(
         raise ConfigError(  # it would land in the library under a name the built-in shadows
             f"'{config.name}' is the name of a built-in model; choose another --name"
         )
+    package = config.package_dir
+    if (package / "model.json").exists():
+        if not resume or not (package / "checkpoints" / "last.pt").exists():
+            raise ConfigError(
+                f"{package} already holds the model '{config.name}'; choose another --name "
+                "or --out, or remove it first (deepscope models remove NAME, for a model in "
+                "your library)"
+            )
+        report(progress, Progress("train", 1, 1, "this run has finished; nothing to resume"))
+        return package  # as it is: tuned thresholds and int8 networks added since stay
     if config.task == "classify":
         from deepscope.train.classify import ClassifierTrainer
 
