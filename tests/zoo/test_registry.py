@@ -44,6 +44,12 @@ def test_folder_that_is_not_a_package(tmp_path):
         resolve_model(tmp_path)
 
 
+def test_an_output_folder_named_like_a_model_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "unet-nuclei-fluo").mkdir()  # e.g. predict ... --out unet-nuclei-fluo
+    assert resolve_model("unet-nuclei-fluo")[1] == "builtin"
+
+
 def test_bfloat16_prediction_stays_close_to_float32():
     import numpy as np
 

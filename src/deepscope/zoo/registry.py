@@ -40,10 +40,15 @@ def user_names() -> list[str]:
 def resolve_model(name_or_path: str | Path) -> tuple[Path, str]:
     """Folder of a model package and where it came from (``path``, ``builtin``, ``user``)."""
     path = Path(name_or_path)
-    if path.is_dir():
-        if not (path / SPEC_FILE).is_file():
-            raise ModelError(f"'{path}' is a folder but not a model package (no {SPEC_FILE})")
+    if path.is_dir() and (path / SPEC_FILE).is_file():
         return path, "path"
+    if path.is_dir():  # an output folder named like a model must not hide the model
+        try:
+            return resolve_name(str(name_or_path))
+        except UnknownModel:
+            raise ModelError(
+                f"'{path}' is a folder but not a model package (no {SPEC_FILE})"
+            ) from None
     return resolve_name(str(name_or_path))
 
 
