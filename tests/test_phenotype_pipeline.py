@@ -112,6 +112,14 @@ def test_encode_refuses_a_model_that_is_not_an_autoencoder(plate):
         encode("unet-nuclei-fluo", plate["root"] / "x.hdf", cellh5=plate["cellh5"])
 
 
+def test_predict_points_an_autoencoder_to_encode(autoencoder, tmp_path):
+    from deepscope import predict_files
+    from deepscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="gives cell features, not images: use deepscope encode"):
+        predict_files(autoencoder, [tmp_path], tmp_path / "out")
+
+
 def test_encode_never_writes_over_its_input_or_its_own_table(plate, autoencoder):
     before = plate["cellh5"].read_bytes()
     with pytest.raises(InputError, match="is an input of this command"):

@@ -185,6 +185,11 @@ def predict_files(
             f"unknown output format '{output_format}'; choose one of: {', '.join(OUTPUT_FORMATS)}"
         )
     model = load_model(model) if isinstance(model, str | Path) else model
+    if model.task.output_kind == "features":
+        raise ConfigError(
+            f"'{model.name}' is a model of task '{model.spec.task}', which gives cell "
+            "features, not images: use deepscope encode (deepscope.encode.encode)"
+        )
     model.check_diameter(diameter)
     model.check_slices3d(anisotropy, slices3d)
     _check_extra_outputs(model, save_probabilities, overlay, slices3d)
