@@ -109,3 +109,11 @@ def test_float32_switches_tf32_off_only_inside_and_restores_the_users_setting():
     with pytest.raises(RuntimeError), tf32_off():
         raise RuntimeError("a failing batch")
     assert torch.backends.cudnn.allow_tf32 is True
+
+
+def test_an_onnx_network_onnxruntime_cannot_load_is_one_line():
+    from deepscope.errors import ModelError
+    from deepscope.predict.backends import onnx_fn
+
+    with pytest.raises(ModelError, match="onnxruntime cannot load the model's ONNX network"):
+        onnx_fn(b"not an onnx file")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from deepscope.errors import ConfigError
+from deepscope.errors import ConfigError, ModelError
 
 BatchFn = Callable[[np.ndarray], np.ndarray]
 BACKENDS = ("auto", "torch", "onnx")
@@ -96,7 +96,14 @@ def onnx_fn(model: bytes, threads: int | None = None) -> BatchFn:
     # the arena grew block after block (1.7 -> 3.2 GB over five 1216² windows); off, the
     # peak stays at one window's (1.9 GB)
     options.enable_mem_pattern = False
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # a damaged file, or one written by a newer onnxruntime
+        reason = str(error).strip().splitlines()[0][:200]
+        raise ModelError(
+            f"onnxruntime cannot load the model's ONNX network ({reason}); re-export or "
+            "re-quantize the model, or use --backend torch --precision float32"
+        ) from None
     name = session.get_inputs()[0].name
 
     def fn(batch: np.ndarray) -> np.ndarray:
