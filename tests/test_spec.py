@@ -53,6 +53,10 @@ def test_newer_format_says_to_upgrade(tmp_path):
     (folder / "model.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match="upgrade deepscope"):
         read_spec(folder)
+    raw["format_version"] = "99"  # a string must not slip past the check
+    (folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="invalid at 'format_version'"):
+        read_spec(folder)
 
 
 def test_invalid_model_json_names_the_field(tmp_path):

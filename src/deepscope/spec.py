@@ -161,7 +161,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = 1
+    format_version: int = Field(1, strict=True)  # "3" must not slip past the version check
     name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX)
     version: str = "1.0.0"
     description: str = ""
