@@ -26,6 +26,12 @@ def test_builtin_export_validates_and_reproduces_its_test_tensors(name, tmp_path
     assert diffs["torchscript"] < 1e-4 and diffs["onnx"] < 1e-4
 
 
+def test_a_3d_export_keeps_its_test_tensors_small(tmp_path):
+    folder = export_model("stardist-nuclei-3d", tmp_path / "sd3", format="bioimageio")
+    sizes = [p.stat().st_size for p in folder.glob("*.npy")]
+    assert sizes and max(sizes) < 30e6  # 16 x 256² x 97 channels made 407 MB
+
+
 def test_grid_output_is_declared_at_half_resolution(tmp_path):
     folder = export_model("stardist-nuclei-fluo", tmp_path / "sd", format="bioimageio")
     rdf = yaml.safe_load((folder / "rdf.yaml").read_text())

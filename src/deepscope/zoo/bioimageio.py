@@ -253,6 +253,10 @@ def _cover(image: np.ndarray, output: np.ndarray, spec: ModelSpec, path: Path) -
     iio.imwrite(path, picture, extension=".png")
 
 
+#: edge of the test volume of a 3D export (in y and x; 16 slices or more in z)
+_SIDE_3D = 64
+
+
 def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
     """Write the package in ``folder`` as a bioimage.io model: a folder, or a zip when
     ``out`` ends in ``.zip``. Returns ``out``."""
@@ -266,6 +270,8 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
         )
     net = _network(folder, spec)
     divisor = spec.network.divisor
+    if spec.network.ndim == 3:  # a 16 x 256² test output of 97 ray channels was 407 MB
+        side = min(side, _SIDE_3D)
     side = _crop_size(spec) if _is_crop_network(spec) else max(divisor, side // divisor * divisor)
     raw = test_image(spec, side)
     x = normalize(raw, spec.normalization)[None].astype(np.float32)
