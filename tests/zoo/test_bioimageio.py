@@ -48,6 +48,8 @@ def test_our_own_export_imports_back_as_the_same_model(home, tmp_path):
     assert copy.task_params == original.task_params
     assert copy.weights_sha256 == original.weights_sha256
     assert read_weights(folder, copy).keys() == read_weights(builtin, original).keys()
+    assert not (folder / "rdf.yaml").exists()  # only the deepscope files, not the export's
+    assert not list(folder.glob("*.npy")) and not list(folder.glob("weights_torchscript*"))
 
 
 @pytest.mark.parametrize("attachments_listed", [False, True])

@@ -91,13 +91,13 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
             root = source.parent  # a package's description file stands for its folder
         else:
             root = source
-        if not (root / SPEC_FILE).is_file():
-            if not is_bioimageio(root):
-                raise ModelError(
-                    f"'{source}' is neither a deepscope model package (no {SPEC_FILE}) nor a "
-                    "bioimage.io model (no rdf.yaml)"
-                )
+        if is_bioimageio(root):  # our own export too: only its deepscope files are kept
             root = package_from_bioimageio(root, work / "converted")
+        elif not (root / SPEC_FILE).is_file():
+            raise ModelError(
+                f"'{source}' is neither a deepscope model package (no {SPEC_FILE}) nor a "
+                "bioimage.io model (no rdf.yaml)"
+            )
         package_name = check_package(root)
         final = name or package_name
         if final in builtin_names():
