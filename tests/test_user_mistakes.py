@@ -248,3 +248,8 @@ def test_a_training_into_the_library_may_not_take_a_builtin_name(home, tiny_sett
         deepscope.train(**settings)
     with pytest.raises(ConfigError, match="learning_rate"):
         deepscope.train(**{**tiny_settings, "learning_rate": float("inf")})
+
+
+def test_int8_for_a_crop_classifier_is_refused_without_pointing_to_quantize():
+    with pytest.raises(ConfigError, match="crop classifiers and autoencoders have no int8"):
+        deepscope.load_model("mitosis-phase-classifier", precision="int8")

@@ -11,10 +11,11 @@ import torch
 from deepscope.data.crops import fit_crop
 from deepscope.data.normalize import Normalization, normalize
 from deepscope.devices import resolve_device
+from deepscope.errors import ConfigError
 from deepscope.nets.autoencoder import CropAutoencoder
 from deepscope.nets.classifier import CropClassifier
 from deepscope.nets.unet import fuse_batchnorm
-from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn, use_int8
+from deepscope.predict.backends import choose_backend, onnx_fn, torch_fn
 from deepscope.predict.predictor import channel_first_input
 from deepscope.progress import ProgressCallback
 from deepscope.tasks.base import Result, Task
@@ -60,7 +61,11 @@ class CropPredictor:
         if isinstance(net, CropAutoencoder):
             net = EncoderOnly(net)
         self.net = fuse_batchnorm(net).to(self.device).eval()
-        use_int8(precision, backend, self.device, available=False)  # refuses int8
+        if precision == "int8":  # models quantize makes int8 networks of U-Nets only
+            raise ConfigError(
+                "crop classifiers and autoencoders have no int8 network (quantizing is for "
+                "segmentation and restoration models); choose --precision float32 or auto"
+            )
         self.backend = choose_backend(backend, self.device, precision, "torch")
         if self.backend == "onnx":
             from deepscope.nets.onnx import export_onnx

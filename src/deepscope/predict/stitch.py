@@ -32,7 +32,8 @@ from deepscope.progress import Progress, ProgressCallback, report
 @dataclass(frozen=True)
 class Block:
     """A core region of the image and the larger region read around it (both in pixels),
-    and the image's shape (``None``: the read region is the whole image)."""
+    and the image's shape (``None``: not known, and every side of the read region beyond
+    the core is taken to lie inside the image)."""
 
     core: tuple[slice, ...]
     read: tuple[slice, ...]
