@@ -40,7 +40,8 @@ def first_problem(validation_error, prefix: str = "") -> str:
     where = ".".join(str(part) for part in problems[0]["loc"])
     where = f"{prefix}{where}" if where else prefix.rstrip(".") or "settings"
     others = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"'{where}': {problems[0]['msg']}{others}"
+    message = problems[0]["msg"].removeprefix("Value error, ")  # our validators' own words
+    return f"'{where}': {message}{others}"
 
 
 class TrainingInterrupted(DeepscopeError):

@@ -485,3 +485,8 @@ def test_a_model_in_the_way_is_never_replaced_and_a_finished_run_is_not_redone(t
     for resume in (False, True):
         with pytest.raises(ConfigError, match="already holds the model 'tiny'"):
             train(make_train_config(tiny_settings), resume=resume)
+
+
+def test_a_name_that_cannot_name_a_folder_is_refused_in_plain_words(tiny_settings):
+    with pytest.raises(ConfigError, match="'my model' cannot be a model name: use up to"):
+        make_train_config({**tiny_settings, "name": "my model"})

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deepscope.data.augment import Augmentation
 from deepscope.data.normalize import Normalization
-from deepscope.errors import ConfigError, first_problem
+from deepscope.errors import ConfigError, ModelError, first_problem
 from deepscope.home import user_library
-from deepscope.spec import MODEL_NAME_MAX, MODEL_NAME_PATTERN
+from deepscope.spec import check_model_name
 
 
 class NetworkSettings(BaseModel):
@@ -44,10 +44,7 @@ class TrainConfig(BaseModel):
 
     task: str = "semantic"
     name: str = Field(
-        ...,
-        pattern=MODEL_NAME_PATTERN,
-        max_length=MODEL_NAME_MAX,
-        description="model name (letters, digits, . _ -); the package folder's name",
+        ..., description="model name (letters, digits, . _ -); the package folder's name"
     )
     out: Path | None = Field(
         None, description="folder that receives the model package; default: your model library"
@@ -137,6 +134,14 @@ class TrainConfig(BaseModel):
     tune_thresholds: bool = True
     domain: str = "fluorescence nuclei"
     description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _model_name(cls, name: str) -> str:
+        try:
+            return check_model_name(name)
+        except ModelError as err:  # said as pydantic says a value error: one line
+            raise ValueError(str(err)) from None
 
     @property
     def package_dir(self) -> Path:
