@@ -132,7 +132,11 @@ class TrainConfig(BaseModel):
         None, description="start from the weights of this model (name or folder): fine-tuning"
     )
     tune_thresholds: bool = True
-    domain: str = "fluorescence nuclei"
+    domain: str = Field(
+        "not stated",
+        description="what the images show, e.g. 'fluorescence nuclei' or 'phase contrast "
+        "bacteria'; shown by models list and matched by --domain",
+    )
     description: str = ""
 
     @field_validator("name")
