@@ -15,7 +15,7 @@ from deepscope.io.npy import read_npy, write_npy
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, image_format, split_path, supported_list
 from deepscope.io.raster import read_raster, write_raster
 from deepscope.io.tiff import read_tiff, write_tiff
-from deepscope.io.zarr_io import check_zarr_target, read_zarr, write_zarr
+from deepscope.io.zarr_io import read_zarr, write_zarr
 
 __all__ = ["SUPPORTED_EXTENSIONS", "Image", "read_image", "write_image"]
 
@@ -112,9 +112,7 @@ def _check_dtype(data: np.ndarray, name: str) -> None:
 
 
 def _prepare_folder(file: Path, name: str, kind: str) -> None:
-    if kind == "zarr":
-        check_zarr_target(file)
-    elif file.is_dir():
+    if kind != "zarr" and file.is_dir():  # the Zarr writer checks its own target
         raise InputError(f"cannot write {name!r}: a folder of that name exists; choose a file name")
     try:
         file.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from deepscope.nets.unet import UNetConfig
 from deepscope.predict.backends import faster_cpu_backend, use_bfloat16
 from deepscope.predict.predictor import Predictor, predict_raw
 from deepscope.progress import Progress, ProgressCallback, report
-from deepscope.spec import ModelSpec, Tags, default_prediction, save_package
+from deepscope.spec import SPEC_FILE, ModelSpec, Tags, default_prediction, save_package
 from deepscope.tasks import Task, get_task
 from deepscope.tasks.base import integer_mask
 from deepscope.train.batches import BatchStream, auto_workers
@@ -489,12 +489,6 @@ class Trainer:
         ckpt = load_checkpoint(self.ckpt_dir) if resume else None
         if resume and ckpt is None:
             report(self.progress, Progress("train", 0, 1, "no checkpoint found; starting afresh"))
-        if not resume and (self.ckpt_dir / "last.pt").exists():
-            raise ConfigError(
-                f"{self.folder} holds an earlier run; resume it with --resume, choose another "
-                "--name or --out, or discard it (deepscope models remove NAME, for a run in "
-                "your library)"
-            )
         if ckpt is not None:
             # settings added by later versions take their defaults in older checkpoints
             try:
@@ -776,8 +770,9 @@ def train(
             f"'{config.name}' is the name of a built-in model; choose another --name"
         )
     package = config.package_dir
-    if (package / "model.json").exists():
-        if not resume or not (package / "checkpoints" / "last.pt").exists():
+    run_saved = (package / CHECKPOINTS / "last.pt").exists()
+    if (package / SPEC_FILE).exists():
+        if not resume or not run_saved:
             raise ConfigError(
                 f"{package} already holds the model '{config.name}'; choose another --name "
                 "or --out, or remove it first (deepscope models remove NAME, for a model in "
@@ -785,6 +780,12 @@ def train(
             )
         report(progress, Progress("train", 1, 1, "this run has finished; nothing to resume"))
         return package  # as it is: tuned thresholds and int8 networks added since stay
+    if run_saved and not resume:
+        raise ConfigError(
+            f"{package} holds an earlier run; resume it with --resume, choose another "
+            "--name or --out, or discard it (deepscope models remove NAME, for a run in "
+            "your library)"
+        )
     if config.task == "classify":
         from deepscope.train.classify import ClassifierTrainer
 
