@@ -60,6 +60,13 @@ def test_mismatched_or_tiny_images_are_input_errors():
         ssim(np.zeros((8, 40)), np.zeros((8, 40)))
 
 
+def test_ssim_of_a_colour_image_says_to_score_each_channel():
+    rgb = np.random.default_rng(1).random((32, 32, 3))
+    with pytest.raises(InputError, match=r"colour channels: score each channel"):
+        ssim(rgb, rgb)
+    assert ssim(rgb[..., 0], rgb[..., 0]) == pytest.approx(1.0)
+
+
 def test_thin_volumes_are_scored_plane_by_plane():
     rng = np.random.default_rng(2)
     clean = rng.random((3, 32, 32))

@@ -141,8 +141,14 @@ def ssim(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) 
     if pred.ndim == 3 and pred.shape[0] < SSIM_WINDOW:
         return float(np.mean([ssim(p, t, data_range) for p, t in zip(pred, target, strict=True)]))
     if min(pred.shape) < SSIM_WINDOW:
+        hint = ""
+        if pred.ndim == 3 and pred.shape[-1] <= 4 and min(pred.shape[:-1]) >= SSIM_WINDOW:
+            hint = (
+                f"; a last axis of {pred.shape[-1]} looks like colour channels: score each "
+                "channel on its own (image[..., c])"
+            )
         raise InputError(
-            f"SSIM needs images at least {SSIM_WINDOW} pixels a side, got {pred.shape}"
+            f"SSIM needs images at least {SSIM_WINDOW} pixels a side, got {pred.shape}{hint}"
         )
     return float(
         structural_similarity(
