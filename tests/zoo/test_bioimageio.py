@@ -97,3 +97,9 @@ def test_dataset_normalisation_travels_as_fixed_linear_scaling(tmp_path):
     description = load_description(folder / "rdf.yaml", perform_io_checks=False)
     assert description.validation_summary.status == "valid-format"
     assert max(reproduce_test_tensors(folder).values()) < 1e-4
+
+
+def test_a_classifier_export_says_crops_are_normalised_before_they_are_sized(tmp_path):
+    folder = export_model("mitosis-phase-classifier", tmp_path / "cls", format="bioimageio")
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    assert "normalises each crop as a whole, then centre-crops or zero-pads it" in readme

@@ -193,19 +193,27 @@ def _readme(spec: ModelSpec) -> str:
     return "\n".join(lines)
 
 
+def _crop_order(spec: ModelSpec) -> str:
+    size = _crop_size(spec)
+    return (
+        f"deepscope normalises each crop as a whole, then centre-crops or zero-pads it to "
+        f"{size}×{size} pixels; for crops of exactly that size this package gives the same "
+        "input, for others the pixels normalised differ slightly"
+    )
+
+
 def _deepscope_only(spec: ModelSpec) -> str:
     """What deepscope does after the network, which the bioimage.io package leaves out."""
     if spec.task == "classify":
         return (
-            f"Crops are centre-cropped or zero-padded to {_crop_size(spec)} pixels first; the "
-            "class is the largest logit (softmax gives probabilities); classifying every "
-            "object of a segmentation (deepscope count --classify) is ours"
+            f"{_crop_order(spec)}; the class is the largest logit (softmax gives "
+            "probabilities); classifying every object of a segmentation (deepscope count "
+            "--classify) is ours"
         )
     if spec.task == "autoencoder":
         return (
-            f"Crops are centre-cropped or zero-padded to {_crop_size(spec)} pixels first; the "
-            "output is the encoder's features. The decoder, the features file of every "
-            "object (deepscope encode) and the explore page are ours"
+            f"{_crop_order(spec)}; the output is the encoder's features. The decoder, the "
+            "features file of every object (deepscope encode) and the explore page are ours"
         )
     if spec.task == "stardist":
         return (
@@ -295,7 +303,7 @@ def export_bioimageio(folder: Path, out: Path, side: int = 256) -> Path:
         traced.save(str(stage / TORCHSCRIPT_FILE))
         (stage / ONNX_FILE).write_bytes(export_onnx(net))
         _cover(raw, y, spec, stage / "cover.png")
-        (stage / "README.md").write_text(_readme(spec))
+        (stage / "README.md").write_text(_readme(spec), encoding="utf-8")
         for name in _own_files(spec):
             shutil.copyfile(folder / name, stage / name)
         (stage / RDF_FILE).write_text(yaml.safe_dump(_rdf(spec, stage), sort_keys=False))
