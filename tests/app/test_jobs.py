@@ -214,3 +214,21 @@ def test_an_error_naming_a_file_that_is_not_utf8_is_stored_and_the_queue_goes_on
     store.finish(job.id, "failed", error="cannot read 'bad\udcffname.tif'")
     assert store.get(job.id).error == "cannot read 'bad\\udcffname.tif'"
     assert store.claim_next("cpu") is None  # nothing stuck as running: the queue is free
+
+
+def test_a_training_is_refused_a_name_already_in_my_models_or_in_the_queue(
+    settings, tiny_settings, nuclei_folders
+):
+    synthetic = nuclei_folders["val_images"].parents[1]
+    both = settings.model_copy(update={"data_roots": [synthetic]})
+    store = JobStore(both.state_dir / "jobs.sqlite")
+    params = training(tiny_settings, name="nuclei")
+    params["settings"].pop("out")
+    with TestClient(create_app(both)) as client:
+        first = client.post("/api/jobs", json={"kind": "train", "params": params})
+        assert first.status_code == 200, first.text
+        queued_twice = client.post("/api/jobs", json={"kind": "train", "params": params})
+        assert queued_twice.status_code == 400 and "a training named 'nuclei'" in queued_twice.text
+        assert run_next(store, both.state_dir / "results") == "done"
+        again = client.post("/api/jobs", json={"kind": "train", "params": params})
+        assert again.status_code == 400 and "already holds a model" in again.text

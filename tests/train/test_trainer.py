@@ -480,6 +480,9 @@ def test_a_model_in_the_way_is_never_replaced_and_a_finished_run_is_not_redone(t
     assert train(make_train_config(tiny_settings), resume=True, progress=events.append) == folder
     assert read_spec(folder).description == "tuned afterwards"  # left as it is
     assert "finished" in events[-1].message
+    other_run = {**tiny_settings, "epochs": tiny_settings["epochs"] + 1}
+    with pytest.raises(ConfigError, match="trained with other settings \\(epochs: "):
+        train(make_train_config(other_run), resume=True)  # not passed off as this run's
 
     shutil.rmtree(folder / "checkpoints")  # as a model imported or copied into the library
     for resume in (False, True):

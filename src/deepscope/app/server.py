@@ -465,6 +465,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             raise InputError("params.model is required: the name of a model in the library")
         return resolve_name(p["model"])[0]
 
+    def _names_in_training() -> set[str]:
+        """Model names of the trainings queued, running or stopped (resumable)."""
+        return {
+            job.params["settings"].get("name")
+            for job in store.list(limit=100_000)
+            if job.kind == "train" and job.status in ("queued", "running", "stopped")
+        }
+
     def _checked_params(job: JobRequest) -> dict[str, Any]:
         from deepscope.count import check_ranges_before_counting, parse_range
         from deepscope.train.config import make_train_config
@@ -486,6 +494,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             if config.name in builtin_names():
                 raise InputError(
                     f"'{config.name}' is the name of a built-in model; name the training otherwise"
+                )
+            if (config.package_dir / SPEC_FILE).exists() or config.name in _names_in_training():
+                raise InputError(
+                    f"My models already holds a model or a training named '{config.name}'; "
+                    "name the training otherwise, or remove that model first"
                 )
             return {"settings": given}
         if job.kind == "batch":

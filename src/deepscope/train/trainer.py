@@ -350,6 +350,16 @@ def checkpoint_settings(config: TrainConfig) -> dict:
     return settings
 
 
+def settings_changed_since(checkpoint: dict, config: TrainConfig) -> str:
+    """How ``config`` differs from the settings a run's ``checkpoint`` was made with (see
+    :func:`changed_settings`; empty when it does not)."""
+    try:  # settings added by later versions take their defaults in older checkpoints
+        saved = checkpoint_settings(TrainConfig.model_validate(checkpoint["config"]))
+    except (ValidationError, KeyError, TypeError):
+        saved = None
+    return changed_settings(saved, checkpoint_settings(config))
+
+
 class Trainer:
     """Runs one training configuration to a model package."""
 
@@ -490,12 +500,7 @@ class Trainer:
         if resume and ckpt is None:
             report(self.progress, Progress("train", 0, 1, "no checkpoint found; starting afresh"))
         if ckpt is not None:
-            # settings added by later versions take their defaults in older checkpoints
-            try:
-                saved = checkpoint_settings(TrainConfig.model_validate(ckpt["config"]))
-            except ValidationError:
-                saved = None
-            changed = changed_settings(saved, checkpoint_settings(c))
+            changed = settings_changed_since(ckpt, c)
             if changed:
                 raise ConfigError(
                     f"the checkpoint in {self.ckpt_dir} was made with other settings "
@@ -777,6 +782,12 @@ def train(
                 f"{package} already holds the model '{config.name}'; choose another --name "
                 "or --out, or remove it first (deepscope models remove NAME, for a model in "
                 "your library)"
+            )
+        changed = settings_changed_since(load_checkpoint(package / CHECKPOINTS) or {}, config)
+        if changed:  # another run's model: resuming must not pass it off as this one
+            raise ConfigError(
+                f"{package} already holds the model '{config.name}', trained with other "
+                f"settings ({changed}); choose another --name or --out"
             )
         report(progress, Progress("train", 1, 1, "this run has finished; nothing to resume"))
         return package  # as it is: tuned thresholds and int8 networks added since stay
