@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from deepscope.count import (
     parse_range,
 )
 from deepscope.data.layout import to_channel_first, to_spatial
-from deepscope.errors import ConfigError, InputError, ModelError
+from deepscope.errors import ConfigError, InputError, ModelError, per_image
 from deepscope.io import (
     Image,
     image_stem,
@@ -200,20 +199,24 @@ def predict_files(
         settings = model.prediction_settings(tile, overlap, None, tta)
         written = []
         for path in _input_files(inputs, out):
-            with _per_image(path, on_error):
+            with per_image(path, on_error):
                 written += predict_file_streamed(
                     model, path, Path(out), axes, settings, save_probabilities, progress
                 )
         return written
     if model.task.output_kind == "class":
-        return [classify_files(model, inputs, out, axes=axes, tta=tta, progress=progress)]
+        return [
+            classify_files(
+                model, inputs, out, axes=axes, tta=tta, progress=progress, on_error=on_error
+            )
+        ]
     files = _input_files(inputs, out)
     out = Path(out)
     written = []
     no_overlay: list[str] = []
     spatial = "ZYX" if slices3d else model.predictor.spatial_axes
     for i, path in enumerate(files):
-        with _per_image(path, on_error):
+        with per_image(path, on_error):
             image = read_image(path, axes=axes)
             points = _time_points(image.data, image.axes)
             results = [
@@ -312,20 +315,6 @@ def draws_overlays(model: Model, slices3d: bool = False) -> bool:
     """Whether :func:`predict_files` can draw ``model``'s objects as outline overlays
     (objects in 2D images; time series get none)."""
     return model.task.instance_labels and not slices3d and model.predictor.spatial_axes == "YX"
-
-
-@contextlib.contextmanager
-def _per_image(path: Path, on_error: Callable[[Path, InputError], None] | None) -> Iterator[None]:
-    """Run the work on one image of a batch: an error about its content or file names it
-    (a folder may hold hundreds); with ``on_error``, the error is handed to it and the batch
-    goes on with the next image, else it stops the batch."""
-    try:
-        yield
-    except InputError as err:
-        named = err if path.name in str(err) else type(err)(f"{path.name}: {err}")
-        if on_error is None:
-            raise named from None
-        on_error(path, named)
 
 
 def check_table_output(path: str | Path, what: str, folders: Sequence[str | Path | None]) -> Path:
@@ -472,7 +461,7 @@ def count_files(
     out = Path(out)
     summaries = []
     for i, path in enumerate(files):
-        with _per_image(path, on_error):
+        with per_image(path, on_error):
             image = read_image(path, axes=axes)
             spatial = model_spatial or _spatial_axes_of(image)
             if classifier is not None and spatial != "YX":
@@ -574,7 +563,7 @@ def _count_files_streamed(
     settings = model.prediction_settings(tile, None, None, None)
     summaries = []
     for path in _input_files(inputs, out):
-        with _per_image(path, on_error):
+        with per_image(path, on_error):
             counted = count_file_streamed(
                 model,
                 path,
@@ -842,7 +831,7 @@ def deconvolve_files(
     out = Path(out)
     written = []
     for i, path in enumerate(files):
-        with _per_image(path, on_error):
+        with per_image(path, on_error):
             image = read_image(path, axes=axes)
             spatial = "ZYX" if "Z" in image.axes else "YX"
             extra = [

@@ -3,13 +3,13 @@ scores against class folders, and class columns for the Count objects table."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from deepscope.data.crops import class_folders, object_crops
-from deepscope.errors import InputError
+from deepscope.errors import InputError, per_image
 from deepscope.io import list_images, read_image
 from deepscope.measure import write_table
 from deepscope.progress import Progress, ProgressCallback, report
@@ -44,16 +44,27 @@ def probability_columns(result: Result, classes: Sequence[str]) -> dict:
     return row
 
 
-def _classify_paths(model: Model, paths: Sequence[Path], axes, tta, progress) -> list[Result]:
+def _classify_paths(
+    model: Model,
+    paths: Sequence[Path],
+    axes: str | None,
+    tta: bool | None,
+    progress: ProgressCallback | None,
+    on_error: Callable[[Path, InputError], None] | None = None,
+) -> tuple[list[Path], list[Result]]:
+    """The crops of ``paths`` that could be read and prepared, and their results; with
+    ``on_error`` a crop that cannot is handed to it (named) and left out, else it stops."""
     predictor = model.predictor
-    crops = []
+    kept, crops = [], []
     for i, path in enumerate(paths):
-        image = read_image(path, axes=axes)
-        crops.append(predictor.prepare(image.data, image.axes))
+        with per_image(path, on_error):
+            image = read_image(path, axes=axes)
+            crops.append(predictor.prepare(image.data, image.axes))
+            kept.append(path)
         report(progress, Progress("read", i + 1, len(paths), path.name))
     if not crops:
-        return []
-    return predictor.results(np.stack(crops), tta=bool(tta))
+        return [], []
+    return kept, predictor.results(np.stack(crops), tta=bool(tta))
 
 
 def classify_files(
@@ -63,12 +74,14 @@ def classify_files(
     axes: str | None = None,
     tta: bool | None = None,
     progress: ProgressCallback | None = None,
+    on_error: Callable[[Path, InputError], None] | None = None,
 ) -> Path:
     """Classify crops (files, folders or globs); writes ``OUT/predictions.csv`` with
-    ``file``, ``class`` and ``prob_<class>`` per crop and returns its path."""
+    ``file``, ``class`` and ``prob_<class>`` per crop and returns its path. A crop that
+    cannot be read or classified stops the work with an error naming it, or with
+    ``on_error(path, error)`` is handed to it and left out of the table."""
     model = as_classifier(model)
-    files = list_images(inputs)
-    results = _classify_paths(model, files, axes, tta, progress)
+    files, results = _classify_paths(model, list_images(inputs), axes, tta, progress, on_error)
     rows = [
         {"file": str(path), **probability_columns(r, model.task.classes)}
         for path, r in zip(files, results, strict=True)
@@ -97,7 +110,7 @@ def evaluate_classifier(
         )
     truth = [classes.index(found[i]) for _, i in items]
     paths = [p for p, _ in items]
-    results = _classify_paths(model, paths, axes, tta, progress)
+    _, results = _classify_paths(model, paths, axes, tta, progress)
     metrics = model.task.evaluate(results, truth, [p.name for p in paths])
     if per_image_csv is not None:
         rows = [

@@ -4,6 +4,12 @@ The CLI prints ``str(error)`` on one line and exits non-zero; it never shows a t
 for these.
 """
 
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 
 class DeepscopeError(Exception):
     """Base class for every error a user can cause and fix."""
@@ -51,3 +57,17 @@ class TrainingInterrupted(DeepscopeError):
     def __init__(self, message: str, signum: int = 2) -> None:
         super().__init__(message)
         self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def per_image(path: Path, on_error: Callable[[Path, InputError], None] | None) -> Iterator[None]:
+    """Run the work on one image of a batch: an error about its content or file names it
+    (a folder may hold hundreds); with ``on_error``, the error is handed to it and the batch
+    goes on with the next image, else it stops the batch."""
+    try:
+        yield
+    except InputError as err:
+        named = err if path.name in str(err) else type(err)(f"{path.name}: {err}")
+        if on_error is None:
+            raise named from None
+        on_error(path, named)

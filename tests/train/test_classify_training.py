@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -85,6 +86,22 @@ def test_a_loaded_classifier_names_the_class_of_a_crop(shapes_model):
     assert result.class_name == "bar" and result.probabilities.shape == (2,)
     with pytest.raises(InputError, match="expects 1 channel"):
         model.predict(np.zeros((24, 24, 3), np.uint8), axes="YXC")
+
+
+def test_a_batch_of_crops_skips_a_bad_one_when_asked_and_names_it(
+    shapes_model, crop_folder, tmp_path
+):
+    folder = tmp_path / "crops"
+    shutil.copytree(crop_folder / "round", folder)
+    (folder / "broken.tif").write_bytes(b"not a tiff")
+    with pytest.raises(InputError, match=r"broken\.tif"):
+        predict_files(shapes_model, [folder], tmp_path / "stopped")
+    skipped = []
+    (table,) = predict_files(
+        shapes_model, [folder], tmp_path / "pred", on_error=lambda p, e: skipped.append(p.name)
+    )
+    with open(table) as fh:
+        assert len(list(csv.DictReader(fh))) == 6 and skipped == ["broken.tif"]
 
 
 def test_predict_writes_one_table_and_evaluate_scores_class_folders(
