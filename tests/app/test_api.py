@@ -3,12 +3,14 @@
 import csv
 import io
 
+import imageio.v3
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from deepscope.app import ServerSettings, create_app
 from deepscope.errors import ConfigError
+from deepscope.io import read_image, write_image
 
 
 def test_health(client):
@@ -253,6 +255,48 @@ def test_a_restoration_model_shows_input_and_output(client, data_root):
     assert {"image", "output"} <= set(answer["urls"]) and "labels" not in answer["urls"]
     assert "b_pred.tif" in answer["downloads"]
     assert client.get(answer["urls"]["output"]).headers["content-type"] == "image/png"
+
+
+def test_a_classifier_shows_the_class_of_an_uploaded_crop(client):
+    crop = io.BytesIO()
+    rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    imageio.v3.imwrite(crop, rgb, extension=".png")
+    answer = client.post(
+        "/api/predict",
+        data={"model": "mitosis-phase-classifier"},
+        files={"file": ("cell 7.png", crop.getvalue(), "image/png")},
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    shown = result["summary"]
+    probabilities = {k[5:]: float(v) for k, v in shown.items() if k.startswith("prob_")}
+    assert shown["class"] == max(probabilities, key=probabilities.get) and len(probabilities) == 8
+    (row,) = csv.DictReader(io.StringIO(client.get(result["downloads"]["predictions.csv"]).text))
+    assert row["file"] == "cell_7.png"  # the name given, not the upload's path on the server
+
+
+def test_analyse_says_what_to_do_with_a_time_series_before_any_work(client, data_root):
+    write_image(data_root / "movie.tif", np.zeros((3, 64, 64), np.uint8), axes="TYX")
+    answer = client.post(
+        "/api/predict", data={"model": "unet-nuclei-fluo", "path": str(data_root / "movie.tif")}
+    )
+    assert answer.status_code == 400 and "time series (3 time points)" in answer.text
+    assert "batch the folder as a job" in answer.text
+
+
+def test_a_dataset_inside_an_hdf5_file_is_named_after_a_colon(client, data_root):
+    import h5py
+
+    plane = read_image(data_root / "plate" / "a.tif").data
+    with h5py.File(data_root / "two.h5", "w") as fh:
+        fh["raw"], fh["label"] = plane, np.zeros_like(plane)
+    both = client.post("/api/predict", data={"model": "unet-nuclei-fluo", "path": "two.h5"})
+    assert both.status_code == 400 and "two.h5:label" in both.text  # names the datasets
+    raw = client.post("/api/predict", data={"model": "unet-nuclei-fluo", "path": "two.h5:raw"})
+    assert raw.status_code == 200, raw.text
+    assert raw.json()["n_objects"] > 5
+    missing = client.post("/api/predict", data={"model": "unet-nuclei-fluo", "path": "no.tif"})
+    assert missing.status_code == 400 and "does not exist" in missing.text
 
 
 def test_a_model_is_named_never_given_as_a_path_on_the_server(client, tmp_path):

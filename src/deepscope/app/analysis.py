@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from deepscope.api import count_files, predict_files
-from deepscope.io import image_stem, read_image, transpose_axes
+from deepscope.errors import InputError
+from deepscope.io import Image, image_stem, read_image, transpose_axes
 from deepscope.io.atomic import atomic_output
+from deepscope.measure import write_table
 from deepscope.render import save_overlay, to_display
 from deepscope.zoo import Model
 
@@ -60,6 +62,21 @@ def _table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), rows
 
 
+def _classify(model: Model, image: Image, image_path: Path, out: Path, answer: dict) -> dict:
+    """A classifier's answer for one crop: its class and probabilities as the summary, the
+    crop as the picture, ``predictions.csv`` naming the file as it was given."""
+    (table,) = predict_files(model, [image_path], out)
+    _, (row,) = _table(table)
+    row["file"] = image_path.name  # not the server's path of the upload
+    write_table([row], table)
+    answer["summary"] = {k: v for k, v in row.items() if k != "file"}
+    answer["pictures"] = {
+        "image": _png(to_display(_plane(image.data, image.axes)), out / "image.png")
+    }
+    answer["files"] = [table.name]
+    return answer
+
+
 def analyse(
     model: Model,
     image_path: Path,
@@ -74,6 +91,15 @@ def analyse(
     ``out``."""
     stem = image_stem(image_path)
     answer: dict[str, Any] = {"model": model.name, "mode": mode, "image": image_path.name}
+    image = read_image(image_path)
+    if "T" in image.axes:  # before any work: the page shows one image
+        raise InputError(
+            f"'{image_path.name}' is a time series ({image.data.shape[image.axes.index('T')]} "
+            "time points); Analyse shows one image: save one time point as its own file, or "
+            "batch the folder as a job (one labels stack, and a table with a frame column)"
+        )
+    if model.task.output_kind == "class" and mode == "preview":
+        return _classify(model, image, image_path, out, answer)
     if mode == "count":
         (summary,) = count_files(
             model, [image_path], out, ranges or [], exclude_border=exclude_border, split=split
@@ -84,7 +110,6 @@ def analyse(
         files = [f"{stem}_labels.tif", f"{stem}_objects.csv", "summary.csv"]
     else:
         files = [p.name for p in predict_files(model, [image_path], out)]
-    image = read_image(image_path)
     plane = _plane(image.data, image.axes)
     pictures = {"image": _png(to_display(plane), out / "image.png")}
     labels_file = out / f"{stem}_labels.tif"

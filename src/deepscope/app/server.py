@@ -53,7 +53,7 @@ from deepscope.devices import resolve_device
 from deepscope.errors import DeepscopeError, InputError, UnknownModel
 from deepscope.home import deepscope_home
 from deepscope.io.header import pixel_values
-from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path
+from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path, split_path
 from deepscope.spec import SPEC_FILE, read_spec
 from deepscope.tasks import TASKS
 from deepscope.train.history import read_history
@@ -389,9 +389,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         rid = uuid.uuid4().hex
         ranges = [r for text in ranges or [] for r in text.splitlines() if r.strip()]
         try:
-            image = _save_upload(file, uploads / rid) if file is not None else confine(path, roots)
-            if not image.is_file():
-                raise InputError(f"'{path}' is not an image file")
+            image = _save_upload(file, uploads / rid) if file is not None else _server_image(path)
             _check_image_size(image)
             with models.lock:
                 answer = analyse(
@@ -404,6 +402,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         answer["urls"] = {k: f"{base}/{v}" for k, v in answer.pop("pictures").items()}
         answer["downloads"] = {f: f"{base}/{f}" for f in answer.pop("files")}
         return answer
+
+    def _server_image(path: str) -> Path:
+        """A file under a data root, with the dataset or array inside it where one is
+        named (``cells.h5:raw``, ``plate.zarr/A/1/0``)."""
+        file, inner = split_path(path)
+        file = confine(file, roots)
+        if not file.exists():
+            raise InputError(f"'{path}' does not exist under the data roots")
+        if not is_image_path(file):
+            raise InputError(f"'{path}' is not an image file this server reads")
+        return Path(f"{file}:{inner}") if inner else file
 
     def _check_image_size(image: Path) -> None:
         """A 413 for an image that would decode into more values than the server takes
