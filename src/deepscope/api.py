@@ -520,7 +520,7 @@ def count_files(
             write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
             summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))
-    columns = list(dict.fromkeys(k for s in summaries for k in s))
+    columns = list(dict.fromkeys(k for s in summaries for k in s)) or ["image", "count"]
     write_table(summaries, out / "summary.csv", columns)
     return summaries
 
@@ -577,7 +577,7 @@ def _count_files_streamed(
                 min_split_size=min_split_size,
             )
             summaries.append(counted.summary)
-    columns = list(dict.fromkeys(k for s in summaries for k in s))
+    columns = list(dict.fromkeys(k for s in summaries for k in s)) or ["image", "count"]
     write_table(summaries, out / "summary.csv", columns)
     return summaries
 

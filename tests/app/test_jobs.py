@@ -131,6 +131,14 @@ def test_job_requests_are_checked_before_they_are_queued(client, tiny_settings, 
     )
     assert bad.status_code == 400
     assert client.post("/api/jobs", json={"kind": "cook", "params": {}}).status_code == 400
+    bogus = client.post("/api/jobs", json={"kind": "train", "params": {"settings": {"task": "x"}}})
+    assert bogus.status_code == 400 and "unknown task 'x'" in bogus.text
+    batch = {"model": "care-fmd-confocal", "folder": "plate", "mode": "count"}
+    restoration = client.post("/api/jobs", json={"kind": "batch", "params": batch})
+    assert restoration.status_code == 400 and "does not segment objects" in restoration.text
+    misspelt = {"model": "unet-nuclei-fluo", "folder": "plate", "spilt": True}
+    typo = client.post("/api/jobs", json={"kind": "batch", "params": misspelt})
+    assert typo.status_code == 400 and "unknown job parameter(s) spilt" in typo.text
     assert client.get("/api/jobs").json() == []
 
 
@@ -232,3 +240,44 @@ def test_a_training_is_refused_a_name_already_in_my_models_or_in_the_queue(
         assert run_next(store, both.state_dir / "results") == "done"
         again = client.post("/api/jobs", json={"kind": "train", "params": params})
         assert again.status_code == 400 and "already holds a model" in again.text
+
+
+def test_a_batch_job_in_which_every_image_is_skipped_fails_and_says_why(settings, data_root):
+    with TestClient(create_app(settings)) as client:
+        job = client.post(
+            "/api/jobs",
+            json={
+                "kind": "batch",
+                "params": {"model": "unet-nuclei-fluo", "folder": str(data_root / "plate"),
+                           "mode": "count", "ranges": ["area_um2=1:100"]},
+            },
+        ).json()  # fmt: skip
+        store = JobStore(settings.state_dir / "jobs.sqlite")
+        assert run_next(store, settings.state_dir / "results") == "failed"
+        error = client.get(f"/api/jobs/{job['id']}").json()["error"]
+        assert error.startswith("no image could be processed; a.tif:") and "1 more" in error
+        summary = settings.state_dir / "results" / f"job-{job['id']}" / "summary.csv"
+        assert summary.read_text().startswith("image,count")
+
+
+def test_a_classifier_quality_check_reads_the_classes_from_the_sub_folders(settings, tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    crops = tmp_path / "crops"
+    rng = np.random.default_rng(0)
+    for phase in ("inter", "meta"):
+        (crops / phase).mkdir(parents=True)
+        for i in range(2):
+            iio.imwrite(crops / phase / f"{i}.png", rng.integers(0, 255, (64, 64, 3), np.uint8))
+    roots = settings.model_copy(update={"data_roots": [crops]})
+    store = JobStore(roots.state_dir / "jobs.sqlite")
+    with TestClient(create_app(roots)) as client:
+        job = client.post(
+            "/api/jobs",
+            json={"kind": "evaluate",
+                  "params": {"model": "mitosis-phase-classifier", "images": str(crops)}},
+        ).json()  # fmt: skip
+        assert run_next(store, roots.state_dir / "results") == "done"
+        metrics = client.get(f"/api/jobs/{job['id']}").json()["result"]["metrics"]
+        assert metrics["n_images"] == 4 and 0 <= metrics["accuracy"] <= 1

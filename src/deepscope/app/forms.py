@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deepscope.tasks import TASKS
+from deepscope.tasks import TASKS, task_class
 from deepscope.train.config import TrainConfig
 
 #: settings the server fixes itself: where models land, and the task (chosen above)
@@ -61,10 +61,7 @@ def _fields(schema: dict, defs: dict, defaults: dict, prefix: str = "") -> list[
 
 def train_form(task: str) -> list[dict]:
     """The fields of the training form for ``task`` (name, type, default, help, group)."""
-    if task not in TASKS:
-        from deepscope.errors import ConfigError
-
-        raise ConfigError(f"unknown task '{task}'; choose one of: {', '.join(sorted(TASKS))}")
+    task_class(task)
     schema = TrainConfig.model_json_schema()
     defaults = TrainConfig.model_construct().model_dump(mode="json") | dict(
         TASKS[task].train_defaults

@@ -55,7 +55,7 @@ from deepscope.home import deepscope_home
 from deepscope.io.header import pixel_values
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path, split_path
 from deepscope.spec import SPEC_FILE, read_spec
-from deepscope.tasks import TASKS
+from deepscope.tasks import TASKS, task_class
 from deepscope.train.history import read_history
 from deepscope.zoo import (
     export_model,
@@ -99,7 +99,7 @@ class ServerSettings(BaseModel):
 
 
 class JobRequest(BaseModel):
-    kind: str = Field(description="train or batch")
+    kind: str = Field(description="train, batch or evaluate")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -147,6 +147,16 @@ def _flag(params: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"params.{key} must be true or false, got {json.dumps(value)[:40]}")
     return value
+
+
+def _known_keys(params: dict[str, Any], known: tuple[str, ...]) -> None:
+    """A misspelt parameter is an error, not silently ignored."""
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InputError(
+            f"unknown job parameter(s) {', '.join(unknown)}; this kind of job takes "
+            f"{', '.join(known)}"
+        )
 
 
 def _confined_tree(path: str, roots: list[Path]) -> Path:
@@ -489,6 +499,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
         p = job.params
         if job.kind == "train":
+            _known_keys(p, ("settings",))
             given = p.get("settings", {})
             if not isinstance(given, dict):
                 raise InputError("params.settings must be an object of training settings")
@@ -511,10 +522,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 )
             return {"settings": given}
         if job.kind == "batch":
+            _known_keys(p, ("model", "folder", "mode", "ranges", "split", "exclude_border"))
             spec = read_spec(_model_named(p))
             folder = _confined_tree(_text(p, "folder"), roots)
             if p.get("mode", "preview") not in MODES:
                 raise InputError(f"mode must be preview or count, got '{p.get('mode')}'")
+            if p.get("mode") == "count" and task_class(spec.task).output_kind != "labels":
+                raise InputError(
+                    f"model '{p['model']}' does not segment objects; count needs one that does "
+                    "(or mode 'preview')"
+                )
             ranges = p.get("ranges", [])
             if not isinstance(ranges, list) or not all(isinstance(r, str) for r in ranges):
                 raise InputError("params.ranges must be a list of ranges such as 'area=30:2000'")
@@ -529,10 +546,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 "exclude_border": _flag(p, "exclude_border"),
             }
         if job.kind == "evaluate":
-            _model_named(p)
+            _known_keys(p, ("model", "images", "truth"))
+            spec = read_spec(_model_named(p))
+            images = str(_confined_tree(_text(p, "images"), roots))
+            if spec.task == "classify":  # the truth is the class sub-folders of the images
+                return {"model": p["model"], "images": images, "truth": None}
             return {
                 "model": p["model"],
-                "images": str(_confined_tree(_text(p, "images"), roots)),
+                "images": images,
                 "truth": str(_confined_tree(_text(p, "truth"), roots)),
             }
         raise InputError(f"job kind must be train, batch or evaluate, got '{job.kind}'")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deepscope.app.jobs import Job, JobStore
-from deepscope.errors import DeepscopeError
+from deepscope.errors import DeepscopeError, InputError
 from deepscope.progress import Progress
 from deepscope.train.trainer import TrainingInterrupted
 
@@ -64,6 +64,13 @@ def _train(job: Job, progress: JobProgress, _results: Path, device: str) -> dict
     return {"model": folder.name, "folder": str(folder)}
 
 
+def _check_some_done(done: list, skipped: list[str]) -> None:
+    """A batch in which every image was skipped has failed: say why the first one was."""
+    if skipped and not done:
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise InputError(f"no image could be processed; {skipped[0]}{more}")
+
+
 def _batch(job: Job, progress: JobProgress, results: Path, device: str) -> dict[str, Any]:
     """Predict or count every image of a folder; an image that cannot be read or
     processed is skipped and named in the result, as with ``--keep-going``."""
@@ -88,6 +95,7 @@ def _batch(job: Job, progress: JobProgress, results: Path, device: str) -> dict[
             progress=progress,
             on_error=skip,
         )
+        _check_some_done(summaries, skipped)
         return {
             "out": str(out),
             "images": len(summaries),
@@ -98,6 +106,7 @@ def _batch(job: Job, progress: JobProgress, results: Path, device: str) -> dict[
     written = predict_files(
         model, p["inputs"], out, overlay=overlay, progress=progress, on_error=skip
     )
+    _check_some_done(written, skipped)
     return {"out": str(out), "files": [f.name for f in written], "skipped": skipped}
 
 

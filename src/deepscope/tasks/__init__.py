@@ -29,14 +29,16 @@ TASKS: dict[str, type[Task]] = {
 }
 
 
+def task_class(name: str) -> type[Task]:
+    """The task called ``name``; an unknown name is a one-line error listing the tasks."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task '{name}'; choose one of: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
 def get_task(name: str, params: dict | None = None) -> Task:
     """Build the task called ``name`` with ``params`` (defaults where missing)."""
-    try:
-        cls = TASKS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown task '{name}'; choose one of: {', '.join(sorted(TASKS))}"
-        ) from None
+    cls = task_class(name)
     try:
         return cls(params or {})
     except ValidationError as err:
@@ -46,4 +48,4 @@ def get_task(name: str, params: dict | None = None) -> Task:
         raise ConfigError(f"invalid settings for task '{name}': {err}") from None
 
 
-__all__ = ["TASKS", "Result", "Task", "get_task"]
+__all__ = ["TASKS", "Result", "Task", "get_task", "task_class"]

@@ -195,18 +195,18 @@ def merged_settings(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 def make_train_config(settings: dict[str, Any], source: str = "settings") -> TrainConfig:
     """Validate ``settings`` into a TrainConfig with a one-line error on failure; settings
     the task advises (``Task.train_defaults``) fill in where ``settings`` are silent."""
-    from deepscope.tasks import TASKS
+    from deepscope.tasks import task_class
 
-    task = TASKS.get(settings.get("task", "semantic"))
-    if task is not None:
-        settings = {**task.train_defaults, **settings}
+    try:
+        task = task_class(settings.get("task", "semantic"))
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    settings = {**task.train_defaults, **settings}
     try:
         config = TrainConfig.model_validate(settings)
     except ValidationError as err:
         raise ConfigError(f"{source}: {first_problem(err)}") from None
-    if config.augmentation.warps and not (
-        task is not None and task.warpable_target and config.ndim == 2
-    ):
+    if config.augmentation.warps and not (task.warpable_target and config.ndim == 2):
         raise ConfigError(
             f"{source}: augmentation 'scale', 'stretch' and 'any_angle' work for 2D training "
             "of tasks whose targets are label images (flows, stardist); remove them for this "
