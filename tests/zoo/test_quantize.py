@@ -263,3 +263,31 @@ def test_int8_is_refused_for_crop_networks_before_training():
 
     with pytest.raises(ConfigError, match="remove 'int8' for classify"):
         make_train_config({"task": "classify", "name": "m", "images": ".", "int8": True})
+
+
+def test_validation_that_fails_leaves_the_int8_network_and_its_record_as_they_were(
+    quantized, nuclei_folders, tmp_path
+):
+    before = {name: (quantized / name).read_bytes() for name in (INT8_FILE, "model.json")}
+    (tmp_path / "masks").mkdir()  # no mask for any validation image
+    with pytest.raises(deepscope.DeepscopeError, match="contains no image files"):
+        quantize_model(
+            quantized,
+            nuclei_folders["train_images"],
+            count=2,
+            side=64,
+            val_images=nuclei_folders["val_images"],
+            val_masks=tmp_path / "masks",
+        )
+    assert {name: (quantized / name).read_bytes() for name in before} == before
+    assert not list(quantized.glob(".*tmp"))
+
+
+def test_a_built_in_model_given_by_its_folder_is_read_only_too():
+    from deepscope.zoo.registry import BUILTIN_DIR
+
+    folder = BUILTIN_DIR / "unet-nuclei-fluo"
+    with pytest.raises(ModelError, match="is a built-in model, which is read-only"):
+        quantize_model(folder, folder, count=1)
+    with pytest.raises(ModelError, match="is a built-in model, which is read-only"):
+        deepscope.tune(str(folder), folder, folder)

@@ -10,6 +10,8 @@ uses it with ``precision='int8'``, or ``'auto'`` on the CPU.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,6 +71,20 @@ def evenly_spaced(items: Sequence, count: int) -> list:
     return [items[i] for i in picks]
 
 
+def _int8_metrics(folder: Path, network: Path, spec, val_images, val_masks, axes) -> dict:
+    """Validation metrics of the package in ``folder`` with the int8 ``network`` file and
+    ``spec``, scored in a temporary copy of the package."""
+    from deepscope.api import evaluate
+
+    with tempfile.TemporaryDirectory() as staging:
+        trial = Path(staging) / folder.name
+        shutil.copytree(folder, trial, ignore=shutil.ignore_patterns("checkpoints", ".*"))
+        shutil.copyfile(network, trial / INT8_FILE)
+        write_spec(trial, spec)
+        int8_model = load_model(trial, device="cpu", precision="int8")
+        return evaluate(int8_model, val_images, val_masks, axes=axes)
+
+
 def quantize_model(
     name_or_path: str | Path,
     images: str | Path | Sequence[str | Path],
@@ -86,7 +102,6 @@ def quantize_model(
     the full-resolution convolutions float (for restoration models; see
     :func:`deepscope.nets.quantize.quantize_int8`). Returns the package folder.
     """
-    from deepscope.api import evaluate
 
     folder, source = resolve_model(name_or_path)
     refuse_builtin(name_or_path, source, "quantize")
@@ -127,14 +142,17 @@ def quantize_model(
             "float_outer_level": float_outer_level,
         },
     )
-    os.replace(tmp, folder / INT8_FILE)
     spec = model.spec.model_copy(update={"int8": record, "format_version": FORMAT_VERSION})
+    try:
+        if val_images is not None:  # scored in a copy: a failure leaves the package as it was
+            metrics = _int8_metrics(folder, tmp, spec, val_images, val_masks, axes)
+            validated = record.model_copy(update={"validation": metrics})
+            spec = spec.model_copy(update={"int8": validated})
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, folder / INT8_FILE)
     write_spec(folder, spec)
-    if val_images is not None:
-        int8_model = load_model(folder, device="cpu", precision="int8")
-        metrics = evaluate(int8_model, val_images, val_masks, axes=axes)
-        record = record.model_copy(update={"validation": metrics})
-        write_spec(folder, spec.model_copy(update={"int8": record}))
     return folder
 
 

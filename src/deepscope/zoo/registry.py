@@ -41,7 +41,9 @@ def resolve_model(name_or_path: str | Path) -> tuple[Path, str]:
     """Folder of a model package and where it came from (``path``, ``builtin``, ``user``)."""
     path = Path(name_or_path)
     if path.is_dir() and (path / SPEC_FILE).is_file():
-        return path, "path"
+        # a built-in stays read-only when it is given by its folder
+        builtin = path.resolve().parent == BUILTIN_DIR.resolve()
+        return path, "builtin" if builtin else "path"
     if path.is_dir():  # an output folder named like a model must not hide the model
         try:
             return resolve_name(str(name_or_path))
