@@ -174,14 +174,29 @@ def test_an_error_about_one_image_of_a_folder_names_that_image(tmp_path):
         deepscope.predict_files("unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "out")
 
 
-def test_a_binary_mask_of_separate_objects_is_flagged_not_silently_scored_as_one(tmp_path):
+@pytest.mark.parametrize("foreground", [1, 255])
+def test_a_binary_mask_of_separate_objects_is_flagged_not_silently_scored_as_one(
+    tmp_path, foreground
+):
     images, masks = tmp_path / "images", tmp_path / "masks"
     binary = np.zeros((64, 64), np.uint8)
     binary[5:15, 5:15] = binary[30:40, 30:40] = 1
     write_image(images / "a.tif", (binary * 200).astype(np.uint8))
-    write_image(masks / "a.tif", binary)
-    with pytest.warns(UserWarning, match="mask a\\.tif holds only 0 and 1 in 2 separate regions"):
+    write_image(masks / "a.tif", binary * foreground)
+    expected = f"mask a\\.tif holds only 0 and {foreground} in 2 separate regions"
+    with pytest.warns(UserWarning, match=expected):
         deepscope.evaluate("unet-nuclei-fluo", images, masks)
+
+
+def test_the_axes_given_for_the_images_apply_to_their_masks(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    labels = np.zeros((48, 64), np.uint16)
+    labels[5:15, 5:20], labels[30:40, 40:52] = 1, 2
+    write_image(images / "a.tif", (labels > 0).astype(np.uint8).T * 200)  # stored as XY
+    write_image(masks / "a.tif", labels.T)
+    as_stored = deepscope.evaluate("unet-nuclei-fluo", images, masks)
+    given = deepscope.evaluate("unet-nuclei-fluo", images, masks, axes="XY")
+    assert given["ap@0.5"] == as_stored["ap@0.5"] > 0  # not the image turned against its mask
 
 
 def _noisy_nuclei(seed: int = 0) -> np.ndarray:
@@ -253,3 +268,15 @@ def test_a_training_into_the_library_may_not_take_a_builtin_name(home, tiny_sett
 def test_int8_for_a_crop_classifier_is_refused_without_pointing_to_quantize():
     with pytest.raises(ConfigError, match="crop classifiers and autoencoders have no int8"):
         deepscope.load_model("mitosis-phase-classifier", precision="int8")
+
+
+def test_tune_that_finds_no_object_right_stores_nothing(tmp_path):
+    model = export_model("unet-nuclei-fluo", tmp_path / "unet")
+    before = (model / "model.json").read_text()
+    labels = np.zeros((64, 64), np.uint16)
+    labels[10:20, 10:20], labels[40:50, 40:50] = 1, 2
+    write_image(tmp_path / "images" / "a.tif", np.zeros((64, 64), np.uint8))  # nothing to see
+    write_image(tmp_path / "masks" / "a.tif", labels)
+    with pytest.raises(InputError, match=r"at any threshold \(AP@0.5 0\), so nothing was stored"):
+        deepscope.tune(str(model), tmp_path / "images", tmp_path / "masks")
+    assert (model / "model.json").read_text() == before

@@ -644,7 +644,7 @@ def _predict_pairs(
                 "as a file of its own"
             )
         ndim = 3 if slices3d else model.spec.network.ndim
-        truth = read_truth(mask_path, model.task, ndim)
+        truth = read_truth(mask_path, model.task, ndim, axes)
         if slices3d:
             shape = to_channel_first(image.data, image.axes, 3).shape[1:]
         else:
@@ -780,11 +780,17 @@ def tune(
     tuned = model.task.tune(outputs, truths)
     results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
     metrics = model.task.evaluate(results, truths, names)
+    if not metrics.get("ap@0.5"):
+        raise InputError(  # thresholds that find nothing right must not replace the model's
+            f"'{model.name}' matches none of the objects in {masks} at any threshold (AP@0.5 "
+            "0), so nothing was stored; check that each mask pairs with its image and gives "
+            "each object its own label"
+        )
     training = dict(model.spec.training)
     training["tuned"] = tuned
     training["tuned_on"] = {
-        "images": str(images),
-        "masks": str(masks),
+        "images": str(Path(images).resolve()),
+        "masks": str(Path(masks).resolve()),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     spec = model.spec.model_copy(

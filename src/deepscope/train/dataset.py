@@ -15,7 +15,7 @@ from deepscope.data.layout import to_channel_first, to_spatial
 from deepscope.data.normalize import Normalization, dataset_bounds, input_bounds, normalize
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import AxesError, InputError
-from deepscope.io import list_images, match_pairs, read_image
+from deepscope.io import Image, list_images, match_pairs, read_image
 from deepscope.metrics.restoration import check_reference
 from deepscope.tasks.base import Task, integer_mask, refuse_intensity_image
 
@@ -31,10 +31,15 @@ class Sample:
     foreground: np.ndarray
 
 
-def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
+def read_truth(path: Path, task: Task, ndim: int, axes: str | None = None) -> np.ndarray:
     """A ground-truth file as ``task`` needs it: a target image ``(C, *spatial)`` float32
-    for tasks whose targets are images, else a spatial mask."""
+    for tasks whose targets are images, else a spatial mask. ``axes``, the user's axes of
+    the images, apply to it too (without ``C`` where it has no channel axis)."""
     truth = read_image(path)
+    if axes is not None:
+        fitting = axes if len(axes) == truth.data.ndim else axes.replace("C", "")
+        if len(fitting) == truth.data.ndim:
+            truth = Image(truth.data, fitting)
     if "T" in truth.axes and truth.data.shape[truth.axes.index("T")] > 1:
         raise InputError(
             f"{path.name} is a time series (axes {truth.axes}); give one time point per "
@@ -53,14 +58,16 @@ def read_truth(path: Path, task: Task, ndim: int) -> np.ndarray:
 
 
 def warn_if_binary(mask: np.ndarray, name: str) -> None:
-    """Warn when an instance mask holds only 0 and 1 over several separate regions: most
-    likely a binary (foreground) mask, which would be scored and trained as one object."""
-    if mask.max() != 1:
+    """Warn when an instance mask holds only 0 and one other value (1, 255 ...) over several
+    separate regions: most likely a binary (foreground) mask, which would be scored and
+    trained as one object."""
+    top = mask.max()
+    if top == 0 or (mask[mask > 0] != top).any():
         return
     _, regions = ndi.label(mask)
     if regions > 1:
         warnings.warn(
-            f"{name} holds only 0 and 1 in {regions} separate regions, so they count as ONE "
+            f"{name} holds only 0 and {top} in {regions} separate regions, so they count as ONE "
             "object; if it is a binary mask, give each object its own label first "
             "(skimage.measure.label)",
             stacklevel=3,
@@ -98,7 +105,7 @@ def read_pairs(
                 f"training image {image_path.name} contains NaN or infinite values; replace "
                 "them (with 0 or the background level, say) before training"
             )
-        y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim)
+        y = raw.astype(np.float32) if mask_path is None else read_truth(mask_path, task, ndim, axes)
         if raw.shape[1:] != y.shape[-ndim:]:
             raise InputError(
                 f"image {image_path.name} has spatial shape {raw.shape[1:]} but its target "
