@@ -277,6 +277,6 @@ def test_tune_that_finds_no_object_right_stores_nothing(tmp_path):
     labels[10:20, 10:20], labels[40:50, 40:50] = 1, 2
     write_image(tmp_path / "images" / "a.tif", np.zeros((64, 64), np.uint8))  # nothing to see
     write_image(tmp_path / "masks" / "a.tif", labels)
-    with pytest.raises(InputError, match=r"at any threshold \(AP@0.5 0\), so nothing was stored"):
+    with pytest.raises(InputError, match=r"at any threshold \(AP@0.5 0, against 0.8"):
         deepscope.tune(str(model), tmp_path / "images", tmp_path / "masks")
     assert (model / "model.json").read_text() == before

@@ -780,11 +780,12 @@ def tune(
     tuned = model.task.tune(outputs, truths)
     results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]
     metrics = model.task.evaluate(results, truths, names)
-    if not metrics.get("ap@0.5"):
-        raise InputError(  # thresholds that find nothing right must not replace the model's
+    if not metrics.get("ap@0.5") and model.spec.validation.get("ap@0.5"):
+        raise InputError(  # thresholds that find nothing right must not replace working ones
             f"'{model.name}' matches none of the objects in {masks} at any threshold (AP@0.5 "
-            "0), so nothing was stored; check that each mask pairs with its image and gives "
-            "each object its own label"
+            f"0, against {model.spec.validation['ap@0.5']:.3f} on its own validation), so "
+            "nothing was stored; check that each mask pairs with its image and gives each "
+            "object its own label"
         )
     training = dict(model.spec.training)
     training["tuned"] = tuned
