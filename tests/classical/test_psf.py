@@ -1,6 +1,7 @@
 """PSF models and measured PSFs: centred, symmetric, normalised; clear errors otherwise."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -86,6 +87,17 @@ def test_read_psf_normalises_a_bead_image(tmp_path):
     psf = read_psf(tmp_path / "bead.tif")
     assert psf.dtype == np.float32 and psf.sum() == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(psf, bead / bead.sum(), rtol=1e-5)
+
+
+def test_a_bead_off_the_middle_pixel_is_flagged_since_it_would_shift_the_result(tmp_path):
+    bead = (gaussian_psf((15, 15), 1.5) * 5000).astype(np.uint16)
+    write_image(tmp_path / "off.tif", np.roll(bead, 4, axis=1))
+    with pytest.warns(UserWarning, match=r"centred \(0, 4\) pixels \(along YX\)"):
+        read_psf(tmp_path / "off.tif")
+    write_image(tmp_path / "centred.tif", bead)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_psf(tmp_path / "centred.tif")
 
 
 @pytest.mark.parametrize(

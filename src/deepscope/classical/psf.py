@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from deepscope.errors import ConfigError, InputError
 
@@ -314,7 +316,24 @@ def read_psf(path: str | os.PathLike[str]) -> np.ndarray:
             "is one YX or ZYX image: save one channel and one time point"
         )
     data = image.as_axes("ZYX" if "Z" in image.axes else "YX")
-    return check_psf(data, name=f"PSF {os.fspath(path)!r}")
+    psf = check_psf(data, name=f"PSF {os.fspath(path)!r}")
+    _warn_if_off_centre(psf, os.fspath(path))
+    return psf
+
+
+def _warn_if_off_centre(psf: np.ndarray, name: str) -> None:
+    """A PSF whose light is centred more than a pixel away from its middle pixel shifts
+    every result by that much: say so (the bright part, above half the peak, decides)."""
+    bright = np.where(psf >= psf.max() / 2, psf, 0.0)
+    centre = ndi.center_of_mass(bright)
+    offset = tuple(round(c - n // 2) for c, n in zip(centre, psf.shape, strict=True))
+    if any(abs(c - n // 2) > 1 for c, n in zip(centre, psf.shape, strict=True)):
+        warnings.warn(
+            f"PSF {name!r} is centred {offset} pixels (along {'ZYX'[-psf.ndim :]}) from its "
+            "middle pixel, so the results shift by as much; crop it with the bead in the "
+            "middle",
+            stacklevel=3,
+        )
 
 
 def _auto_shape(sigmas: Sequence[float], image_shape: Sequence[int]) -> tuple[int, ...]:
