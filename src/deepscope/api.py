@@ -832,9 +832,11 @@ def deconvolve_files(
     input and returns the paths written. ``axes`` overrides the files' (a ``.npy`` stack is
     taken as ZYX unless told ``TYX``, which is then refused as a time series).
     ``on_error(path, error)``: as for :func:`predict_files`."""
-    from deepscope.classical import deconvolve_image, psf_from_options
+    from deepscope.classical import deconvolve_image, psf_from_options, read_psf
 
     files = _input_files(inputs, out)
+    if psf is not None:
+        read_psf(psf)  # a PSF that cannot be used stops the run, not each image in turn
     out = Path(out)
     written = []
     for i, path in enumerate(files):

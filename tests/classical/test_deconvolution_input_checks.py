@@ -123,3 +123,13 @@ def test_a_stack_without_axes_in_its_file_can_be_called_a_time_series(tmp_path):
                     "--axes", "TYX")  # fmt: skip
     assert run.returncode == 1 and "save each time point as a file of its own" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_psf_that_cannot_be_used_stops_the_run_before_any_image(tmp_path):
+    write_image(tmp_path / "a.tif", np.ones((32, 32), np.float32))
+    (tmp_path / "psfs").mkdir()
+    skipped = []
+    with pytest.raises(InputError, match=r"^PSF '.*psfs' is a folder; give the PSF's image file"):
+        deconvolve_files([tmp_path / "a.tif"], tmp_path / "out", psf=tmp_path / "psfs",
+                         on_error=lambda p, e: skipped.append(p))  # fmt: skip
+    assert not skipped and not (tmp_path / "out").exists()

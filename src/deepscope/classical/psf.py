@@ -308,6 +308,8 @@ def read_psf(path: str | os.PathLike[str]) -> np.ndarray:
     """
     from deepscope.io import read_image
 
+    if os.path.isdir(path):
+        raise InputError(f"PSF {os.fspath(path)!r} is a folder; give the PSF's image file")
     image = read_image(path)
     extra = [a for a in image.axes if a in "CT" and image.data.shape[image.axes.index(a)] > 1]
     if extra:
