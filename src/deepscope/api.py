@@ -765,12 +765,12 @@ def tune(
     from deepscope.zoo.registry import refuse_builtin
 
     model = load_model(model) if isinstance(model, str | Path) else model
-    refuse_builtin(model.name, model.source, "tune")
     if model.task.output_kind != "labels":
         raise ModelError(
             f"tune chooses the thresholds that turn network outputs into objects; "
             f"'{model.name}' is a model of task '{model.spec.task}', which has none"
         )
+    refuse_builtin(model.name, model.source, "tune")
     if not any(read_image(mask).data.any() for _, mask in match_pairs(images, masks)):
         raise InputError(  # before predicting; reading stops at the first mask with objects
             f"the masks in {masks} hold no objects; tune needs masks with annotated objects"

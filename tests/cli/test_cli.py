@@ -139,6 +139,10 @@ def test_evaluate_prints_a_table_and_writes_json(trained, nuclei_folders, tmp_pa
     assert sum(v for k, v in kinds.items() if k.startswith("fn")) == metrics["fn@0.5"]
     assert sum(v for k, v in kinds.items() if k.startswith("fp")) == metrics["fp@0.5"]
     assert (tmp_path / "per_image.csv").read_text().startswith("name")
+    same = deepscope("evaluate", trained, "--images", nuclei_folders["val_images"], "--masks",
+                     nuclei_folders["val_masks"], "--json", tmp_path / "x", "--per-image",
+                     tmp_path / "x")  # fmt: skip
+    assert same.returncode == 1 and "name the same file" in same.stderr
 
 
 def test_models_list_json_names_the_builtin_model():

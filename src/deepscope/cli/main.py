@@ -482,12 +482,15 @@ def evaluate(
     from deepscope.api import check_table_output
     from deepscope.api import evaluate as api_evaluate
     from deepscope.cli.progress_bar import progress_bar
+    from deepscope.errors import InputError
     from deepscope.io.atomic import atomic_output
     from deepscope.zoo import load_model
 
     size = _diameter(diameter)
     if json_path is not None:
         check_table_output(json_path, "--json", [images, masks])
+        if per_image is not None and json_path.resolve() == per_image.resolve():
+            raise InputError("--json and --per-image name the same file; give each its own")
     m = load_model(model, device=device, precision=precision, backend=backend)
     with progress_bar(err_console) as callback:
         metrics = api_evaluate(
