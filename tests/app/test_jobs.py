@@ -80,24 +80,20 @@ def test_a_failing_job_is_recorded_and_the_worker_goes_on(store, tmp_path):
     assert "no-such-model" in store.get(bad.id).error
 
 
+def count_plate(client: TestClient, settings, data_root, ranges=()) -> dict:
+    """Submit a batch count of the plate folder through the API, run it in this process;
+    the job as it ended."""
+    params = {"model": "unet-nuclei-fluo", "folder": str(data_root / "plate"), "mode": "count",
+              "ranges": list(ranges)}  # fmt: skip
+    job = client.post("/api/jobs", json={"kind": "batch", "params": params}).json()
+    run_next(JobStore(settings.state_dir / "jobs.sqlite"), settings.state_dir / "results")
+    return client.get(f"/api/jobs/{job['id']}").json()
+
+
 def test_batch_job_of_a_folder(settings, data_root):
     with TestClient(create_app(settings)) as client:
-        job = client.post(
-            "/api/jobs",
-            json={
-                "kind": "batch",
-                "params": {
-                    "model": "unet-nuclei-fluo",
-                    "folder": str(data_root / "plate"),
-                    "mode": "count",
-                    "ranges": ["area=50:"],
-                },
-            },
-        ).json()
-        store = JobStore(settings.state_dir / "jobs.sqlite")
-        assert run_next(store, settings.state_dir / "results") == "done"
-        finished = client.get(f"/api/jobs/{job['id']}").json()
-        assert finished["status"] == "done" and finished["result"]["images"] == 2
+        job = count_plate(client, settings, data_root, ["area=50:"])
+        assert job["status"] == "done" and job["result"]["images"] == 2
         summary = client.get(f"/api/results/job-{job['id']}/summary.csv")
         assert summary.status_code == 200 and summary.text.count("\n") == 3
         stream = client.get(f"/api/jobs/{job['id']}/events").text
@@ -107,19 +103,10 @@ def test_batch_job_of_a_folder(settings, data_root):
 def test_a_batch_job_skips_an_unreadable_image_and_names_it(settings, data_root):
     (data_root / "plate" / "broken.tif").write_bytes(b"not a tiff")
     with TestClient(create_app(settings)) as client:
-        job = client.post(
-            "/api/jobs",
-            json={
-                "kind": "batch",
-                "params": {"model": "unet-nuclei-fluo", "folder": str(data_root / "plate"),
-                           "mode": "count"},
-            },
-        ).json()  # fmt: skip
-        store = JobStore(settings.state_dir / "jobs.sqlite")
-        assert run_next(store, settings.state_dir / "results") == "done"
-        result = client.get(f"/api/jobs/{job['id']}").json()["result"]
-        assert result["images"] == 2 and len(result["skipped"]) == 1
-        assert "broken.tif" in result["skipped"][0]
+        job = count_plate(client, settings, data_root)
+        assert job["status"] == "done"
+        assert job["result"]["images"] == 2 and len(job["result"]["skipped"]) == 1
+        assert "broken.tif" in job["result"]["skipped"][0]
 
 
 def test_job_requests_are_checked_before_they_are_queued(client, tiny_settings, tmp_path):
@@ -244,18 +231,10 @@ def test_a_training_is_refused_a_name_already_in_my_models_or_in_the_queue(
 
 def test_a_batch_job_in_which_every_image_is_skipped_fails_and_says_why(settings, data_root):
     with TestClient(create_app(settings)) as client:
-        job = client.post(
-            "/api/jobs",
-            json={
-                "kind": "batch",
-                "params": {"model": "unet-nuclei-fluo", "folder": str(data_root / "plate"),
-                           "mode": "count", "ranges": ["area_um2=1:100"]},
-            },
-        ).json()  # fmt: skip
-        store = JobStore(settings.state_dir / "jobs.sqlite")
-        assert run_next(store, settings.state_dir / "results") == "failed"
-        error = client.get(f"/api/jobs/{job['id']}").json()["error"]
-        assert error.startswith("no image could be processed; a.tif:") and "1 more" in error
+        job = count_plate(client, settings, data_root, ["area_um2=1:100"])
+        assert job["status"] == "failed"
+        assert job["error"].startswith("no image could be processed; a.tif:")
+        assert "1 more" in job["error"]
         summary = settings.state_dir / "results" / f"job-{job['id']}" / "summary.csv"
         assert summary.read_text().startswith("image,count")
 
