@@ -299,6 +299,17 @@ def test_a_dataset_inside_an_hdf5_file_is_named_after_a_colon(client, data_root)
     assert missing.status_code == 400 and "does not exist" in missing.text
 
 
+def test_a_zarr_store_is_listed_as_an_image_and_analysed(client, data_root):
+    write_image(data_root / "scans" / "a.ome.zarr", read_image(data_root / "plate" / "a.tif").data)
+    listing = client.get("/api/files", params={"path": str(data_root / "scans")}).json()
+    assert listing["images"] == ["a.ome.zarr"] and listing["folders"] == []
+    answer = client.post(
+        "/api/predict", data={"model": "unet-nuclei-fluo", "path": "scans/a.ome.zarr"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["n_objects"] > 5
+
+
 def test_a_model_is_named_never_given_as_a_path_on_the_server(client, tmp_path):
     from deepscope.zoo import export_model
 

@@ -374,10 +374,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         if not folder.is_dir():
             raise InputError(f"'{path}' is not a folder")
         entries = sorted(folder.iterdir())
+        images = [e for e in entries if is_image_path(e)]  # files, and .zarr stores
         return {
             "path": str(folder),
-            "folders": [e.name for e in entries if e.is_dir() and not e.name.startswith(".")],
-            "images": [e.name for e in entries if e.is_file() and is_image_path(e)],
+            "folders": [
+                e.name
+                for e in entries
+                if e.is_dir() and not e.name.startswith(".") and e not in images
+            ],
+            "images": [e.name for e in images],
         }
 
     @app.post("/api/predict")
