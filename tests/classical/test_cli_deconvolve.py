@@ -62,6 +62,8 @@ def test_deconvolve_with_a_psf_file_and_wiener(blurred_tiff, tmp_path):
     [
         ((), "describe the PSF in exactly one way"),
         (("--wavelength", "520", "--na", "1.6", "--pixel-size", "0.1"), "below the refractive"),
+        (("--psf-sigma", "1", "--balance", "0.1"), "--balance does not apply to --method rl"),
+        (("--psf-sigma", "1", "--method", "wiener", "--iterations", "5"), "Wiener takes --bal"),
     ],
 )
 def test_bad_options_print_one_line(blurred_tiff, tmp_path, options, message):

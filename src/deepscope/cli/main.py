@@ -592,8 +592,12 @@ def deconvolve(
     refractive_index: Annotated[float, typer.Option(help="immersion medium")] = 1.33,
     confocal: Annotated[bool, typer.Option(help="confocal instead of widefield PSF")] = False,
     method: Annotated[str, typer.Option(help="rl (Richardson-Lucy) | wiener")] = "rl",
-    iterations: Annotated[int, typer.Option(help="Richardson-Lucy iterations")] = 30,
-    balance: Annotated[float, typer.Option(help="Wiener regularisation")] = 0.01,
+    iterations: Annotated[
+        int | None, typer.Option(help="Richardson-Lucy iterations (default 30)")
+    ] = None,
+    balance: Annotated[
+        float | None, typer.Option(help="Wiener regularisation (default 0.01)")
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu|cuda")] = "cpu",
     axes: Annotated[
         str | None, typer.Option(help="axes of the inputs, e.g. ZYX, or TYX to refuse a series")
@@ -603,7 +607,14 @@ def deconvolve(
     """Deconvolve images with a known or modelled PSF; writes <stem>_deconv.tif to OUT."""
     from deepscope.api import deconvolve_files
     from deepscope.cli.progress_bar import progress_bar
+    from deepscope.errors import ConfigError
 
+    ignored = {"rl": ("--balance", balance), "wiener": ("--iterations", iterations)}.get(method)
+    if ignored is not None and ignored[1] is not None:
+        raise ConfigError(
+            f"{ignored[0]} does not apply to --method {method}; "
+            + ("Richardson-Lucy takes --iterations" if method == "rl" else "Wiener takes --balance")
+        )
     skipped: list[Path] = []
     with progress_bar(err_console) as callback:
         files = deconvolve_files(
@@ -618,8 +629,8 @@ def deconvolve(
             refractive_index=refractive_index,
             confocal=confocal,
             method=method,
-            iterations=iterations,
-            balance=balance,
+            iterations=30 if iterations is None else iterations,
+            balance=0.01 if balance is None else balance,
             device=device,
             axes=axes,
             progress=callback,
