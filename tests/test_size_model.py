@@ -51,6 +51,12 @@ def test_the_equivalent_diameter_of_a_disc_is_its_diameter():
     assert len(equivalent_diameters(SMALL)) == len(CENTRES)
 
 
+def test_diameters_of_objects_with_ids_from_other_tools_of_any_size():
+    labels = SMALL.astype(np.uint64) * (2**40 + 3)  # ids above 2**40: a bincount of 8 TiB
+    np.testing.assert_allclose(np.sort(equivalent_diameters(labels)),
+                               np.sort(equivalent_diameters(SMALL)))  # fmt: skip
+
+
 def test_diameters_pool_the_objects_of_several_images_and_of_3d_balls():
     # 12 discs of 12 and 1 of 40: the median is 12
     assert median_diameter([SMALL, discs((64, 64), [(32, 32)], 40)]) == pytest.approx(12, rel=0.05)

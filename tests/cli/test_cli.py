@@ -353,6 +353,20 @@ def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_pa
     )
 
 
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["network.depth=2", "network.depth.x=1"], "'network.depth' is given a value of its own"),
+        (["task_params=foo"], "--set task_params takes settings inside it"),
+    ],
+)
+def test_set_values_that_clash_with_their_nesting_are_one_line_errors(tmp_path, sets, message):
+    args = [a for s in sets for a in ("--set", s)]
+    run = deepscope("train", "semantic", "--images", tmp_path, "--masks", tmp_path, "--name",
+                    "x", *args)  # fmt: skip
+    assert run.returncode == 1 and run.stderr.startswith("error: ") and message in run.stderr
+
+
 def test_ctrl_c_exits_with_status_130_not_as_a_success(monkeypatch, capsys, tmp_path):
     assert exit_status_of_predict_raising(KeyboardInterrupt, monkeypatch, tmp_path) == 130
     assert capsys.readouterr().err.strip() == "interrupted"

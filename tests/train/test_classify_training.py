@@ -78,6 +78,15 @@ def test_training_writes_a_classifier_with_its_reports(shapes_model):
     assert len(rows) == 3 and {"train_accuracy", "val_accuracy"} <= set(rows[0])
 
 
+def test_one_crop_per_class_leaves_none_to_validate_on_and_says_so(tmp_path):
+    rng = np.random.default_rng(1)
+    for kind in ("bar", "round"):
+        write_image(tmp_path / "one" / kind / f"{kind}.png", shape_crop(kind, rng))
+    settings = classify_settings(tmp_path / "one", tmp_path / "models")
+    with pytest.raises(InputError, match="every class folder holds one crop"):
+        train(**settings)
+
+
 def test_a_loaded_classifier_names_the_class_of_a_crop(shapes_model):
     model = load_model(shapes_model, device="cpu")
     rng = np.random.default_rng(42)

@@ -351,7 +351,7 @@ def test_fine_tuning_can_add_a_style_vector_that_starts_silent(tiny_settings, tm
     plain_spec = read_spec(first)
     style_config = plain_spec.network.model_copy(update={"style": True})
     styled = build_unet(style_config)
-    styled.load_state_dict(initial_weights(str(first), styled))
+    styled.load_state_dict(initial_weights(str(first), styled, "semantic"))
     plain = build_unet(plain_spec.network)
     plain.load_state_dict(read_weights(first, plain_spec))
     x = torch.rand(1, 1, 32, 32)
@@ -373,8 +373,53 @@ def test_fine_tuning_needs_the_same_network(tiny_settings, tmp_path):
         "init_from": str(first),
         "network": {"depth": 2, "base_filters": 8},
     }
-    with pytest.raises(ConfigError, match="same network"):
+    with pytest.raises(ConfigError, match=r"\(base_filters: 4 there, 8 here\); use the same"):
         train(make_train_config(settings))
+    other_task = {**tiny_settings, "out": tmp_path / "c", "init_from": str(first), "task": "flows"}
+    with pytest.raises(ConfigError, match="it is a model of task 'semantic', this run trains"):
+        train(make_train_config(other_task))
+
+
+def write_pairs(folder, masks: list[np.ndarray], shape=(48, 48)) -> dict:
+    """Images (a bright square where the mask has objects) and their masks in ``folder``."""
+    from deepscope.io import write_image
+
+    for i, mask in enumerate(masks):
+        write_image(folder / "images" / f"{i}.tif", (mask > 0).astype(np.uint8) * 200 + 10)
+        write_image(folder / "masks" / f"{i}.tif", mask)
+    return {"images": folder / "images", "masks": folder / "masks"}
+
+
+def test_masks_that_annotate_nothing_are_refused_before_training(tiny_settings, tmp_path):
+    empty = write_pairs(tmp_path / "empty", [np.zeros((48, 48), np.uint16)] * 3)
+    settings = {**tiny_settings, **empty, "val_images": None, "val_masks": None}
+    with pytest.raises(InputError, match="no training mask holds an object"):
+        train(make_train_config(settings))  # it scored AP 1.0 on nothing
+    with_val = {**tiny_settings, "val_images": empty["images"], "val_masks": empty["masks"]}
+    with pytest.raises(InputError, match="no validation mask holds an object"):
+        train(make_train_config(with_val))
+
+
+def test_validation_leaves_one_image_to_train_on_and_matches_its_channels(tiny_settings, tmp_path):
+    from deepscope.io import write_image
+
+    mask = np.zeros((48, 48), np.uint16)
+    mask[10:20, 10:20] = 1
+    pairs = write_pairs(tmp_path / "two", [mask, mask])
+    settings = {**tiny_settings, **pairs, "val_images": None, "val_masks": None,
+                "val_fraction": 0.9, "epochs": 1, "steps_per_epoch": 1}  # fmt: skip
+    assert train(make_train_config(settings)).is_dir()  # 1 to train, 1 to validate
+    write_image(tmp_path / "rgb" / "0.tif", np.zeros((48, 48, 3), np.uint8), axes="YXC")
+    write_image(tmp_path / "rgbm" / "0.tif", mask)
+    rgb_val = {**tiny_settings, "name": "rgb", "val_images": tmp_path / "rgb",
+               "val_masks": tmp_path / "rgbm"}  # fmt: skip
+    with pytest.raises(InputError, match="validation image 0 has 3 channel"):
+        train(make_train_config(rgb_val))
+
+
+def test_a_3d_training_refuses_2d_images(tiny_settings):
+    with pytest.raises(InputError, match=r"is not a volume .* but the training is 3D"):
+        train(make_train_config({**tiny_settings, "ndim": 3, "patch_size": 16}))
 
 
 def test_n2v_validates_on_many_more_patches_unless_told(tiny_settings):

@@ -95,9 +95,16 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
             raise DeepscopeError(f"--set takes key=value, got '{item}'")
         node = result
         parts = key.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise DeepscopeError(
+                    f"--set {item}: '{'.'.join(parts[: i + 1])}' is given a value of its own "
+                    "too; set either it or the settings inside it"
+                )
         node[parts[-1]] = yaml.safe_load(value)
+    if not isinstance(result.get("task_params", {}), dict):
+        raise DeepscopeError("--set task_params takes settings inside it: task_params.NAME=VALUE")
     return result
 
 

@@ -46,12 +46,12 @@ _PHYSICAL = (  # besides the centroid, which is the pixel centroid times the pix
 
 
 #: label ids below this are used as they are (scikit-image's tables hold one entry per id)
-_DIRECT_IDS = 2**24
+DIRECT_IDS = 2**24
 
 
 def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``labels`` as int32 ids that index tables, and the original id of each (``ids[new] =
-    old``): kept as they are below :data:`_DIRECT_IDS`, else renumbered ``1..n`` (0 stays
+    old``): kept as they are below :data:`DIRECT_IDS`, else renumbered ``1..n`` (0 stays
     background). Any integer ids are fine, up to 2**64 - 1; negative ones are an
     :class:`InputError`."""
     labels = np.asarray(labels)
@@ -64,7 +64,7 @@ def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             "labels must not be negative: give 0 for background, 1, 2, ... for objects"
         )
     largest = int(labels.max()) if labels.size else 0
-    if largest < _DIRECT_IDS:  # ids already small enough for tables indexed by id
+    if largest < DIRECT_IDS:  # ids already small enough for tables indexed by id
         return labels.astype(np.int32, copy=False), np.arange(largest + 1)
     ids, inverse = np.unique(labels, return_inverse=True)
     if ids[0] != 0:

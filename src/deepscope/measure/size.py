@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from deepscope.errors import InputError
+from deepscope.measure.regions import DIRECT_IDS
 
 
 def equivalent_diameters(labels: np.ndarray, ndim: int | None = None) -> np.ndarray:
@@ -21,7 +22,7 @@ def equivalent_diameters(labels: np.ndarray, ndim: int | None = None) -> np.ndar
 
     ``ndim`` is the number of spatial axes (default: all axes of ``labels``); an array
     with more axes is a stack of ``ndim``-dimensional label images, measured slice by
-    slice. Objects are pixels that share a label, counted with ``np.bincount``.
+    slice. Objects are pixels that share a label (ids of any size).
 
     Examples
     --------
@@ -41,8 +42,13 @@ def equivalent_diameters(labels: np.ndarray, ndim: int | None = None) -> np.ndar
         raise InputError("diameters need a label image of non-negative integers")
     sizes = []
     for plane in labels.reshape(-1, *labels.shape[labels.ndim - ndim :]):
-        counts = np.bincount(plane.ravel())[1:]
-        sizes.append(counts[counts > 0])
+        flat = plane.ravel()
+        if flat.size and flat.max() >= DIRECT_IDS:  # ids of other tools: up to 2**64 - 1
+            ids, counts = np.unique(flat, return_counts=True)
+            sizes.append(counts[ids > 0])
+        else:
+            counts = np.bincount(flat)[1:]
+            sizes.append(counts[counts > 0])
     size = np.concatenate(sizes).astype(np.float64) if sizes else np.zeros(0)
     if ndim == 2:
         return 2.0 * np.sqrt(size / math.pi)

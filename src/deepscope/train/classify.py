@@ -84,6 +84,11 @@ class ClassifierTrainer(Trainer):
             _, val = self._read(c.val_images, classes)
         else:
             train_idx, val_idx = stratified_split(data.labels, c.val_fraction, c.seed)
+            if not len(val_idx):
+                raise InputError(
+                    "every class folder holds one crop, so none can be held out for validation; "
+                    "give at least two crops of a class, or --val-images"
+                )
             train, val = data.subset(train_idx), data.subset(val_idx)
         params = self.task.params.model_dump()
         params["classes"] = classes

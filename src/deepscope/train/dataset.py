@@ -100,6 +100,12 @@ def read_pairs(
             raw = to_channel_first(image.data, image.axes, ndim)
         except AxesError as err:
             raise AxesError(f"{image_path.name}: {err}") from None
+        if ndim == 3 and raw.shape[1] < 2:
+            raise InputError(
+                f"{image_path.name} is not a volume (axes {image.axes}, shape "
+                f"{tuple(image.data.shape)}) but the training is 3D (ndim 3); give ZYX stacks, "
+                "or train in 2D"
+            )
         if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
             raise InputError(
                 f"training image {image_path.name} contains NaN or infinite values; replace "
@@ -160,11 +166,12 @@ def load_samples(
 def split_samples(
     samples: Sequence[Sample], fraction: float, seed: int
 ) -> tuple[list[Sample], list[Sample]]:
-    """Hold out ``fraction`` of the samples (at least one) for validation, reproducibly."""
+    """Hold out ``fraction`` of the samples (at least one, and at least one left for
+    training) for validation, reproducibly."""
     if len(samples) < 2:
         raise InputError("need at least 2 training images to hold some out for validation")
     order = np.random.default_rng(seed).permutation(len(samples))
-    n_val = max(1, round(fraction * len(samples)))
+    n_val = min(max(1, round(fraction * len(samples))), len(samples) - 1)  # one left to train
     val = [samples[i] for i in sorted(order[:n_val])]
     train = [samples[i] for i in sorted(order[n_val:])]
     return train, val
@@ -266,3 +273,23 @@ class PatchSampler:
         if self.batch_fn is not None:
             images, targets = self.batch_fn(images, targets, self.rng)
         return images, targets
+
+
+def check_training_data(train: Sequence[Sample], val: Sequence[Sample], task: Task) -> None:
+    """Before any step: masks that annotate nothing cannot teach or score a segmentation
+    (every score would read 1.0 on nothing), and validation images must have the training
+    images' channels."""
+    if task.output_kind == "labels":
+        for samples, which in ((train, "training"), (val, "validation")):
+            if samples and not any(s.truth.any() for s in samples):
+                raise InputError(
+                    f"no {which} mask holds an object (all are 0); annotate the objects, or "
+                    "check that the masks folder is the right one"
+                )
+    channels = train[0].image.shape[0] if train else None
+    for sample in val:
+        if sample.image.shape[0] != channels:
+            raise InputError(
+                f"validation image {sample.name} has {sample.image.shape[0]} channel(s) but the "
+                f"training images have {channels}; give validation images like the training ones"
+            )

@@ -43,6 +43,7 @@ from deepscope.train.dataset import (
     PatchSampler,
     Sample,
     build_samples,
+    check_training_data,
     fit_normalization,
     load_samples,
     read_pairs,
@@ -232,25 +233,36 @@ def fixed_val_batches(samples: list[Sample], config: TrainConfig, task: Task) ->
     return [sampler.batch() for _ in range(n)]
 
 
-def initial_weights(name_or_path: str, net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Weights of an existing model to fine-tune into ``net``: its network must match
-    ``net``'s, or lack only the style vector, whose layers then start at zero (so step 0
-    computes what the existing model does)."""
+def initial_weights(name_or_path: str, net: torch.nn.Module, task: str) -> dict[str, torch.Tensor]:
+    """Weights of an existing model of ``task`` to fine-tune into ``net``: its network must
+    match ``net``'s, or lack only the style vector, whose layers then start at zero (so step
+    0 computes what the existing model does)."""
     from deepscope.spec import read_spec, read_weights
     from deepscope.zoo.registry import resolve_model
 
     folder, _ = resolve_model(name_or_path)
     spec = read_spec(folder)
+    if spec.task != task:  # same shapes, other meaning: its outputs would be read wrongly
+        raise ConfigError(
+            f"cannot start from '{name_or_path}': it is a model of task '{spec.task}', this "
+            f"run trains '{task}'; start from a '{task}' model, or from scratch"
+        )
     config = net.config
     adds_style = (  # U-Nets only: the other networks have no style vector
         getattr(config, "style", False)
         and spec.network.model_copy(update={"style": True}) == config
     )
     if spec.network != config and not adds_style:
+        theirs, ours = spec.network.model_dump(), config.model_dump()
+        differ = ", ".join(
+            f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
+            for k in dict.fromkeys([*theirs, *ours])
+            if theirs.get(k) != ours.get(k)
+        )
         raise ConfigError(
-            f"cannot start from '{name_or_path}': its network {spec.network.model_dump()} differs "
-            f"from this run's {config.model_dump()}; use the same network settings "
-            "(adding style: true is the one change allowed)"
+            f"cannot start from '{name_or_path}': its network differs from this run's "
+            f"({differ}); use the same network settings (adding style: true is the one "
+            "change allowed)"
         )
     return net.state_dict() | read_weights(folder, spec)
 
@@ -411,6 +423,7 @@ class Trainer:
             train = samples
         else:
             train, val = split_samples(samples, c.val_fraction, c.seed)
+        check_training_data(train, val, self.task)
         report(self.progress, Progress("load", 1, 1, f"{len(train)} training, {len(val)} val"))
         return train, val
 
@@ -471,7 +484,7 @@ class Trainer:
         rng = seed_everything(c.seed)
         net = build_network(net_config)
         if c.init_from:
-            net.load_state_dict(initial_weights(c.init_from, net))
+            net.load_state_dict(initial_weights(c.init_from, net, c.task))
         net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
