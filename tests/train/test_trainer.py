@@ -538,3 +538,13 @@ def test_a_model_in_the_way_is_never_replaced_and_a_finished_run_is_not_redone(t
 def test_a_name_that_cannot_name_a_folder_is_refused_in_plain_words(tiny_settings):
     with pytest.raises(ConfigError, match="'my model' cannot be a model name: use up to"):
         make_train_config({**tiny_settings, "name": "my model"})
+
+
+def test_a_time_series_to_train_on_says_to_save_each_time_point(tiny_settings, tmp_path):
+    from deepscope.io import write_image
+
+    write_image(tmp_path / "movie" / "a.tif", np.zeros((4, 48, 48), np.uint8), axes="TYX")
+    settings = {**tiny_settings, "task": "n2v", "images": tmp_path / "movie", "masks": None,
+                "val_images": None, "val_masks": None}  # fmt: skip
+    with pytest.raises(InputError, match=r"a\.tif is a time series \(4 time points\)"):
+        train(make_train_config(settings))

@@ -96,6 +96,12 @@ def read_pairs(
     pairs = []
     for image_path, mask_path in paths:
         image = read_image(image_path, axes=axes)
+        if "T" in image.axes and image.data.shape[image.axes.index("T")] > 1:
+            raise InputError(
+                f"{image_path.name} is a time series ({image.data.shape[image.axes.index('T')]} "
+                "time points); training reads one image per file: save each time point as a "
+                "file of its own"
+            )
         try:
             raw = to_channel_first(image.data, image.axes, ndim)
         except AxesError as err:
@@ -275,16 +281,20 @@ class PatchSampler:
         return images, targets
 
 
-def check_training_data(train: Sequence[Sample], val: Sequence[Sample], task: Task) -> None:
+def check_training_data(
+    train: Sequence[Sample], val: Sequence[Sample], task: Task, separate_val: bool
+) -> None:
     """Before any step: masks that annotate nothing cannot teach or score a segmentation
     (every score would read 1.0 on nothing), and validation images must have the training
-    images' channels."""
+    images' channels. ``separate_val``: the validation images were given, not held out."""
     if task.output_kind == "labels":
         for samples, which in ((train, "training"), (val, "validation")):
             if samples and not any(s.truth.any() for s in samples):
+                held_out = " (held out from --images: give --val-images/--val-masks)"
                 raise InputError(
                     f"no {which} mask holds an object (all are 0); annotate the objects, or "
                     "check that the masks folder is the right one"
+                    + (held_out if which == "validation" and not separate_val else "")
                 )
     channels = train[0].image.shape[0] if train else None
     for sample in val:

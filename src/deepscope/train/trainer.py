@@ -423,7 +423,7 @@ class Trainer:
             train = samples
         else:
             train, val = split_samples(samples, c.val_fraction, c.seed)
-        check_training_data(train, val, self.task)
+        check_training_data(train, val, self.task, separate_val=c.val_images is not None)
         report(self.progress, Progress("load", 1, 1, f"{len(train)} training, {len(val)} val"))
         return train, val
 
