@@ -82,3 +82,10 @@ def test_a_volume_for_a_2d_model_says_to_train_in_3d():
     with pytest.raises(AxesError, match=r"volume of 5 z slices .*\(--set ndim=3\)"):
         to_channel_first(np.zeros((5, 16, 16), np.float32), "ZYX", 2)
     assert to_channel_first(np.zeros((1, 16, 16), np.float32), "ZYX", 2).shape == (1, 16, 16)
+
+
+def test_a_few_planes_for_a_2d_model_may_be_channels_and_the_error_says_how_to_say_so():
+    with pytest.raises(AxesError, match=r"if the 2 planes are channels, say so with --axes CYX"):
+        to_channel_first(np.zeros((2, 8, 8)), "ZYX", ndim=2)
+    with pytest.raises(AxesError, match=r"train a 3D model \(--set ndim=3\), or give 2D images$"):
+        to_channel_first(np.zeros((20, 8, 8)), "ZYX", ndim=2)

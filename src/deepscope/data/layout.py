@@ -25,10 +25,15 @@ def to_channel_first(data: np.ndarray, axes: str | None, ndim: int) -> np.ndarra
         return transpose_axes(data, axes, channel_first_axes(ndim))
     except AxesError:
         if ndim == 2 and "Z" in axes and data.shape[axes.index("Z")] > 1:
+            depth = data.shape[axes.index("Z")]
+            channels = (  # a small first axis of a file without axes is as likely channels
+                f"; if the {depth} planes are channels, say so with --axes {axes.replace('Z', 'C')}"
+                if depth <= 4
+                else ""
+            )
             raise AxesError(
-                f"a volume of {data.shape[axes.index('Z')]} z slices (axes {axes}) cannot go "
-                "into 2D training or a 2D model: for volumes train a 3D model (--set ndim=3), "
-                "or give 2D images"
+                f"a volume of {depth} z slices (axes {axes}) cannot go into 2D training or a 2D "
+                "model: for volumes train a 3D model (--set ndim=3), or give 2D images" + channels
             ) from None
         raise
 
