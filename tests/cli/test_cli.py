@@ -358,6 +358,7 @@ def test_an_unforeseen_file_system_error_is_one_line(monkeypatch, capsys, tmp_pa
     [
         (["network.depth=2", "network.depth.x=1"], "'network.depth' is given a value of its own"),
         (["task_params=foo"], "--set task_params takes settings inside it"),
+        (["name=other"], "'name' is given twice, by --name and by --set name=...; give it once"),
     ],
 )
 def test_set_values_that_clash_with_their_nesting_are_one_line_errors(tmp_path, sets, message):

@@ -236,6 +236,12 @@ def train(
     settings["task_params"] = {**settings.get("task_params", {}), **sets.pop("task_params", {})}
     if not settings["task_params"]:
         del settings["task_params"]
+    both = sorted(k for k in sets if k in settings and k != "task_params")
+    if both:
+        flag = both[0].replace("steps_per_epoch", "steps").replace("_", "-")
+        raise DeepscopeError(
+            f"'{both[0]}' is given twice, by --{flag} and by --set {both[0]}=...; give it once"
+        )
     settings.update(sets)
     command = "deepscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if task_or_config.endswith((".yaml", ".yml")):
