@@ -113,3 +113,14 @@ def test_restoration_input_and_output_side_by_side(server, page, sample, screens
     expect(page.locator("#profile")).to_be_visible()
     expect(page.locator("#hover")).to_contain_text("(")
     page.screenshot(path=screenshots / "analyse-restoration.png")
+
+
+def test_a_batch_with_split_ticked_and_no_range_is_a_count(server, page, data_root):
+    page.goto(f"{server}/analyse?model=unet-nuclei-fluo")
+    page.fill("#path", str(data_root / "plate" / "a.tif"))
+    page.check("#split")
+    page.click("#run-batch")
+    page.wait_for_url(f"{server}/jobs#*")
+    job_id = page.url.rsplit("#", 1)[1]
+    params = page.request.get(f"{server}/api/jobs/{job_id}").json()["params"]
+    assert params["mode"] == "count" and params["split"] is True  # it went as a preview

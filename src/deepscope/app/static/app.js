@@ -405,12 +405,16 @@ async function analysePage() {
     const rangesList = [...ranges.querySelectorAll(".range")].map((r) =>
       `${r.querySelector(".r-col").value}=${r.querySelector(".r-min").value}:${r.querySelector(".r-max").value}`)
       .filter((t) => !/=:$/.test(t));
+    const split = document.getElementById("split").checked;
+    const excludeBorder = document.getElementById("exclude-border").checked;
+    // any Count setting makes the batch a count (a preview would ignore them)
+    const mode = rangesList.length || split || excludeBorder ? "count" : "preview";
     try {
       const job = await api("/api/jobs", {
         method: "POST", headers: { "content-type": "application/json" },
         body: JSON.stringify({ kind: "batch", params: {
-          model: select.value, folder, mode: rangesList.length ? "count" : "preview", ranges: rangesList,
-          split: document.getElementById("split").checked } }),
+          model: select.value, folder, mode, ranges: rangesList, split,
+          exclude_border: excludeBorder } }),
       });
       location.href = `/jobs#${job.id}`;
     } catch (err) { showMessage(err.message); }
