@@ -127,6 +127,20 @@ def test_encode_never_writes_over_its_input_or_its_own_table(plate, autoencoder)
     assert plate["cellh5"].read_bytes() == before
     with pytest.raises(InputError, match="is the features file"):
         encode(autoencoder, plate["root"] / "features.csv", cellh5=plate["cellh5"])
+    mapping = plate["root"] / "mapping.csv"  # a mapping saved as CSV, as features.csv is
+    mapping.write_bytes(plate["mapping"].read_bytes())
+    with pytest.raises(InputError, match=r"--out's table .*mapping\.csv' is an input"):
+        encode(autoencoder, mapping.with_suffix(".hdf"), cellh5=plate["cellh5"], mapping=mapping)
+    assert mapping.read_bytes() == plate["mapping"].read_bytes()
+
+
+def test_cellh5_build_never_writes_over_an_image_label_or_mapping(shared_data, tmp_path):
+    folder = shared_data / "dsb2018" / "fluorescence" / "train"
+    label = tmp_path / "l.tif"
+    label.write_bytes((folder / "masks" / IMAGES[0]).read_bytes())
+    with pytest.raises(InputError, match=r"--out '.*l\.tif' is an input of this command"):
+        build_cellh5([folder / "images" / IMAGES[0]], label, labels=[label])
+    assert label.read_bytes() == (folder / "masks" / IMAGES[0]).read_bytes()
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_the_work(plate, autoencoder):

@@ -16,7 +16,7 @@ import numpy as np
 
 from deepscope.errors import AxesError, InputError
 from deepscope.io import list_images, read_image
-from deepscope.io.atomic import check_output_file
+from deepscope.io.atomic import check_not_an_input, check_output_file
 from deepscope.io.cellh5 import (
     DEFAULT_OBJECT,
     PositionData,
@@ -250,6 +250,7 @@ def build_cellh5(
     else:
         keys = [PositionKey(plate, "W0", str(i)) for i in range(len(files))]
     check_position_keys(keys)
+    check_not_an_input(out, [*files, *(label_files or []), mapping], "--out")
     check_output_file(out, "--out")
     segmenter = None
     if model is not None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepscope.cell_objects import CellObjects, crop_files, objects_from_cellh5, objects_from_crops
 from deepscope.errors import InputError
-from deepscope.io.atomic import check_output_file
+from deepscope.io.atomic import check_not_an_input, check_output_file
 from deepscope.io.feature_hdf import ObjectFeatures, write_feature_csv, write_feature_hdf
 from deepscope.progress import Progress, ProgressCallback, report
 from deepscope.zoo import Model, load_model
@@ -74,9 +74,8 @@ def _check_features_out(out: Path, inputs: list[str | Path | None]) -> Path:
             f"--out '{out}' is the features file (e.g. features.hdf); its CSV table is "
             "written beside it under the same name"
         )
-    for given in inputs:
-        if given is not None and Path(given).exists() and out.resolve() == Path(given).resolve():
-            raise InputError(f"--out '{out}' is an input of this command; give another file name")
+    check_not_an_input(out, inputs, "--out")
+    check_not_an_input(out.with_suffix(".csv"), inputs, "--out's table")
     check_output_file(out.with_suffix(".csv"), "--out")
     return check_output_file(out, "--out")
 
@@ -100,7 +99,7 @@ def encode(
     """
     if (cellh5 is None) == (images is None):
         raise InputError("give a CellH5 file (--cellh5) or a folder of crops (--images)")
-    out = _check_features_out(Path(out), [cellh5, mapping])
+    out = _check_features_out(Path(out), [cellh5, mapping, images])
     model = as_encoder(model)
     size = model.task.params.crop_size
     report(progress, Progress("encode", 0, 2, "reading cell objects"))

@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from deepscope.errors import InputError
 __all__ = [
     "atomic_output",
     "check_future_folder",
+    "check_not_an_input",
     "check_output_file",
     "check_output_folder",
     "folder_for_outputs",
@@ -31,6 +32,25 @@ def check_output_file(path: str | os.PathLike[str], what: str) -> Path:
     if path.is_dir():
         raise InputError(f"{what} '{path}' is a folder; give a file name")
     _make_folder(path.parent, what, path)
+    return path
+
+
+def check_not_an_input(
+    path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str] | None], what: str
+) -> Path:
+    """``path`` if writing it replaces none of ``inputs`` (files) and adds nothing to them
+    (folders, which a later run would read back); else an :class:`InputError`."""
+    path = Path(path).resolve()
+    for given in inputs:
+        if given is None or not Path(given).exists():
+            continue
+        source = Path(given).resolve()
+        if path == source:
+            raise InputError(f"{what} '{given}' is an input of this command; give another name")
+        if source.is_dir() and path.is_relative_to(source):
+            raise InputError(
+                f"{what} '{path}' is inside the input folder '{given}'; write it elsewhere"
+            )
     return path
 
 
