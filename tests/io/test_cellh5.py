@@ -191,6 +191,13 @@ def test_mapping_file_errors_name_the_problem(tmp_path):
         read_mapping(tmp_path / "empty.tsv")
     with pytest.raises(InputError, match="no rows"):
         read_mapping(tmp_path / "header_only.tsv")
+    (tmp_path / "twice.tsv").write_text(
+        "Plate\tWell\tSite\tGene Symbol\tGroup\np\tA01\t1\tx\tneg\np\tA01\t1\ty\ttreated\n"
+    )
+    with pytest.raises(
+        InputError, match=r"row 3: plate p, well A01, site 1 is given twice \(row 2"
+    ):
+        read_mapping(tmp_path / "twice.tsv")  # the second row won silently in encode
 
 
 def _synthetic_files(folder, count):

@@ -761,6 +761,7 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
         )
     token = control_token.strip().lower()
     rows = []
+    first_row: dict[tuple[str, str, str], int] = {}
     for number, line in enumerate(lines[1:], start=2):
         values = {c: line[i].strip() if i < len(line) else "" for c, i in index.items()}
         missing = [c for c in ("Plate", "Well", "Site") if not values[c]]
@@ -769,6 +770,14 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
                 f"mapping file '{file}', row {number}: no {', '.join(missing)}; "
                 "every row needs a plate, well and site"
             )
+        position = (values["Plate"], values["Well"], values["Site"])
+        if position in first_row:  # one of the two would silently win
+            raise InputError(
+                f"mapping file '{file}', row {number}: plate {position[0]}, well {position[1]}, "
+                f"site {position[2]} is given twice (row {first_row[position]} too); give each "
+                "position one row"
+            )
+        first_row[position] = number
         group = values["Group"]
         rows.append(
             MappingRow(
