@@ -15,6 +15,7 @@ from deepscope.data.crops import crops_at, fit_crop, raw_crops
 from deepscope.errors import InputError
 from deepscope.io import list_images
 from deepscope.io.cellh5 import MappingRow, PositionData, read_cellh5, read_mapping
+from deepscope.io.paths import is_image_path
 
 
 @dataclass
@@ -77,7 +78,13 @@ def _position_objects(position: PositionData, row: MappingRow | None, size: int)
         raise InputError(f"position {key.plate}/{key.well}/{key.site} stores no image")
     keep = np.flatnonzero(position.time_idx == 0) if position.time_idx is not None else None
     index = keep if keep is not None else np.arange(position.n_objects)
-    image = position.image[:, 0, 0].astype(np.float32)  # (c, y, x) of the first frame/plane
+    depth = position.image.shape[2]
+    if depth > 1:  # crops of plane 0 would miss most objects of a volume
+        raise InputError(
+            f"position {key.plate}/{key.well}/{key.site} holds a volume of {depth} planes; cell "
+            "features are learnt and encoded from 2D positions: build the CellH5 from 2D images"
+        )
+    image = position.image[:, 0, 0].astype(np.float32)  # (c, y, x) of the first frame
     centres_xy = np.asarray(position.centers, float)[index].reshape(-1, 2)
     crops = crops_at(image, centres_xy[:, ::-1], size)
     left, right, top, bottom = np.asarray(position.bboxes).reshape(-1, 4)[index].T
@@ -189,7 +196,9 @@ def crop_files(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"'{root}' is not a folder; give a folder of crops")
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    subfolders = [p for p in entries if p.is_dir() and not is_image_path(p)]
     if not subfolders:
         return list_images([root])
-    return [f for folder in subfolders for f in list_images([folder])]
+    top = [p for p in entries if is_image_path(p)]  # crops beside the class folders count too
+    return top + [f for folder in subfolders for f in list_images([folder])]
