@@ -125,12 +125,15 @@ def classify_objects(model: Model, image: np.ndarray, labels: np.ndarray) -> dic
     """Class columns for every object of a 2D label image: ``{label: {"class": ...,
     "prob_<c>": ...}}``.
 
-    ``image`` is channel-first ``(C, Y, X)`` in raw intensities; each object's window of
-    the classifier's crop size around its centre is normalised like the training crops.
-    The classifier must have been trained at the image's magnification.
+    ``image`` is channel-first ``(C, Y, X)`` in raw intensities; around each object's centre
+    a window of the training crop files' side (``task_params.window``; the crop size for
+    models that do not record it) is normalised as a whole and sized to the crop size, as
+    the training crops were. The classifier must have been trained at the image's
+    magnification.
     """
     predictor = model.predictor
-    raw, ids = object_crops(image, labels, predictor.crop_size)
+    window = model.task.params.window or predictor.crop_size  # as the training crops were cut
+    raw, ids = object_crops(image, labels, window)
     if not len(ids):
         return {}
     crops = np.stack([predictor.prepare(c, "CYX") for c in raw])

@@ -13,7 +13,7 @@ import pytest
 from deepscope.api import count_files, evaluate, load_model, predict_files, train
 from deepscope.data.synthetic import synthetic_nuclei
 from deepscope.errors import ConfigError, InputError
-from deepscope.io import write_image
+from deepscope.io import read_image, write_image
 
 
 def shape_crop(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -148,6 +148,29 @@ def test_count_adds_class_columns_for_each_segmented_object(shapes_model, tmp_pa
         count_files(
             "unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "o2", classifier="unet-nuclei-fluo"
         )
+
+
+def test_count_sees_each_object_as_the_training_crops_were_seen(crop_folder, tmp_path):
+    """A classifier of 16-pixel crops trained on 24-pixel files normalises each 24-pixel
+    file before taking its centre; count must cut the same 24 pixels around an object."""
+    small = train(**classify_settings(crop_folder, tmp_path / "m", name="small",
+                                      task_params={"crop_size": 16, "max_shift": 1},
+                                      epochs=1, steps_per_epoch=4))  # fmt: skip
+    assert json.loads((small / "model.json").read_text())["task_params"]["window"] == 24
+    files = sorted((crop_folder / "bar").glob("*.png"))[:3]
+    tiles = np.concatenate([read_image(f).data for f in files], axis=1)  # 24 x 72
+    labels = np.zeros(tiles.shape, np.uint16)
+    for i in range(3):
+        labels[10:15, 24 * i + 10 : 24 * i + 15] = i + 1  # centred on each tile
+    write_image(tmp_path / "img" / "row.tif", tiles)
+    write_image(tmp_path / "lab" / "row_labels.tif", labels)
+    count_files(None, [tmp_path / "img"], tmp_path / "out", labels=tmp_path / "lab",
+                classifier=small)  # fmt: skip
+    with open(tmp_path / "out" / "row_objects.csv") as fh:
+        counted = [float(r["prob_bar"]) for r in csv.DictReader(fh)]
+    model = load_model(small)
+    alone = [float(model.predict(read_image(f).data).probabilities[0]) for f in files]
+    np.testing.assert_allclose(counted, alone, atol=1e-4)
 
 
 def test_count_classifies_the_objects_of_given_label_images(shapes_model, tmp_path):

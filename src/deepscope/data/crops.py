@@ -73,7 +73,15 @@ def read_crops(
     axes: str | None = None,
 ) -> np.ndarray:
     """Crops from files as a normalised float32 batch ``(N, C, size, size)``."""
-    return np.stack([fit_crop(normalize(c, normalization), size) for c in raw_crops(paths, axes)])
+    return prepare_crops(raw_crops(paths, axes), size, normalization)
+
+
+def prepare_crops(
+    raws: Sequence[np.ndarray], size: int, normalization: Normalization
+) -> np.ndarray:
+    """Channel-first crops, each normalised as a whole and then sized to ``size``, as a
+    float32 batch ``(N, C, size, size)``."""
+    return np.stack([fit_crop(normalize(c, normalization), size) for c in raws])
 
 
 def crops_at(image: np.ndarray, centres: np.ndarray, size: int) -> np.ndarray:

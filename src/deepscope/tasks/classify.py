@@ -35,6 +35,13 @@ class ClassifyParams(BaseModel):
         default_factory=list, description="loss weight per class (balance=weights; set by training)"
     )
     max_shift: int = Field(4, ge=0, description="random shift of training crops, pixels")
+    window: int | None = Field(
+        None,
+        ge=1,
+        description="side of the crop files it was trained on (set by training): count "
+        "--classify cuts this much around each object and normalises it before sizing it to "
+        "crop_size, as training did (default: crop_size)",
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("classes")

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepscope.data.crops import CropSampler, class_folders, read_crops, stratified_split
+from deepscope.data.crops import (
+    CropSampler,
+    class_folders,
+    prepare_crops,
+    raw_crops,
+    stratified_split,
+)
 from deepscope.errors import ConfigError, InputError
 from deepscope.measure import write_table
 from deepscope.metrics.classification import plot_confusion
@@ -61,7 +67,10 @@ class ClassifierTrainer(Trainer):
             found = classes
         size = self.task.params.crop_size
         c = self.config
-        crops = read_crops([p for p, _ in items], size, c.normalization, c.axes)
+        raws = raw_crops([p for p, _ in items], c.axes)
+        if self.window is None:  # the training crops' side, which count --classify cuts
+            self.window = int(np.median([max(r.shape[1:]) for r in raws]))
+        crops = prepare_crops(raws, size, c.normalization)
         labels = np.array([i for _, i in items], np.int64)
         return found, CropSet(crops, labels, [p.name for p, _ in items])
 
@@ -72,6 +81,7 @@ class ClassifierTrainer(Trainer):
                 "classify reads classes from sub-folders of --images; drop --masks/--val-masks"
             )
         report(self.progress, Progress("load", 0, 1, "reading crops"))
+        self.window: int | None = None
         classes, data = self._read(c.images, None)
         given = self.task.params.classes
         if given and given != classes:
@@ -92,6 +102,7 @@ class ClassifierTrainer(Trainer):
             train, val = data.subset(train_idx), data.subset(val_idx)
         params = self.task.params.model_dump()
         params["classes"] = classes
+        params["window"] = params["window"] or self.window
         if params["balance"] == "weights":
             params["class_weights"] = inverse_frequency_weights(train.labels, len(classes))
         self.task = get_task(self.task.name, params)
