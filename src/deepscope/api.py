@@ -517,7 +517,9 @@ def count_files(
             stem = image_stem(path)
             stacked = np.stack([c.labels for c in kept]) if series else kept[0].labels
             _write_output(out / stem, "labels", "tif", stacked, time + spatial, image)
-            write_table([row for c in kept for row in c.objects], out / f"{stem}_objects.csv")
+            table_columns = (["frame"] if series else []) + kept[0].columns
+            rows = [row for c in kept for row in c.objects]
+            write_table(rows, out / f"{stem}_objects.csv", table_columns)
             summaries += [c.summary for c in kept]
         report(progress, Progress("count", i + 1, len(files), path.name))
     columns = list(dict.fromkeys(k for s in summaries for k in s)) or ["image", "count"]

@@ -86,7 +86,8 @@ def classify_files(
         {"file": str(path), **probability_columns(r, model.task.classes)}
         for path, r in zip(files, results, strict=True)
     ]
-    return write_table(rows, Path(out) / PREDICTIONS_FILE)
+    columns = ["file", "class", *probability_column_names(model.task.classes)]
+    return write_table(rows, Path(out) / PREDICTIONS_FILE, columns)
 
 
 def evaluate_classifier(

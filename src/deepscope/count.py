@@ -208,6 +208,7 @@ class CountResult:
     labels: np.ndarray
     objects: list[dict]
     summary: dict = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)  # of the objects table, rows or not
 
 
 def count_objects(
@@ -243,10 +244,12 @@ def count_objects(
     labels = sequential_labels(labels)[0]  # ids of any size; the table numbers them anew
     pixel_size = pixel_sizes(pixel_size, labels.ndim)
     ranges = [parse_range(r) if isinstance(r, str) else r for r in ranges]
+    trailing = None if image is None else np.shape(image)[labels.ndim :]
+    columns = object_columns(labels.ndim, trailing, pixel_size)
+    if classify is not None:
+        columns += ["class", *class_columns]
     if ranges:  # checked here too, so that an image without objects does not hide a typo
-        trailing = None if image is None else np.shape(image)[labels.ndim :]
-        columns = object_columns(labels.ndim, trailing, pixel_size)
-        check_range_columns(ranges, [*columns, *class_columns])
+        check_range_columns(ranges, columns)
     if split:
         labels = split_touching(labels, min_split_size)
     if exclude_border:
@@ -263,7 +266,8 @@ def count_objects(
     filtered = relabel_sequential(np.where(keep[labels], labels, 0))[0].astype(np.int32)
     for new_id, row in enumerate(kept, start=1):
         row["label"] = new_id
-    return CountResult(filtered, kept, summarize(kept, labels.shape, pixel_size, name))
+    summary = summarize(kept, labels.shape, pixel_size, name)
+    return CountResult(filtered, kept, summary, columns)
 
 
 def summarize(

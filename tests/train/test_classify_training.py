@@ -111,6 +111,11 @@ def test_a_batch_of_crops_skips_a_bad_one_when_asked_and_names_it(
     )
     with open(table) as fh:
         assert len(list(csv.DictReader(fh))) == 6 and skipped == ["broken.tif"]
+    only_broken = tmp_path / "broken"
+    only_broken.mkdir()
+    (only_broken / "broken.tif").write_bytes(b"not a tiff")
+    (empty,) = predict_files(shapes_model, [only_broken], tmp_path / "none", on_error=print)
+    assert empty.read_text().strip() == "file,class,prob_bar,prob_round"  # not a lone 'label'
 
 
 def test_predict_writes_one_table_and_evaluate_scores_class_folders(
@@ -144,6 +149,12 @@ def test_count_adds_class_columns_for_each_segmented_object(shapes_model, tmp_pa
     with open(tmp_path / "out" / "cells_objects.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and {"class", "prob_bar", "prob_round"} <= set(rows[0])
+    write_image(tmp_path / "dark" / "dark.tif", np.zeros((64, 64), np.uint8))
+    count_files("unet-nuclei-fluo", [tmp_path / "dark"], tmp_path / "dark_out",
+                classifier=shapes_model)  # fmt: skip
+    header = (tmp_path / "dark_out" / "dark_objects.csv").read_text().strip().split(",")
+    assert header[:2] == ["label", "centroid_y"] and header[-3:] == ["class", "prob_bar",
+                                                                      "prob_round"]  # fmt: skip
     with pytest.raises(InputError, match="not a classifier"):
         count_files(
             "unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "o2", classifier="unet-nuclei-fluo"
