@@ -87,6 +87,17 @@ def test_one_crop_per_class_leaves_none_to_validate_on_and_says_so(tmp_path):
         train(**settings)
 
 
+def test_crops_of_mixed_channels_or_a_model_among_the_class_folders_are_refused(tmp_path):
+    rng = np.random.default_rng(2)
+    write_image(tmp_path / "mixed" / "bar" / "grey.png", shape_crop("bar", rng))
+    write_image(tmp_path / "mixed" / "round" / "rgb.png",
+                np.repeat(shape_crop("round", rng)[..., None], 3, axis=-1), axes="YXC")  # fmt: skip
+    with pytest.raises(InputError, match=r"\(grey\.png has 1, rgb\.png has 3\)"):
+        train(**classify_settings(tmp_path / "mixed", tmp_path / "m"))
+    with pytest.raises(InputError, match=r"the model folder .* is inside the input folder"):
+        train(**classify_settings(tmp_path / "mixed", tmp_path / "mixed"))
+
+
 def test_a_loaded_classifier_names_the_class_of_a_crop(shapes_model):
     model = load_model(shapes_model, device="cpu")
     rng = np.random.default_rng(42)

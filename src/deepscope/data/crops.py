@@ -59,9 +59,13 @@ def raw_crops(paths: Sequence[Path], axes: str | None = None) -> list[np.ndarray
         crops.append(to_channel_first(image.data, image.axes, 2))
     channels = {c.shape[0] for c in crops}
     if len(channels) > 1:
+        first = {}
+        for path, crop in zip(paths, crops, strict=True):
+            first.setdefault(crop.shape[0], Path(path).name)
+        examples = ", ".join(f"{name} has {n}" for n, name in sorted(first.items()))
         raise InputError(
-            f"crops have different channel counts {sorted(channels)}; give crops with the "
-            "same channels (or pass --axes)"
+            f"crops have different channel counts ({examples}); give crops with the same "
+            "channels, e.g. all grey or all RGB"
         )
     return crops
 

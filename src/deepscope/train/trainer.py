@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError, TrainingInterrupted
-from deepscope.io.atomic import check_output_folder
+from deepscope.io.atomic import check_not_an_input, check_output_folder
 from deepscope.measure.size import median_diameter
 from deepscope.nets import build_network
 from deepscope.nets.unet import UNetConfig
@@ -788,6 +788,8 @@ def train(
             f"'{config.name}' is the name of a built-in model; choose another --name"
         )
     package = config.package_dir
+    if config.task == "classify":  # a model folder among the class folders would be a class
+        check_not_an_input(package, [config.images, config.val_images], "the model folder")
     run_saved = (package / CHECKPOINTS / "last.pt").exists()
     if (package / SPEC_FILE).exists():
         if not resume or not run_saved:
