@@ -227,6 +227,10 @@ def test_a_training_is_refused_a_name_already_in_my_models_or_in_the_queue(
         assert run_next(store, both.state_dir / "results") == "done"
         again = client.post("/api/jobs", json={"kind": "train", "params": params})
         assert again.status_code == 400 and "already holds a model" in again.text
+        clash = store.submit("train", params)  # past the form: fails in the queue
+        assert run_next(store, both.state_dir / "results") == "failed"
+        error = client.get(f"/api/jobs/{clash.id}").json()["error"]
+        assert "<My models>/nuclei already holds" in error and str(both.state_dir) not in error
 
 
 def test_a_batch_job_in_which_every_image_is_skipped_fails_and_says_why(settings, data_root):

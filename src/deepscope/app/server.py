@@ -38,7 +38,7 @@ from starlette.background import BackgroundTask
 from deepscope import __version__
 from deepscope.app.analysis import MODES, analyse
 from deepscope.app.forms import train_form
-from deepscope.app.jobs import FINISHED, JobStore
+from deepscope.app.jobs import FINISHED, Job, JobStore
 from deepscope.app.security import (
     COOKIE,
     OutsideDataRoots,
@@ -51,7 +51,7 @@ from deepscope.app.state import hold_state_dir, remove_old_results
 from deepscope.app.worker import start_worker
 from deepscope.devices import resolve_device
 from deepscope.errors import DeepscopeError, InputError, UnknownModel
-from deepscope.home import deepscope_home
+from deepscope.home import deepscope_home, user_library
 from deepscope.io.header import pixel_values
 from deepscope.io.paths import SUPPORTED_EXTENSIONS, is_image_path, split_path
 from deepscope.spec import SPEC_FILE, read_spec
@@ -226,9 +226,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     upload_folder = re.compile(re.escape(str(uploads)) + r"[/\\][0-9a-f]{32}[/\\]")
 
+    library = str(user_library())
+
     def public(message: str) -> str:
-        """A message without the server's own folders: an upload is named by its file name."""
-        return upload_folder.sub("", message).replace(str(state), "<state folder>")
+        """A message without the server's own folders: an upload is named by its file name,
+        the library as My models."""
+        message = upload_folder.sub("", message).replace(str(state), "<state folder>")
+        return message.replace(library, "<My models>")
+
+    def shown(job: Job) -> dict:
+        """A job as the API shows it: its error without the server's folders."""
+        return {**job.as_dict(), "error": public(job.error) if job.error else job.error}
 
     @app.exception_handler(DeepscopeError)
     async def user_error(request: Request, err: DeepscopeError) -> JSONResponse:
@@ -565,14 +573,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.get("/api/jobs")
     def api_jobs() -> list[dict]:
-        return [j.as_dict() for j in store.list()]
+        return [shown(j) for j in store.list()]
 
     @app.get("/api/jobs/{job_id}")
     def api_job(job_id: JobId) -> dict:
         job = store.get(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
-        return {**job.as_dict(), "events": [e for _, e in store.events(job_id)][-500:]}
+        return {**shown(job), "events": [e for _, e in store.events(job_id)][-500:]}
 
     @app.post("/api/jobs/{job_id}/stop")
     def api_stop(job_id: JobId) -> dict:
