@@ -98,9 +98,10 @@ class RestorationTask(Task):
         ``(low, high)`` values its input image was normalised with, so that the output maps
         back to the target's units exactly."""
         if mask.shape[0] != self.params.channels:
+            what = "images" if self.self_supervised else "targets"  # n2v's targets: its images
             raise InputError(
-                f"targets have {mask.shape[0]} channel(s) but task '{self.name}' is set up for "
-                f"{self.params.channels}; set task_params.channels={mask.shape[0]}"
+                f"the {what} have {mask.shape[0]} channel(s) but task '{self.name}' is set up "
+                f"for {self.params.channels}; set task_params.channels={mask.shape[0]}"
             )
         p = self.params
         if p.target_normalization == "input" and input_bounds is not None:
