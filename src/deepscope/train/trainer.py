@@ -733,11 +733,11 @@ class Trainer:
                 "task_params": self.task.params.model_dump(),
                 "training": {
                     "command": self.command,
-                    "settings": c.model_dump(mode="json"),
+                    "settings": checkpoint_settings(c),  # folders made absolute
                     "data": {
-                        "images": str(c.images),
-                        "masks": str(c.masks) if c.masks else None,
-                        "val_images": str(c.val_images) if c.val_images else None,
+                        "images": os.path.abspath(c.images),
+                        "masks": os.path.abspath(c.masks) if c.masks else None,
+                        "val_images": os.path.abspath(c.val_images) if c.val_images else None,
                         "n_train": n_train,
                         "n_val": len(val),
                     },
