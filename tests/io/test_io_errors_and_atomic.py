@@ -80,3 +80,9 @@ def test_writing_onto_a_folder_is_refused(tmp_path):
     (tmp_path / "taken.tif").mkdir()
     with pytest.raises(InputError, match="a folder of that name exists"):
         write_image(tmp_path / "taken.tif", np.zeros((5, 6), np.uint8))
+
+
+def test_a_file_name_of_up_to_255_bytes_can_be_written(tmp_path):
+    path = tmp_path / ("n" * 251 + ".tif")  # the hidden temporary name would be longer
+    write_image(path, np.zeros((4, 4), np.uint8))
+    assert read_image(path).shape == (4, 4) and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -109,3 +109,13 @@ def test_writing_a_sample_axis_to_ome_zarr_is_refused_with_a_message(tmp_path):
     with pytest.raises(InputError, match="no sample axis 'S'"):
         write_zarr(tmp_path / "rgb.ome.zarr", np.zeros((4, 5, 3), np.uint8), "YXS")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pyramid_tiff_opens_lazily_at_full_resolution(tmp_path):
+    data = np.arange(256 * 256, dtype=np.uint16).reshape(256, 256)
+    with tifffile.TiffWriter(tmp_path / "pyr.ome.tif") as tif:
+        tif.write(data, subifds=1, tile=(64, 64), metadata={"axes": "YX"})
+        tif.write(data[::2, ::2], subfiletype=1, tile=(64, 64))
+    with open_image(tmp_path / "pyr.ome.tif") as image:
+        window = image.window("YX", (slice(0, 256), slice(0, 256)))
+        assert image.shape == (256, 256) and np.array_equal(window, data)

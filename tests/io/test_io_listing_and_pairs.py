@@ -163,3 +163,8 @@ def test_a_folder_with_a_dataset_name_lists_that_dataset_of_each_hdf5_file(tmp_p
     write_image(tmp_path / "tifs" / "c.tif", np.zeros((8, 8), np.uint8))
     with pytest.raises(InputError, match="holds no HDF5 or Zarr files"):
         list_images([f"{tmp_path / 'tifs'}:raw"])
+
+
+def test_a_file_named_like_a_dataset_path_is_that_file(tmp_path):
+    path = write_image(tmp_path / "run.h5:raw.tif", np.ones((4, 4), np.uint8))
+    assert read_image(path).shape == (4, 4)  # was 'does not exist' (read as run.h5, 'raw.tif')

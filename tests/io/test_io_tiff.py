@@ -145,3 +145,19 @@ def test_a_type_ome_tiff_cannot_hold_is_named_with_what_to_do(tmp_path):
     with pytest.raises(InputError, match=r"OME-TIFF holds .* write a plain \.tif"):
         write_image(tmp_path / "big.ome.tif", np.zeros((4, 4), np.int64))
     write_image(tmp_path / "big.tif", np.zeros((4, 4), np.int64))  # a plain TIFF can
+
+
+@pytest.mark.parametrize(("dtype", "channels"), [(np.bool_, 2), (np.bool_, 3), (np.uint8, 1)])
+@pytest.mark.parametrize("name", ["x.tif", "x.ome.tif"])
+def test_one_channel_and_boolean_channels_are_stored_channel_by_channel(
+    tmp_path, dtype, channels, name
+):
+    data = np.random.default_rng(0).random((8, 10, channels)) > 0.5
+    data = data.astype(dtype)
+    back = read_image(write_image(tmp_path / name, data, axes="YXC"))  # was refused / garbled
+    as_yxc = (
+        back.data[..., None]
+        if "C" not in back.axes
+        else np.moveaxis(back.data, back.axes.index("C"), -1)
+    )
+    assert back.data.dtype == dtype and np.array_equal(as_yxc, data)

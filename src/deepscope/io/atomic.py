@@ -124,8 +124,7 @@ def atomic_output(
         event loop) and may go on after an interrupt stopped the block: on failure the
         temporary path is removed again after :data:`_LATE_WRITES_SECONDS`.
     """
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
+    temporary, old = _beside(path, "tmp"), _beside(path, "old")
     try:
         if copy_existing and path.is_file():
             shutil.copy2(path, temporary)
@@ -141,6 +140,14 @@ def atomic_output(
         raise
     finally:
         _remove(old)
+
+
+def _beside(path: Path, kind: str) -> Path:
+    """A hidden, unique name next to ``path`` (``.NAME.RANDOM.kind``); without the name
+    where that would pass the 255 bytes a file name may have."""
+    tag = f"{uuid.uuid4().hex[:12]}.{kind}"
+    name = f".{path.name}.{tag}"
+    return path.with_name(name if len(name.encode()) <= 255 else f".{tag}")
 
 
 #: how long writes of a library's background thread (Zarr's event loop) may go on after the

@@ -67,11 +67,12 @@ def split_path(path: str | os.PathLike[str]) -> tuple[Path, str | None]:
     ``'cells.h5:raw'`` gives ``(Path('cells.h5'), 'raw')``, ``'plate.zarr:A/1/0'`` and
     ``'plate.zarr/A/1/0'`` give ``(Path('plate.zarr'), 'A/1/0')`` (an image file inside a
     ``.zarr`` folder, such as ``'x.zarr/a.tif'``, stays a file); other paths give
-    ``(Path(path), None)``. An empty inner path (``'cells.h5:'``) counts as none.
+    ``(Path(path), None)``. An empty inner path (``'cells.h5:'``) counts as none; an
+    existing file whose name holds such a colon is that file.
     """
     text = os.fspath(path)
     match = _INNER_PATH.match(text)
-    if match:
+    if match and not os.path.isfile(text):  # a file may be named 'run.h5:raw.tif' itself
         inner = match["inner"].strip("/")
         return Path(match["file"]), inner or None
     full = Path(text)

@@ -192,7 +192,7 @@ def open_tiff(path: Path, axes: str | None, name: str) -> tuple[Decoded, Callabl
         raise _unusable(name, error) from error
     try:
         series = _first_series(tif, name)
-        data = zarr.open(series.aszarr(), mode="r")
+        data = zarr.open(series.aszarr(level=0), mode="r")  # full resolution of a pyramid
         final_axes, pixel_size = _describe(tif, series, data.shape, axes, name)
     except Exception as error:
         tif.close()
@@ -234,6 +234,10 @@ def write_tiff(
     centimetres, which most other software reads.
     """
     compression = _compression(compression)
+    if axes.endswith("YXC") and (data.shape[-1] == 1 or data.dtype == bool):
+        # stored channel by channel: tifffile cannot interleave one sample, and packs
+        # interleaved 1-bit samples wrongly
+        data, axes = np.moveaxis(data, -1, -3), axes[:-3] + "CYX"
     layout = _layout(data, axes)
     is_ome = path.name.lower().endswith((".ome.tif", ".ome.tiff"))
     sizes = pixel_size or {}
