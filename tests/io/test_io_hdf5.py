@@ -87,3 +87,13 @@ def test_unreadable_hdf5_gives_input_error(tmp_path):
     (tmp_path / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n broken")
     with pytest.raises(InputError, match=r"cannot open .*broken\.h5.* as HDF5"):
         read_image(tmp_path / "broken.h5")
+
+
+def test_ilastik_axistags_give_the_axes(tmp_path):
+    import json
+
+    tags = json.dumps({"axes": [{"key": k, "typeFlags": 2} for k in "zyxc"]})
+    with h5py.File(tmp_path / "ilastik.h5", "w") as fh:
+        fh["exported_data"] = np.zeros((20, 48, 64, 1), np.uint8)
+        fh["exported_data"].attrs["axistags"] = tags
+    assert read_image(tmp_path / "ilastik.h5").axes == "ZYXC"  # guessed 'TZYX' before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,20 @@ def pick_dataset(handle: h5py.File, inner: str | None, file: str) -> h5py.Datase
     )
 
 
+def _ilastik_axes(axistags: Any) -> str | None:
+    """Axes from ilastik's (vigra's) ``axistags`` attribute, a JSON text such as
+    ``{"axes": [{"key": "y", ...}, {"key": "x", ...}, {"key": "c", ...}]}``; ``None``
+    when absent or unreadable."""
+    text = _text(axistags)
+    if not text:
+        return None
+    try:
+        keys = [axis["key"] for axis in json.loads(text)["axes"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return "".join(keys).upper() if all(isinstance(k, str) and len(k) == 1 for k in keys) else None
+
+
 def open_hdf5(
     path: Path, inner: str | None, axes: str | None, name: str
 ) -> tuple[Decoded, Callable[[], None]]:
@@ -108,8 +123,9 @@ def open_hdf5(
     close the file.
 
     With no dataset named, the file must hold exactly one. Axes come from the dataset's
-    ``axes`` attribute if present; the pixel size from ``element_size_um`` (or
-    ``resolution``, ``pixel_size_um``, ``voxel_size``), one value per spatial axis.
+    ``axes`` attribute if present, else from ilastik's ``axistags``; the pixel size from
+    ``element_size_um`` (or ``resolution``, ``pixel_size_um``, ``voxel_size``), one value
+    per spatial axis.
     """
     try:
         handle = h5py.File(path, "r")
@@ -121,7 +137,8 @@ def open_hdf5(
     try:
         dataset = pick_dataset(handle, inner, str(path))
         attributes = dict(dataset.attrs)
-        final_axes = choose_axes(dataset.shape, _text(attributes.get("axes")), axes, name)
+        stored = _text(attributes.get("axes")) or _ilastik_axes(attributes.get("axistags"))
+        final_axes = choose_axes(dataset.shape, stored, axes, name)
         pixel_size = _pixel_size(dataset.attrs, final_axes)
     except BaseException:
         handle.close()
