@@ -98,3 +98,13 @@ def test_one_dimensional_data_needs_more_axes(tmp_path):
     np.save(tmp_path / "line.npy", np.zeros(5, np.uint8))
     with pytest.raises(AxesError, match="2 to 5 dimensions"):
         read_image(tmp_path / "line.npy")
+
+
+def test_a_cut_off_jpeg_is_refused_not_read_as_grey(tmp_path):
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (128, 1))
+    whole = write_image(tmp_path / "whole.jpg", ramp).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match="the file ends before the image does"):
+        read_image(tmp_path / "cut.jpg")
+    (tmp_path / "padded.jpg").write_bytes(whole + b"\0" * 100)  # padding after the end marker
+    assert read_image(tmp_path / "padded.jpg").shape == (128, 256)

@@ -17,13 +17,19 @@ __all__ = ["JPEG_QUALITY", "read_raster", "write_raster"]
 JPEG_QUALITY = 95
 
 _DECODERS = {"png": imagecodecs.png_decode, "jpeg": imagecodecs.jpeg8_decode}
+#: a JPEG stream ends with this marker (End Of Image); some writers pad after it
+_JPEG_END, _JPEG_TAIL = b"\xff\xd9", 4096
 
 
 def read_raster(path: Path, kind: str, axes: str | None, name: str) -> Decoded:
     """Read a PNG or JPEG file: grey gives ``'YX'``, RGB(A) or grey+alpha ``'YXC'``."""
     label = kind.upper()
     try:
-        data = np.asarray(_DECODERS[kind](path.read_bytes()))
+        encoded = path.read_bytes()
+        if kind == "jpeg" and _JPEG_END not in encoded[-_JPEG_TAIL:]:
+            # the decoder fills a cut-off stream with grey instead of failing
+            raise ValueError("the file ends before the image does")
+        data = np.asarray(_DECODERS[kind](encoded))
     except Exception as error:  # any failure means the file is unusable
         raise InputError(
             f"cannot read {label} file {name!r} ({error_reason(error)}); check that it is a "
