@@ -5,8 +5,8 @@
 >>> image.axes, image.as_axes("CYX").shape  # doctest: +SKIP
 ('YX', (1, 512, 512))
 
-Formats: TIFF/OME-TIFF, PNG, JPEG, ``.npy``, HDF5 (``'file.h5:dataset'``) and, for
-reading only, Zarr/OME-Zarr. Axes are strings of the letters ``T, C, Z, Y, X``.
+Formats, read and written: TIFF/OME-TIFF, PNG, JPEG, ``.npy``, HDF5 (``'file.h5:dataset'``)
+and Zarr/OME-Zarr. Axes are strings of the letters ``T, C, Z, Y, X``.
 """
 
 from deepscope.io.axes import VALID_AXES, default_axes, transpose_axes, validate_axes

@@ -153,7 +153,8 @@ def write_image(
           attributes ``axes`` and ``element_size_um``. An existing file is updated on a
           copy, so it is never left half-written.
 
-        - ``.ome.zarr`` (or ``.zarr``): a single-resolution OME-Zarr image (NGFF 0.4),
+        - ``.ome.zarr`` (or ``.zarr``): an OME-Zarr image (NGFF 0.4; lower-resolution
+          levels added above 1024 pixels in Y or X, see docs/io.md),
           axes in the NGFF order time, channel, space (``YXC`` is stored as ``CYX``),
           pixel size in the scale transformation; chunked and Blosc-compressed.
     data : numpy.ndarray
