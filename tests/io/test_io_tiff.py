@@ -161,3 +161,12 @@ def test_one_channel_and_boolean_channels_are_stored_channel_by_channel(
         else np.moveaxis(back.data, back.axes.index("C"), -1)
     )
     assert back.data.dtype == dtype and np.array_equal(as_yxc, data)
+
+
+def test_a_desktop_programs_dots_per_inch_is_not_taken_for_a_pixel_size(tmp_path):
+    tifffile.imwrite(tmp_path / "72dpi.tif", np.zeros((8, 8), np.uint8), resolution=(72, 72),
+                     resolutionunit="INCH")  # fmt: skip
+    assert read_image(tmp_path / "72dpi.tif").pixel_size is None  # was 352.8 µm a pixel
+    tifffile.imwrite(tmp_path / "scope.tif", np.zeros((8, 8), np.uint8),
+                     resolution=(50800, 50800), resolutionunit="INCH")  # fmt: skip
+    assert read_image(tmp_path / "scope.tif").pixel_size == {"Y": 0.5, "X": 0.5}

@@ -113,10 +113,18 @@ def _imagej_pixel_size(tif: tifffile.TiffFile, page: Any) -> dict[str, float] | 
     return sizes or None
 
 
+#: pixels per inch up to which the resolution tags are a desktop program's default (72, 96,
+#: 300 ... dpi: 21-353 µm a pixel), not a microscope's pixel size
+_DESKTOP_DPI = 1200
+
+
 def _tag_pixel_size(page: Any) -> dict[str, float] | None:
-    factor = _RESOLUTION_UNIT_UM.get(int(getattr(page, "resolutionunit", 1) or 1))
+    unit = int(getattr(page, "resolutionunit", 1) or 1)
+    factor = _RESOLUTION_UNIT_UM.get(unit)
     resolution = _resolution(page)
     if factor is None or resolution is None:
+        return None
+    if unit == 2 and max(resolution) <= _DESKTOP_DPI:  # inches
         return None
     return {"Y": _round(factor / resolution[1]), "X": _round(factor / resolution[0])}
 
