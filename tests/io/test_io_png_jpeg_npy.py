@@ -108,3 +108,8 @@ def test_a_cut_off_jpeg_is_refused_not_read_as_grey(tmp_path):
         read_image(tmp_path / "cut.jpg")
     (tmp_path / "padded.jpg").write_bytes(whole + b"\0" * 100)  # padding after the end marker
     assert read_image(tmp_path / "padded.jpg").shape == (128, 256)
+
+
+def test_big_endian_16_bit_data_is_written_as_png(tmp_path):
+    data = (np.arange(64, dtype=">u2") * 1000).reshape(8, 8)
+    assert np.array_equal(read_image(write_image(tmp_path / "be.png", data)).data, data)

@@ -64,6 +64,8 @@ def _check_writable(path: Path, kind: str, data: np.ndarray, axes: str) -> None:
 
 def write_raster(path: Path, kind: str, data: np.ndarray, axes: str) -> None:
     """Write a PNG (uint8/uint16) or JPEG (uint8, quality :data:`JPEG_QUALITY`) file."""
+    data = np.asarray(data)
+    data = data.astype(data.dtype.newbyteorder("="), copy=False)  # big-endian uint16 too
     _check_writable(path, kind, data, axes)
     data = np.ascontiguousarray(data)
     try:
