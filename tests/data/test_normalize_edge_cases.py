@@ -83,3 +83,20 @@ def test_intensities_near_float32s_limit_normalise_without_overflow():
         back = denormalize(out, image, Normalization(low=0, high=100))
     np.testing.assert_allclose(out[0, 0, [0, 50, 100]], [0.0, 0.5, 1.0], atol=1e-6)
     np.testing.assert_allclose(back, image, rtol=1e-5, atol=1e33)
+
+
+def test_a_sparse_image_is_spread_over_its_whole_range_not_blown_up():
+    beads = np.zeros((1, 200, 200), np.float32)
+    beads[0, ::50, ::50] = 1000  # 16 beads: the 1st and 99.8th percentiles are both 0
+    normalised = percentile_normalize(beads)
+    assert np.isfinite(normalised).all() and normalised.max() == 1.0  # was 1000 / 1.2e-38
+    assert percentile_normalize(np.full((1, 8, 8), 7.0)).max() == 0.0  # flat stays flat
+
+
+def test_a_restoration_model_gives_a_sparse_image_back_finite():
+    import deepscope
+
+    beads = np.zeros((128, 128), np.float32)
+    beads[::40, ::40] = 1000
+    restored = deepscope.load_model("care-fmd-confocal").predict(beads).image
+    assert np.isfinite(restored).all()  # 52,508 of 65,536 pixels were NaN

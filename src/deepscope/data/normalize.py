@@ -140,9 +140,21 @@ def percentile_bounds(
     broadcast against it (a boolean image counts as 0 and 1)."""
     x = _as_numbers(image)
     flat = x.reshape(x.shape[0], -1)
-    lo, hi = np.percentile(flat, [low, high], axis=1).astype(np.float32)
+    lowest, lo, hi, highest = np.percentile(flat, [0, low, high, 100], axis=1)
+    lo, hi = widen_collapsed(lo, hi, lowest, highest)
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    return lo.reshape(shape), hi.reshape(shape)
+    return lo.astype(np.float32).reshape(shape), hi.astype(np.float32).reshape(shape)
+
+
+def widen_collapsed(
+    lo: np.ndarray, hi: np.ndarray, lowest: np.ndarray, highest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the percentiles ``lo`` and ``hi``, or the channel's ``lowest`` and
+    ``highest`` values where the percentiles are equal: a sparse image (beads, a few
+    spots on 0) has equal 1st and 99.8th percentiles although it is not flat, and
+    dividing by their difference would blow it up to infinity."""
+    collapsed = np.asarray(hi) <= np.asarray(lo)
+    return np.where(collapsed, lowest, lo), np.where(collapsed, highest, hi)
 
 
 def safe_spread(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-6) -> np.ndarray:

@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from deepscope.data.block_percentiles import block_percentiles
-from deepscope.data.normalize import Normalization, check_float32_range, normalize
+from deepscope.data.normalize import (
+    Normalization,
+    check_float32_range,
+    normalize,
+    widen_collapsed,
+)
 from deepscope.errors import InputError
 from deepscope.io.lazy import LazyImage
 from deepscope.predict.predictor import Predictor
@@ -107,7 +112,8 @@ def streamed_normalization(predictor: Predictor, image: LazyImage) -> Normalizat
         for block in plan_blocks(shape, edge, 0):
             yield image.window(layout, block.core)
 
-    bounds = block_percentiles(blocks, [settings.low, settings.high])
+    lowest, lo, hi, highest = block_percentiles(blocks, [0, settings.low, settings.high, 100]).T
+    bounds = np.stack(widen_collapsed(lo, hi, lowest, highest), axis=1)
     return settings.model_copy(update={"mode": "dataset", "bounds": bounds.tolist()})
 
 
