@@ -19,13 +19,23 @@ def blind_spot_coordinates(
     shape: tuple[int, ...], fraction: float, rng: np.random.Generator
 ) -> np.ndarray:
     """``(N, ndim)`` pixel coordinates, about ``fraction`` of all pixels of ``shape``: one
-    random pixel in each cell of a regular grid (stratified sampling)."""
+    random pixel in each cell of a regular grid (stratified sampling). A cell that reaches
+    past the edge keeps its pixel only when it falls inside, so every pixel is equally
+    likely to be chosen (clipping piled the spots of such cells onto the last row)."""
     step = max(1, round(fraction ** (-1 / len(shape))))
     starts = np.stack(
         np.meshgrid(*(np.arange(0, n, step) for n in shape), indexing="ij"), -1
     ).reshape(-1, len(shape))
     coords = starts + rng.integers(0, step, size=starts.shape)
-    return np.minimum(coords, np.array(shape) - 1)
+    return coords[(coords < np.array(shape)).all(axis=1)]
+
+
+def _shifted(coords: np.ndarray, shift: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """``coords + shift``, where that leaves ``[0, limit]`` along an axis the shift turned
+    the other way: a neighbour of a pixel near the edge is never the pixel itself, as
+    clipping (or mirroring about the edge) could make it."""
+    target = coords + shift
+    return np.where((target < 0) | (target > limit), coords - shift, target)
 
 
 def _neighbour_offsets(ndim: int, radius: int) -> np.ndarray:
@@ -62,10 +72,10 @@ def mask_batch(
         coords = blind_spot_coordinates(spatial, fraction, rng)
         if replacement == "uniform":
             shift = offsets[rng.integers(len(offsets), size=len(coords))]
-            source = np.clip(coords + shift, 0, limit)
+            source = _shifted(coords, shift, limit)
             values = image[tuple(source.T)]
         else:
-            around = np.clip(coords[:, None, :] + offsets[None], 0, limit)
+            around = _shifted(coords[:, None, :], offsets[None], limit)
             values = np.median(image[tuple(np.moveaxis(around, -1, 0))], axis=1)
         if struct_mask is not None:
             axis, length = struct_mask
