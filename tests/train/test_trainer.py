@@ -548,3 +548,14 @@ def test_a_time_series_to_train_on_says_to_save_each_time_point(tiny_settings, t
                 "val_images": None, "val_masks": None}  # fmt: skip
     with pytest.raises(InputError, match=r"a\.tif is a time series \(4 time points\)"):
         train(make_train_config(settings))
+
+
+def test_noise2void_on_a_single_image_validates_on_that_image(tiny_settings, tmp_path):
+    from deepscope.io import write_image
+
+    noisy = np.random.default_rng(0).normal(100, 10, (48, 48)).astype(np.float32)
+    write_image(tmp_path / "one" / "a.tif", noisy)
+    settings = {**tiny_settings, "task": "n2v", "images": tmp_path / "one", "masks": None,
+                "val_images": None, "val_masks": None, "epochs": 1}  # fmt: skip
+    folder = train(make_train_config(settings))  # refused: 'need at least 2 training images'
+    assert json.loads((folder / "model.json").read_text())["training"]["data"]["n_val"] == 1

@@ -421,6 +421,10 @@ class Trainer:
                 c.val_images, c.val_masks, self.task, c.normalization, c.ndim, c.axes
             )
             train = samples
+        elif self_supervised and len(samples) == 1:
+            # one image to denoise, as the docs' one-liner has it: its own patches validate
+            report(self.progress, Progress("load", 0, 1, "one image: it validates itself"))
+            train, val = samples, samples
         else:
             train, val = split_samples(samples, c.val_fraction, c.seed)
         check_training_data(train, val, self.task, separate_val=c.val_images is not None)
