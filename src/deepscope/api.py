@@ -858,18 +858,20 @@ def deconvolve_files(
                     "as a file of its own"
                 )
             data = image.as_axes(spatial)
-            kernel = psf_from_options(
-                data.shape,
-                psf_path=psf,
-                sigma=psf_sigma,
-                wavelength_nm=wavelength_nm,
-                na=na,
-                pixel_size_um=pixel_size_um,
-                z_step_um=z_step_um,
-                confocal=confocal,
-                refractive_index=refractive_index,
-                recorded_pixel_size=image.pixel_size,
-            )
+            with warnings.catch_warnings():  # said once, when the PSF was first read
+                warnings.filterwarnings("ignore", message="PSF .* is centred")
+                kernel = psf_from_options(
+                    data.shape,
+                    psf_path=psf,
+                    sigma=psf_sigma,
+                    wavelength_nm=wavelength_nm,
+                    na=na,
+                    pixel_size_um=pixel_size_um,
+                    z_step_um=z_step_um,
+                    confocal=confocal,
+                    refractive_index=refractive_index,
+                    recorded_pixel_size=image.pixel_size,
+                )
             result = deconvolve_image(
                 data, kernel, method, iterations=iterations, balance=balance, device=device
             )

@@ -224,8 +224,9 @@ class Model:
             raise ConfigError(
                 f"--tile {settings['tile']} is smaller than the tile overlap, "
                 f"{settings['overlap']} pixels{given}: each tile would compute more context "
-                f"than image; use --tile {2 * settings['overlap']} or more, or an --overlap "
-                f"below {settings['tile']} (less context at the tile edges)"
+                f"than image; use --tile {settings['overlap']} or more ({2 * settings['overlap']} "
+                f"or more computes less context per pixel), or an --overlap below "
+                f"{settings['tile']} (less context at the tile edges)"
             )
         return settings
 
