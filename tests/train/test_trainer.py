@@ -559,3 +559,11 @@ def test_noise2void_on_a_single_image_validates_on_that_image(tiny_settings, tmp
                 "val_images": None, "val_masks": None, "epochs": 1}  # fmt: skip
     folder = train(make_train_config(settings))  # refused: 'need at least 2 training images'
     assert json.loads((folder / "model.json").read_text())["training"]["data"]["n_val"] == 1
+
+
+@pytest.mark.parametrize("length", [1, 2, 4])
+def test_a_structn2v_mask_length_must_be_odd_and_at_least_3(tiny_settings, length):
+    settings = {**tiny_settings, "task": "n2v", "masks": None,
+                "task_params": {"struct_length": length}}  # fmt: skip
+    with pytest.raises(ConfigError, match="struct_length must be 0 \\(off\\) or odd, 3 or more"):
+        make_train_config(settings)  # 1 acted as off, 2 as 3

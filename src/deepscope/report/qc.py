@@ -809,7 +809,8 @@ def qc_report(
     gt_dir : str or Path
         Folder of ground-truth images, ``<name>.tif``.
     out : str or Path
-        The report, ending in ``.html``. Written atomically (missing folders are created).
+        The report, ending in ``.html`` (or ``.htm``). Written atomically (missing folders
+        are created).
     input_dir : str or Path, optional
         Folder of the raw images the predictions came from (``<name>.tif``).
     model : str, Path or Model, optional
@@ -830,7 +831,7 @@ def qc_report(
     Raises
     ------
     ConfigError
-        If ``out`` does not end in ``.html`` or is a folder.
+        If ``out`` does not end in ``.html`` or ``.htm``, or is a folder.
     InputError
         If a folder is missing or empty, an image is not single-channel 2D/3D, is smaller
         than 11 pixels along an axis, or differs in shape from its ground truth.

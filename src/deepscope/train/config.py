@@ -212,6 +212,17 @@ def make_train_config(settings: dict[str, Any], source: str = "settings") -> Tra
             "of tasks whose targets are label images (flows, stardist); remove them for this "
             "training"
         )
+    length = config.task_params.get("struct_length", 0)
+    if (
+        config.task == "n2v"
+        and isinstance(length, int)
+        and not (length == 0 or (length >= 3 and length % 2 == 1))
+    ):
+        # 1 acted as off and an even length as the odd one above it (2 acted as 3)
+        raise ConfigError(
+            f"{source}: task_params.struct_length must be 0 (off) or odd, 3 or more (the "
+            f"blind spot in the middle), got {length}"
+        )
     axis = config.task_params.get("struct_axis")
     if config.task == "n2v" and isinstance(axis, int) and not -config.ndim <= axis < config.ndim:
         raise ConfigError(
