@@ -61,6 +61,16 @@ def test_a_tile_smaller_than_the_overlap_is_refused_with_sizes_that_work(model):
         loaded.predict(np.zeros((128, 128), np.uint8), tile=20)
 
 
+def test_objects_are_not_tiled_without_an_overlap():
+    loaded = load_model("stardist-nuclei-fluo", device="cpu", backend="torch")
+    with pytest.raises(ConfigError, match="--overlap 0 cuts objects at tile borders"):
+        loaded.predict(np.zeros((256, 256), np.uint8), tile=128, overlap=0)  # 180 for 155
+    restored = load_model("care-fmd-confocal", device="cpu").predict(
+        np.zeros((64, 64), np.uint8), tile=32, overlap=0
+    )
+    assert restored.image.shape == (64, 64)  # images may (seams are the user's choice)
+
+
 def test_axes_can_be_given_for_channel_last_input(builtin, sample):
     plain = builtin.predict(sample[:96, :96])
     with_axes = builtin.predict(sample[:96, :96, None], axes="YXC")

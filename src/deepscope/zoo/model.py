@@ -228,6 +228,12 @@ class Model:
                 f"or more computes less context per pixel), or an --overlap below "
                 f"{settings['tile']} (less context at the tile edges)"
             )
+        if settings["tile"] and not settings["overlap"] and self.task.output_kind == "labels":
+            raise ConfigError(
+                "--overlap 0 cuts objects at tile borders and counts their pieces as objects; "
+                f"give an overlap of at least the largest object (this model's default is "
+                f"{p.overlap})"
+            )
         return settings
 
     @property
