@@ -143,3 +143,16 @@ def test_oblong_pixels_give_physical_columns_without_a_perimeter():
     assert first["area_um2"] == pytest.approx(8 * 0.125)
     assert first["centroid_x_um"] == pytest.approx(3.5 * 0.25)
     assert "perimeter_um" not in first and "perimeter" in first
+
+
+def test_a_flat_3d_object_has_no_solidity_rather_than_an_infinite_one():
+    labels = np.zeros((4, 12, 12), np.int32)
+    labels[1, 2:8, 2:8] = 1  # one plane thick: its convex hull has no volume
+    labels[0:3, 8:11, 8:11] = 2
+    flat, solid = measure_objects(labels)
+    assert np.isnan(flat["solidity"]) and solid["solidity"] == pytest.approx(1.0)
+
+
+def test_tables_keep_ten_significant_digits(tmp_path):
+    table = write_table([{"label": 1, "integrated_intensity": 1128892.0}], tmp_path / "t.csv")
+    assert "1128892" in table.read_text()  # was 1.12889e+06

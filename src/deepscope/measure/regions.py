@@ -143,6 +143,8 @@ def measure_objects(
             name = _rename(key, axes)
             row[name] = values[i].item() if hasattr(values[i], "item") else values[i]
         row["label"] = ids[row["label"]].item()  # the id the object had
+        if not np.isfinite(row.get("solidity", 0.0)):  # a flat object has no hull volume
+            row["solidity"] = float("nan")
         if image is not None:
             for key in [k for k in row if k.startswith("mean_intensity")]:
                 row[key.replace("mean", "integrated")] = row[key] * row["area"]
@@ -214,6 +216,6 @@ def write_table(
 
 
 def _fmt(value):
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, float):  # 10 digits: sums of intensities pass a million
+        return f"{value:.10g}"
     return value
