@@ -184,3 +184,10 @@ def test_a_pixel_size_may_be_given_as_an_image_holds_it():
     by_axis = count_objects(labels, pixel_size={"Y": 0.5, "X": 0.5}).objects[0]
     assert by_axis["area_um2"] == count_objects(labels, pixel_size=0.5).objects[0]["area_um2"]
     assert by_axis["area_um2"] == pytest.approx(4.0)
+
+
+def test_a_micrometre_range_on_an_image_without_a_pixel_size_says_why_it_has_no_column():
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:6, 2:6] = 1
+    with pytest.raises(InputError, match="the µm columns need a pixel size, which this image"):
+        count_objects(labels, ranges=["area_um2=1:"])

@@ -249,7 +249,14 @@ def count_objects(
     if classify is not None:
         columns += ["class", *class_columns]
     if ranges:  # checked here too, so that an image without objects does not hide a typo
-        check_range_columns(ranges, columns)
+        physical = any(r.column.endswith(("_um", "_um2", "_um3", "_mm2", "_mm3")) for r in ranges)
+        note = (
+            "; the µm columns need a pixel size, which this image does not record "
+            "(give it with the file, or range on pixel columns)"
+            if physical and pixel_size is None
+            else ""
+        )
+        check_range_columns(ranges, columns, note)
     if split:
         labels = split_touching(labels, min_split_size)
     if exclude_border:
