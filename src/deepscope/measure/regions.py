@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -133,7 +134,10 @@ def measure_objects(
     props = _PROPS_2D if labels.ndim == 2 else _PROPS_3D
     if image is not None:
         props = (*props, "intensity_mean", "intensity_min", "intensity_max")
-    table = regionprops_table(labels, intensity_image=image, properties=props)
+    with warnings.catch_warnings():  # a flat 3D object has no hull: its solidity is NaN below
+        warnings.filterwarnings("ignore", message="Failed to get convex hull image")
+        warnings.filterwarnings("ignore", message="divide by zero", category=RuntimeWarning)
+        table = regionprops_table(labels, intensity_image=image, properties=props)
     n = len(table["label"])
     rows = []
     axes = "yx" if labels.ndim == 2 else "zyx"
