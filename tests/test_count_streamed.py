@@ -126,3 +126,15 @@ def test_a_centroid_shifted_from_a_window_equals_the_whole_image_one_to_the_last
     _to_image_frame(row, (37,), "y", None)
     assert row["centroid_y"] == (104549 + 37 * 2949) / 2949 != 104549 / 2949 + 37
     assert (row["bbox_min_y"], row["bbox_max_y"]) == (37, 97)
+
+
+def test_an_image_without_objects_gets_the_same_table_header_streamed(tmp_path):
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "dark.tif", np.zeros((256, 256), np.uint8), tile=(128, 128))
+    tables = []
+    for stream in (True, False):
+        out = tmp_path / str(stream)
+        count_files("unet-nuclei-fluo", [tmp_path / "in"], out, stream=stream, tile=128)
+        tables.append((out / "dark_objects.csv").read_text())
+    streamed, whole = tables
+    assert streamed == whole and streamed.startswith("label,centroid_y")  # was a lone 'label'

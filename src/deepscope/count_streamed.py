@@ -25,6 +25,7 @@ from scipy import ndimage as ndi
 from deepscope.count import (
     CountResult,
     Range,
+    object_columns,
     parse_range,
     split_touching,
     summarize,
@@ -167,7 +168,10 @@ def count_streamed(
             _draw_pieces(core, b.core, frame, kept_pieces)
         filtered[b.core] = core
         report(progress, Progress("count", len(blocks) + i + 1, 2 * len(blocks), "blocks"))
-    return CountResult(filtered, kept_rows, summarize(kept_rows, shape, pixel_size, name))
+    channels = None if image is None else ((image.size("C"),) if "C" in image.axes else ())
+    columns = object_columns(len(shape), channels, pixel_size)  # the table's, rows or not
+    summary = summarize(kept_rows, shape, pixel_size, name)
+    return CountResult(filtered, kept_rows, summary, columns)
 
 
 def _draw_pieces(

@@ -226,5 +226,5 @@ def count_file_streamed(
                     split=split,
                     min_split_size=min_split_size,
                 )
-    write_table(counted.objects, out / f"{image_stem(path)}_objects.csv")
+    write_table(counted.objects, out / f"{image_stem(path)}_objects.csv", counted.columns)
     return counted
