@@ -837,8 +837,8 @@ def deconvolve_files(
     from deepscope.classical import deconvolve_image, psf_from_options, read_psf
 
     files = _input_files(inputs, out)
-    if psf is not None:
-        read_psf(psf)  # a PSF that cannot be used stops the run, not each image in turn
+    # read once: a PSF that cannot be used stops the run, not each image in turn
+    measured = read_psf(psf) if psf is not None else None
     out = Path(out)
     written = []
     for i, path in enumerate(files):
@@ -858,20 +858,19 @@ def deconvolve_files(
                     "as a file of its own"
                 )
             data = image.as_axes(spatial)
-            with warnings.catch_warnings():  # said once, when the PSF was first read
-                warnings.filterwarnings("ignore", message="PSF .* is centred")
-                kernel = psf_from_options(
-                    data.shape,
-                    psf_path=psf,
-                    sigma=psf_sigma,
-                    wavelength_nm=wavelength_nm,
-                    na=na,
-                    pixel_size_um=pixel_size_um,
-                    z_step_um=z_step_um,
-                    confocal=confocal,
-                    refractive_index=refractive_index,
-                    recorded_pixel_size=image.pixel_size,
-                )
+            kernel = psf_from_options(
+                data.shape,
+                psf_path=psf,
+                measured=measured,
+                sigma=psf_sigma,
+                wavelength_nm=wavelength_nm,
+                na=na,
+                pixel_size_um=pixel_size_um,
+                z_step_um=z_step_um,
+                confocal=confocal,
+                refractive_index=refractive_index,
+                recorded_pixel_size=image.pixel_size,
+            )
             result = deconvolve_image(
                 data, kernel, method, iterations=iterations, balance=balance, device=device
             )

@@ -364,6 +364,7 @@ def psf_from_options(
     image_shape: Sequence[int],
     *,
     psf_path: str | os.PathLike[str] | None = None,
+    measured: np.ndarray | None = None,
     sigma: float | Sequence[float] | str | None = None,
     wavelength_nm: float | None = None,
     na: float | None = None,
@@ -384,6 +385,8 @@ def psf_from_options(
         Computed PSFs are ``2 * ceil(4 sigma) + 1`` pixels per axis, at most the image size.
     psf_path : str or Path, optional
         A measured PSF file (:func:`read_psf`).
+    measured : numpy.ndarray, optional
+        That file's PSF when the caller has read it already (a batch reads it once).
     sigma : float, sequence of float or str, optional
         Gaussian sigma in pixels (:func:`gaussian_psf`): one number or one per axis, also
         as text ``'2'`` or ``'2,1.5,1.5'``.
@@ -450,7 +453,8 @@ def psf_from_options(
                 f"{'it' if one else 'they'} would be ignored: leave {'it' if one else 'them'} out"
             )
     if psf_path is not None:
-        return check_psf(read_psf(psf_path), ndim, name=f"PSF {os.fspath(psf_path)!r}")
+        psf = read_psf(psf_path) if measured is None else measured
+        return check_psf(psf, ndim, name=f"PSF {os.fspath(psf_path)!r}")
     if sigma is not None:
         parsed = _parse_sigma(sigma)
         values = np.atleast_1d(np.asarray(parsed, dtype=float))
