@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from deepscope.api import count_files, predict_files
+from deepscope.classify import PREDICTIONS_FILE, probability_columns
 from deepscope.errors import InputError
 from deepscope.io import Image, image_stem, read_image, transpose_axes
 from deepscope.io.atomic import atomic_output
@@ -64,12 +65,12 @@ def _table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def _classify(model: Model, image: Image, image_path: Path, out: Path, answer: dict) -> dict:
     """A classifier's answer for one crop: its class and probabilities as the summary, the
-    crop as the picture, ``predictions.csv`` naming the file as it was given."""
-    (table,) = predict_files(model, [image_path], out)
-    _, (row,) = _table(table)
-    row["file"] = image_path.name  # not the server's path of the upload
-    write_table([row], table)
-    answer["summary"] = {k: v for k, v in row.items() if k != "file"}
+    crop as the picture, ``predictions.csv`` naming the file as it was given (not the
+    server's path of an upload)."""
+    classes = model.task.classes
+    columns = probability_columns(model.predict(image.data, image.axes), classes)
+    table = write_table([{"file": image_path.name, **columns}], out / PREDICTIONS_FILE)
+    answer["summary"] = columns
     answer["pictures"] = {
         "image": _png(to_display(_plane(image.data, image.axes)), out / "image.png")
     }
