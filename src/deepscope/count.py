@@ -244,11 +244,9 @@ def count_objects(
     labels = sequential_labels(labels)[0]  # ids of any size; the table numbers them anew
     pixel_size = pixel_sizes(pixel_size, labels.ndim)
     ranges = [parse_range(r) if isinstance(r, str) else r for r in ranges]
-    trailing = None if image is None else np.shape(image)[labels.ndim :]
-    columns = object_columns(labels.ndim, trailing, pixel_size)
-    if classify is not None:
-        columns += ["class", *class_columns]
+    class_names = ["class", *class_columns] if classify is not None else []
     if ranges:  # checked here too, so that an image without objects does not hide a typo
+        columns = _table_columns(labels.ndim, image, pixel_size) + class_names
         physical = any(r.column.endswith(("_um", "_um2", "_um3", "_mm2", "_mm3")) for r in ranges)
         note = (
             "; the µm columns need a pixel size, which this image does not record "
@@ -274,7 +272,17 @@ def count_objects(
     for new_id, row in enumerate(kept, start=1):
         row["label"] = new_id
     summary = summarize(kept, labels.shape, pixel_size, name)
+    if rows:
+        columns = list(rows[0])  # measured: no sample table needed
+    else:
+        columns = _table_columns(labels.ndim, image, pixel_size) + class_names
     return CountResult(filtered, kept, summary, columns)
+
+
+def _table_columns(ndim: int, image: np.ndarray | None, pixel_size) -> list[str]:
+    """The measurement columns of ``ndim``-D labels of ``image`` (see :func:`object_columns`)."""
+    trailing = None if image is None else np.shape(image)[ndim:]
+    return object_columns(ndim, trailing, pixel_size)
 
 
 def summarize(
