@@ -140,8 +140,9 @@ def percentile_bounds(
     broadcast against it (a boolean image counts as 0 and 1)."""
     x = _as_numbers(image)
     flat = x.reshape(x.shape[0], -1)
-    lowest, lo, hi, highest = np.percentile(flat, [0, low, high, 100], axis=1)
-    lo, hi = widen_collapsed(lo, hi, lowest, highest)
+    lo, hi = np.percentile(flat, [low, high], axis=1)
+    if (hi <= lo).any():  # rare: only then the extremes
+        lo, hi = widen_collapsed(lo, hi, flat.min(axis=1), flat.max(axis=1))
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)
     return lo.astype(np.float32).reshape(shape), hi.astype(np.float32).reshape(shape)
 
