@@ -53,7 +53,9 @@ def inverse_frequency_weights(labels: np.ndarray, n_classes: int) -> list[float]
 class ClassifierTrainer(Trainer):
     """Runs a ``classify`` training configuration to a model package."""
 
-    def _read(self, folder: Path, classes: list[str] | None) -> tuple[list[str], CropSet]:
+    def _read(self, folder: Path, classes: list[str] | None) -> tuple[list[str], CropSet, int]:
+        """The class names, the crops of ``folder`` normalised and sized, and the median
+        side of its crop files (which count --classify cuts around each object)."""
         found, items = class_folders(folder)
         if classes is not None:
             unknown = sorted(set(found) - set(classes))
@@ -68,11 +70,10 @@ class ClassifierTrainer(Trainer):
         size = self.task.params.crop_size
         c = self.config
         raws = raw_crops([p for p, _ in items], c.axes)
-        if self.window is None:  # the training crops' side, which count --classify cuts
-            self.window = int(np.median([max(r.shape[1:]) for r in raws]))
+        side = int(np.median([max(r.shape[1:]) for r in raws]))
         crops = prepare_crops(raws, size, c.normalization)
         labels = np.array([i for _, i in items], np.int64)
-        return found, CropSet(crops, labels, [p.name for p, _ in items])
+        return found, CropSet(crops, labels, [p.name for p, _ in items]), side
 
     def load_data(self) -> tuple[CropSet, CropSet]:
         c = self.config
@@ -81,8 +82,7 @@ class ClassifierTrainer(Trainer):
                 "classify reads classes from sub-folders of --images; drop --masks/--val-masks"
             )
         report(self.progress, Progress("load", 0, 1, "reading crops"))
-        self.window: int | None = None
-        classes, data = self._read(c.images, None)
+        classes, data, side = self._read(c.images, None)
         given = self.task.params.classes
         if given and given != classes:
             raise ConfigError(
@@ -91,7 +91,7 @@ class ClassifierTrainer(Trainer):
             )
         if c.val_images is not None:
             train = data
-            _, val = self._read(c.val_images, classes)
+            _, val, _ = self._read(c.val_images, classes)
         else:
             train_idx, val_idx = stratified_split(data.labels, c.val_fraction, c.seed)
             if not len(val_idx):
@@ -102,7 +102,7 @@ class ClassifierTrainer(Trainer):
             train, val = data.subset(train_idx), data.subset(val_idx)
         params = self.task.params.model_dump()
         params["classes"] = classes
-        params["window"] = params["window"] or self.window
+        params["window"] = params["window"] or side
         if params["balance"] == "weights":
             params["class_weights"] = inverse_frequency_weights(train.labels, len(classes))
         self.task = get_task(self.task.name, params)
