@@ -37,6 +37,7 @@ from deepscope.io import (
     write_image,
 )
 from deepscope.io.atomic import check_future_folder, check_output_file
+from deepscope.io.image import refuse_time_series
 from deepscope.io.zarr_io import check_zarr_target
 from deepscope.measure import measure_objects, write_table
 from deepscope.progress import Progress, ProgressCallback, report
@@ -639,12 +640,12 @@ def _predict_pairs(
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
-        if "T" in image.axes and image.data.shape[image.axes.index("T")] > 1:
-            raise InputError(
-                f"{image_path.name} is a time series (axes {image.axes}); evaluate takes one "
-                f"time point per file, as its {model.task.truth_name}: save each time point "
-                "as a file of its own"
-            )
+        refuse_time_series(
+            image,
+            image_path.name,
+            f"evaluate takes one time point per file, as its {model.task.truth_name}: save "
+            "each time point as a file of its own",
+        )
         ndim = 3 if slices3d else model.spec.network.ndim
         truth = read_truth(mask_path, model.task, ndim, axes)
         if slices3d:

@@ -17,9 +17,9 @@ import numpy as np
 
 from deepscope.api import count_files, predict_files
 from deepscope.classify import PREDICTIONS_FILE, probability_columns
-from deepscope.errors import InputError
 from deepscope.io import Image, image_stem, read_image, transpose_axes
 from deepscope.io.atomic import atomic_output
+from deepscope.io.image import refuse_time_series
 from deepscope.measure import write_table
 from deepscope.render import save_overlay, to_display
 from deepscope.zoo import Model
@@ -93,12 +93,12 @@ def analyse(
     stem = image_stem(image_path)
     answer: dict[str, Any] = {"model": model.name, "mode": mode, "image": image_path.name}
     image = read_image(image_path)
-    if "T" in image.axes:  # before any work: the page shows one image
-        raise InputError(
-            f"'{image_path.name}' is a time series ({image.data.shape[image.axes.index('T')]} "
-            "time points); Analyse shows one image: save one time point as its own file, or "
-            "batch the folder as a job (one labels stack, and a table with a frame column)"
-        )
+    refuse_time_series(  # before any work: the page shows one image
+        image,
+        f"'{image_path.name}'",
+        "Analyse shows one image: save one time point as its own file, or batch the folder "
+        "as a job (one labels stack, and a table with a frame column)",
+    )
     if model.task.output_kind == "class" and mode == "preview":
         return _classify(model, image, image_path, out, answer)
     if mode == "count":

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepscope.errors import InputError
 from deepscope.io.axes import transpose_axes, validate_axes
 from deepscope.io.metadata import clean_pixel_size
 
@@ -86,3 +87,11 @@ class Image:
             A view of :attr:`data`.
         """
         return transpose_axes(self.data, self.axes, target)
+
+
+def refuse_time_series(image: Image, name: str, advice: str) -> None:
+    """An :class:`InputError` when ``image`` holds more than one time point: ``name`` (e.g.
+    the file's name) is a time series of so many points, then ``advice`` (what to do)."""
+    points = image.data.shape[image.axes.index("T")] if "T" in image.axes else 1
+    if points > 1:
+        raise InputError(f"{name} is a time series ({points} time points); {advice}")

@@ -16,6 +16,7 @@ from deepscope.data.normalize import Normalization, dataset_bounds, input_bounds
 from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import AxesError, InputError
 from deepscope.io import Image, list_images, match_pairs, read_image
+from deepscope.io.image import refuse_time_series
 from deepscope.metrics.restoration import check_reference
 from deepscope.tasks.base import Task, integer_mask, refuse_intensity_image
 
@@ -40,11 +41,7 @@ def read_truth(path: Path, task: Task, ndim: int, axes: str | None = None) -> np
         fitting = axes if len(axes) == truth.data.ndim else axes.replace("C", "")
         if len(fitting) == truth.data.ndim:
             truth = Image(truth.data, fitting)
-    if "T" in truth.axes and truth.data.shape[truth.axes.index("T")] > 1:
-        raise InputError(
-            f"{path.name} is a time series (axes {truth.axes}); give one time point per "
-            "file: save each as a file of its own"
-        )
+    refuse_time_series(truth, path.name, "give one time point per file: save each as its own")
     if task.target_is_image:
         target = to_channel_first(truth.data, truth.axes, ndim).astype(np.float32)
         check_reference(target, f"target {path.name}")
@@ -96,12 +93,11 @@ def read_pairs(
     pairs = []
     for image_path, mask_path in paths:
         image = read_image(image_path, axes=axes)
-        if "T" in image.axes and image.data.shape[image.axes.index("T")] > 1:
-            raise InputError(
-                f"{image_path.name} is a time series ({image.data.shape[image.axes.index('T')]} "
-                "time points); training reads one image per file: save each time point as a "
-                "file of its own"
-            )
+        refuse_time_series(
+            image,
+            image_path.name,
+            "training reads one image per file: save each time point as a file of its own",
+        )
         try:
             raw = to_channel_first(image.data, image.axes, ndim)
         except AxesError as err:
