@@ -113,3 +113,54 @@ def test_a_cut_off_jpeg_is_refused_not_read_as_grey(tmp_path):
 def test_big_endian_16_bit_data_is_written_as_png(tmp_path):
     data = (np.arange(64, dtype=">u2") * 1000).reshape(8, 8)
     assert np.array_equal(read_image(write_image(tmp_path / "be.png", data)).data, data)
+
+
+def test_a_palette_png_gives_its_pixel_values_not_the_colours_of_its_table(tmp_path):
+    from PIL import Image
+
+    labels = np.zeros((12, 16), np.uint8)
+    labels[2:6, 3:8], labels[7:11, 9:14] = 1, 2
+    mask = Image.fromarray(labels, mode="P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])  # as an annotation tool saves labels
+    mask.save(tmp_path / "mask.png")
+
+    image = read_image(tmp_path / "mask.png")
+
+    assert image.axes == "YX"
+    np.testing.assert_array_equal(image.data, labels)
+
+
+@pytest.mark.parametrize(("mode", "channels"), [("LA", 2), ("RGBA", 4)])
+def test_an_opaque_alpha_channel_is_dropped_and_a_real_one_kept(tmp_path, mode, channels):
+    from PIL import Image
+
+    colour = _noise((10, 12, channels - 1), np.uint8)
+    opaque = np.concatenate([colour, np.full((10, 12, 1), 255, np.uint8)], axis=-1)
+    Image.fromarray(opaque, mode=mode).save(tmp_path / "opaque.png")
+    see_through = opaque.copy()
+    see_through[0, 0, -1] = 128
+    Image.fromarray(see_through, mode=mode).save(tmp_path / "see_through.png")
+
+    plain = read_image(tmp_path / "opaque.png")
+    kept = read_image(tmp_path / "see_through.png")
+
+    np.testing.assert_array_equal(plain.data, colour[..., 0] if channels == 2 else colour)
+    assert plain.axes == ("YX" if channels == 2 else "YXC")
+    assert kept.data.shape == (10, 12, channels)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_is_read_the_way_its_exif_orientation_shows_it(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    y, x = np.mgrid[0:24, 0:40]
+    stored = Image.fromarray(np.stack([y * 10, x * 6, y + x], axis=-1).astype(np.uint8))
+    exif = stored.getexif()
+    exif[0x0112] = orientation
+    stored.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=100)
+    with Image.open(tmp_path / "phone.jpg") as shown:
+        expected = np.asarray(ImageOps.exif_transpose(shown))
+
+    image = read_image(tmp_path / "phone.jpg")
+
+    np.testing.assert_array_equal(image.data, expected)

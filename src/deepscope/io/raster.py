@@ -1,7 +1,15 @@
-"""PNG and JPEG reading and writing with imagecodecs (8- and 16-bit PNG, 8-bit JPEG)."""
+"""PNG and JPEG reading and writing with imagecodecs (8- and 16-bit PNG, 8-bit JPEG).
+
+Three things a viewer does when it shows such a file are done here too, so that what is
+analysed is what the user sees (and drew masks on): a JPEG's EXIF orientation is applied;
+an alpha channel that is fully opaque (it says nothing) is dropped; and a palette PNG
+(ImageJ's 8-bit image with a colour table, or an annotation tool's label mask) gives its
+pixel values, the palette indices, not the colours of its table.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import imagecodecs
@@ -21,15 +29,68 @@ _DECODERS = {"png": imagecodecs.png_decode, "jpeg": imagecodecs.jpeg8_decode}
 _JPEG_END, _JPEG_TAIL = b"\xff\xd9", 4096
 
 
-def read_raster(path: Path, kind: str, axes: str | None, name: str) -> Decoded:
-    """Read a PNG or JPEG file: grey gives ``'YX'``, RGB(A) or grey+alpha ``'YXC'``."""
-    label = kind.upper()
-    try:
-        encoded = path.read_bytes()
-        if kind == "jpeg" and _JPEG_END not in encoded[-_JPEG_TAIL:]:
+#: PNG colour types: indexed colour (a palette), and those with an alpha channel
+_PNG_PALETTE, _PNG_ALPHA = 3, (4, 6)
+#: EXIF orientation (tag 274) -> how to turn the stored pixels into the displayed image
+_EXIF_ORIENTATION = 0x0112
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _decode(encoded: bytes, kind: str) -> np.ndarray:
+    if kind == "jpeg":
+        if _JPEG_END not in encoded[-_JPEG_TAIL:]:
             # the decoder fills a cut-off stream with grey instead of failing
             raise ValueError("the file ends before the image does")
         data = np.asarray(_DECODERS[kind](encoded))
+        return np.ascontiguousarray(_ORIENT.get(_jpeg_orientation(encoded), np.asarray)(data))
+    colour_type = encoded[25] if len(encoded) > 25 else None
+    if colour_type == _PNG_PALETTE:
+        return _palette_indices(encoded)
+    data = np.asarray(_DECODERS[kind](encoded))
+    if colour_type in _PNG_ALPHA and data.ndim == 3 and _opaque(data[..., -1]):
+        data = data[..., 0] if data.shape[-1] == 2 else np.ascontiguousarray(data[..., :-1])
+    return data
+
+
+def _opaque(alpha: np.ndarray) -> bool:
+    return bool((alpha == np.iinfo(alpha.dtype).max).all())
+
+
+def _palette_indices(encoded: bytes) -> np.ndarray:
+    """The pixel values of a palette PNG: its indices (imagecodecs gives the colours)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(encoded)) as picture:
+        if picture.mode != "P":  # a palette of 1, 2 or 4 bits comes as such too
+            picture = picture.convert("P")
+        return np.asarray(picture, dtype=np.uint8)
+
+
+def _jpeg_orientation(encoded: bytes) -> int:
+    """The EXIF orientation of a JPEG (1, as stored, when it has none)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(encoded)) as picture:
+            return int(picture.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # EXIF that cannot be read says nothing about orientation
+        return 1
+
+
+def read_raster(path: Path, kind: str, axes: str | None, name: str) -> Decoded:
+    """Read a PNG or JPEG file: grey gives ``'YX'``, colour ``'YXC'`` (see the module's
+    note for orientation, alpha and palettes)."""
+    label = kind.upper()
+    try:
+        data = _decode(path.read_bytes(), kind)
     except Exception as error:  # any failure means the file is unusable
         raise InputError(
             f"cannot read {label} file {name!r} ({error_reason(error)}); check that it is a "
