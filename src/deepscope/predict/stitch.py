@@ -2,10 +2,12 @@
 
 The image is cut into *core* blocks that partition it; each block is read with a *halo*
 of context around its core, and the task turns that block's network output into objects
-(for example polygons after NMS). An object is kept by the one block whose core holds its
-anchor point (its centre), so no object is counted twice, and since the halo is at least an
-object's size, no object is cut at a block border. A final task-specific merge resolves the
-few objects of neighbouring blocks that still overlap and draws the label image.
+(for example polygons after NMS). An object is kept by the block whose core holds its
+anchor point (its centre), and since the halo is at least an object's size, no object is cut
+at a block border. Neighbouring blocks see an object on their border a little differently,
+so each also keeps the objects whose anchors lie a few pixels beyond its core
+(:data:`PREDICTED_MARGIN`): none falls between two blocks, and a final task-specific merge
+keeps one of each pair that two blocks found and draws the label image.
 
 Peak memory is that of one block's network output, plus the kept objects and the output
 labels; the same plan serves chunked (Dask/zarr) input, which is read block by block.
@@ -27,6 +29,11 @@ import numpy as np
 
 from deepscope.errors import ConfigError
 from deepscope.progress import Progress, ProgressCallback, report
+
+PREDICTED_MARGIN = 4
+"""How far (pixels) beyond its core a block owns the objects it predicts (:func:`owned`):
+the most that an object's centroid was seen to move between two neighbouring blocks'
+predictions, with room to spare."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,12 @@ class Block:
         """Pixel position of the read region's first corner."""
         return np.array([s.start for s in self.read])
 
-    def owns(self, points: np.ndarray) -> np.ndarray:
-        """Which of ``points (N, ndim)`` (image pixel coordinates) lie in the core."""
+    def owns(self, points: np.ndarray, margin: float = 0) -> np.ndarray:
+        """Which of ``points (N, ndim)`` (image pixel coordinates) lie in the core, or
+        within ``margin`` pixels of it."""
         inside = np.ones(len(points), dtype=bool)
         for axis, s in enumerate(self.core):
-            inside &= (points[:, axis] >= s.start) & (points[:, axis] < s.stop)
+            inside &= (points[:, axis] >= s.start - margin) & (points[:, axis] < s.stop + margin)
         return inside
 
 
@@ -149,7 +157,7 @@ def cut_labels(labels: np.ndarray, block: Block) -> np.ndarray:
     return np.unique(np.concatenate(cut))
 
 
-def owned(labels: np.ndarray, block: Block) -> np.ndarray:
+def owned(labels: np.ndarray, block: Block, margin: float = 0) -> np.ndarray:
     """Which labels of the block's read window the block owns: a boolean table indexed
     by label value (``labels.max() + 1`` entries).
 
@@ -162,6 +170,13 @@ def owned(labels: np.ndarray, block: Block) -> np.ndarray:
     of context). An object cut by the window whose centroid still lies in the core is larger
     than the halo: it is not owned (no block sees it whole), with a warning to raise the
     overlap.
+
+    Labels of one image read block by block (the same object, the same centroid in every
+    block) want ``margin`` 0. Objects that each block *predicts* differ a little between
+    neighbouring blocks, and an object whose centroid lies on a core border could fall in
+    the other block's core as each of the two sees it: owned by neither, it would be lost.
+    ``margin`` (pixels) widens every core, so such an object is owned by both, and the
+    merge keeps one of the two (:func:`paint_part`).
     """
     top = int(labels.max()) if labels.size else 0
     keep = np.zeros(top + 1, dtype=bool)
@@ -174,12 +189,13 @@ def owned(labels: np.ndarray, block: Block) -> np.ndarray:
         np.stack([np.bincount(which, weights=c, minlength=top + 1) for c in where], axis=1)
         / np.maximum(counts, 1)[:, None]
     )
-    keep = (counts > 0) & block.owns(centroids + block.origin)
+    centroids += block.origin
+    keep = (counts > 0) & block.owns(centroids, margin)
     cut = cut_labels(labels, block)
-    if keep[cut].any():
+    if ((counts > 0) & block.owns(centroids))[cut].any():
         warnings.warn(
             "objects larger than the prediction overlap were dropped at block "
-            "borders; predict with a larger overlap (at least the largest object)",
+            "borders; give a larger overlap (--overlap, at least the largest object's size)",
             stacklevel=4,
         )
     keep[cut] = False
@@ -189,10 +205,10 @@ def owned(labels: np.ndarray, block: Block) -> np.ndarray:
 def own_labels(
     labels: np.ndarray, block: Block, probability: np.ndarray | None = None
 ) -> BlockObjects:
-    """The objects of a label image of the block's whole read window that the block owns
-    (:func:`owned`), with the ``(C, *read)`` ``probability`` maps of its core (none: zero
-    channels)."""
-    keep = owned(labels, block)
+    """The objects of a label image predicted for the block's whole read window that the
+    block owns (:func:`owned`, with a margin of :data:`PREDICTED_MARGIN` pixels), with the
+    ``(C, *read)`` ``probability`` maps of its core (none: zero channels)."""
+    keep = owned(labels, block, PREDICTED_MARGIN)
     if probability is None:
         probability = np.zeros((0, *labels.shape), np.float32)
     count = int(keep.sum())
