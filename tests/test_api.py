@@ -65,6 +65,24 @@ def test_count_settings_are_checked_before_any_image_is_segmented(
     with pytest.raises(InputError, match=message):
         deepscope.count_files(model, [dsb_slice / "images"], tmp_path / "count", **settings)
     assert not (tmp_path / "count").exists()
+    with pytest.raises(ConfigError, match="--overlap must be 0 or more"):
+        deepscope.count_files(model, [dsb_slice / "images"], tmp_path / "count", overlap=-8)
+    assert not (tmp_path / "count").exists()
+
+
+def test_count_tiles_the_image_as_predict_does(dsb_slice, tmp_path):
+    model = deepscope.load_model("stardist-nuclei-fluo")
+    image = read_image(dsb_slice / "images" / f"{VAL_STEMS[0]}.tif").data
+    tiled = model.predict(image, tile=128, overlap=16).labels  # four blocks, little context
+    assert ((tiled > 0) != (model.predict(image, tile=128).labels > 0)).any()
+
+    deepscope.count_files(
+        model, [dsb_slice / "images" / f"{VAL_STEMS[0]}.tif"], tmp_path, tile=128, overlap=16
+    )
+
+    counted = read_image(tmp_path / f"{VAL_STEMS[0]}_labels.tif").data
+    np.testing.assert_array_equal(counted > 0, tiled > 0)
+    assert counted.max() == len(np.unique(tiled)) - 1
 
 
 def test_a_time_series_is_predicted_and_counted_time_point_by_time_point(dsb_slice, tmp_path):

@@ -382,6 +382,7 @@ def count_files(
     min_split_size: int = 30,
     axes: str | None = None,
     tile: int | None = -1,
+    overlap: int | None = None,
     progress: ProgressCallback | None = None,
     classifier: Model | str | None = None,
     labels: str | Path | None = None,
@@ -404,6 +405,8 @@ def count_files(
     objects table, ``count_<class>`` in the summary.
     ``diameter`` (pixels, or ``'auto'``) rescales each image for the model's object size
     (see :meth:`Model.predict`); the objects are measured at the image's own scale.
+    ``tile`` and ``overlap``: the model's tiling, as for :func:`predict_files` (an object
+    larger than the overlap is dropped at tile borders, with a warning).
     ``on_error(path, error)``: as for :func:`predict_files` (images it is handed are left out
     of ``summary.csv``).
     ``stream``: for images larger than memory (TIFF, Zarr or HDF5, with a model): each image is
@@ -422,6 +425,7 @@ def count_files(
                 f"model '{model.name}' does not segment objects; count needs one that does"
             )
         model.check_diameter(diameter)
+        model.prediction_settings(tile, overlap, None, None)  # bad values fail before work
     elif diameter is not None:
         raise InputError("--diameter rescales images for a model; counting --labels takes none")
     class_columns = []
@@ -450,6 +454,7 @@ def count_files(
             exclude_border,
             axes,
             tile,
+            overlap,
             progress,
             on_error,
             split=split,
@@ -482,7 +487,9 @@ def count_files(
             kept = []
             for t, (data, point_axes) in enumerate(points):
                 if model is not None:
-                    result = model.predict(data, point_axes, tile=tile, diameter=diameter)
+                    result = model.predict(
+                        data, point_axes, tile=tile, overlap=overlap, diameter=diameter
+                    )
                     found = _labels_of(result)
                 else:
                     shape = tuple(data.shape[point_axes.index(a)] for a in spatial)
@@ -554,6 +561,7 @@ def _count_files_streamed(
     exclude_border: bool,
     axes: str | None,
     tile: int | None,
+    overlap: int | None,
     progress: ProgressCallback | None,
     on_error: Callable[[Path, InputError], None] | None,
     *,
@@ -563,7 +571,7 @@ def _count_files_streamed(
     """``count_files(stream=True)``: every image counted block by block."""
     from deepscope.streamed_files import count_file_streamed
 
-    settings = model.prediction_settings(tile, None, None, None)
+    settings = model.prediction_settings(tile, overlap, None, None)
     summaries = []
     for path in _input_files(inputs, out):
         with per_image(path, on_error):

@@ -56,6 +56,17 @@ BackendOption = Annotated[
     str,
     typer.Option(help="auto|torch|onnx (auto: onnxruntime on the CPU where it is faster)"),
 ]
+TileOption = Annotated[
+    int | None,
+    typer.Option(help="tile edge in pixels (0 = whole image; default: the model's)"),
+]
+OverlapOption = Annotated[
+    int | None,
+    typer.Option(
+        help="context read around each tile, in pixels (default: the model's); objects "
+        "larger than it are dropped at tile borders"
+    ),
+]
 DiameterOption = Annotated[
     str | None,
     typer.Option(
@@ -302,8 +313,8 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help="image files, folders or glob patterns")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("predictions"),
     axes: Annotated[str | None, typer.Option(help="axes of the inputs, e.g. YX, YXC, ZYX")] = None,
-    tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
-    overlap: Annotated[int | None, typer.Option(help="tile overlap in pixels")] = None,
+    tile: TileOption = None,
+    overlap: OverlapOption = None,
     probabilities: Annotated[bool, typer.Option(help="also write probabilities")] = False,
     overlay: Annotated[bool, typer.Option(help="also write an outline overlay PNG")] = False,
     tta: Annotated[
@@ -387,7 +398,8 @@ def count(
         int, typer.Option(help="smallest piece a split may leave (pixels)")
     ] = 30,
     axes: Annotated[str | None, typer.Option(help="axes of the inputs, e.g. YX, YXC, ZYX")] = None,
-    tile: Annotated[int | None, typer.Option(help="tile edge in pixels (0 = whole image)")] = None,
+    tile: TileOption = None,
+    overlap: OverlapOption = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: PrecisionOption = None,
     backend: BackendOption = "auto",
@@ -442,6 +454,7 @@ def count(
             min_split_size=min_split_size,
             axes=axes,
             tile=tile_arg,
+            overlap=overlap,
             progress=callback,
             classifier=load_model(classify, device=device) if classify else None,
             labels=labels,
