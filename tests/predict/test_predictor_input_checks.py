@@ -144,3 +144,15 @@ def test_a_channels_first_image_read_as_channels_last_is_told_which_axes_to_pass
     with pytest.raises(InputError, match=r"has 64 \(read as axes YXC.* pass axes 'CYX'"):
         channel_first_input(np.zeros((3, 64, 64), np.float32), None, "YXC", 2, 3)
     assert channel_first_input(np.zeros((3, 64, 50)), "CYX", "YXC", 2, 3).shape == (3, 64, 50)
+
+
+def test_a_file_whose_planes_were_taken_for_z_is_told_to_call_them_channels():
+    config = UNetConfig(ndim=2, depth=2, base_filters=2, in_channels=2, out_channels=3, norm="none")
+    two_channels = Predictor(
+        build_unet(config), get_task("semantic"), Normalization(), input_axes="CYX", device="cpu"
+    )
+    planes = blobs((2, 32, 32))  # a TIFF without axes is read as ZYX
+
+    with pytest.raises(InputError, match=r"2 planes are the model's 2 channels, pass axes 'CYX'"):
+        two_channels.predict(planes, axes="ZYX")
+    assert two_channels.predict(planes).labels.shape == (32, 32)

@@ -80,11 +80,19 @@ def channel_first_input(
     stack = [a for a in axes if a in "TZ" and image.shape[axes.index(a)] > 1]
     if ndim == 2 and stack:
         kind = "a time series" if stack == ["T"] else "a 3D stack"
+        planes = image.shape[axes.index(stack[0])]
+        channels = (
+            f"; if its {planes} planes are the model's {planes} channels, pass axes "
+            f"'{axes.replace(stack[0], 'C')}'"
+            if len(stack) == 1 and "C" not in axes and planes == in_channels
+            else ""
+        )
         raise InputError(
             f"this model takes 2D images and the image is {kind} (axes {axes}, shape "
             f"{image.shape}); give one plane at a time (deepscope predict and count go "
             "through a time series T by T), or for a volume a 3D model (a 2D flows model "
-            "segments volumes slice by slice with deepscope predict or evaluate --slices3d)"
+            f"segments volumes slice by slice with deepscope predict or evaluate --slices3d)"
+            f"{channels}"
         )
     x = to_channel_first(image, axes, ndim)
     if ndim == 3:
