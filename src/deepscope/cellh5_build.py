@@ -8,6 +8,7 @@ object: centre, bounding box and the numeric columns of
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from deepscope.errors import AxesError, InputError
-from deepscope.io import list_images, read_image
+from deepscope.io import image_stem, list_images, read_image
 from deepscope.io.atomic import check_not_an_input, check_output_file
 from deepscope.io.cellh5 import (
     DEFAULT_OBJECT,
+    FILE_COLUMN,
+    MappingRow,
     PositionData,
     PositionKey,
     check_position_keys,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["build_cellh5", "measure_position"]
 
 PathLike = str | os.PathLike[str]
+_DIGITS = re.compile(r"(\d+)")
 
 
 def _storable(data: np.ndarray) -> np.ndarray:
@@ -169,6 +173,61 @@ def _predict_labels(model: Model, image, spatial: str, name: str) -> np.ndarray:
     return _label_array(labels, name)
 
 
+def mapped_positions(
+    rows: Sequence[MappingRow], files: Sequence[Path], mapping: PathLike
+) -> list[PositionKey]:
+    """The position of each image file from the rows of its mapping file: by the row's
+    ``File`` (file name or stem) where the mapping has that column, else row ``i`` for
+    image ``i``, which is refused when the image names number the images in an order that
+    differs from name order (``pos1, pos10, pos2``: the user's rows may follow either)."""
+    if any(row.file for row in rows):
+        by_name = {}
+        for number, row in enumerate(rows, start=2):
+            by_name.setdefault(row.file, (number, row))
+        keys = []
+        for path in files:
+            found = by_name.pop(path.name, None) or by_name.pop(image_stem(path), None)
+            if found is None:
+                raise InputError(
+                    f"image '{path.name}' has no row in mapping file '{mapping}' (column "
+                    f"{FILE_COLUMN}); add a row naming it, or leave the image out"
+                )
+            keys.append(found[1].key)
+        if by_name:
+            number, row = min(by_name.values(), key=lambda found: found[0])
+            raise InputError(
+                f"mapping file '{mapping}', row {number}, names '{row.file}', which is not "
+                "among the images; check the name or give that image too"
+            )
+        return keys
+    if len(rows) != len(files):
+        raise InputError(
+            f"mapping file '{mapping}' has {len(rows)} rows but there are {len(files)} "
+            "images; give one mapping row per image, in the image order"
+        )
+    numbered = sorted(files, key=lambda path: _number_order(path.name))
+    if _one_name_pattern(files) and numbered != list(files):
+        shown = ", ".join(path.name for path in files[:4])
+        raise InputError(
+            f"the images are numbered in their names but taken in name order ({shown}, ...), "
+            f"so which row of mapping file '{mapping}' goes with which image is unclear; add "
+            f"a {FILE_COLUMN} column naming each row's image, or number the images with "
+            "leading zeros (pos01, pos02 ...)"
+        )
+    return [row.key for row in rows]
+
+
+def _number_order(name: str) -> list:
+    """A sort key that orders the numbers in a name by value (``pos2`` before ``pos10``)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(name)]
+
+
+def _one_name_pattern(files: Sequence[Path]) -> bool:
+    """Whether the file names differ only in their numbers (``pos1.tif``, ``pos10.tif``)."""
+    patterns = {tuple(_DIGITS.split(path.name)[::2]) for path in files}
+    return len(patterns) == 1
+
+
 def build_cellh5(
     images: Sequence[PathLike] | PathLike,
     out: PathLike,
@@ -196,8 +255,9 @@ def build_cellh5(
     labels : paths, folders or glob patterns, optional
         Label images instead of a model, one per image in the same order.
     mapping : path, optional
-        Position mapping file (see :func:`deepscope.io.cellh5.read_mapping`): row ``i``
-        gives plate, well and site of image ``i``; it needs one row per image. Without it,
+        Position mapping file (see :func:`deepscope.io.cellh5.read_mapping`): the row whose
+        ``File`` names an image gives its plate, well and site; without that column, row
+        ``i`` gives those of image ``i`` (see :func:`mapped_positions`). Without it,
         image ``i`` goes to plate ``plate``, well ``W0``, site ``str(i)``.
     plate : str
         Plate name when there is no mapping file.
@@ -240,13 +300,7 @@ def build_cellh5(
             "image per image, in the same order"
         )
     if mapping is not None:
-        rows = read_mapping(mapping)
-        if len(rows) != len(files):
-            raise InputError(
-                f"mapping file '{mapping}' has {len(rows)} rows but there are {len(files)} "
-                "images; give one mapping row per image, in the image order"
-            )
-        keys = [row.key for row in rows]
+        keys = mapped_positions(read_mapping(mapping), files, mapping)
     else:
         keys = [PositionKey(plate, "W0", str(i)) for i in range(len(files))]
     check_position_keys(keys)

@@ -241,6 +241,48 @@ def test_build_from_images_and_label_images(tmp_path):
         assert labels[y, x] == ids[0]
 
 
+def test_a_mapping_with_a_file_column_pairs_rows_with_images_by_name(tmp_path):
+    images, masks, _ = _synthetic_files(tmp_path, 3)  # img0, img1, img2
+    rows = [  # rows in another order than the images, by stem or by file name
+        MappingRow("P", "A03", "1", "INCENP", "treated", file="img2"),
+        MappingRow("P", "A01", "1", "scrambled", "neg", file="img0.tif"),
+        MappingRow("P", "A02", "1", "KIF11", "treated", file="img1"),
+    ]
+    mapping = write_mapping(tmp_path / "mapping.tsv", rows)
+    assert mapping.read_text().splitlines()[0].endswith("\tFile")
+
+    positions = read_cellh5(build_cellh5(images, tmp_path / "s.ch5", labels=masks, mapping=mapping))
+
+    assert [p.key.well for p in positions] == ["A01", "A02", "A03"]
+    write_mapping(mapping, [*rows[:2], MappingRow("P", "A02", "1", file="img7")])
+    with pytest.raises(InputError, match=r"image 'img1\.tif' has no row in mapping file"):
+        build_cellh5(images, tmp_path / "t.ch5", labels=masks, mapping=mapping)
+    with pytest.raises(InputError, match=r"row 4, names 'img7', which is not among the images"):
+        build_cellh5(images[::2], tmp_path / "t.ch5", labels=masks[::2], mapping=mapping)
+    assert not (tmp_path / "t.ch5").exists()
+
+
+def test_images_numbered_without_leading_zeros_are_not_paired_with_rows_by_name_order(tmp_path):
+    names = ["pos1", "pos2", "pos10"]  # a folder lists them pos1, pos10, pos2
+    for name in names:
+        image, labels = synthetic_nuclei((32, 32), n=2, seed=1)
+        write_image(tmp_path / "images" / f"{name}.tif", (image * 200).astype(np.uint8))
+        write_image(tmp_path / "masks" / f"{name}.tif", labels)
+    rows = [MappingRow("P", f"A0{i}", "1") for i in (1, 2, 3)]
+    mapping = write_mapping(tmp_path / "mapping.tsv", rows)
+
+    with pytest.raises(InputError, match=r"numbered in their names .* add a File column"):
+        build_cellh5(tmp_path / "images", tmp_path / "s.ch5", labels=tmp_path / "masks",
+                     mapping=mapping)  # fmt: skip
+
+    in_order = [tmp_path / "images" / f"{name}.tif" for name in names]  # given one by one
+    labels_in_order = [tmp_path / "masks" / f"{name}.tif" for name in names]
+    positions = read_cellh5(
+        build_cellh5(in_order, tmp_path / "s.ch5", labels=labels_in_order, mapping=mapping)
+    )
+    assert [p.key.well for p in positions] == ["A01", "A02", "A03"]
+
+
 def test_build_stores_colour_images_and_stacks_channel_first(tmp_path):
     image, labels = synthetic_nuclei((32, 40), n=3, seed=4)
     colour = np.stack([image, image / 2, image / 4], axis=-1)  # YXC, float

@@ -43,6 +43,7 @@ from deepscope.io.metadata import error_reason
 
 __all__ = [
     "DEFAULT_OBJECT",
+    "FILE_COLUMN",
     "MAPPING_COLUMNS",
     "MappingRow",
     "PositionData",
@@ -60,6 +61,8 @@ DEFAULT_OBJECT = "primary__primary"
 
 #: Columns of a position mapping file, in the order :func:`write_mapping` writes them.
 MAPPING_COLUMNS = ("Plate", "Well", "Site", "Gene Symbol", "Group")
+#: optional mapping column: the image file of each position
+FILE_COLUMN = "File"
 
 _PLATES = "/sample/0/plate"
 _DEFINITION = "/definition"
@@ -691,6 +694,7 @@ class MappingRow:
     gene: str = ""
     group: str = ""
     is_control: bool = False
+    file: str = ""  # the image of this position (optional column File)
 
     @property
     def key(self) -> PositionKey:
@@ -706,8 +710,9 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
     """Read a position mapping file: a tab-separated table with a header row.
 
     The header names the columns ``Plate``, ``Well``, ``Site``, ``Gene Symbol`` and
-    ``Group`` (any order, case and extra spaces ignored; other columns are ignored). Blank
-    lines are skipped.
+    ``Group`` (any order, case and extra spaces ignored; other columns are ignored), and
+    optionally ``File``, the image of each position (its file name or stem). Blank lines
+    are skipped.
 
     Parameters
     ----------
@@ -755,6 +760,8 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
                 f"give {expected}"
             )
         index[column] = header.index(_normal(column))
+    if _normal(FILE_COLUMN) in header:
+        index[FILE_COLUMN] = header.index(_normal(FILE_COLUMN))
     if len(lines) == 1:
         raise InputError(
             f"mapping file '{file}' has a header but no rows; add one row per position"
@@ -764,11 +771,11 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
     first_row: dict[tuple[str, str, str], int] = {}
     for number, line in enumerate(lines[1:], start=2):
         values = {c: line[i].strip() if i < len(line) else "" for c, i in index.items()}
-        missing = [c for c in ("Plate", "Well", "Site") if not values[c]]
+        missing = [c for c in ("Plate", "Well", "Site", FILE_COLUMN) if values.get(c) == ""]
         if missing:
             raise InputError(
                 f"mapping file '{file}', row {number}: no {', '.join(missing)}; "
-                "every row needs a plate, well and site"
+                "every row needs a plate, well and site (and a file, with a File column)"
             )
         position = (values["Plate"], values["Well"], values["Site"])
         if position in first_row:  # one of the two would silently win
@@ -787,6 +794,7 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
                 gene=values["Gene Symbol"],
                 group=group,
                 is_control=group.lower() == token,
+                file=values.get(FILE_COLUMN, ""),
             )
         )
     return rows
@@ -795,12 +803,13 @@ def read_mapping(path: str | os.PathLike[str], control_token: str = "neg") -> li
 def write_mapping(path: str | os.PathLike[str], rows: Sequence[MappingRow]) -> Path:
     """Write rows as a tab-separated position mapping file (atomically); returns ``path``.
 
-    The columns are those of :data:`MAPPING_COLUMNS`; ``is_control`` is not written (it
-    follows from ``Group`` when the file is read).
+    The columns are those of :data:`MAPPING_COLUMNS`, and ``File`` when a row names its
+    image; ``is_control`` is not written (it follows from ``Group`` when the file is read).
     """
     file = Path(path)
+    with_files = any(row.file for row in rows)
     for row in rows:
-        for value in (row.plate, row.well, row.site, row.gene, row.group):
+        for value in (row.plate, row.well, row.site, row.gene, row.group, row.file):
             if "\t" in value or "\n" in value or "\r" in value:
                 raise InputError(
                     f"mapping value {value!r} contains a tab or line break; remove it first"
@@ -809,9 +818,10 @@ def write_mapping(path: str | os.PathLike[str], rows: Sequence[MappingRow]) -> P
         file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(file) as temporary, open(temporary, "w", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(MAPPING_COLUMNS)
+            writer.writerow([*MAPPING_COLUMNS, *([FILE_COLUMN] if with_files else [])])
             for row in rows:
-                writer.writerow([row.plate, row.well, row.site, row.gene, row.group])
+                values = [row.plate, row.well, row.site, row.gene, row.group]
+                writer.writerow([*values, *([row.file] if with_files else [])])
     except OSError as error:
         raise InputError(
             f"cannot write mapping file '{file}' ({error_reason(error)}); "
