@@ -144,6 +144,17 @@ def test_predict_writes_one_table_and_evaluate_scores_class_folders(
         evaluate(shapes_model, crop_folder, crop_folder)
 
 
+def test_evaluate_scores_a_folder_of_one_class(shapes_model, crop_folder, tmp_path):
+    import shutil
+
+    shutil.copytree(crop_folder / "round", tmp_path / "only" / "round")
+
+    metrics = evaluate(shapes_model, tmp_path / "only")
+
+    assert metrics["n_images"] == metrics["support/round"] == 6 and metrics["support/bar"] == 0
+    assert metrics["accuracy"] == metrics["recall/round"] == metrics["balanced_accuracy"]
+
+
 def test_count_adds_class_columns_for_each_segmented_object(shapes_model, tmp_path):
     image, labels = synthetic_nuclei((96, 96), n=4, seed=5)
     write_image(tmp_path / "in" / "cells.tif", (image * 200).astype(np.uint8))

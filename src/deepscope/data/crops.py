@@ -16,17 +16,21 @@ from deepscope.errors import InputError
 from deepscope.io import list_images, read_image
 
 
-def class_folders(root: str | Path) -> tuple[list[str], list[tuple[Path, int]]]:
+def class_folders(
+    root: str | Path, min_classes: int = 2
+) -> tuple[list[str], list[tuple[Path, int]]]:
     """Class names (sorted sub-folder names) and ``(file, class index)`` for every image in
-    a folder with one sub-folder per class."""
+    a folder with one sub-folder per class, of which there must be ``min_classes`` (a
+    training needs two; an evaluation may score one class)."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"'{root}' is not a folder; give a folder with one sub-folder per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
+    if len(classes) < min_classes:
+        needs = "a classifier needs" if min_classes > 1 else "give"
         raise InputError(
-            f"'{root}' has {len(classes)} sub-folder(s); a classifier needs one sub-folder per "
-            "class and at least two classes"
+            f"'{root}' has {len(classes)} sub-folder(s); {needs} one sub-folder per class"
+            + (f" and at least {min_classes} classes" if min_classes > 1 else "")
         )
     items = []
     for index, name in enumerate(classes):
