@@ -178,6 +178,22 @@ def test_negative_labels_and_pixel_sizes_are_refused_in_one_line_even_without_ob
         count_objects(np.zeros((8, 8), int), pixel_size=(-1, 0.5))
 
 
+def test_a_binary_mask_of_several_regions_is_counted_with_a_warning():
+    binary = (squares() > 0).astype(np.uint8) * 255
+    with pytest.warns(UserWarning, match="only 0 and 255 in 3 separate regions"):
+        counted = count_objects(binary, name="mask.png")
+    assert counted.summary["count"] == 1  # as given: label it first to count three
+
+
+def test_a_range_says_how_many_objects_it_left_out_for_having_no_value():
+    labels = np.zeros((4, 12, 12), np.int32)
+    labels[1, 2:8, 2:8] = 1  # one slice thick: no solidity
+    labels[0:3, 8:11, 8:11] = 2
+    with pytest.warns(UserWarning, match=r"1 object\(s\) have no solidity"):
+        counted = count_objects(labels, ranges=["solidity=0:"])
+    assert counted.summary["count"] == 1
+
+
 def test_a_pixel_size_may_be_given_as_an_image_holds_it():
     labels = np.zeros((20, 20), int)
     labels[2:6, 2:6] = 1

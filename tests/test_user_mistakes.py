@@ -150,6 +150,11 @@ def test_prediction_settings_out_of_range_name_the_option(settings, message):
         model.predict(np.zeros((32, 32), np.float32), **settings)
 
 
+def test_tile_0_predicts_the_whole_image_in_python_as_on_the_command_line():
+    model = deepscope.load_model("unet-nuclei-fluo", device="cpu")
+    assert model.prediction_settings(0, None, None, None)["tile"] is None
+
+
 def test_a_range_bound_must_be_a_number():
     with pytest.raises(InputError, match="not a number"):
         parse_range("area=nan:5")
@@ -172,6 +177,10 @@ def test_an_error_about_one_image_of_a_folder_names_that_image(tmp_path):
     write_image(tmp_path / "in" / "spoilt.tif", np.full((32, 32), np.nan, np.float32))
     with pytest.raises(InputError, match=r"^spoilt\.tif: the image contains NaN"):
         deepscope.predict_files("unet-nuclei-fluo", [tmp_path / "in"], tmp_path / "out")
+    for name in ("good.tif", "spoilt.tif"):
+        write_image(tmp_path / "masks" / name, np.zeros((32, 32), np.uint8))
+    with pytest.raises(InputError, match=r"^spoilt\.tif: the image contains NaN"):
+        deepscope.evaluate("unet-nuclei-fluo", tmp_path / "in", tmp_path / "masks")
 
 
 @pytest.mark.parametrize("foreground", [1, 255])

@@ -673,17 +673,18 @@ def _predict_pairs(
                 f"restores {channels}; give targets with the model's channels (a grey target "
                 "for a grey model)"
             )
-        if diameter is None and not slices3d:
-            output = model.raw(image.data, image.axes, tta=tta)
-        else:
-            output = model.predict(
-                image.data,
-                image.axes,
-                tta=tta,
-                diameter=diameter,
-                slices3d=slices3d,
-                anisotropy=anisotropy,
-            )
+        with per_image(image_path, None):  # its content's errors name it
+            if diameter is None and not slices3d:
+                output = model.raw(image.data, image.axes, tta=tta)
+            else:
+                output = model.predict(
+                    image.data,
+                    image.axes,
+                    tta=tta,
+                    diameter=diameter,
+                    slices3d=slices3d,
+                    anisotropy=anisotropy,
+                )
         outputs.append(output)
         truths.append(truth)
         names.append(image_path.stem)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +21,12 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from deepscope.errors import InputError
 from deepscope.measure import measure_objects
-from deepscope.measure.regions import object_columns, pixel_sizes, sequential_labels
+from deepscope.measure.regions import (
+    object_columns,
+    pixel_sizes,
+    sequential_labels,
+    warn_if_binary,
+)
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,19 @@ def within_ranges(rows: Sequence[dict], ranges: Sequence[Range]) -> list[dict]:
     :class:`InputError` that lists the columns."""
     if rows and ranges:
         check_range_columns(ranges, list(rows[0]))
+    for r in ranges:
+        undefined = sum(1 for row in rows if _is_nan(row[r.column]))
+        if undefined:
+            warnings.warn(
+                f"{undefined} object(s) have no {r.column} (NaN: the solidity of an object "
+                f"one slice thick, say) and are left out by the range on {r.column}",
+                stacklevel=3,
+            )
     return [row for row in rows if all(r.admits(row[r.column]) for r in ranges)]
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 @dataclass
@@ -242,6 +260,7 @@ def count_objects(
         ranges may name ``class_columns`` (the numeric ones, ``prob_<c>``).
     """
     labels = sequential_labels(labels)[0]  # ids of any size; the table numbers them anew
+    warn_if_binary(labels, name or "the label image")
     pixel_size = pixel_sizes(pixel_size, labels.ndim)
     ranges = [parse_range(r) if isinstance(r, str) else r for r in ranges]
     class_names = ["class", *class_columns] if classify is not None else []

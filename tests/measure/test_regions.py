@@ -74,9 +74,25 @@ def test_no_objects_gives_an_empty_list():
     assert measure_objects(np.zeros((4, 4), np.uint8), np.ones((4, 4))) == []
 
 
-def test_float_labels_are_rejected():
-    with pytest.raises(InputError, match="integers"):
-        measure_objects(two_rectangles().astype(np.float32))
+def test_labels_saved_as_whole_floats_are_measured_and_fractions_refused():
+    as_floats = measure_objects(two_rectangles().astype(np.float32))
+    assert as_floats == measure_objects(two_rectangles())
+    with pytest.raises(InputError, match="labels must be whole numbers"):
+        measure_objects(two_rectangles() * 0.5)
+    with pytest.raises(InputError, match=r"boolean mask, which is one object; .*measure\.label"):
+        measure_objects(two_rectangles() > 0)
+    with pytest.raises(InputError, match="the labels are empty"):
+        measure_objects(np.zeros((0, 0), int))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_intensities_that_are_not_finite_numbers_are_refused(bad):
+    image = np.ones((10, 12))
+    image[3, 3] = bad  # inside the first rectangle: its mean would be NaN
+    with pytest.raises(InputError, match="contains NaN or infinite values"):
+        measure_objects(two_rectangles(), image)
+    with pytest.raises(InputError, match="give real numbers"):
+        measure_objects(two_rectangles(), np.ones((10, 12), complex))
 
 
 @pytest.mark.parametrize("shape", [(10, 11), (12, 10), (10,)])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
 
 from deepscope.errors import InputError
@@ -50,17 +51,50 @@ _PHYSICAL = (  # besides the centroid, which is the pixel centroid times the pix
 DIRECT_IDS = 2**24
 
 
+def warn_if_binary(mask: np.ndarray, name: str) -> None:
+    """Warn when an instance mask holds only 0 and one other value (1, 255 ...) over several
+    separate regions: most likely a binary (foreground) mask, which would be scored,
+    trained and counted as one object."""
+    top = mask.max() if mask.size else 0
+    if top == 0 or (mask[mask > 0] != top).any():
+        return
+    _, regions = ndi.label(mask)
+    if regions > 1:
+        warnings.warn(
+            f"{name} holds only 0 and {top} in {regions} separate regions, so they count as ONE "
+            "object; if it is a binary mask, give each object its own label first "
+            "(skimage.measure.label)",
+            stacklevel=3,
+        )
+
+
 def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``labels`` as int32 ids that index tables, and the original id of each (``ids[new] =
     old``): kept as they are below :data:`DIRECT_IDS`, else renumbered ``1..n`` (0 stays
-    background). Any integer ids are fine, up to 2**64 - 1; negative ones are an
-    :class:`InputError`."""
+    background). Any integer ids are fine, up to 2**64 - 1, and floats that hold whole
+    numbers (as some programs save label images); negative ones, fractions and boolean
+    masks are an :class:`InputError`."""
     labels = np.asarray(labels)
     if labels.ndim not in (2, 3):
         raise InputError(f"labels must be 2D or 3D, got shape {labels.shape}")
+    if labels.size == 0:
+        raise InputError(f"the labels are empty (shape {labels.shape}); give a label image")
+    if labels.dtype == bool:
+        raise InputError(
+            "labels are a boolean mask, which is one object; give each object its own "
+            "number first (skimage.measure.label(mask))"
+        )
+    if np.issubdtype(labels.dtype, np.floating):
+        whole = np.isfinite(labels).all() and (np.mod(labels, 1) == 0).all()
+        if not whole or np.abs(labels).max() >= 2**63:
+            raise InputError(
+                f"labels must be whole numbers, got {labels.dtype} values that are not; give "
+                "an integer label image: 0 for background, 1, 2, ... for objects"
+            )
+        labels = labels.astype(np.int64)
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"labels must be integers, got {labels.dtype}")
-    if labels.size and labels.min() < 0:
+    if labels.min() < 0:
         raise InputError(
             "labels must not be negative: give 0 for background, 1, 2, ... for objects"
         )
@@ -102,6 +136,22 @@ def pixel_sizes(pixel_size, ndim: int) -> tuple[float, ...] | None:
     return values
 
 
+def check_intensities(image: np.ndarray, name: str = "the intensity image") -> np.ndarray:
+    """An intensity image to measure, refused in one line when its values are not real
+    finite numbers (one NaN pixel would make its object's every intensity NaN, and a
+    range on them drop the object unseen)."""
+    if image.dtype == bool:
+        return image.view(np.uint8)
+    if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
+        raise InputError(f"{name} has dtype {image.dtype}; give real numbers")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise InputError(
+            f"{name} contains NaN or infinite values; replace them (numpy.nan_to_num) "
+            "or measure without intensities"
+        )
+    return image
+
+
 def measure_objects(
     labels: np.ndarray,
     image: np.ndarray | None = None,
@@ -125,7 +175,7 @@ def measure_objects(
     """
     labels, ids = sequential_labels(labels)  # any ids, without tables as long as the largest
     pixel_size = pixel_sizes(pixel_size, labels.ndim)
-    image = None if image is None else np.asarray(image)
+    image = None if image is None else check_intensities(np.asarray(image))
     if image is not None and image.shape[: labels.ndim] != labels.shape:
         raise InputError(
             f"image shape {image.shape} does not match labels {labels.shape}; "

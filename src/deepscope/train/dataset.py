@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from deepscope.data.augment import Augmentation, augment, random_warp, warp_window
 from deepscope.data.layout import to_channel_first, to_spatial
@@ -17,6 +15,7 @@ from deepscope.data.patches import pad_to_shape, sample_patch_origin
 from deepscope.errors import AxesError, InputError
 from deepscope.io import Image, list_images, match_pairs, read_image
 from deepscope.io.image import refuse_time_series
+from deepscope.measure.regions import warn_if_binary
 from deepscope.metrics.restoration import check_reference
 from deepscope.tasks.base import Task, integer_mask, refuse_intensity_image
 
@@ -52,23 +51,6 @@ def read_truth(path: Path, task: Task, ndim: int, axes: str | None = None) -> np
         refuse_intensity_image(mask, name)
         warn_if_binary(mask, name)
     return mask
-
-
-def warn_if_binary(mask: np.ndarray, name: str) -> None:
-    """Warn when an instance mask holds only 0 and one other value (1, 255 ...) over several
-    separate regions: most likely a binary (foreground) mask, which would be scored and
-    trained as one object."""
-    top = mask.max()
-    if top == 0 or (mask[mask > 0] != top).any():
-        return
-    _, regions = ndi.label(mask)
-    if regions > 1:
-        warnings.warn(
-            f"{name} holds only 0 and {top} in {regions} separate regions, so they count as ONE "
-            "object; if it is a binary mask, give each object its own label first "
-            "(skimage.measure.label)",
-            stacklevel=3,
-        )
 
 
 def fit_normalization(normalization: Normalization, raws: Sequence[np.ndarray]) -> Normalization:

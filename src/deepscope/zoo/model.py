@@ -114,7 +114,7 @@ class Model:
         image : numpy array, e.g. ``(Y, X)`` grey or ``(Y, X, C)``.
         axes : axes of ``image`` (``"YX"``, ``"YXC"``, ``"CYX"``, ``"ZYX"``...); default from
             the model's input axes when the dimensions agree, else from the shape.
-        tile : tile edge in pixels; ``None`` = whole image at once; default from the model.
+        tile : tile edge in pixels; ``None`` or 0 = whole image at once; default from the model.
         overlap, batch_size : tiling settings; default from the model.
         tta : average over flips (test-time augmentation); default from the model.
         diameter : the size model. ``None``: the image as it is. A number: the typical
@@ -205,9 +205,13 @@ class Model:
         return self.predictor.raw(image, axes, progress=progress, **settings)
 
     def prediction_settings(self, tile, overlap, batch_size, tta) -> dict:
-        """Prediction settings, the model's defaults where the caller gave none."""
+        """Prediction settings, the model's defaults where the caller gave none; ``tile``
+        ``None`` or 0 (as on the command line): the whole image at once."""
+        tile = None if tile == 0 else tile
         if tile is not None and tile != -1 and tile < 1:
-            raise ConfigError(f"--tile must be a positive number of pixels (0: none), got {tile}")
+            raise ConfigError(
+                f"--tile must be a positive number of pixels (0: the whole image), got {tile}"
+            )
         if overlap is not None and overlap < 0:
             raise ConfigError(f"--overlap must be 0 or more pixels, got {overlap}")
         if batch_size is not None and batch_size < 1:
