@@ -202,6 +202,11 @@ def test_outputs_keep_the_spatial_axis_order_of_their_input(tmp_path):
     assert stored.axes == "XY" and stored.data.shape == (64, 96)  # overlays its input
     np.testing.assert_array_equal(stored.data, read_image(yx[0]).data.T)
 
+    model = deepscope.load_model("unet-nuclei-fluo")  # and so do Model.predict's results
+    in_memory = model.predict((image.T * 200).astype(np.uint8), axes="XY")
+    assert in_memory.labels.shape == in_memory.probabilities.shape[1:] == (64, 96)
+    np.testing.assert_array_equal(in_memory.labels, stored.data)
+
 
 def test_evaluate_names_a_time_series_among_its_images_or_targets(tmp_path):
     from deepscope.io import write_image

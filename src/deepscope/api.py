@@ -37,6 +37,7 @@ from deepscope.io import (
     write_image,
 )
 from deepscope.io.atomic import check_future_folder, check_output_file
+from deepscope.io.axes import spatial_in_order
 from deepscope.io.image import refuse_time_series
 from deepscope.io.zarr_io import check_zarr_target
 from deepscope.measure import measure_objects, write_table
@@ -97,7 +98,11 @@ def _labels_of(result: Result) -> np.ndarray:
 
 def _time_points(data: np.ndarray, axes: str) -> list[tuple[np.ndarray, str]]:
     """The time points of a time series (axis ``T`` longer than 1) as ``(data, axes)``
-    each, ``T`` removed; any other image as the one item ``(data, axes)``."""
+    each, ``T`` removed; any other image as the one item ``(data, axes)``. Spatial axes
+    come in ``Z, Y, X`` order (:func:`~deepscope.io.axes.spatial_in_order`), so that the
+    results do too; outputs are written in the file's order (:func:`_write_output`)."""
+    ordered = spatial_in_order(axes)
+    data, axes = transpose_axes(data, axes, ordered), ordered
     if "T" not in axes or data.shape[axes.index("T")] == 1:
         return [(data, axes)]
     t = axes.index("T")
@@ -673,13 +678,15 @@ def _predict_pairs(
                 f"restores {channels}; give targets with the model's channels (a grey target "
                 "for a grey model)"
             )
+        ordered = spatial_in_order(image.axes)  # outputs in the truth's Z, Y, X order
+        data = transpose_axes(image.data, image.axes, ordered)
         with per_image(image_path, None):  # its content's errors name it
             if diameter is None and not slices3d:
-                output = model.raw(image.data, image.axes, tta=tta)
+                output = model.raw(data, ordered, tta=tta)
             else:
                 output = model.predict(
-                    image.data,
-                    image.axes,
+                    data,
+                    ordered,
                     tta=tta,
                     diameter=diameter,
                     slices3d=slices3d,

@@ -122,3 +122,12 @@ def test_image_checks_axes_and_pixel_size():
         Image(np.zeros((5, 6)), "YX", {"Z": 1.0})
     with pytest.raises(InputError, match="positive number"):
         Image(np.zeros((5, 6)), "YX", {"X": -1.0})
+
+
+def test_spatial_axes_are_put_in_z_y_x_order_where_they_stand():
+    from deepscope.io.axes import spatial_in_order
+
+    assert spatial_in_order("XY") == "YX"
+    assert spatial_in_order("XYC") == "YXC"
+    assert spatial_in_order("CXZY") == "CZYX"
+    assert spatial_in_order("TZCYX") == "TZCYX"

@@ -25,6 +25,7 @@ __all__ = [
     "SPATIAL_AXES",
     "VALID_AXES",
     "default_axes",
+    "spatial_in_order",
     "transpose_axes",
     "validate_axes",
 ]
@@ -225,3 +226,11 @@ def transpose_axes(data: np.ndarray, axes: str, target: str) -> np.ndarray:
         axes = axes + added
 
     return np.transpose(data, [axes.index(letter) for letter in target])
+
+
+def spatial_in_order(axes: str) -> str:
+    """``axes`` with its spatial letters in the canonical order ``Z, Y, X`` at the places
+    they hold (``'XY'`` -> ``'YX'``, ``'XYC'`` -> ``'YXC'``, ``'CXZY'`` -> ``'CZYX'``); the
+    other letters stay where they are."""
+    spatial = iter(a for a in SPATIAL_AXES if a in axes)
+    return "".join(next(spatial) if a in SPATIAL_AXES else a for a in axes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 from deepscope.data.layout import channel_first_axes
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, InputError, ModelError
+from deepscope.io.axes import spatial_in_order, transpose_axes, validate_axes
 from deepscope.nets import AutoencoderConfig, ClassifierConfig, build_network
 from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
@@ -26,6 +28,7 @@ from deepscope.spec import (
     read_weights,
 )
 from deepscope.tasks import Result, get_task
+from deepscope.tasks.base import PIXEL_FIELDS
 from deepscope.zoo.registry import resolve_model
 
 
@@ -33,6 +36,21 @@ def runtime_key(spec: ModelSpec) -> str:
     """The key under which this model's CPU runtime choice is remembered
     (:func:`~deepscope.predict.runtime_choice.network_key`)."""
     return network_key(spec.network.model_dump(), spec.int8.sha256 if spec.int8 else None)
+
+
+def in_caller_order(result: Result, axes: str, ndim: int) -> Result:
+    """``result`` of an image predicted with its spatial axes in ``Z, Y, X`` order, with the
+    ``ndim`` spatial axes of its pixel arrays (the last ones) put in the order of ``axes``."""
+    predicted = "ZYX"[-ndim:]  # a 2D model dropped a Z of one plane
+    wanted = [a for a in axes if a in predicted]
+    fields = {}
+    for name in PIXEL_FIELDS:
+        array = getattr(result, name)
+        if array is not None:
+            lead = array.ndim - ndim
+            order = [*range(lead), *(lead + predicted.index(a) for a in wanted)]
+            fields[name] = array.transpose(order)
+    return dataclasses.replace(result, **fields)
 
 
 class Model:
@@ -133,8 +151,27 @@ class Model:
         Returns
         -------
         Result with ``labels`` (segmentation), ``probabilities`` and ``classes``; with a
-        ``diameter``, also the ``diameter`` used and the ``scale`` applied.
+        ``diameter``, also the ``diameter`` used and the ``scale`` applied. Its spatial
+        axes are in the order of ``axes`` (an image given as ``'XY'`` gets ``XY`` labels;
+        channels, as in ``probabilities``, come first).
         """
+        if axes is not None:
+            ordered = spatial_in_order(validate_axes(axes, np.ndim(image)))
+            if ordered != axes.upper():  # e.g. 'XY': predicted as YX, returned as XY
+                result = self.predict(
+                    transpose_axes(np.asarray(image), axes, ordered),
+                    ordered,
+                    tile,
+                    overlap,
+                    batch_size,
+                    progress,
+                    tta,
+                    diameter,
+                    slices3d,
+                    anisotropy,
+                )
+                ndim = 3 if slices3d else self.spec.network.ndim
+                return in_caller_order(result, axes.upper(), ndim)
         settings = self.prediction_settings(tile, overlap, batch_size, tta)
         if slices3d or anisotropy is not None:
             self.check_slices3d(anisotropy, slices3d)
