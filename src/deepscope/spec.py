@@ -85,7 +85,9 @@ class ExternalNetwork(BaseModel):
 
     kind: Literal["external"] = "external"
     format: Literal["onnx", "torchscript"]
-    file: str = Field(..., description="weights file inside the package")
+    file: str = Field(
+        ..., pattern=r"^\w[\w.-]*$", description="weights file inside the package (a plain name)"
+    )
     sha256: str = Field(..., min_length=64, max_length=64)
     ndim: Literal[2, 3] = 2
     in_channels: int = Field(1, ge=1)
@@ -334,6 +336,26 @@ def read_int8_network(folder: str | Path, spec: ModelSpec) -> bytes | None:
     if spec.int8 is None:
         return None
     return checked_file(folder, spec.int8.file, spec.int8.sha256).read_bytes()
+
+
+#: files a package may carry besides model.json and its networks: training reports, docs
+PACKAGE_EXTRAS = (
+    "history.csv",
+    "loss.png",
+    "confusion.png",
+    "per_class.csv",
+    "README.md",
+    "cover.png",
+)
+
+
+def package_files(folder: str | Path, spec: ModelSpec) -> list[str]:
+    """The names of the package's own files: ``model.json``, its network(s) and those of
+    :data:`PACKAGE_EXTRAS` that ``folder`` holds. Importing and exporting copy these and
+    nothing else (not training checkpoints, nor whatever else shares the folder)."""
+    network = spec.network.file if isinstance(spec.network, ExternalNetwork) else WEIGHTS_FILE
+    names = [SPEC_FILE, network] + ([spec.int8.file] if spec.int8 is not None else [])
+    return names + [n for n in PACKAGE_EXTRAS if (Path(folder) / n).is_file()]
 
 
 def check_weights(folder: str | Path, spec: ModelSpec) -> None:

@@ -534,3 +534,9 @@ def test_serving_on_a_port_in_use_is_one_line(tmp_path):
     assert run.returncode == 1
     assert run.stderr.startswith(f"error: cannot serve on 127.0.0.1:{port}")
     assert run.stderr.count("\n") == 1
+
+
+def test_names_with_brackets_are_printed_as_written(tmp_path):
+    run = deepscope("models", "import", "model[/copy].zip", cwd=tmp_path)  # rich markup once
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("error: 'model[/copy].zip' does not exist")

@@ -147,3 +147,28 @@ def test_foreign_model_smaller_image_than_its_minimum_is_an_input_error(home, tm
     import_model(make_foreign_model(tmp_path / "blur"))
     with pytest.raises(InputError, match="smallest input"):
         load_model("blur-model", device="cpu").predict(np.ones((8, 64), np.float32))
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent"])
+def test_a_description_that_names_files_outside_its_package_is_refused(home, tmp_path, where):
+    folder = make_foreign_model(tmp_path / "blur")
+    outside = tmp_path / "outside.onnx"
+    (folder / "net.onnx").rename(outside)  # the weights now lie beside the package
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    rdf["weights"]["onnx"]["source"] = str(outside) if where == "absolute" else "../outside.onnx"
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
+
+    with pytest.raises(ModelError, match="outside its package"):
+        import_model(folder)
+    assert not (home / "models" / "blur-model").exists()
+
+
+@pytest.mark.parametrize("content", ["- a list\n- of things\n", b"name: \xff\xfe\n"])
+def test_a_description_that_is_not_a_mapping_of_text_is_refused_in_one_line(
+    home, tmp_path, content
+):
+    folder = make_foreign_model(tmp_path / "blur")
+    raw = content if isinstance(content, bytes) else content.encode()
+    (folder / "rdf.yaml").write_bytes(raw)
+    with pytest.raises(ModelError, match=r"bioimage\.io description"):
+        import_model(folder)

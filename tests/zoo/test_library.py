@@ -228,3 +228,37 @@ def test_training_writes_into_the_library_by_default(home, tiny_settings):
     folder = train(make_train_config(settings))
     assert folder == home / "models" / "tiny"
     assert [r["name"] for r in list_models(source="user")] == ["tiny"]
+
+
+def test_import_and_export_carry_the_package_files_only(home, tmp_path):
+    folder = make_package(tmp_path / "downloads")  # a folder that holds other things too
+    (folder / "private_notes.txt").write_text("not for sharing")
+    (folder / "photos").mkdir()
+
+    imported = import_model(folder / "model.json")
+    archive = export_model("cells", tmp_path / "cells.ZIP")
+
+    assert sorted(p.name for p in imported.iterdir()) == ["model.json", "weights.safetensors"]
+    assert zipfile.is_zipfile(archive)
+    assert sorted(zipfile.ZipFile(archive).namelist()) == ["model.json", "weights.safetensors"]
+
+
+def test_a_package_whose_files_are_links_is_refused(home, tmp_path):
+    folder = make_package(tmp_path / "linked")
+    real = tmp_path / "elsewhere.safetensors"
+    (folder / "weights.safetensors").rename(real)
+    (folder / "weights.safetensors").symlink_to(real)
+    with pytest.raises(ModelError, match="is a link"):
+        import_model(folder)
+    assert not (home / "models" / "cells").exists()
+
+
+def test_a_network_file_named_outside_the_package_is_refused(tmp_path):
+    from pydantic import ValidationError
+
+    from deepscope.spec import ExternalNetwork
+
+    for file in ("/etc/passwd", "../net.onnx", "sub/net.onnx"):
+        with pytest.raises(ValidationError):
+            ExternalNetwork(format="onnx", file=file, sha256="0" * 64)
+    assert ExternalNetwork(format="onnx", file="weights.onnx", sha256="0" * 64).file

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from deepscope.errors import DeepscopeError, TrainingInterrupted
 
@@ -33,8 +34,15 @@ cellh5_app = typer.Typer(
     no_args_is_help=True, help="CellH5 files (CellCognition's HDF5 layout): build from images."
 )
 app.add_typer(cellh5_app, name="cellh5")
-out_console = Console()
-err_console = Console(stderr=True)
+# markup off: model names, descriptions and file names are printed as they are written
+# (a '[' in one would otherwise be read as a style, or break the line)
+out_console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+
+def _tell(label: str, style: str, message: object) -> None:
+    """One line on stderr: a coloured ``label`` and the message as it is."""
+    err_console.print(Text.assemble((label, style), " ", str(message)), soft_wrap=True)
 
 
 KeepGoingOption = Annotated[
@@ -292,7 +300,7 @@ def _skipping(skipped: list[Path]):
     line, and note it in ``skipped``."""
 
     def skip(path: Path, error: Exception) -> None:
-        err_console.print(f"[yellow]skipped:[/yellow] {error}", highlight=False, soft_wrap=True)
+        _tell("skipped:", "yellow", error)
         skipped.append(path)
 
     return skip
@@ -1050,7 +1058,7 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one line on stderr, like errors: ``warning: ...``."""
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    _tell("warning:", "yellow", message)
 
 
 def main() -> None:
@@ -1072,25 +1080,25 @@ def main() -> None:
     except KeyboardInterrupt:
         status = 130
     except TrainingInterrupted as err:  # saved and resumable; 130 or 143 as for other commands
-        err_console.print(f"[yellow]stopped:[/yellow] {err}", highlight=False, soft_wrap=True)
+        _tell("stopped:", "yellow", err)
         sys.exit(128 + (terminated[0] if terminated else err.signum))
     except DeepscopeError as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        _tell("error:", "red", err)
         sys.exit(1)
     except MemoryError:
-        err_console.print(
-            "[red]error:[/red] out of memory; predict and count: use a smaller --tile; "
+        _tell(
+            "error:",
+            "red",
+            "out of memory; predict and count: use a smaller --tile; "
             "train: use a smaller --patch-size or --batch-size",
-            soft_wrap=True,
         )
         sys.exit(1)
     except OSError as err:  # a file system refusal we did not foresee, as one line
         where = f" '{err.filename}'" if err.filename else ""
-        err_console.print(
-            f"[red]error:[/red] cannot access{where}: {err.strerror or err}; check the path "
-            "and its permissions",
-            highlight=False,
-            soft_wrap=True,
+        _tell(
+            "error:",
+            "red",
+            f"cannot access{where}: {err.strerror or err}; check the path and its permissions",
         )
         sys.exit(1)
     except typer.Exit as exc:
@@ -1101,11 +1109,7 @@ def main() -> None:
             ctx = getattr(exc, "ctx", None)
             command = ctx.command_path if ctx is not None else "deepscope"
             message = exc.format_message().rstrip(".")
-            err_console.print(
-                f"[red]error:[/red] {message}; see '{command} --help'",
-                highlight=False,
-                soft_wrap=True,
-            )
+            _tell("error:", "red", f"{message}; see '{command} --help'")
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(1)

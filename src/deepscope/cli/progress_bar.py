@@ -62,7 +62,7 @@ def progress_bar(console: Console | None = None) -> Iterator[ProgressCallback]:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),  # file names as they are
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),

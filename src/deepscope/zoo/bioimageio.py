@@ -414,6 +414,18 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
     }
 
 
+def _inside(folder: Path, source: object) -> Path:
+    """The file a description names (``source``), refused when it lies outside ``folder``
+    (an absolute path, ``..``, or a link): importing a package reads only the package."""
+    path = folder / str(source)
+    if path.is_symlink() or not path.resolve().is_relative_to(folder.resolve()):
+        raise ModelError(
+            f"the model's description names '{source}', which is outside its package; "
+            "refusing to import it (a package holds all of its files)"
+        )
+    return path
+
+
 def package_from_bioimageio(folder: Path, dest: Path) -> Path:
     """A deepscope package in ``dest`` for the bioimage.io model in ``folder``.
 
@@ -423,16 +435,25 @@ def package_from_bioimageio(folder: Path, dest: Path) -> Path:
     input must reproduce its test output before it is accepted.
     """
     try:
-        rdf = yaml.safe_load(_rdf_path(folder).read_text())
-    except (OSError, yaml.YAMLError) as err:
+        rdf = yaml.safe_load(_rdf_path(folder).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ModelError(f"cannot read the bioimage.io description in {folder}: {err}") from None
-    attached = {Path(str(a.get("source", ""))).name for a in rdf.get("attachments") or []}
+    if not isinstance(rdf, dict):
+        raise ModelError(
+            f"the bioimage.io description in {folder} is not a mapping of fields; give a "
+            "model's rdf.yaml"
+        )
+    attachments = rdf.get("attachments") or []
+    attachments = attachments if isinstance(attachments, list) else [attachments]
+    attached = {
+        Path(str(a.get("source", "") if isinstance(a, dict) else a)).name for a in attachments
+    }
     dest.mkdir(parents=True)
     ours = {SPEC_FILE, WEIGHTS_FILE}
     if ours <= attached and all((folder / name).is_file() for name in ours):
         for name in sorted(attached | {"cover.png", "README.md"}):
             if (folder / name).is_file():
-                shutil.copyfile(folder / name, dest / name)
+                shutil.copyfile(_inside(folder, name), dest / name)
         return dest
     return _convert_foreign(folder, rdf, dest)
 
@@ -513,7 +534,7 @@ def _convert_foreign(folder: Path, rdf: dict, dest: Path) -> Path:
             f"the model has {', '.join(weights) or 'no'} weights; deepscope runs ONNX or "
             "TorchScript weights"
         )
-    source = folder / str(weights[fmt]["source"])
+    source = _inside(folder, weights[fmt]["source"])
     if not source.is_file():
         raise ModelError(f"the model's {fmt} weights {source.name} are missing from {folder}")
     target = f"weights.{'onnx' if fmt == 'onnx' else 'torchscript.pt'}"
@@ -521,7 +542,8 @@ def _convert_foreign(folder: Path, rdf: dict, dest: Path) -> Path:
     if weights[fmt].get("sha256") and sha256_of(dest / target) != weights[fmt]["sha256"]:
         raise ModelError(f"{source} does not match the sha256 in the model's description")
     ndim = len(in_space)
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(descr.name)).strip("-.").lower() or "imported"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(descr.name)).lower()
+    name = name.strip("-._")[:100].rstrip("-._") or "imported"  # a valid model name
     spec = ModelSpec(
         name=name,
         version=str(descr.version or "1.0.0"),
@@ -554,7 +576,7 @@ def _convert_foreign(folder: Path, rdf: dict, dest: Path) -> Path:
     write_spec(dest, spec)
     for name_ in ("cover.png", "README.md"):
         if (folder / name_).is_file():
-            shutil.copyfile(folder / name_, dest / name_)
+            shutil.copyfile(_inside(folder, name_), dest / name_)
     _check_foreign_test_tensors(folder, rdf, dest)
     return dest
 
@@ -564,8 +586,8 @@ def _check_foreign_test_tensors(folder: Path, rdf: dict, package: Path) -> None:
     from deepscope.zoo.model import Model
 
     try:
-        x = np.load(folder / str(rdf["inputs"][0]["test_tensor"]["source"]))
-        expected = np.load(folder / str(rdf["outputs"][0]["test_tensor"]["source"]))
+        x = np.load(_inside(folder, rdf["inputs"][0]["test_tensor"]["source"]))
+        expected = np.load(_inside(folder, rdf["outputs"][0]["test_tensor"]["source"]))
     except (KeyError, TypeError, OSError, ValueError) as err:
         raise ModelError(f"cannot read the model's test tensors: {err}") from None
     model = Model(read_spec(package), package, "path", device="cpu")

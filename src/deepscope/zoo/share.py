@@ -15,7 +15,7 @@ from pathlib import Path
 from deepscope.errors import DeepscopeError, ModelError
 from deepscope.home import user_library
 from deepscope.io.atomic import check_output_file
-from deepscope.spec import SPEC_FILE, check_model_name, check_weights, read_spec
+from deepscope.spec import SPEC_FILE, check_model_name, check_weights, package_files, read_spec
 from deepscope.zoo.registry import builtin_names, resolve_model
 
 MAX_UNPACKED_BYTES = 2 << 30  # a zip that inflates beyond 2 GiB is refused
@@ -52,11 +52,25 @@ def _package_root(folder: Path) -> Path:
     return folder
 
 
-def check_package(folder: Path) -> str:
-    """Read and verify a deepscope package (schema, version, weights' sha256); its name."""
+def check_package(folder: Path) -> list[str]:
+    """Read and verify a deepscope package (schema, version, weights' sha256, no links
+    among its files); the names of its files (:func:`~deepscope.spec.package_files`)."""
     spec = read_spec(folder)
+    names = package_files(folder, spec)
+    links = [name for name in names if (folder / name).is_symlink()]
+    if links:
+        raise ModelError(
+            f"'{folder / links[0]}' is a link; a package holds its own files, so refusing it "
+            "(copy the file it points to into the package instead)"
+        )
     check_weights(folder, spec)
-    return spec.name
+    return names
+
+
+def _copy_files(folder: Path, names: list[str], dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for name in names:
+        shutil.copyfile(folder / name, dest / name)
 
 
 def import_model(source: str | Path, name: str | None = None, replace: bool = False) -> Path:
@@ -98,7 +112,8 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
                 f"'{source}' is neither a deepscope model package (no {SPEC_FILE}) nor a "
                 "bioimage.io model (no rdf.yaml)"
             )
-        package_name = check_package(root)
+        files = check_package(root)
+        package_name = read_spec(root).name
         final = name or package_name
         if final in builtin_names():
             advice = "choose another --name" if name else "import it with --name OTHER_NAME"
@@ -109,7 +124,7 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
                 f"your library already has a model '{final}'; pass --name NEW or --replace"
             )
         staged = work / "staged"
-        shutil.copytree(root, staged)
+        _copy_files(root, files, staged)  # the package's files only, not the whole folder
         if final != package_name:
             from deepscope.spec import write_spec
 
@@ -136,7 +151,7 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
     if format not in FORMATS:
         raise ModelError(f"format must be one of {', '.join(FORMATS)}, got '{format}'")
     folder, _ = resolve_model(name)
-    check_package(folder)
+    files = check_package(folder)
     out = Path(out)
     if out.exists():
         raise ModelError(f"'{out}' exists; choose another --out")
@@ -146,15 +161,13 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
 
         return export_bioimageio(folder, out)
     tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix == ".zip":
+    if out.suffix.lower() == ".zip":
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-            for item in sorted(folder.iterdir()):
-                if item.is_file():
-                    zf.write(item, item.name)
+            for item in sorted(files):
+                zf.write(folder / item, item)
         os.replace(tmp, out)
         return out
     shutil.rmtree(tmp, ignore_errors=True)
-    # the package's files as the zip holds them: no training checkpoints (pickles)
-    shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(".*", "checkpoints"))
+    _copy_files(folder, files, tmp)  # as the zip holds them: no checkpoints (pickles)
     os.replace(tmp, out)
     return out
