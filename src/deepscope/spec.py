@@ -163,7 +163,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: int = Field(1, strict=True)  # "3" must not slip past the version check
+    format_version: int = Field(1, strict=True, ge=1)  # "3" must not slip past the check
     name: str = Field(pattern=MODEL_NAME_PATTERN, max_length=MODEL_NAME_MAX)
     version: str = "1.0.0"
     description: str = ""
@@ -259,8 +259,8 @@ def read_spec(folder: str | Path) -> ModelSpec:
     if not path.is_file():
         raise ModelError(f"'{folder}' is not a model package: it has no {SPEC_FILE}")
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelError(f"cannot read {path}: {err}; the package is damaged") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if isinstance(version, int) and version > FORMAT_VERSION:

@@ -212,12 +212,45 @@ def test_files_that_are_not_models_get_a_clear_error(home, tmp_path):
         import_model(tmp_path / "missing")
 
 
-def test_damaged_user_package_is_skipped_with_a_warning(home):
+@pytest.mark.parametrize("content", [b"{", b'{"name": "\xff"}', b'{"format_version": -3}'])
+def test_damaged_user_package_is_skipped_with_a_warning(home, content):
     folder = make_package(home / "models" / "cells")
-    (folder / "model.json").write_text("{")
+    (folder / "model.json").write_bytes(content)
     with pytest.warns(UserWarning, match="damaged model package"):
         names = [r["name"] for r in list_models()]
     assert "cells" not in names
+
+
+@pytest.mark.parametrize("content", ["123", "null", '{"a": 1}'])
+def test_a_damaged_favourites_file_is_named_in_one_line(home, content):
+    (home / "favourites.json").write_text(content)
+    with pytest.raises(ModelError, match=r"favourites\.json is damaged; delete it"):
+        favourites()
+
+
+def test_favourites_go_by_name_whatever_folders_the_current_directory_holds(
+    home, tmp_path, monkeypatch
+):
+    from deepscope.zoo.registry import BUILTIN_DIR
+
+    make_package(home / "models" / "cells")
+    export_model("cells", tmp_path / "cells")  # a folder named like the model, here
+    monkeypatch.chdir(tmp_path)
+
+    set_favourite("cells")
+    set_favourite(BUILTIN_DIR / "unet-nuclei-fluo")  # a built-in given by its folder
+    assert favourites() == ["cells", "unet-nuclei-fluo"]
+    remove_model("cells")
+    assert favourites() == ["unet-nuclei-fluo"]
+
+
+def test_a_zip_made_by_macos_finder_is_imported(home, tmp_path):
+    folder = make_package(tmp_path / "cells")
+    with zipfile.ZipFile(tmp_path / "cells.zip", "w") as zf:
+        for item in folder.iterdir():
+            zf.write(item, f"cells/{item.name}")
+        zf.writestr("__MACOSX/cells/._model.json", b"resource fork")
+    assert import_model(tmp_path / "cells.zip").name == "cells"
 
 
 def test_training_writes_into_the_library_by_default(home, tiny_settings):

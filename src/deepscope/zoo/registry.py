@@ -73,21 +73,26 @@ def favourites() -> list[str]:
     """Names the user marked as favourites (models since removed are skipped)."""
     path = _favourites_file()
     try:
-        names = json.loads(path.read_text()) if path.is_file() else []
-    except (OSError, json.JSONDecodeError):
-        raise ModelError(f"{path} is damaged; delete it to start a new favourites list") from None
+        names = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        names = None
+    if not isinstance(names, list):
+        raise ModelError(f"{path} is damaged; delete it to start a new favourites list")
     known = set(builtin_names()) | set(user_names())
     return [n for n in names if isinstance(n, str) and n in known]
 
 
 def set_favourite(name: str, favourite: bool = True) -> list[str]:
-    """Mark (or unmark) a built-in or library model as a favourite; returns the new list."""
-    _, source = resolve_model(name)
-    if source == "path":
-        raise ModelError(
-            f"'{name}' is a folder, not a model in the library; import it first "
-            "(deepscope models import PATH)"
-        )
+    """Mark (or unmark) a built-in or library model as a favourite, given by its name (a
+    folder of the current directory with that name does not hide it) or its folder in the
+    package or library; returns the new list."""
+    if is_model_name(str(name)):
+        try:
+            resolve_name(str(name))
+        except UnknownModel:
+            name = _library_name(name)
+    else:
+        name = _library_name(name)
     names = [n for n in favourites() if n != name] + ([name] if favourite else [])
     path = _favourites_file()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +100,17 @@ def set_favourite(name: str, favourite: bool = True) -> list[str]:
     tmp.write_text(json.dumps(sorted(names), indent=2) + "\n")
     os.replace(tmp, path)
     return sorted(names)
+
+
+def _library_name(path: str | Path) -> str:
+    """The name of the built-in or library model whose folder ``path`` is."""
+    folder, source = resolve_model(path)
+    if source == "path" and folder.resolve().parent != user_library().resolve():
+        raise ModelError(
+            f"'{path}' is a folder, not a model in the library; import it first "
+            "(deepscope models import PATH)"
+        )
+    return folder.resolve().name
 
 
 def refuse_builtin(name: str, source: str, action: str) -> None:

@@ -43,11 +43,14 @@ def _unzip(archive: Path, dest: Path) -> None:
 
 
 def _package_root(folder: Path) -> Path:
-    """The folder holding ``model.json`` (a zip may wrap the package in one folder)."""
-    if (folder / SPEC_FILE).is_file():
+    """The folder holding ``model.json`` or a bioimage.io ``rdf.yaml`` (a zip may wrap the
+    package in one folder; macOS adds a ``__MACOSX`` folder of its own beside it)."""
+    from deepscope.zoo.bioimageio import is_bioimageio
+
+    if (folder / SPEC_FILE).is_file() or is_bioimageio(folder):
         return folder
-    inner = [p for p in folder.iterdir() if p.is_dir()]
-    if len(inner) == 1 and (inner[0] / SPEC_FILE).is_file():
+    inner = [p for p in folder.iterdir() if p.is_dir() and p.name != "__MACOSX"]
+    if len(inner) == 1 and ((inner[0] / SPEC_FILE).is_file() or is_bioimageio(inner[0])):
         return inner[0]
     return folder
 
