@@ -295,3 +295,11 @@ def test_a_network_file_named_outside_the_package_is_refused(tmp_path):
         with pytest.raises(ValidationError):
             ExternalNetwork(format="onnx", file=file, sha256="0" * 64)
     assert ExternalNetwork(format="onnx", file="weights.onnx", sha256="0" * 64).file
+
+
+def test_a_package_folder_copied_under_another_name_by_hand_is_named_not_offered(home):
+    make_package(home / "models" / "cells")
+    shutil.copytree(home / "models" / "cells", home / "models" / "cells (copy)")
+    with pytest.warns(UserWarning, match=r"skipped '.*cells \(copy\)': its name cannot name"):
+        names = [r["name"] for r in list_models(source="user")]
+    assert names == ["cells"]

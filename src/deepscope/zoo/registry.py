@@ -34,7 +34,7 @@ def builtin_names() -> list[str]:
 
 def user_names() -> list[str]:
     """Names of the models in the user's library."""
-    return [p.name for p in _packages(user_library())]
+    return [p.name for p in _packages(user_library()) if is_model_name(p.name)]
 
 
 def resolve_model(name_or_path: str | Path) -> tuple[Path, str]:
@@ -191,10 +191,21 @@ def list_models(
         if source not in (None, where):
             continue
         for folder in _packages(base):
+            if not is_model_name(folder.name):  # copied by hand, say 'cells (copy)'
+                warnings.warn(
+                    f"skipped '{folder}': its name cannot name a model; rename the folder "
+                    "(letters, digits, '.', '_' and '-')",
+                    stacklevel=2,
+                )
+                continue
             try:
                 spec = read_spec(folder)
             except ModelError as err:
-                warnings.warn(f"skipped a damaged model package: {err}", stacklevel=2)
+                newer = "upgrade deepscope" in str(err)
+                what = (
+                    "a model package of a newer deepscope" if newer else "a damaged model package"
+                )
+                warnings.warn(f"skipped {what}: {err}", stacklevel=2)
                 continue
             row = model_summary(spec, where, folder, folder.name in favs)
             row["name"] = folder.name  # the name that loads it
