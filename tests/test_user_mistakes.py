@@ -289,3 +289,16 @@ def test_tune_that_finds_no_object_right_stores_nothing(tmp_path):
     with pytest.raises(InputError, match=r"at any threshold \(AP@0.5 0, against 0.8"):
         deepscope.tune(str(model), tmp_path / "images", tmp_path / "masks")
     assert (model / "model.json").read_text() == before
+
+
+def test_an_array_given_where_files_are_read_says_what_to_use_instead(tmp_path):
+    image = np.zeros((32, 32), np.float32)
+    for call in (
+        lambda: deepscope.predict_files("unet-nuclei-fluo", image, tmp_path),
+        lambda: deepscope.count_files("unet-nuclei-fluo", [image], tmp_path),
+        lambda: deepscope.evaluate("unet-nuclei-fluo", [image], [image]),
+    ):
+        with pytest.raises(
+            InputError, match=r"got (an array|a list); .*load_model\(NAME\)\.predict"
+        ):
+            call()

@@ -126,11 +126,24 @@ def _images_in_folder(folder: Path) -> list[Path]:
     return [entry for entry in entries if is_image_path(entry)]
 
 
+def path_text(item: object) -> str:
+    """The text of a file, folder or pattern name; anything else (an image array handed to
+    a function that reads files, say) is a one-line :class:`InputError`."""
+    if not isinstance(item, str | os.PathLike):
+        kind = "an array" if hasattr(item, "shape") else f"a {type(item).__name__}"
+        raise InputError(
+            f"expected a file, folder or pattern name, got {kind}; these functions read "
+            "files (for an image in memory use deepscope.load_model(NAME).predict(image), "
+            "deepscope.measure or deepscope.count.count_objects)"
+        )
+    return os.fspath(item)
+
+
 def split_folder_dataset(folder: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """``'train:raw'`` -> ``(Path('train'), 'raw')`` when ``train`` is a folder and
     ``train:raw`` is not: every HDF5/zarr file of the folder is read at that inner path;
     anything else -> ``(Path(folder), None)``."""
-    text = os.fspath(folder)
+    text = path_text(folder)
     base, sep, inner = text.rpartition(":")
     if sep and inner and not Path(text).exists() and Path(base).is_dir():
         return Path(base), inner
@@ -139,7 +152,7 @@ def split_folder_dataset(folder: str | os.PathLike[str]) -> tuple[Path, str | No
 
 def _expand(item: str | os.PathLike[str]) -> list[Path]:
     """The image paths one input of :func:`list_images` stands for."""
-    text = os.fspath(item)
+    text = path_text(item)
     path = Path(text)
     file, inner = split_path(text)
     if inner is not None and file.exists():
@@ -218,6 +231,8 @@ def list_images(inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    if hasattr(inputs, "shape"):  # one image array, not a list of names
+        path_text(inputs)
     if len(inputs) == 0:
         raise InputError("no inputs given; pass image files, folders or glob patterns")
     seen: set[str] = set()
