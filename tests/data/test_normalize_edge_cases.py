@@ -100,3 +100,24 @@ def test_a_restoration_model_gives_a_sparse_image_back_finite():
     beads[::40, ::40] = 1000
     restored = deepscope.load_model("care-fmd-confocal").predict(beads).image
     assert np.isfinite(restored).all()  # 52,508 of 65,536 pixels were NaN
+
+
+@pytest.mark.parametrize(
+    ("dtype", "offset"), [(np.uint32, 4_000_000_000), (np.int64, 10**12), (np.float64, 1e9)]
+)
+def test_a_faint_signal_on_a_huge_offset_keeps_its_detail(dtype, offset):
+    signal = np.random.default_rng(0).integers(0, 256, (1, 64, 64))
+    plain = percentile_normalize(signal.astype(np.uint8))
+    offset_image = signal.astype(dtype) + dtype(offset)  # float32 would round it to a few levels
+    np.testing.assert_allclose(percentile_normalize(offset_image), plain, atol=1e-5)
+
+
+def test_a_saturated_field_with_a_few_darker_pixels_keeps_its_background_at_zero():
+    field = np.full((1, 64, 64), 255, np.uint8)
+    field[0, 20:24, 20:24] = 100
+    normalised = percentile_normalize(field)
+    assert normalised[0, 0, 0] == 0 and normalised.min() == pytest.approx(-1.0)
+    sparse = np.zeros((1, 64, 64), np.uint8)  # beads on black: background 0, brightest 1
+    sparse[0, 5, 5], sparse[0, 40, 40] = 200, 100
+    assert percentile_normalize(sparse).max() == pytest.approx(1.0)
+    assert percentile_normalize(sparse)[0, 0, 0] == 0

@@ -144,18 +144,30 @@ def percentile_bounds(
     if (hi <= lo).any():  # rare: only then the extremes
         lo, hi = widen_collapsed(lo, hi, flat.min(axis=1), flat.max(axis=1))
     shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    return lo.astype(np.float32).reshape(shape), hi.astype(np.float32).reshape(shape)
+    dtype = np.float64 if _precise(x.dtype) else np.float32
+    return lo.astype(dtype).reshape(shape), hi.astype(dtype).reshape(shape)
+
+
+def _precise(dtype: np.dtype) -> bool:
+    """Whether values of ``dtype`` can differ by less than float32 resolves at their
+    magnitude (float64, 32- and 64-bit integers: an image offset by 4e9 whose signal
+    spans a few hundred); such images are normalised in float64."""
+    return dtype == np.float64 or (dtype.kind in "iu" and dtype.itemsize >= 4)
 
 
 def widen_collapsed(
     lo: np.ndarray, hi: np.ndarray, lowest: np.ndarray, highest: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel, the percentiles ``lo`` and ``hi``, or the channel's ``lowest`` and
-    ``highest`` values where the percentiles are equal: a sparse image (beads, a few
-    spots on 0) has equal 1st and 99.8th percentiles although it is not flat, and
-    dividing by their difference would blow it up to infinity."""
+    """Per channel, the percentiles ``lo`` and ``hi``; where they are equal, ``lo`` (the
+    value that nearly every pixel has) and ``lo`` plus the channel's range (``highest -
+    lowest``). A sparse image (beads, a few spots on 0) has equal 1st and 99.8th
+    percentiles although it is not flat, and dividing by their difference would blow it
+    up to infinity: its background maps to 0 and its brightest spot to 1. A saturated
+    field with a few darker pixels keeps its background at 0 too (those pixels go below
+    0), instead of the bright 1 that reads as one huge object."""
     collapsed = np.asarray(hi) <= np.asarray(lo)
-    return np.where(collapsed, lowest, lo), np.where(collapsed, highest, hi)
+    spread = np.asarray(highest) - np.asarray(lowest)
+    return np.asarray(lo), np.where(collapsed, np.asarray(lo) + spread, hi)
 
 
 def safe_spread(lo: np.ndarray, hi: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -181,10 +193,21 @@ def _working_type(lo: np.ndarray, hi: np.ndarray) -> type:
     return np.float64 if scale > 1e-3 * _FLOAT32_MAX else np.float32
 
 
+def _spread_and_type(
+    dtype: np.dtype, lo: np.ndarray, hi: np.ndarray, eps: float
+) -> tuple[np.ndarray, type]:
+    """The divisor of normalisation (:func:`safe_spread`) and the float type to compute in,
+    for an image of ``dtype``: float64 images and wide integers in float64, where a channel
+    is flat only up to float64's rounding; everything else in float32 (:func:`_working_type`)."""
+    if _precise(dtype):
+        eps *= float(np.finfo(np.float64).eps / np.finfo(np.float32).eps)
+        return safe_spread(lo, hi, eps), np.float64
+    return safe_spread(lo, hi, eps), _working_type(lo, hi)
+
+
 def _scale(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, clip: bool, eps: float) -> np.ndarray:
     """``(x - lo) / safe_spread(lo, hi)`` as float32, optionally clipped to [0, 1]."""
-    divisor = safe_spread(lo, hi, eps)
-    dtype = _working_type(lo, hi)
+    divisor, dtype = _spread_and_type(_as_numbers(x).dtype, lo, hi, eps)
     out = (np.asarray(x, dtype) - lo.astype(dtype)) / divisor.astype(dtype)
     out = out.astype(np.float32, copy=False)
     if clip:
@@ -204,7 +227,8 @@ def percentile_normalize(
     relative to their magnitude (see :func:`safe_spread`). A boolean image counts as 0
     and 1.
     """
-    x = np.asarray(image, dtype=np.float32)
+    x = _as_numbers(image)
+    x = x if _precise(x.dtype) else x.astype(np.float32, copy=False)
     lo, hi = percentile_bounds(x, low, high)
     return _scale(x, lo, hi, clip, eps)
 
@@ -237,8 +261,7 @@ def denormalize(
     if settings.mode not in ("percentile", "dataset") or output.shape[0] != image.shape[0]:
         return output
     lo, hi = input_bounds(image, settings)
-    divisor = safe_spread(lo, hi, eps)
-    dtype = _working_type(lo, hi)
+    divisor, dtype = _spread_and_type(_as_numbers(image).dtype, lo, hi, eps)
     out = np.asarray(output, dtype) * divisor.astype(dtype)
     if shift:
         out += lo.astype(dtype)
