@@ -12,6 +12,7 @@ from deepscope.metrics.restoration import (
     pearson_r,
     psnr,
     restoration_metrics,
+    rmse,
     ssim,
 )
 
@@ -56,8 +57,32 @@ def test_better_restoration_scores_better():
 def test_mismatched_or_tiny_images_are_input_errors():
     with pytest.raises(InputError, match="same size"):
         psnr(np.zeros((4, 4)), np.zeros((4, 5)))
+    thin = np.random.default_rng(0).random((8, 40))
     with pytest.raises(InputError, match="at least 11"):
-        ssim(np.zeros((8, 40)), np.zeros((8, 40)))
+        ssim(thin, thin)
+    with pytest.raises(InputError, match="single numbers"):
+        ssim(1.0, 2.0)
+
+
+def test_each_metric_refuses_what_cannot_be_scored_instead_of_a_number():
+    target = np.random.default_rng(0).random((32, 32))
+    spoilt = target.copy()
+    spoilt[3, 3] = np.nan
+    for metric in (pearson_r, nrmse, psnr, ssim, rmse):
+        with pytest.raises(InputError, match="NaN or infinite"):
+            metric(target, spoilt)
+    with pytest.raises(InputError, match="is constant"):
+        psnr(target, np.full((32, 32), 7.0))  # was -inf and a numpy warning
+    for bad in (-5, 0, float("inf")):
+        with pytest.raises(InputError, match="data_range must be a positive number"):
+            psnr(target, target + 0.01, data_range=bad)
+
+
+def test_values_near_float64s_limit_are_scored_without_overflow():
+    target = np.random.default_rng(0).random((32, 32)) * 1e200
+    scores = restoration_metrics(target + 1e197, target, normalize=False)
+    assert np.isfinite(scores["psnr"]) and np.isfinite(scores["snr"])
+    assert scores["psnr"] == pytest.approx(psnr(target / 1e100 + 1e97, target / 1e100))
 
 
 def test_ssim_of_a_colour_image_says_to_score_each_channel():

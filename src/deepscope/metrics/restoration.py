@@ -18,6 +18,8 @@ pair; it is :func:`notebook_nrmse` here, reported as ``nrmse_notebook``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from skimage.metrics import structural_similarity
 
@@ -49,9 +51,23 @@ def _pair(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             f"prediction shape {pred.shape} differs from target shape {target.shape}; "
             "compare images of the same size"
         )
-    if pred.size == 0:
-        raise InputError("cannot score empty images")
+    if pred.size == 0 or pred.ndim == 0:
+        raise InputError("cannot score empty images or single numbers; give two images")
+    for array, name in ((pred, "the prediction"), (target, "the target")):
+        if not np.isfinite(array).all():
+            raise InputError(f"{name} contains NaN or infinite values; nothing to score")
     return pred, target
+
+
+def _data_range(target: np.ndarray, data_range: float | None) -> float:
+    """``data_range`` checked (finite and positive), or the target's range, which a
+    constant target does not have."""
+    if data_range is None:
+        check_reference(target, "the target")
+        return float(target.max() - target.min())
+    if not (math.isfinite(data_range) and data_range > 0):
+        raise InputError(f"data_range must be a positive number, got {data_range}")
+    return float(data_range)
 
 
 def check_reference(target: np.ndarray, name: str) -> None:
@@ -88,10 +104,17 @@ def fair_pair(
     return fitted, t
 
 
+def _rms(x: np.ndarray) -> float:
+    """Root mean square, computed on ``x`` divided by its largest magnitude so that
+    squares of values near float64's limit do not overflow."""
+    peak = float(np.abs(x).max())
+    return peak * float(np.sqrt(np.mean((x / peak) ** 2))) if peak > 0 else 0.0
+
+
 def rmse(pred: np.ndarray, target: np.ndarray) -> float:
     """Root-mean-square error."""
     pred, target = _pair(pred, target)
-    return float(np.sqrt(np.mean((pred - target) ** 2)))
+    return _rms(pred - target)
 
 
 def mae(pred: np.ndarray, target: np.ndarray) -> float:
@@ -101,10 +124,10 @@ def mae(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 def nrmse(pred: np.ndarray, target: np.ndarray) -> float:
-    """RMSE divided by the target's value range (``inf`` for a constant target)."""
+    """RMSE divided by the target's value range (a constant target has none: an
+    :class:`InputError`)."""
     pred, target = _pair(pred, target)
-    span = float(target.max() - target.min())
-    return rmse(pred, target) / span if span > 0 else float("inf")
+    return rmse(pred, target) / _data_range(target, None)
 
 
 def notebook_nrmse(pred: np.ndarray, target: np.ndarray) -> float:
@@ -116,19 +139,18 @@ def notebook_nrmse(pred: np.ndarray, target: np.ndarray) -> float:
 def psnr(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio in dB; ``data_range`` defaults to the target's range."""
     pred, target = _pair(pred, target)
-    if data_range is None:
-        data_range = float(target.max() - target.min())
-    mse = float(np.mean((pred - target) ** 2))
+    data_range = _data_range(target, data_range)
+    mse = float(np.mean(((pred - target) / data_range) ** 2))  # in units of the range
     if mse == 0:
         return float("inf")
-    return float(10 * np.log10(data_range**2 / mse))
+    return float(-10 * np.log10(mse))
 
 
 def snr(pred: np.ndarray, target: np.ndarray) -> float:
     """Signal-to-noise ratio in dB: target power over error power."""
     pred, target = _pair(pred, target)
-    noise = float(np.mean((pred - target) ** 2))
-    return float("inf") if noise == 0 else float(10 * np.log10(np.mean(target**2) / noise))
+    noise = _rms(pred - target)
+    return float("inf") if noise == 0 else float(20 * np.log10(_rms(target) / noise))
 
 
 def ssim(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) -> float:
@@ -136,8 +158,7 @@ def ssim(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) 
     2D or 3D; ``data_range`` defaults to the target's range. A volume with fewer than
     11 planes (the window's extent) is scored as the mean SSIM of its planes."""
     pred, target = _pair(pred, target)
-    if data_range is None:
-        data_range = float(target.max() - target.min()) or 1.0
+    data_range = _data_range(target, data_range)
     if pred.ndim == 3 and pred.shape[0] < SSIM_WINDOW:
         return float(np.mean([ssim(p, t, data_range) for p, t in zip(pred, target, strict=True)]))
     if min(pred.shape) < SSIM_WINDOW:
@@ -151,10 +172,10 @@ def ssim(pred: np.ndarray, target: np.ndarray, data_range: float | None = None) 
             f"SSIM needs images at least {SSIM_WINDOW} pixels a side, got {pred.shape}{hint}"
         )
     return float(
-        structural_similarity(
-            target,
-            pred,
-            data_range=data_range,
+        structural_similarity(  # in units of the range: the same value, no overflow
+            target / data_range,
+            pred / data_range,
+            data_range=1.0,
             gaussian_weights=True,
             sigma=1.5,
             use_sample_covariance=False,
@@ -166,8 +187,10 @@ def pearson_r(pred: np.ndarray, target: np.ndarray) -> float:
     """Pearson correlation coefficient of the pixel values."""
     pred, target = _pair(pred, target)
     p, t = pred.ravel() - pred.mean(), target.ravel() - target.mean()
-    denom = float(np.sqrt((p @ p) * (t @ t)))
-    return float(p @ t) / denom if denom > 0 else 0.0
+    p_rms, t_rms = _rms(p), _rms(t)  # scaled first: no overflow near float64's limit
+    if p_rms == 0 or t_rms == 0:
+        return 0.0
+    return float(np.mean((p / p_rms) * (t / t_rms)))
 
 
 def restoration_metrics(
@@ -183,11 +206,9 @@ def restoration_metrics(
     the target's range). A target with NaN or infinite values, or one value everywhere, is an
     :class:`InputError` (:func:`check_reference`).
     """
-    check_reference(np.asarray(target), "the target")
-    if not np.isfinite(np.asarray(pred)).all():
-        raise InputError("the prediction contains NaN or infinite values; nothing to score")
-    if data_range is not None and not data_range > 0:
-        raise InputError(f"data_range must be positive, got {data_range}")
+    pred, target = _pair(pred, target)
+    check_reference(target, "the target")
+    data_range = _data_range(target, data_range)
     if normalize:
         pred, target = fair_pair(pred, target)
         data_range = 1.0
