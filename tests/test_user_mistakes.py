@@ -104,6 +104,8 @@ def test_masks_with_channels_or_bad_labels_name_the_file():
         integer_mask(np.array([[0.5, 1.0]]), "mask c.tif")
     with pytest.raises(InputError, match="mask c\\.tif must not hold negative labels"):
         integer_mask(np.array([[-1, 1]]), "mask c.tif")
+    with pytest.raises(InputError, match="beyond 64-bit integers"):
+        integer_mask(np.array([[0.0, 3e19]]), "mask c.tif")
 
 
 def test_inputs_whose_outputs_would_overwrite_each_other_are_refused(tmp_path):

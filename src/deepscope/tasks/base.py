@@ -64,6 +64,11 @@ def integer_mask(mask: np.ndarray, name: str = "masks") -> np.ndarray:
     if not np.issubdtype(mask.dtype, np.integer):
         if not np.all(np.mod(mask, 1) == 0):
             raise InputError(f"{name} must hold integer labels; got non-integer values")
+        if mask.size and np.abs(mask).max() >= 2**63:
+            raise InputError(
+                f"{name} holds values beyond 64-bit integers ({float(np.abs(mask).max()):g}); "
+                "give a label image: 0 for background, 1, 2, ... for objects"
+            )
         mask = mask.astype(np.int64)
     if mask.min() < 0:
         raise InputError(f"{name} must not hold negative labels")
