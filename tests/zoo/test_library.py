@@ -303,3 +303,10 @@ def test_a_package_folder_copied_under_another_name_by_hand_is_named_not_offered
     with pytest.warns(UserWarning, match=r"skipped '.*cells \(copy\)': its name cannot name"):
         names = [r["name"] for r in list_models(source="user")]
     assert names == ["cells"]
+
+
+def test_a_library_that_is_a_file_is_named_not_listed_as_empty(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("DEEPSCOPE_HOME", str(tmp_path / "not-a-folder"))
+    with pytest.raises(ModelError, match=r"a file is in the way .*DEEPSCOPE_HOME"):
+        list_models(source="user")

@@ -185,6 +185,12 @@ def list_models(
     """
     if source not in (None, *SOURCES):
         raise ModelError(f"source must be builtin or user, got '{source}'")
+    library = user_library()
+    if (library.exists() and not library.is_dir()) or library.parent.is_file():
+        raise ModelError(
+            f"the model library '{library}' cannot be a folder: a file is in the way "
+            "(check DEEPSCOPE_HOME, which must name a folder)"
+        )
     favs = set(favourites())
     rows = []
     for base, where in ((BUILTIN_DIR, "builtin"), (user_library(), "user")):
