@@ -304,3 +304,16 @@ def test_an_array_given_where_files_are_read_says_what_to_use_instead(tmp_path):
             InputError, match=r"got (an array|a list); .*load_model\(NAME\)\.predict"
         ):
             call()
+
+
+def test_int8_without_an_int8_network_points_to_quantize_only_where_it_applies():
+    import torch
+
+    from deepscope.predict.backends import use_int8
+
+    cpu = torch.device("cpu")
+    with pytest.raises(ConfigError, match="make one with 'deepscope models quantize"):
+        use_int8("int8", "auto", cpu, available=False)
+    with pytest.raises(ConfigError, match="cannot get one") as refused:
+        use_int8("int8", "auto", cpu, available=False, quantizable=False)
+    assert "quantize MODEL" not in str(refused.value)

@@ -143,7 +143,9 @@ def cpu_has_int8_dot_product() -> bool:
     return "avx_vnni" in cpu_fields().get("flags", "").split()
 
 
-def use_int8(precision: str, backend: str, device: torch.device, available: bool) -> bool:
+def use_int8(
+    precision: str, backend: str, device: torch.device, available: bool, quantizable: bool = True
+) -> bool:
     """Whether to run the model's int8 network (``available``: the package has one):
     ``precision`` ``'int8'`` always (a clear error where it cannot run), ``'auto'`` on
     a CPU with 8-bit dot products (:func:`cpu_has_int8_dot_product`) unless the torch
@@ -152,9 +154,13 @@ def use_int8(precision: str, backend: str, device: torch.device, available: bool
     check_backend(backend)
     if precision == "int8":
         if not available:
+            make = (
+                "make one with 'deepscope models quantize MODEL --images DIR', or "
+                if quantizable
+                else "and cannot get one (only our U-Net models are quantised); "
+            )
             raise ConfigError(
-                "this model has no int8 network; make one with 'deepscope models quantize "
-                "MODEL --images DIR', or choose --precision float32 or auto"
+                f"this model has no int8 network; {make}choose --precision float32 or auto"
             )
         if device.type != "cpu":
             raise ConfigError(

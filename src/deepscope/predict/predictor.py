@@ -14,7 +14,7 @@ from deepscope.data.patches import pad_to_shape
 from deepscope.devices import resolve_device
 from deepscope.errors import InputError
 from deepscope.io.axes import default_axes, validate_axes
-from deepscope.nets.unet import fuse_batchnorm
+from deepscope.nets.unet import UNetConfig, fuse_batchnorm
 from deepscope.predict.backends import (
     BatchFn,
     choose_backend,
@@ -221,7 +221,13 @@ class Predictor:
         self.task = task
         self.normalization = normalization
         self.input_axes = input_axes
-        self.int8 = use_int8(precision, backend, self.device, int8_network is not None)
+        self.int8 = use_int8(
+            precision,
+            backend,
+            self.device,
+            int8_network is not None,
+            quantizable=isinstance(net.config, UNetConfig),
+        )
         if isinstance(net, ExternalRunner):
             self.backend, self.fn = net.backend, net.fn
             return
