@@ -122,6 +122,16 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
             advice = "choose another --name" if name else "import it with --name OTHER_NAME"
             raise ModelError(f"'{final}' is the name of a built-in model; {advice}")
         target = library / final
+        if (target / "checkpoints").is_dir() and not (target / SPEC_FILE).is_file():
+            raise ModelError(
+                f"your library holds an interrupted training '{final}'; resume it, discard "
+                f"it (deepscope models remove {final}) or pass --name NEW"
+            )
+        if target.exists() and not (target / SPEC_FILE).is_file():
+            raise ModelError(
+                f"your library holds a folder '{target}' that is not a model package (no "
+                f"{SPEC_FILE}); move it away, or pass --name NEW"
+            )
         if target.exists() and not replace:
             raise ModelError(
                 f"your library already has a model '{final}'; pass --name NEW or --replace"
