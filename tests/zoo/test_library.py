@@ -315,7 +315,7 @@ def test_a_library_that_is_a_file_is_named_not_listed_as_empty(tmp_path, monkeyp
 def test_importing_over_a_library_folder_that_is_not_a_model_says_what_it_is(home, tmp_path):
     folder = make_package(tmp_path / "cells")
     (home / "models" / "cells").mkdir(parents=True)
-    with pytest.raises(ModelError, match="a folder .* that is not a model package"):
+    with pytest.raises(ModelError, match=r"a folder .* that is not a model package"):
         import_model(folder)
     (home / "models" / "cells" / "checkpoints").mkdir()
     with pytest.raises(ModelError, match=r"interrupted training 'cells'.*models remove cells"):
