@@ -219,3 +219,14 @@ def test_evaluate_names_a_time_series_among_its_images_or_targets(tmp_path):
     write_image(tmp_path / "im2" / "b.tif", np.random.rand(64, 64).astype(np.float32), "YX")
     with pytest.raises(InputError, match=r"b\.tif is a time series"):
         deepscope.evaluate("care-fmd-confocal", tmp_path / "im2", tmp_path / "gt")
+
+
+def test_slices_of_a_volume_take_the_anisotropy_its_file_records():
+    from deepscope.api import recorded_anisotropy
+    from deepscope.io import Image
+
+    stack = Image(np.zeros((4, 8, 8)), "ZYX", {"Z": 0.284, "Y": 0.127, "X": 0.127})
+    assert recorded_anisotropy(stack, None, slices3d=True) == pytest.approx(2.236, abs=1e-3)
+    assert recorded_anisotropy(stack, 1.5, slices3d=True) == 1.5  # given wins
+    assert recorded_anisotropy(stack, None, slices3d=False) is None
+    assert recorded_anisotropy(Image(np.zeros((4, 8, 8)), "ZYX"), None, slices3d=True) is None

@@ -317,3 +317,11 @@ def test_int8_without_an_int8_network_points_to_quantize_only_where_it_applies()
     with pytest.raises(ConfigError, match="cannot get one") as refused:
         use_int8("int8", "auto", cpu, available=False, quantizable=False)
     assert "quantize MODEL" not in str(refused.value)
+
+
+def test_evaluating_a_2d_model_on_volumes_says_so_not_that_the_masks_are_wrong(tmp_path):
+    volume = np.zeros((4, 32, 32), np.uint8)
+    write_image(tmp_path / "images" / "v.tif", volume, "ZYX")
+    write_image(tmp_path / "masks" / "v.tif", volume, "ZYX")
+    with pytest.raises(InputError, match=r"^v\.tif: this model takes 2D images .*--slices3d"):
+        deepscope.evaluate("unet-nuclei-fluo", tmp_path / "images", tmp_path / "masks")

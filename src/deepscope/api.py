@@ -234,7 +234,7 @@ def predict_files(
                     tta=tta,
                     diameter=diameter,
                     slices3d=slices3d,
-                    anisotropy=anisotropy,
+                    anisotropy=recorded_anisotropy(image, anisotropy, slices3d),
                 )
                 for data, point_axes in points
             ]
@@ -288,6 +288,16 @@ def predict_files(
             stacklevel=2,
         )
     return written
+
+
+def recorded_anisotropy(image: Image, anisotropy: float | None, slices3d: bool) -> float | None:
+    """The ``anisotropy`` for segmenting ``image`` by slices: the one given, else the file's
+    z step over its x pixel size where it records both (a confocal stack of 0.28 µm steps
+    and 0.127 µm pixels: 2.24), else ``None`` (1)."""
+    size = image.pixel_size or {}
+    if not slices3d or anisotropy is not None or not {"Z", "X"} <= set(size):
+        return anisotropy
+    return float(size["Z"]) / float(size["X"])
 
 
 def _check_extra_outputs(model: Model, probabilities: bool, overlay: bool, slices3d: bool) -> None:
@@ -660,11 +670,12 @@ def _predict_pairs(
             "each time point as a file of its own",
         )
         ndim = 3 if slices3d else model.spec.network.ndim
+        with per_image(image_path, None):  # the image first: a volume for a 2D model, say
+            if slices3d:
+                shape = to_channel_first(image.data, image.axes, 3).shape[1:]
+            else:
+                shape = model.predictor.spatial_shape(image.data, image.axes)
         truth = read_truth(mask_path, model.task, ndim, axes)
-        if slices3d:
-            shape = to_channel_first(image.data, image.axes, 3).shape[1:]
-        else:
-            shape = model.predictor.spatial_shape(image.data, image.axes)
         if shape != truth.shape[-ndim:]:
             raise InputError(
                 f"{model.task.truth_name} {mask_path.name} has shape "
@@ -690,7 +701,7 @@ def _predict_pairs(
                     tta=tta,
                     diameter=diameter,
                     slices3d=slices3d,
-                    anisotropy=anisotropy,
+                    anisotropy=recorded_anisotropy(image, anisotropy, slices3d),
                 )
         outputs.append(output)
         truths.append(truth)

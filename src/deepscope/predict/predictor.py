@@ -309,8 +309,11 @@ class Predictor:
 
     def spatial_shape(self, image: np.ndarray, axes: str | None = None) -> tuple[int, ...]:
         """Spatial shape ``(Y, X)`` or ``(Z, Y, X)`` of a user image, as the model reads it
-        (checked as :meth:`channel_first` checks it)."""
-        return self.channel_first(image, axes).shape[1:]
+        (checked as :meth:`prepare` checks it: a volume for a 2D model, the channels ...)."""
+        checked = channel_first_input(
+            image, axes, self.input_axes, self.ndim, self.config.in_channels, self.min_z
+        )
+        return checked.shape[1:]
 
     def prepare(self, image: np.ndarray, axes: str | None = None) -> np.ndarray:
         """Validate, reorder and normalise a user image to ``(C, *spatial)`` float32."""
