@@ -224,6 +224,7 @@ def predict_files(
     for i, path in enumerate(files):
         with per_image(path, on_error):
             image = read_image(path, axes=axes)
+            warn_if_other_voxels(model, image, path.name)
             points = _time_points(image.data, image.axes)
             results = [
                 model.predict(
@@ -288,6 +289,44 @@ def predict_files(
             stacklevel=2,
         )
     return written
+
+
+def warn_if_other_voxels(model: Model, image: Image, name: str) -> None:
+    """Warn when a 3D model meets a volume whose recorded voxel shape (z step over xy pixel
+    size) differs by more than a quarter from the voxels it was trained on: its rays and
+    receptive field then see nuclei squashed or stretched (stardist-nuclei-3d on the same
+    volume resampled to cubic voxels: AP@0.5 0.57 → 0.07, silently)."""
+    trained = {k.upper(): v for k, v in (model.spec.pixel_size or {}).items()}
+    size = image.pixel_size or {}
+    if model.spec.network.ndim != 3 or not all(k in trained and k in size for k in "ZX"):
+        return
+    wanted = float(trained["Z"]) / float(trained["X"])
+    found = float(size["Z"]) / float(size["X"])
+    if not 0.8 < found / wanted < 1.25:
+        warnings.warn(
+            f"{name}: its voxels are {found:.2f} times as deep as wide, and '{model.name}' "
+            f"was trained on voxels {wanted:.2f} times as deep: resample the volume along z "
+            f"by {found / wanted:.2f} (or train on volumes like it) for results you can trust",
+            stacklevel=3,
+        )
+
+
+def _warn_if_psf_voxels_differ(
+    psf: dict | None, image: dict | None, psf_name: str, image_name: str
+) -> None:
+    """Warn when a measured PSF and an image both record their pixel sizes and these
+    differ by more than a tenth along an axis: the PSF is applied pixel for pixel."""
+    common = [a for a in "ZYX" if a in (psf or {}) and a in (image or {})]
+    if all(0.9 < float(psf[a]) / float(image[a]) < 1.1 for a in common):
+        return
+    shown = " x ".join(f"{float(psf[a]):g}" for a in common)
+    theirs = " x ".join(f"{float(image[a]):g}" for a in common)
+    warnings.warn(
+        f"PSF {psf_name} was recorded at {shown} µm pixels ({''.join(common)}) and "
+        f"{image_name} has {theirs}: the PSF is applied pixel for pixel, so resample it to "
+        "the image's pixel size first (or give the optics: --wavelength and --na)",
+        stacklevel=3,
+    )
 
 
 def recorded_anisotropy(image: Image, anisotropy: float | None, slices3d: bool) -> float | None:
@@ -484,6 +523,8 @@ def count_files(
     for i, path in enumerate(files):
         with per_image(path, on_error):
             image = read_image(path, axes=axes)
+            if model is not None:
+                warn_if_other_voxels(model, image, path.name)
             spatial = model_spatial or _spatial_axes_of(image)
             if classifier is not None and spatial != "YX":
                 raise InputError(f"{path.name} is a volume; --classify works on 2D images")
@@ -663,6 +704,7 @@ def _predict_pairs(
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
+        warn_if_other_voxels(model, image, image_path.name)
         refuse_time_series(
             image,
             image_path.name,
@@ -867,11 +909,13 @@ def deconvolve_files(
     files = _input_files(inputs, out)
     # read once: a PSF that cannot be used stops the run, not each image in turn
     measured = read_psf(psf) if psf is not None else None
+    psf_voxels = read_image(psf).pixel_size if psf is not None else None
     out = Path(out)
     written = []
     for i, path in enumerate(files):
         with per_image(path, on_error):
             image = read_image(path, axes=axes)
+            _warn_if_psf_voxels_differ(psf_voxels, image.pixel_size, Path(str(psf)).name, path.name)
             spatial = "ZYX" if "Z" in image.axes else "YX"
             extra = [
                 a

@@ -1,6 +1,8 @@
 """Richardson-Lucy and negative values: noise around a subtracted background is clipped,
 an offset left in the data is refused; Wiener takes any sign."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -133,3 +135,23 @@ def test_a_psf_that_cannot_be_used_stops_the_run_before_any_image(tmp_path):
         deconvolve_files([tmp_path / "a.tif"], tmp_path / "out", psf=tmp_path / "psfs",
                          on_error=lambda p, e: skipped.append(p))  # fmt: skip
     assert not skipped and not (tmp_path / "out").exists()
+
+
+def test_a_psf_recorded_at_other_pixel_sizes_than_the_image_is_warned_about(tmp_path):
+    image = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
+    write_image(
+        tmp_path / "crop.tif", image, "ZYX", pixel_size={"Z": 0.284, "Y": 0.127, "X": 0.127}
+    )
+    bead = gaussian_psf((7, 7, 7), (2, 1.5, 1.5))
+    write_image(tmp_path / "fine.tif", bead, "ZYX", pixel_size={"Z": 0.1, "Y": 0.05, "X": 0.05})
+    write_image(tmp_path / "same.tif", bead, "ZYX", pixel_size={"Z": 0.28, "Y": 0.127, "X": 0.127})
+
+    with pytest.warns(UserWarning, match=r"PSF fine\.tif was recorded at 0\.1 x 0\.05 x 0\.05"):
+        deconvolve_files(
+            [tmp_path / "crop.tif"], tmp_path / "a", psf=tmp_path / "fine.tif", iterations=2
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        deconvolve_files(
+            [tmp_path / "crop.tif"], tmp_path / "b", psf=tmp_path / "same.tif", iterations=2
+        )

@@ -526,12 +526,19 @@ def merge_fragments(
 
 
 def _fill_and_filter(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Fill holes in each object (into background only), drop small objects, renumber."""
+    """Keep each object's largest connected piece (pixels whose flows end at the object's
+    sink but lie apart from it are specks, hundreds of them in volumes reconstructed from
+    slices), fill its holes (into background only), drop small objects, renumber."""
     out = labels.copy()
+    touching = np.ones((3,) * out.ndim, dtype=bool)  # diagonal neighbours join a piece
     for k, sl in enumerate(ndimage.find_objects(out), start=1):
         if sl is None:
             continue
         box = out[sl]
+        pieces, n = ndimage.label(box == k, structure=touching)
+        if n > 1:
+            largest = 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
+            box[(pieces > 0) & (pieces != largest)] = 0
         filled = ndimage.binary_fill_holes(box == k)
         box[filled & (box == 0)] = k
     counts = np.bincount(out.ravel())

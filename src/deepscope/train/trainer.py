@@ -720,7 +720,12 @@ class Trainer:
                 )
             )
             report(self.progress, Progress("validate", i + 1, len(val), "validation images"))
-        tuned = self.task.tune(outputs, [s.truth for s in scored]) if c.tune_thresholds else {}
+        tuned = {}
+        if c.tune_thresholds and scored:  # a grid of post-processings: minutes for 3D flows
+            what = "thresholds chosen on the validation images"
+            report(self.progress, Progress("tune", 0, 1, what))
+            tuned = self.task.tune(outputs, [s.truth for s in scored])
+            report(self.progress, Progress("tune", 1, 1, what))
         if scored:
             results = [self.task.postprocess(o, s.truth.shape) for o, s in zip(outputs, scored)]
             metrics = self.task.evaluate(
