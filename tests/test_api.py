@@ -246,3 +246,14 @@ def test_a_volume_with_other_voxels_than_the_3d_model_was_trained_on_is_warned_a
         warnings.simplefilter("error")
         warn_if_other_voxels(model, alike, "alike.tif")
         warn_if_other_voxels(model, Image(np.zeros((8, 8, 8)), "ZYX"), "unknown.tif")
+
+
+def test_a_crop_given_with_x_before_y_is_classified_as_it_is(shared_data):
+    from deepscope.io import list_images
+
+    crop = read_image(list_images(shared_data / "mitosis_crops" / "meta")[0]).data
+    model = deepscope.load_model("mitosis-phase-classifier")
+    as_stored = model.predict(crop)
+    turned = model.predict(crop.transpose(1, 0, 2), axes="XYC")
+    assert turned.class_name == as_stored.class_name
+    np.testing.assert_allclose(turned.probabilities, as_stored.probabilities, atol=1e-6)

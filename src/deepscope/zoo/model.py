@@ -46,7 +46,7 @@ def in_caller_order(result: Result, axes: str, ndim: int) -> Result:
     fields = {}
     for name in PIXEL_FIELDS:
         array = getattr(result, name)
-        if array is not None:
+        if array is not None and array.ndim >= ndim:  # not a crop classifier's (K,) scores
             lead = array.ndim - ndim
             order = [*range(lead), *(lead + predicted.index(a) for a in wanted)]
             fields[name] = array.transpose(order)
