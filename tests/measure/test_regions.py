@@ -175,3 +175,16 @@ def test_a_flat_3d_object_has_no_solidity_rather_than_an_infinite_one():
 def test_tables_keep_ten_significant_digits(tmp_path):
     table = write_table([{"label": 1, "integrated_intensity": 1128892.0}], tmp_path / "t.csv")
     assert "1128892" in table.read_text()  # was 1.12889e+06
+
+
+def test_each_object_keeps_its_largest_piece():
+    from deepscope.measure.regions import keep_largest_pieces
+
+    labels = np.zeros((12, 12), np.int32)
+    labels[1:6, 1:6] = 1
+    labels[9, 9] = 1  # a speck of object 1, apart from it
+    labels[7, 2:5] = 2
+    labels[8, 5] = 2  # touches object 2's piece diagonally: the same piece
+    kept = keep_largest_pieces(labels)
+    assert kept[9, 9] == 0 and (kept[1:6, 1:6] == 1).all()
+    assert (kept == 2).sum() == 4 and labels[9, 9] == 1  # the input is left as it was

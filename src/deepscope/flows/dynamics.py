@@ -35,6 +35,7 @@ from scipy import ndimage
 
 from deepscope.errors import ConfigError, InputError
 from deepscope.flows.targets import FLOW_METHODS, _check_labels, _sequential, flow_targets
+from deepscope.measure.regions import keep_largest_pieces
 
 __all__ = ["cluster_endpoints", "flow_error", "flows_to_labels", "follow_flows", "merge_fragments"]
 
@@ -529,16 +530,11 @@ def _fill_and_filter(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Keep each object's largest connected piece (pixels whose flows end at the object's
     sink but lie apart from it are specks, hundreds of them in volumes reconstructed from
     slices), fill its holes (into background only), drop small objects, renumber."""
-    out = labels.copy()
-    touching = np.ones((3,) * out.ndim, dtype=bool)  # diagonal neighbours join a piece
+    out = keep_largest_pieces(labels)
     for k, sl in enumerate(ndimage.find_objects(out), start=1):
         if sl is None:
             continue
         box = out[sl]
-        pieces, n = ndimage.label(box == k, structure=touching)
-        if n > 1:
-            largest = 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
-            box[(pieces > 0) & (pieces != largest)] = 0
         filled = ndimage.binary_fill_holes(box == k)
         box[filled & (box == 0)] = k
     counts = np.bincount(out.ravel())

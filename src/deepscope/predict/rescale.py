@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from deepscope.errors import InputError, ModelError
+from deepscope.measure.regions import keep_largest_pieces
 from deepscope.measure.size import median_diameter
 from deepscope.tasks.base import Result
 
@@ -131,10 +132,10 @@ def to_shape(result: Result, shape: tuple[int, ...]) -> Result:
             return array
         return resample(array, shape, order)
 
-    labels = back(result.labels, 0)
+    labels = back(result.labels, 0)  # nearest neighbour: thin parts may fall apart
     return replace(
         result,
-        labels=None if labels is None else relabel(labels),
+        labels=None if labels is None else relabel(keep_largest_pieces(labels)),
         classes=back(result.classes, 0),
         probabilities=back(result.probabilities, 1),
         image=back(result.image, 1),
