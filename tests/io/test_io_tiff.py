@@ -170,3 +170,11 @@ def test_a_desktop_programs_dots_per_inch_is_not_taken_for_a_pixel_size(tmp_path
     tifffile.imwrite(tmp_path / "scope.tif", np.zeros((8, 8), np.uint8),
                      resolution=(50800, 50800), resolutionunit="INCH")  # fmt: skip
     assert read_image(tmp_path / "scope.tif").pixel_size == {"Y": 0.5, "X": 0.5}
+
+
+@pytest.mark.parametrize("size", [1e-7, 1e7])
+def test_pixel_sizes_beyond_the_resolution_tags_range_still_round_trip(tmp_path, size):
+    write_image(
+        tmp_path / "tiny.tif", np.zeros((8, 8), np.uint8), pixel_size={"Y": size, "X": size}
+    )
+    assert read_image(tmp_path / "tiny.tif").pixel_size == {"Y": size, "X": size}

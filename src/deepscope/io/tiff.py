@@ -250,7 +250,9 @@ def write_tiff(
     is_ome = path.name.lower().endswith((".ome.tif", ".ome.tiff"))
     sizes = pixel_size or {}
     options: dict[str, Any] = {}
-    if "X" in sizes and "Y" in sizes:
+    # the tags hold pixels per cm as 32-bit fractions: below ~5 pm a pixel they cannot, and
+    # the size travels in the metadata alone
+    if "X" in sizes and "Y" in sizes and 1e4 / min(sizes["X"], sizes["Y"]) < 2**31:
         options["resolution"] = (1e4 / sizes["X"], 1e4 / sizes["Y"])
         options["resolutionunit"] = "CENTIMETER"
     if is_ome:
