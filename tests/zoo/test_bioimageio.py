@@ -103,3 +103,13 @@ def test_a_classifier_export_says_crops_are_normalised_before_they_are_sized(tmp
     folder = export_model("mitosis-phase-classifier", tmp_path / "cls", format="bioimageio")
     readme = (folder / "README.md").read_text(encoding="utf-8")
     assert "normalises each crop as a whole, then centre-crops or zero-pads it" in readme
+
+
+def test_a_flows_export_names_its_channels_and_explains_the_reconstruction(tmp_path):
+    folder = export_model("flows-nuclei-fluo", tmp_path / "flows", format="bioimageio")
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    channels = next(a for a in rdf["outputs"][0]["axes"] if a["type"] == "channel")
+    assert channels["channel_names"] == ["flow_y_x5", "flow_x_x5", "cell_probability_logit"]
+    assert "the Cellpose reconstruction" in readme and "softmax" not in readme
+    assert "fluorescence nuclei" in rdf["tags"]  # the domain is one tag, not one per word

@@ -35,6 +35,7 @@ from deepscope.spec import (
     read_weights,
     sha256_of,
 )
+from deepscope.tasks.flows import FLOW_SCALE
 
 RDF_FILE = "rdf.yaml"
 FORMAT_VERSION = "0.5.4"
@@ -115,6 +116,9 @@ def _output_channel_names(spec: ModelSpec) -> list[str]:
         return ["object_probability_logit", *(f"ray_distance_{i}" for i in range(k - 1))]
     if spec.task == "semantic" and k == 3:
         return ["background_logit", "interior_logit", "boundary_logit"]
+    if spec.task == "flows" and k == spec.network.ndim + 1:
+        flows = [f"flow_{a}_x{FLOW_SCALE:g}" for a in "zyx"[-spec.network.ndim :]]
+        return [*flows, "cell_probability_logit"]
     return [f"output_{i}" for i in range(k)]
 
 
@@ -221,6 +225,16 @@ def _deepscope_only(spec: ModelSpec) -> str:
             "probability, star-convex polygons from the ray distances, non-maximum suppression "
             f"with the tuned thresholds {spec.task_params.get('prob_threshold')}/"
             f"{spec.task_params.get('nms_threshold')}"
+        )
+    if spec.task == "flows":
+        p = spec.task_params
+        return (
+            "Turning the output into objects is not part of bioimage.io: the flows (divided "
+            f"by {FLOW_SCALE:g}) are followed from every pixel whose sigmoid probability "
+            f"exceeds {p.get('prob_threshold')} for {p.get('n_steps')} steps; the pixels that "
+            "end together make one object; objects whose flows differ from the flows of their "
+            f"own mask by more than {p.get('flow_threshold')} are dropped, holes filled and "
+            f"objects under {p.get('min_size')} pixels removed (the Cellpose reconstruction)"
         )
     from deepscope.tasks import TASKS
 
@@ -374,7 +388,7 @@ def _rdf(spec: ModelSpec, stage: Path) -> dict:
             spec.task,
             spec.tags.architecture,
             spec.tags.dimensionality,
-            *spec.tags.domain.split(),
+            *(t.strip() for t in spec.tags.domain.split(",") if t.strip()),
         ],
         "timestamp": spec.created,
         "inputs": [
