@@ -257,3 +257,26 @@ def test_a_crop_given_with_x_before_y_is_classified_as_it_is(shared_data):
     turned = model.predict(crop.transpose(1, 0, 2), axes="XYC")
     assert turned.class_name == as_stored.class_name
     np.testing.assert_allclose(turned.probabilities, as_stored.probabilities, atol=1e-6)
+
+
+def test_one_channel_of_a_colour_image_is_segmented_and_every_channel_measured(dsb_slice, tmp_path):
+    from deepscope.io import write_image
+
+    grey = read_image(dsb_slice / "images" / f"{VAL_STEMS[0]}.tif").data
+    colour = np.stack([np.zeros_like(grey), grey, grey // 2], axis=-1)  # nuclei in green
+    write_image(tmp_path / "in" / "cells.png", colour, "YXC")
+    model = deepscope.load_model("stardist-nuclei-fluo")
+    expected = model.predict(grey).labels
+
+    deepscope.predict_files(model, [tmp_path / "in"], tmp_path / "pred", channel=1)
+    summaries = deepscope.count_files(model, [tmp_path / "in"], tmp_path / "count", channel=1)
+
+    np.testing.assert_array_equal(read_image(tmp_path / "pred" / "cells_labels.tif").data, expected)
+    assert summaries[0]["count"] == expected.max()
+    header = (tmp_path / "count" / "cells_objects.csv").read_text().splitlines()[0]
+    assert "mean_intensity_ch0" in header and "mean_intensity_ch2" in header
+    with pytest.raises(InputError, match="there is no channel 3: the image has 3 channel"):
+        deepscope.predict_files(model, [tmp_path / "in"], tmp_path / "p3", channel=3)
+    with pytest.raises(InputError, match="counting --labels takes none"):
+        deepscope.count_files(None, [tmp_path / "in"], tmp_path / "c2", labels=tmp_path / "pred",
+                              channel=1)  # fmt: skip

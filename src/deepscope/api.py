@@ -162,8 +162,12 @@ def predict_files(
     on_error: Callable[[Path, InputError], None] | None = None,
     output_format: str = "tif",
     stream: bool = False,
+    channel: int | None = None,
 ) -> list[Path]:
     """Apply ``model`` to files, folders or globs; write ``<stem>_labels.tif`` etc. to ``out``.
+
+    ``channel``: predict from that channel of multichannel images alone (0 = the first),
+    e.g. the nuclear stain of a two-colour image for a one-channel nuclei model.
 
     ``output_format``: ``'tif'`` or ``'ome.zarr'`` (OME-Zarr, NGFF 0.4) for the label,
     class, restored and probability images; each keeps the pixel size of its input.
@@ -202,6 +206,8 @@ def predict_files(
         from deepscope.streamed_files import check_stream_options, predict_file_streamed
 
         check_stream_options(model, output_format, overlay, diameter, slices3d)
+        if channel is not None:
+            raise ConfigError("--channel picks from an image in memory; leave out --stream")
         settings = model.prediction_settings(tile, overlap, None, tta)
         written = []
         for path in _input_files(inputs, out):
@@ -211,6 +217,8 @@ def predict_files(
                 )
         return written
     if model.task.output_kind == "class":
+        if channel is not None:
+            raise ConfigError("--channel is for images, not for the crops of a classifier")
         return [
             classify_files(
                 model, inputs, out, axes=axes, tta=tta, progress=progress, on_error=on_error
@@ -224,6 +232,8 @@ def predict_files(
     for i, path in enumerate(files):
         with per_image(path, on_error):
             image = read_image(path, axes=axes)
+            if channel is not None:
+                image = image.channel(channel)
             warn_if_other_voxels(model, image, path.name)
             points = _time_points(image.data, image.axes)
             results = [
@@ -443,8 +453,14 @@ def count_files(
     diameter: float | str | None = None,
     on_error: Callable[[Path, InputError], None] | None = None,
     stream: bool = False,
+    channel: int | None = None,
 ) -> list[dict]:
     """Count objects in files, folders or globs (see :func:`deepscope.count.count_objects`).
+
+    ``channel``: segment from that channel of multichannel images alone (0 = the first);
+    intensities are still measured in every channel, and a ``classifier`` still sees them
+    all (the nuclear stain of an RGB image for a one-channel segmenter, all three colours
+    for a classifier trained on RGB crops).
 
     The objects come from the segmentation ``model``, or, with ``model=None``, from label
     images in the folder ``labels`` (``<stem>.tif`` or ``<stem>_labels.tif`` beside each
@@ -482,6 +498,8 @@ def count_files(
         model.prediction_settings(tile, overlap, None, None)  # bad values fail before work
     elif diameter is not None:
         raise InputError("--diameter rescales images for a model; counting --labels takes none")
+    elif channel is not None:
+        raise InputError("--channel picks what a model segments; counting --labels takes none")
     class_columns = []
     if classifier is not None:
         classifier = as_classifier(classifier)
@@ -497,6 +515,7 @@ def count_files(
             "--classify": classifier is not None,
             "--labels": labels is not None,
             "--diameter": diameter is not None,
+            "--channel": channel is not None,
         }
         for option in (option for option, given in whole_image.items() if given):
             raise ConfigError(f"{option} needs the whole image in memory; leave out --stream")
@@ -529,6 +548,7 @@ def count_files(
             if classifier is not None and spatial != "YX":
                 raise InputError(f"{path.name} is a volume; --classify works on 2D images")
             points = _time_points(image.data, image.axes)
+            segmented = points if channel is None else _time_points_of_channel(image, channel)
             series = len(points) > 1
             time = "T" if series else ""
             if series and model is None:
@@ -544,7 +564,7 @@ def count_files(
             for t, (data, point_axes) in enumerate(points):
                 if model is not None:
                     result = model.predict(
-                        data, point_axes, tile=tile, overlap=overlap, diameter=diameter
+                        *segmented[t], tile=tile, overlap=overlap, diameter=diameter
                     )
                     found = _labels_of(result)
                 else:
@@ -589,6 +609,12 @@ def count_files(
     columns = list(dict.fromkeys(k for s in summaries for k in s)) or ["image", "count"]
     write_table(summaries, out / "summary.csv", columns)
     return summaries
+
+
+def _time_points_of_channel(image: Image, channel: int) -> list[tuple[np.ndarray, str]]:
+    """:func:`_time_points` of one channel of ``image``."""
+    one = image.channel(channel)
+    return _time_points(one.data, one.axes)
 
 
 def _spatial_axes_of(image: Image) -> str:
@@ -695,6 +721,7 @@ def _predict_pairs(
     diameter: float | str | None = None,
     slices3d: bool = False,
     anisotropy: float | None = None,
+    channel: int | None = None,
 ) -> tuple[list[Any], list[np.ndarray], list[str]]:
     """Raw outputs, ground truths and names for image/mask folders paired by stem; with a
     ``diameter`` or ``slices3d``, the outputs are the :class:`Result` of each image
@@ -704,6 +731,9 @@ def _predict_pairs(
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
+        if channel is not None:
+            with per_image(image_path, None):
+                image = image.channel(channel)
         warn_if_other_voxels(model, image, image_path.name)
         refuse_time_series(
             image,
@@ -763,6 +793,7 @@ def evaluate(
     diameter: float | str | None = None,
     slices3d: bool = False,
     anisotropy: float | None = None,
+    channel: int | None = None,
 ) -> dict:
     """Predict every image of a folder and score it against the masks of another folder.
 
@@ -774,7 +805,8 @@ def evaluate(
     :func:`deepscope.classify.evaluate_classifier`). ``diameter`` (pixels, or ``'auto'``)
     rescales each image for the model's object size (see :meth:`Model.predict`).
     ``slices3d`` (with ``anisotropy``) scores 3D volumes segmented by a 2D flows model run
-    on their slices (see :meth:`Model.predict`).
+    on their slices (see :meth:`Model.predict`). ``channel``: predict from that channel of
+    multichannel images alone (as :func:`predict_files`).
     """
     model = load_model(model) if isinstance(model, str | Path) else model
     model.check_diameter(diameter)
@@ -787,6 +819,8 @@ def evaluate(
                 f"'{model.name}' is a classifier: it reads the true classes from the class "
                 "sub-folders of the images folder; drop --masks"
             )
+        if channel is not None:
+            raise ConfigError("--channel is for images, not for the crops of a classifier")
         return evaluate_classifier(model, images, axes, per_image_csv, tta, progress)
     if masks is None:
         raise InputError(
@@ -797,7 +831,7 @@ def evaluate(
             f"'{model.name}' predicts class maps, which have no per-image table; drop --per-image"
         )
     outputs, truths, names = _predict_pairs(
-        model, images, masks, axes, tta, progress, diameter, slices3d, anisotropy
+        model, images, masks, axes, tta, progress, diameter, slices3d, anisotropy, channel
     )
     if diameter is None and not slices3d:
         results = [model.task.postprocess(o, t.shape) for o, t in zip(outputs, truths, strict=True)]

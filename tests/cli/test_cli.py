@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from deepscope.io import read_image
+from deepscope.io import read_image, write_image
 
 
 def deepscope(*args, cwd=None, home=None):
@@ -540,3 +540,14 @@ def test_names_with_brackets_are_printed_as_written(tmp_path):
     run = deepscope("models", "import", "model[/copy].zip", cwd=tmp_path)  # rich markup once
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert run.stderr.startswith("error: 'model[/copy].zip' does not exist")
+
+
+def test_predict_takes_one_channel_of_a_multichannel_image(tmp_path):
+    from deepscope.demo import SAMPLE
+
+    grey = read_image(SAMPLE).data
+    write_image(tmp_path / "two.tif", np.stack([grey // 4, grey]), "CYX")
+    run = deepscope("predict", "unet-nuclei-fluo", tmp_path / "two.tif", "--channel", "1",
+                    "--out", tmp_path / "out")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert read_image(tmp_path / "out" / "two_labels.tif").data.max() > 0

@@ -75,6 +75,13 @@ OverlapOption = Annotated[
         "larger than it are dropped at tile borders"
     ),
 ]
+ChannelOption = Annotated[
+    int | None,
+    typer.Option(
+        help="predict from this channel of multichannel images alone (0 = the first), e.g. "
+        "the nuclear stain for a one-channel nuclei model"
+    ),
+]
 DiameterOption = Annotated[
     str | None,
     typer.Option(
@@ -348,6 +355,7 @@ def predict(
             "(TIFF/Zarr/HDF5 in, --format ome.zarr out; every model but crop classifiers)"
         ),
     ] = False,
+    channel: ChannelOption = None,
 ) -> None:
     """Apply a model to images; writes <stem>_labels.tif per image to OUT (restoration:
     <stem>_pred.tif; classifiers: one predictions.csv with the class of each crop)."""
@@ -377,6 +385,7 @@ def predict(
             on_error=_skipping(skipped) if keep_going else None,
             output_format=output_format,
             stream=stream,
+            channel=channel,
         )
     out_console.print(f"wrote {len(written)} file(s) to {out}")
     _report_skipped(skipped, out)
@@ -435,6 +444,13 @@ def count(
             "(TIFF/Zarr/HDF5 in; labels written as <stem>_labels.ome.zarr)"
         ),
     ] = False,
+    channel: Annotated[
+        int | None,
+        typer.Option(
+            help="segment this channel of multichannel images alone (0 = the first); every "
+            "channel is still measured, and seen by --classify"
+        ),
+    ] = None,
 ) -> None:
     """Segment, split, filter by measurement ranges and measure objects; writes
     <stem>_labels.tif, <stem>_objects.csv per image and summary.csv to OUT."""
@@ -469,6 +485,7 @@ def count(
             diameter=size,
             on_error=_skipping(skipped) if keep_going else None,
             stream=stream,
+            channel=channel,
         )
     source = m.name if m is not None else f"labels in {labels}"
     table = Table("image", "count", "mean area", "median area", title=f"counted with {source}")
@@ -510,6 +527,7 @@ def evaluate(
     diameter: DiameterOption = None,
     slices3d: Slices3dOption = False,
     anisotropy: AnisotropyOption = None,
+    channel: ChannelOption = None,
 ) -> None:
     """Score a model against ground truth: AP, F1, precision, recall for segmentation;
     PSNR, SSIM, NRMSE, MAE for restoration; accuracy, macro F1 for classifiers."""
@@ -538,6 +556,7 @@ def evaluate(
             diameter=size,
             slices3d=slices3d,
             anisotropy=anisotropy,
+            channel=channel,
         )
     _print_metrics(metrics, title=f"{m.name} on {images}")
     if json_path is not None:

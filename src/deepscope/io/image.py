@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +70,21 @@ class Image:
     def shape(self) -> tuple[int, ...]:
         """Shape of :attr:`data`."""
         return tuple(self.data.shape)
+
+    def channel(self, index: int) -> Image:
+        """The image of one channel (axis ``C`` removed); an image without a ``C`` axis is
+        its own channel 0. Another index is a one-line :class:`InputError`."""
+        count = self.data.shape[self.axes.index("C")] if "C" in self.axes else 1
+        if not 0 <= index < count:
+            name = f"{Path(self.source).name}: " if self.source else ""
+            raise InputError(
+                f"{name}there is no channel {index}: the image has {count} channel(s), "
+                f"numbered from 0 (axes {self.axes}); give a channel from 0 to {count - 1}"
+            )
+        if "C" not in self.axes:
+            return self
+        data = np.take(self.data, index, axis=self.axes.index("C"))
+        return Image(data, self.axes.replace("C", ""), self.pixel_size, self.source)
 
     def as_axes(self, target: str) -> np.ndarray:
         """The data with dimensions in ``target`` order.
