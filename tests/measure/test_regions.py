@@ -95,6 +95,12 @@ def test_intensities_that_are_not_finite_numbers_are_refused(bad):
         measure_objects(two_rectangles(), np.ones((10, 12), complex))
 
 
+def test_a_channel_first_image_is_told_to_put_its_channels_last():
+    with pytest.raises(InputError, match=r"its channels come first: .*as_axes\('YXC'\)"):
+        measure_objects(two_rectangles(), np.ones((2, 10, 12)))
+    assert len(measure_objects(two_rectangles(), np.ones((10, 12, 2)))) == 2
+
+
 @pytest.mark.parametrize("shape", [(10, 11), (12, 10), (10,)])
 def test_image_of_another_shape_is_rejected(shape):
     with pytest.raises(InputError, match="does not match"):

@@ -155,4 +155,7 @@ def test_a_file_whose_planes_were_taken_for_z_is_told_to_call_them_channels():
 
     with pytest.raises(InputError, match=r"2 planes are the model's 2 channels, pass axes 'CYX'"):
         two_channels.predict(planes, axes="ZYX")
+    last = np.moveaxis(planes, 0, -1)  # (Y, X, 2), read as ZYX without metadata
+    with pytest.raises(InputError, match=r"last axis holds the model's 2 channels, .* 'YXC'"):
+        two_channels.predict(last, axes="ZYX")
     assert two_channels.predict(planes).labels.shape == (32, 32)

@@ -96,3 +96,18 @@ def test_a_config_file_takes_the_setting_and_refuses_others(tmp_path):
     path.write_text("task: flows\nname: m\nimages: im\nmasks: ma\nsample_images_by: crowded\n")
     with pytest.raises(ConfigError, match="sample_images_by"):
         load_train_config(path)
+
+
+def test_images_of_different_channel_counts_are_named(tmp_path):
+    from deepscope.io import write_image
+    from deepscope.tasks import get_task
+    from deepscope.train.dataset import read_pairs
+
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:12, 4:12] = 1
+    write_image(tmp_path / "images" / "grey.tif", np.ones((32, 32), np.uint8))
+    write_image(tmp_path / "images" / "two.tif", np.ones((2, 32, 32), np.uint8), "CYX")
+    for name in ("grey.tif", "two.tif"):
+        write_image(tmp_path / "masks" / name, labels)
+    with pytest.raises(InputError, match=r"different channel counts \(grey has 1, two has 2\)"):
+        read_pairs(tmp_path / "images", tmp_path / "masks", get_task("semantic"), 2)

@@ -380,6 +380,15 @@ def test_fine_tuning_needs_the_same_network(tiny_settings, tmp_path):
         train(make_train_config(other_task))
 
 
+def test_starting_a_two_channel_training_from_a_grey_model_says_where_channels_come_from():
+    from deepscope.nets import UNetConfig, build_unet
+    from deepscope.train.trainer import initial_weights
+
+    two_channels = build_unet(UNetConfig(depth=1, base_filters=2, in_channels=2, out_channels=3))
+    with pytest.raises(ConfigError, match=r"in_channels: 1 there, 2 here.*come?s from the images"):
+        initial_weights("unet-nuclei-fluo", two_channels, "semantic")
+
+
 def write_pairs(folder, masks: list[np.ndarray], shape=(48, 48)) -> dict:
     """Images (a bright square where the mask has objects) and their masks in ``folder``."""
     from deepscope.io import write_image

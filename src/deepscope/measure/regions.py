@@ -195,9 +195,15 @@ def measure_objects(
     pixel_size = pixel_sizes(pixel_size, labels.ndim)
     image = None if image is None else check_intensities(np.asarray(image))
     if image is not None and image.shape[: labels.ndim] != labels.shape:
+        first = image.ndim == labels.ndim + 1 and image.shape[1:] == labels.shape
         raise InputError(
             f"image shape {image.shape} does not match labels {labels.shape}; "
-            "give the image the labels were made from"
+            + (
+                "its channels come first: give them last (Image.as_axes('YXC'), or "
+                "numpy.moveaxis(image, 0, -1))"
+                if first
+                else "give the image the labels were made from"
+            )
         )
     props = _PROPS_2D if labels.ndim == 2 else _PROPS_3D
     if image is not None:

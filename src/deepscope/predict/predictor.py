@@ -81,12 +81,16 @@ def channel_first_input(
     if ndim == 2 and stack:
         kind = "a time series" if stack == ["T"] else "a 3D stack"
         planes = image.shape[axes.index(stack[0])]
-        channels = (
-            f"; if its {planes} planes are the model's {planes} channels, pass axes "
-            f"'{axes.replace(stack[0], 'C')}'"
-            if len(stack) == 1 and "C" not in axes and planes == in_channels
-            else ""
-        )
+        channels = ""
+        if len(stack) == 1 and "C" not in axes and planes == in_channels:
+            channels = (
+                f"; if its {planes} planes are the model's {planes} channels, pass axes "
+                f"'{axes.replace(stack[0], 'C')}'"
+            )
+        elif axes == "ZYX" and in_channels > 1 and image.shape[-1] == in_channels:
+            channels = (
+                f"; if its last axis holds the model's {in_channels} channels, pass axes 'YXC'"
+            )
         raise InputError(
             f"this model takes 2D images and the image is {kind} (axes {axes}, shape "
             f"{image.shape}); give one plane at a time (deepscope predict and count go "

@@ -103,11 +103,14 @@ def read_pairs(
                 "pixel for pixel"
             )
         pairs.append((image_path.stem, raw, y))
-    channels = {raw.shape[0] for _, raw, _ in pairs}
-    if len(channels) > 1:
+    first: dict[int, str] = {}
+    for stem, raw, _ in pairs:
+        first.setdefault(raw.shape[0], stem)
+    if len(first) > 1:
+        examples = ", ".join(f"{stem} has {n}" for n, stem in sorted(first.items()))
         raise InputError(
-            f"training images have different channel counts {sorted(channels)}; "
-            "give images with the same channels (or pass --axes)"
+            f"training images have different channel counts ({examples}); give images "
+            "with the same channels (or pass --axes)"
         )
     return pairs
 

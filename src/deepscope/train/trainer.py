@@ -259,10 +259,16 @@ def initial_weights(name_or_path: str, net: torch.nn.Module, task: str) -> dict[
             for k in dict.fromkeys([*theirs, *ours])
             if theirs.get(k) != ours.get(k)
         )
+        channels = theirs.get("in_channels") != ours.get("in_channels")
+        advice = (
+            f"the channel count comes from the images: train on {theirs.get('in_channels')}-"
+            "channel images (save the channel it was trained on alone), or from scratch"
+            if channels
+            else "use the same network settings (adding style: true is the one change allowed)"
+        )
         raise ConfigError(
             f"cannot start from '{name_or_path}': its network differs from this run's "
-            f"({differ}); use the same network settings (adding style: true is the one "
-            "change allowed)"
+            f"({differ}); {advice}"
         )
     return net.state_dict() | read_weights(folder, spec)
 
