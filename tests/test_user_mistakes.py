@@ -243,6 +243,19 @@ def test_two_label_files_for_one_image_are_refused_not_picked_silently(tmp_path)
                               labels=tmp_path / "labels")  # fmt: skip
 
 
+def test_labels_of_a_two_channel_file_without_axes_say_to_pass_cyx(tmp_path):
+    labels = np.zeros((32, 32), np.uint16)
+    labels[4:12, 4:12] = 1
+    np.save(tmp_path / "a.npy", np.stack([labels * 100, labels * 50]))  # read as ZYX
+    write_image(tmp_path / "labels" / "a_labels.tif", labels)
+    with pytest.raises(InputError, match=r"has shape \(32, 32\) .* pass --axes CYX"):
+        deepscope.count_files(None, [tmp_path / "a.npy"], tmp_path / "out",
+                              labels=tmp_path / "labels")  # fmt: skip
+    counted = deepscope.count_files(None, [tmp_path / "a.npy"], tmp_path / "out",
+                                    labels=tmp_path / "labels", axes="CYX")  # fmt: skip
+    assert counted[0]["count"] == 1
+
+
 def test_label_images_with_cut_and_touching_objects_are_taken_as_labels():
     labels = np.kron(np.arange(1, 145).reshape(12, 12), np.ones((8, 8), np.uint16))
     labels[:, 4::8] = 0  # 144 touching squares, each cut in two by a line of background

@@ -695,9 +695,15 @@ def _label_file(
     found = read_image(candidates[0])
     data = to_spatial(found.data, found.axes, len(shape), f"label image {candidates[0].name}")
     if data.shape != shape:
+        read = tuple(n for a, n in zip(found.axes, found.data.shape, strict=True) if a != "C")
+        planes = (  # a channel stack without axes, read as a volume
+            f" (read as a volume of {shape[0]} planes: if they are channels, pass --axes CYX)"
+            if len(shape) == 3 and read == shape[1:]
+            else ""
+        )
         raise InputError(
-            f"label image {candidates[0].name} has shape {data.shape} but {image_path.name} "
-            f"has {shape}; give the labels of this image"
+            f"label image {candidates[0].name} has shape {read} but {image_path.name} "
+            f"has {shape}{planes}; give the labels of this image"
         )
     labels = integer_mask(data, f"label image {candidates[0].name}")
     refuse_intensity_image(labels, f"label image {candidates[0].name}")
