@@ -576,3 +576,20 @@ def test_a_structn2v_mask_length_must_be_odd_and_at_least_3(tiny_settings, lengt
                 "task_params": {"struct_length": length}}  # fmt: skip
     with pytest.raises(ConfigError, match="struct_length must be 0 \\(off\\) or odd, 3 or more"):
         make_train_config(settings)  # 1 acted as off, 2 as 3
+
+
+def test_a_model_trained_on_rgb_pngs_takes_rgb_arrays_without_axes(tiny_settings, tmp_path):
+    from deepscope.io import list_images, read_image, write_image
+    from deepscope.zoo import load_model
+
+    for kind in ("train", "val"):
+        for path in list_images([tiny_settings[f"{'val_' if kind == 'val' else ''}images"]]):
+            grey = read_image(path).data.astype(np.uint8)
+            write_image(tmp_path / kind / f"{path.stem}.png", np.stack([grey] * 3, -1), "YXC")
+    settings = {**tiny_settings, "images": tmp_path / "train", "val_images": tmp_path / "val",
+                "epochs": 1}  # fmt: skip
+    folder = train(make_train_config(settings))
+
+    assert read_spec(folder).input_axes == "YXC"
+    rgb = read_image(list_images([tmp_path / "val"])[0]).data
+    assert load_model(folder).predict(rgb).labels.shape == rgb.shape[:2]

@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, DeepscopeError, TrainingInterrupted
+from deepscope.io import list_images, read_image
 from deepscope.io.atomic import check_not_an_input, check_output_folder
 from deepscope.measure.size import median_diameter
 from deepscope.nets import build_network
@@ -271,6 +272,22 @@ def initial_weights(name_or_path: str, net: torch.nn.Module, task: str) -> dict[
             f"({differ}); {advice}"
         )
     return net.state_dict() | read_weights(folder, spec)
+
+
+def training_layout(images: str | Path, axes: str | None, in_channels: int, ndim: int) -> str:
+    """The axes of one input image as the training images were laid out (``YXC`` for RGB
+    PNGs, ``CYX`` for channel-first TIFFs): what :meth:`Model.predict` assumes for an array
+    given without axes. One channel: ``YX`` (``ZYX``); a layout that cannot be read from
+    the first training image: channels first."""
+    spatial = "YX" if ndim == 2 else "ZYX"
+    if in_channels == 1:
+        return spatial
+    try:
+        first = read_image(list_images([images])[0], axes=axes)
+    except DeepscopeError:
+        return "C" + spatial
+    layout = "".join(a for a in first.axes if a == "C" or a in spatial)
+    return layout if sorted(layout) == sorted("C" + spatial) else "C" + spatial
 
 
 def training_diameter(task: Task, samples: list[Sample], ndim: int) -> float | None:
@@ -698,8 +715,7 @@ class Trainer:
             task_params=self.task.params.model_dump(),
             network=net_config,
             normalization=c.normalization,
-            input_axes=("" if net_config.in_channels == 1 else "C")
-            + ("YX" if c.ndim == 2 else "ZYX"),
+            input_axes=training_layout(c.images, c.axes, net_config.in_channels, c.ndim),
             object_diameter=self.object_diameter,
             prediction=default_prediction(c.ndim),
             description=c.description,
