@@ -234,18 +234,15 @@ def test_slices_of_a_volume_take_the_anisotropy_its_file_records():
 
 
 def test_a_volume_with_other_voxels_than_the_3d_model_was_trained_on_is_warned_about():
-    from deepscope.api import warn_if_other_voxels
-    from deepscope.io import Image
-
     model = deepscope.load_model("stardist-nuclei-3d")  # trained on 0.284 x 0.127 x 0.127 µm
-    cubic = Image(np.zeros((8, 8, 8)), "ZYX", {"Z": 0.127, "Y": 0.127, "X": 0.127})
-    alike = Image(np.zeros((8, 8, 8)), "ZYX", {"Z": 0.3, "Y": 0.13, "X": 0.13})
+    cubic = {"Z": 0.127, "Y": 0.127, "X": 0.127}
+    alike = {"Z": 0.3, "Y": 0.13, "X": 0.13}
     with pytest.warns(UserWarning, match=r"cubic\.tif: its voxels are 1\.00 times as deep"):
-        warn_if_other_voxels(model, cubic, "cubic.tif")
+        model.warn_if_other_voxels(cubic, "cubic.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_if_other_voxels(model, alike, "alike.tif")
-        warn_if_other_voxels(model, Image(np.zeros((8, 8, 8)), "ZYX"), "unknown.tif")
+        model.warn_if_other_voxels(alike, "alike.tif")
+        model.warn_if_other_voxels(None, "unknown.tif")
 
 
 def test_a_crop_given_with_x_before_y_is_classified_as_it_is(shared_data):

@@ -234,7 +234,7 @@ def predict_files(
             image = read_image(path, axes=axes)
             if channel is not None:
                 image = image.channel(channel)
-            warn_if_other_voxels(model, image, path.name)
+            model.warn_if_other_voxels(image.pixel_size, path.name)
             points = _time_points(image.data, image.axes)
             results = [
                 model.predict(
@@ -299,26 +299,6 @@ def predict_files(
             stacklevel=2,
         )
     return written
-
-
-def warn_if_other_voxels(model: Model, image: Image, name: str) -> None:
-    """Warn when a 3D model meets a volume whose recorded voxel shape (z step over xy pixel
-    size) differs by more than a quarter from the voxels it was trained on: its rays and
-    receptive field then see nuclei squashed or stretched (stardist-nuclei-3d on the same
-    volume resampled to cubic voxels: AP@0.5 0.57 → 0.07, silently)."""
-    trained = {k.upper(): v for k, v in (model.spec.pixel_size or {}).items()}
-    size = image.pixel_size or {}
-    if model.spec.network.ndim != 3 or not all(k in trained and k in size for k in "ZX"):
-        return
-    wanted = float(trained["Z"]) / float(trained["X"])
-    found = float(size["Z"]) / float(size["X"])
-    if not 0.8 < found / wanted < 1.25:
-        warnings.warn(
-            f"{name}: its voxels are {found:.2f} times as deep as wide, and '{model.name}' "
-            f"was trained on voxels {wanted:.2f} times as deep: resample the volume along z "
-            f"by {found / wanted:.2f} (or train on volumes like it) for results you can trust",
-            stacklevel=3,
-        )
 
 
 def _warn_if_psf_voxels_differ(
@@ -543,7 +523,7 @@ def count_files(
         with per_image(path, on_error):
             image = read_image(path, axes=axes)
             if model is not None:
-                warn_if_other_voxels(model, image, path.name)
+                model.warn_if_other_voxels(image.pixel_size, path.name)
             spatial = model_spatial or _spatial_axes_of(image)
             if classifier is not None and spatial != "YX":
                 raise InputError(f"{path.name} is a volume; --classify works on 2D images")
@@ -740,7 +720,7 @@ def _predict_pairs(
         if channel is not None:
             with per_image(image_path, None):
                 image = image.channel(channel)
-        warn_if_other_voxels(model, image, image_path.name)
+        model.warn_if_other_voxels(image.pixel_size, image_path.name)
         refuse_time_series(
             image,
             image_path.name,

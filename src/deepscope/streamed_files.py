@@ -106,6 +106,7 @@ def predict_file_streamed(
     paths written."""
     _settings_tile(settings)
     with open_image(path, axes) as image, folder_for_outputs(out):
+        model.warn_if_other_voxels(image.pixel_size, path.name)
         spatial, shape, size = _geometry(model, image)
         if not model.task.predicts_objects:
             outputs = _pixel_outputs(out, path, save_probabilities)
@@ -202,6 +203,7 @@ def count_file_streamed(
     in ``out`` meanwhile. Returns the count (its ``labels`` is the written Zarr array)."""
     tile = _settings_tile(settings)
     with open_image(path, axes) as image:
+        model.warn_if_other_voxels(image.pixel_size, path.name)
         spatial, shape, size = _geometry(model, image)
         pixel_size = [size[a] for a in spatial] if size and len(size) == len(spatial) else None
         with (
