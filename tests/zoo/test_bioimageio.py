@@ -97,6 +97,8 @@ def test_dataset_normalisation_travels_as_fixed_linear_scaling(tmp_path):
     description = load_description(folder / "rdf.yaml", perform_io_checks=False)
     assert description.validation_summary.status == "valid-format"
     assert max(reproduce_test_tensors(folder).values()) < 1e-4
+    test_input = np.load(folder / rdf["inputs"][0]["test_tensor"]["source"])
+    assert not np.allclose(test_input[0, 0], test_input[0, 1])  # a channel swap would show
 
 
 def test_a_classifier_export_says_crops_are_normalised_before_they_are_sized(tmp_path):

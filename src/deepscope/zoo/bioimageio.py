@@ -55,7 +55,9 @@ def _rdf_path(folder: Path) -> Path:
 
 def test_image(spec: ModelSpec, side: int) -> np.ndarray:
     """A test input ``(C, *spatial)`` for the export: a crop of the shipped nuclei sample
-    for 2D, synthetic nuclei for 3D; each channel a copy."""
+    for 2D, synthetic nuclei for 3D; channel ``i`` is that image shifted by ``7 i`` pixels
+    along X and scaled by ``1 / (i + 1)``, so that a consumer that mixes up the channels
+    does not reproduce the test output."""
     from deepscope.data.synthetic import synthetic_nuclei
     from deepscope.demo import SAMPLE
     from deepscope.io import read_image
@@ -67,7 +69,7 @@ def test_image(spec: ModelSpec, side: int) -> np.ndarray:
         depth = max(spec.network.divisor * 2, 16)
         image, _ = synthetic_nuclei((depth, side, side), n=12, seed=0)
         image = (image * 200).astype(np.float32)
-    return np.repeat(image[None], c, axis=0)
+    return np.stack([np.roll(image, 7 * i, axis=-1) / (i + 1) for i in range(c)])
 
 
 def _network(folder: Path, spec: ModelSpec) -> torch.nn.Module:
