@@ -382,3 +382,24 @@ def test_odd_ids_paths_and_archives_are_client_errors(client, tmp_path):
     with open(tmp_path / "empty.zip", "rb") as fh:
         answer = client.post("/api/models/import", files={"file": ("empty.zip", fh)})
     assert answer.status_code == 400
+
+
+def test_one_channel_of_a_two_channel_image_is_counted(client, data_root):
+    grey = read_image(data_root / "plate" / "a.tif").data
+    write_image(data_root / "two" / "a.tif", np.stack([grey // 4, grey]), "CYX")
+    path = str(data_root / "two" / "a.tif")
+    plain = client.post(
+        "/api/predict", data={"model": "unet-nuclei-fluo", "mode": "count",
+                              "path": str(data_root / "plate" / "a.tif")},
+    ).json()  # fmt: skip
+
+    answer = client.post(
+        "/api/predict",
+        data={"model": "unet-nuclei-fluo", "mode": "count", "path": path, "channel": "1"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["n_objects"] == plain["n_objects"] > 0
+    assert "mean_intensity_ch0" in answer.json()["columns"]
+    refused = client.post("/api/predict", data={"model": "unet-nuclei-fluo", "path": path})
+    assert refused.status_code == 400 and "expects 1 channel" in refused.json()["detail"]

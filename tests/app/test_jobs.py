@@ -264,3 +264,17 @@ def test_a_classifier_quality_check_reads_the_classes_from_the_sub_folders(setti
         assert run_next(store, roots.state_dir / "results") == "done"
         metrics = client.get(f"/api/jobs/{job['id']}").json()["result"]["metrics"]
         assert metrics["n_images"] == 4 and 0 <= metrics["accuracy"] <= 1
+
+
+def test_a_batch_takes_a_channel_to_segment_and_refuses_one_that_is_not_a_number(
+    settings, data_root
+):
+    with TestClient(create_app(settings)) as client:
+        params = {"model": "unet-nuclei-fluo", "folder": str(data_root / "plate"),
+                  "mode": "count", "channel": 0}  # fmt: skip
+        job = client.post("/api/jobs", json={"kind": "batch", "params": params})
+        assert job.status_code == 200, job.text
+        run_next(JobStore(settings.state_dir / "jobs.sqlite"), settings.state_dir / "results")
+        assert client.get(f"/api/jobs/{job.json()['id']}").json()["status"] == "done"
+        bad = client.post("/api/jobs", json={"kind": "batch", "params": {**params, "channel": "x"}})
+        assert bad.status_code == 400 and "params.channel must be a channel number" in bad.text

@@ -17,6 +17,7 @@ import numpy as np
 
 from deepscope.api import count_files, predict_files
 from deepscope.classify import PREDICTIONS_FILE, probability_columns
+from deepscope.errors import InputError
 from deepscope.io import Image, image_stem, read_image, transpose_axes
 from deepscope.io.atomic import atomic_output
 from deepscope.io.image import refuse_time_series
@@ -86,10 +87,12 @@ def analyse(
     ranges: list[str] | None = None,
     split: bool = False,
     exclude_border: bool = False,
+    channel: int | None = None,
 ) -> dict[str, Any]:
     """Predict (``preview``: every object, no filter) or count (``count``: ranges, split,
     border) one image into ``out``; returns what the page shows, file names relative to
-    ``out``."""
+    ``out``. ``channel``: segment that channel of a multichannel image (count measures
+    every channel)."""
     stem = image_stem(image_path)
     answer: dict[str, Any] = {"model": model.name, "mode": mode, "image": image_path.name}
     image = read_image(image_path)
@@ -100,17 +103,25 @@ def analyse(
         "as a job (one labels stack, and a table with a frame column)",
     )
     if model.task.output_kind == "class" and mode == "preview":
+        if channel is not None:
+            raise InputError("a channel to segment is for segmentation models, not classifiers")
         return _classify(model, image, image_path, out, answer)
     if mode == "count":
         (summary,) = count_files(
-            model, [image_path], out, ranges or [], exclude_border=exclude_border, split=split
+            model,
+            [image_path],
+            out,
+            ranges or [],
+            exclude_border=exclude_border,
+            split=split,
+            channel=channel,
         )
         answer["summary"] = summary
         columns, rows = _table(out / f"{stem}_objects.csv")
         answer.update(columns=columns, objects=rows, n_objects=int(summary["count"]))
         files = [f"{stem}_labels.tif", f"{stem}_objects.csv", "summary.csv"]
     else:
-        files = [p.name for p in predict_files(model, [image_path], out)]
+        files = [p.name for p in predict_files(model, [image_path], out, channel=channel)]
     plane = _plane(image.data, image.axes)
     pictures = {"image": _png(to_display(plane), out / "image.png")}
     labels_file = out / f"{stem}_labels.tif"

@@ -402,9 +402,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         ranges: Annotated[list[str] | None, Form()] = None,
         split: Annotated[bool, Form()] = False,
         exclude_border: Annotated[bool, Form()] = False,
+        channel: Annotated[int | None, Form(ge=0)] = None,
     ) -> dict:
         """Predict Preview (every object) or Count (ranges, split) of one image: an
-        upload (``file``) or a file under a data root (``path``)."""
+        upload (``file``) or a file under a data root (``path``); ``channel``: the channel
+        of a multichannel image to segment."""
         if mode not in MODES:
             raise InputError(f"mode must be preview or count, got '{mode}'")
         if (file is None) == (path is None):
@@ -416,7 +418,14 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             _check_image_size(image)
             with models.lock:
                 answer = analyse(
-                    models.get(model), image, results / rid, mode, ranges, split, exclude_border
+                    models.get(model),
+                    image,
+                    results / rid,
+                    mode,
+                    ranges,
+                    split,
+                    exclude_border,
+                    channel,
                 )
         finally:
             shutil.rmtree(uploads / rid, ignore_errors=True)  # the results hold what is shown
@@ -535,7 +544,16 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 )
             return {"settings": given}
         if job.kind == "batch":
-            _known_keys(p, ("model", "folder", "mode", "ranges", "split", "exclude_border"))
+            _known_keys(
+                p, ("model", "folder", "mode", "ranges", "split", "exclude_border", "channel")
+            )
+            channel = p.get("channel")
+            if channel is not None and (
+                not isinstance(channel, int) or isinstance(channel, bool) or channel < 0
+            ):
+                raise InputError(
+                    f"params.channel must be a channel number (0 = the first), got {channel!r}"
+                )
             spec = read_spec(_model_named(p))
             folder = _confined_tree(_text(p, "folder"), roots)
             if p.get("mode", "preview") not in MODES:
@@ -557,6 +575,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                 "ranges": ranges,
                 "split": _flag(p, "split"),
                 "exclude_border": _flag(p, "exclude_border"),
+                "channel": channel,
             }
         if job.kind == "evaluate":
             _known_keys(p, ("model", "images", "truth"))

@@ -94,6 +94,7 @@ def _batch(job: Job, progress: JobProgress, results: Path, device: str) -> dict[
             split=p.get("split", False),
             progress=progress,
             on_error=skip,
+            channel=p.get("channel"),
         )
         _check_some_done(summaries, skipped)
         return {
@@ -104,7 +105,13 @@ def _batch(job: Job, progress: JobProgress, results: Path, device: str) -> dict[
         }
     overlay = draws_overlays(model)
     written = predict_files(
-        model, p["inputs"], out, overlay=overlay, progress=progress, on_error=skip
+        model,
+        p["inputs"],
+        out,
+        overlay=overlay,
+        progress=progress,
+        on_error=skip,
+        channel=p.get("channel"),
     )
     _check_some_done(written, skipped)
     return {"out": str(out), "files": [f.name for f in written], "skipped": skipped}

@@ -343,6 +343,8 @@ async function analysePage() {
     }
     data.set("split", document.getElementById("split").checked);
     data.set("exclude_border", document.getElementById("exclude-border").checked);
+    const channel = document.getElementById("channel").value.trim();
+    if (channel) data.set("channel", channel);
     const busy = document.getElementById("busy");
     busy.hidden = false;
     try {
@@ -407,6 +409,8 @@ async function analysePage() {
       .filter((t) => !/=:$/.test(t));
     const split = document.getElementById("split").checked;
     const excludeBorder = document.getElementById("exclude-border").checked;
+    const channelText = document.getElementById("channel").value.trim();
+    const channel = channelText === "" ? null : Number(channelText);
     // any Count setting makes the batch a count (a preview would ignore them)
     const mode = rangesList.length || split || excludeBorder ? "count" : "preview";
     try {
@@ -414,7 +418,7 @@ async function analysePage() {
         method: "POST", headers: { "content-type": "application/json" },
         body: JSON.stringify({ kind: "batch", params: {
           model: select.value, folder, mode, ranges: rangesList, split,
-          exclude_border: excludeBorder } }),
+          exclude_border: excludeBorder, channel } }),
       });
       location.href = `/jobs#${job.id}`;
     } catch (err) { showMessage(err.message); }
