@@ -37,7 +37,7 @@ from deepscope.io import (
     write_image,
 )
 from deepscope.io.atomic import check_future_folder, check_output_file
-from deepscope.io.axes import spatial_in_order
+from deepscope.io.axes import in_spatial_order
 from deepscope.io.image import refuse_time_series
 from deepscope.io.zarr_io import check_zarr_target
 from deepscope.measure import measure_objects, write_table
@@ -99,10 +99,9 @@ def _labels_of(result: Result) -> np.ndarray:
 def _time_points(data: np.ndarray, axes: str) -> list[tuple[np.ndarray, str]]:
     """The time points of a time series (axis ``T`` longer than 1) as ``(data, axes)``
     each, ``T`` removed; any other image as the one item ``(data, axes)``. Spatial axes
-    come in ``Z, Y, X`` order (:func:`~deepscope.io.axes.spatial_in_order`), so that the
+    come in ``Z, Y, X`` order (:func:`~deepscope.io.axes.in_spatial_order`), so that the
     results do too; outputs are written in the file's order (:func:`_write_output`)."""
-    ordered = spatial_in_order(axes)
-    data, axes = transpose_axes(data, axes, ordered), ordered
+    data, axes = in_spatial_order(data, axes)
     if "T" not in axes or data.shape[axes.index("T")] == 1:
         return [(data, axes)]
     t = axes.index("T")
@@ -717,39 +716,36 @@ def _predict_pairs(
     outputs, truths, names = [], [], []
     for i, (image_path, mask_path) in enumerate(pairs):
         image = read_image(image_path, axes=axes)
-        if channel is not None:
-            with per_image(image_path, None):
+        with per_image(image_path, None):  # errors about its content name it
+            if channel is not None:
                 image = image.channel(channel)
-        model.warn_if_other_voxels(image.pixel_size, image_path.name)
-        refuse_time_series(
-            image,
-            image_path.name,
-            f"evaluate takes one time point per file, as its {model.task.truth_name}: save "
-            "each time point as a file of its own",
-        )
-        ndim = 3 if slices3d else model.spec.network.ndim
-        with per_image(image_path, None):  # the image first: a volume for a 2D model, say
-            if slices3d:
+            model.warn_if_other_voxels(image.pixel_size, image_path.name)
+            refuse_time_series(
+                image,
+                image_path.name,
+                f"evaluate takes one time point per file, as its {model.task.truth_name}: save "
+                "each time point as a file of its own",
+            )
+            ndim = 3 if slices3d else model.spec.network.ndim
+            if slices3d:  # the image first: a volume for a 2D model is the image's error
                 shape = to_channel_first(image.data, image.axes, 3).shape[1:]
             else:
                 shape = model.predictor.spatial_shape(image.data, image.axes)
-        truth = read_truth(mask_path, model.task, ndim, axes)
-        if shape != truth.shape[-ndim:]:
-            raise InputError(
-                f"{model.task.truth_name} {mask_path.name} has shape "
-                f"{tuple(truth.shape[-ndim:])} but image {image_path.name} has {shape}; "
-                f"give each image its own {model.task.truth_name} of the same size"
-            )
-        channels = getattr(model.task.params, "channels", None)
-        if model.task.target_is_image and channels is not None and truth.shape[0] != channels:
-            raise InputError(
-                f"target {mask_path.name} has {truth.shape[0]} channel(s) but '{model.name}' "
-                f"restores {channels}; give targets with the model's channels (a grey target "
-                "for a grey model)"
-            )
-        ordered = spatial_in_order(image.axes)  # outputs in the truth's Z, Y, X order
-        data = transpose_axes(image.data, image.axes, ordered)
-        with per_image(image_path, None):  # its content's errors name it
+            truth = read_truth(mask_path, model.task, ndim, axes)
+            if shape != truth.shape[-ndim:]:
+                raise InputError(
+                    f"{model.task.truth_name} {mask_path.name} has shape "
+                    f"{tuple(truth.shape[-ndim:])} but image {image_path.name} has {shape}; "
+                    f"give each image its own {model.task.truth_name} of the same size"
+                )
+            channels = getattr(model.task.params, "channels", None)
+            if model.task.target_is_image and channels not in (None, truth.shape[0]):
+                raise InputError(
+                    f"target {mask_path.name} has {truth.shape[0]} channel(s) but "
+                    f"'{model.name}' restores {channels}; give targets with the model's "
+                    "channels (a grey target for a grey model)"
+                )
+            data, ordered = in_spatial_order(image.data, image.axes)  # as the truth: Z, Y, X
             if diameter is None and not slices3d:
                 output = model.raw(data, ordered, tta=tta)
             else:

@@ -18,7 +18,7 @@ import numpy as np
 from deepscope.errors import AxesError, InputError
 from deepscope.io import image_stem, list_images, read_image
 from deepscope.io.atomic import check_not_an_input, check_output_file
-from deepscope.io.axes import spatial_in_order, transpose_axes
+from deepscope.io.axes import in_spatial_order
 from deepscope.io.cellh5 import (
     DEFAULT_OBJECT,
     FILE_COLUMN,
@@ -159,8 +159,7 @@ def _read_labels(path: Path, spatial: str, shape: tuple[int, ...], image_name: s
 
 
 def _predict_labels(model: Model, image, spatial: str, name: str) -> np.ndarray:
-    ordered = spatial_in_order(image.axes)  # labels in the Z, Y, X order of the stored image
-    result = model.predict(transpose_axes(image.data, image.axes, ordered), ordered)
+    result = model.predict(*in_spatial_order(image.data, image.axes))  # as stored: Z, Y, X
     if result.labels is None:
         raise InputError(
             f"model '{model.name}' does not produce instance labels; choose a segmentation model"

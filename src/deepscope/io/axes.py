@@ -25,6 +25,7 @@ __all__ = [
     "SPATIAL_AXES",
     "VALID_AXES",
     "default_axes",
+    "in_spatial_order",
     "spatial_in_order",
     "transpose_axes",
     "validate_axes",
@@ -234,3 +235,10 @@ def spatial_in_order(axes: str) -> str:
     other letters stay where they are."""
     spatial = iter(a for a in SPATIAL_AXES if a in axes)
     return "".join(next(spatial) if a in SPATIAL_AXES else a for a in axes)
+
+
+def in_spatial_order(data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """``data`` with its spatial axes reordered to ``Z, Y, X`` (a view), and its new axes
+    (:func:`spatial_in_order`)."""
+    ordered = spatial_in_order(axes)
+    return transpose_axes(data, axes, ordered), ordered

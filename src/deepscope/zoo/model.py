@@ -12,7 +12,7 @@ import numpy as np
 from deepscope.data.layout import channel_first_axes
 from deepscope.devices import resolve_device
 from deepscope.errors import ConfigError, InputError, ModelError
-from deepscope.io.axes import spatial_in_order, transpose_axes, validate_axes
+from deepscope.io.axes import in_spatial_order
 from deepscope.nets import AutoencoderConfig, ClassifierConfig, build_network
 from deepscope.predict.crops import CropPredictor
 from deepscope.predict.external import ExternalRunner
@@ -157,10 +157,10 @@ class Model:
         channels, as in ``probabilities``, come first).
         """
         if axes is not None:
-            ordered = spatial_in_order(validate_axes(axes, np.ndim(image)))
+            data, ordered = in_spatial_order(np.asarray(image), axes)
             if ordered != axes.upper():  # e.g. 'XY': predicted as YX, returned as XY
                 result = self.predict(
-                    transpose_axes(np.asarray(image), axes, ordered),
+                    data,
                     ordered,
                     tile,
                     overlap,

@@ -15,7 +15,14 @@ from pathlib import Path
 from deepscope.errors import DeepscopeError, ModelError
 from deepscope.home import user_library
 from deepscope.io.atomic import check_output_file
-from deepscope.spec import SPEC_FILE, check_model_name, check_weights, package_files, read_spec
+from deepscope.spec import (
+    SPEC_FILE,
+    ModelSpec,
+    check_model_name,
+    check_weights,
+    package_files,
+    read_spec,
+)
 from deepscope.zoo.registry import builtin_names, resolve_model
 
 MAX_UNPACKED_BYTES = 2 << 30  # a zip that inflates beyond 2 GiB is refused
@@ -55,9 +62,10 @@ def _package_root(folder: Path) -> Path:
     return folder
 
 
-def check_package(folder: Path) -> list[str]:
+def check_package(folder: Path) -> tuple[ModelSpec, list[str]]:
     """Read and verify a deepscope package (schema, version, weights' sha256, no links
-    among its files); the names of its files (:func:`~deepscope.spec.package_files`)."""
+    among its files); its spec and the names of its files
+    (:func:`~deepscope.spec.package_files`)."""
     spec = read_spec(folder)
     names = package_files(folder, spec)
     links = [name for name in names if (folder / name).is_symlink()]
@@ -67,7 +75,7 @@ def check_package(folder: Path) -> list[str]:
             "(copy the file it points to into the package instead)"
         )
     check_weights(folder, spec)
-    return names
+    return spec, names
 
 
 def _copy_files(folder: Path, names: list[str], dest: Path) -> None:
@@ -115,8 +123,8 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
                 f"'{source}' is neither a deepscope model package (no {SPEC_FILE}) nor a "
                 "bioimage.io model (no rdf.yaml)"
             )
-        files = check_package(root)
-        package_name = read_spec(root).name
+        spec, files = check_package(root)
+        package_name = spec.name
         final = name or package_name
         if final in builtin_names():
             advice = "choose another --name" if name else "import it with --name OTHER_NAME"
@@ -141,7 +149,7 @@ def import_model(source: str | Path, name: str | None = None, replace: bool = Fa
         if final != package_name:
             from deepscope.spec import write_spec
 
-            write_spec(staged, read_spec(staged).model_copy(update={"name": final}))
+            write_spec(staged, spec.model_copy(update={"name": final}))
         if target.exists():
             shutil.rmtree(target)
         os.replace(staged, target)
@@ -164,7 +172,7 @@ def export_model(name: str, out: str | Path, format: str = "deepscope") -> Path:
     if format not in FORMATS:
         raise ModelError(f"format must be one of {', '.join(FORMATS)}, got '{format}'")
     folder, _ = resolve_model(name)
-    files = check_package(folder)
+    _, files = check_package(folder)
     out = Path(out)
     if out.exists():
         raise ModelError(f"'{out}' exists; choose another --out")
