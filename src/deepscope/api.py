@@ -300,24 +300,6 @@ def predict_files(
     return written
 
 
-def _warn_if_psf_voxels_differ(
-    psf: dict | None, image: dict | None, psf_name: str, image_name: str
-) -> None:
-    """Warn when a measured PSF and an image both record their pixel sizes and these
-    differ by more than a tenth along an axis: the PSF is applied pixel for pixel."""
-    common = [a for a in "ZYX" if a in (psf or {}) and a in (image or {})]
-    if all(0.9 < float(psf[a]) / float(image[a]) < 1.1 for a in common):
-        return
-    shown = " x ".join(f"{float(psf[a]):g}" for a in common)
-    theirs = " x ".join(f"{float(image[a]):g}" for a in common)
-    warnings.warn(
-        f"PSF {psf_name} was recorded at {shown} µm pixels ({''.join(common)}) and "
-        f"{image_name} has {theirs}: the PSF is applied pixel for pixel, so resample it to "
-        "the image's pixel size first (or give the optics: --wavelength and --na)",
-        stacklevel=3,
-    )
-
-
 def recorded_anisotropy(image: Image, anisotropy: float | None, slices3d: bool) -> float | None:
     """The ``anisotropy`` for segmenting ``image`` by slices: the one given, else the file's
     z step over its x pixel size where it records both (a confocal stack of 0.28 µm steps
@@ -920,18 +902,22 @@ def deconvolve_files(
     input and returns the paths written. ``axes`` overrides the files' (a ``.npy`` stack is
     taken as ZYX unless told ``TYX``, which is then refused as a time series).
     ``on_error(path, error)``: as for :func:`predict_files`."""
-    from deepscope.classical import deconvolve_image, psf_from_options, read_psf
+    from deepscope.classical import (
+        deconvolve_image,
+        psf_from_options,
+        read_psf_and_pixel_size,
+        warn_if_pixel_sizes_differ,
+    )
 
     files = _input_files(inputs, out)
     # read once: a PSF that cannot be used stops the run, not each image in turn
-    measured = read_psf(psf) if psf is not None else None
-    psf_voxels = read_image(psf).pixel_size if psf is not None else None
+    measured, psf_voxels = read_psf_and_pixel_size(psf) if psf is not None else (None, None)
     out = Path(out)
     written = []
     for i, path in enumerate(files):
         with per_image(path, on_error):
             image = read_image(path, axes=axes)
-            _warn_if_psf_voxels_differ(psf_voxels, image.pixel_size, Path(str(psf)).name, path.name)
+            warn_if_pixel_sizes_differ(psf_voxels, image.pixel_size, Path(str(psf)).name, path.name)
             spatial = "ZYX" if "Z" in image.axes else "YX"
             extra = [
                 a

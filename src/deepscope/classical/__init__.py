@@ -16,6 +16,8 @@ from deepscope.classical.psf import (
     gaussian_psf,
     psf_from_options,
     read_psf,
+    read_psf_and_pixel_size,
+    warn_if_pixel_sizes_differ,
     widefield_psf,
 )
 
@@ -31,7 +33,9 @@ __all__ = [
     "median_denoise",
     "psf_from_options",
     "read_psf",
+    "read_psf_and_pixel_size",
     "richardson_lucy",
+    "warn_if_pixel_sizes_differ",
     "widefield_psf",
     "wiener_deconvolve",
 ]

@@ -23,6 +23,8 @@ __all__ = [
     "gaussian_psf",
     "psf_from_options",
     "read_psf",
+    "read_psf_and_pixel_size",
+    "warn_if_pixel_sizes_differ",
     "widefield_psf",
 ]
 
@@ -286,7 +288,16 @@ def check_psf(psf: np.ndarray, ndim: int | None = None, name: str = "PSF") -> np
 
 
 def read_psf(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a measured PSF (e.g. a bead image) from a TIFF or other image file.
+    """Read a measured PSF (e.g. a bead image): :func:`read_psf_and_pixel_size` without the
+    pixel size."""
+    return read_psf_and_pixel_size(path)[0]
+
+
+def read_psf_and_pixel_size(
+    path: str | os.PathLike[str],
+) -> tuple[np.ndarray, dict[str, float] | None]:
+    """Read a measured PSF (e.g. a bead image) from a TIFF or other image file, and the
+    pixel size the file records (``None`` when it records none).
 
     Parameters
     ----------
@@ -297,8 +308,8 @@ def read_psf(path: str | os.PathLike[str]) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray
-        The PSF as float32, normalised to sum 1.
+    numpy.ndarray, dict or None
+        The PSF as float32, normalised to sum 1, and the file's pixel size by axis.
 
     Raises
     ------
@@ -320,7 +331,25 @@ def read_psf(path: str | os.PathLike[str]) -> np.ndarray:
     data = image.as_axes("ZYX" if "Z" in image.axes else "YX")
     psf = check_psf(data, name=f"PSF {os.fspath(path)!r}")
     _warn_if_off_centre(psf, os.fspath(path))
-    return psf
+    return psf, image.pixel_size
+
+
+def warn_if_pixel_sizes_differ(
+    psf: dict | None, image: dict | None, psf_name: str, image_name: str
+) -> None:
+    """Warn when a measured PSF and an image both record their pixel sizes and these
+    differ by more than a tenth along an axis: the PSF is applied pixel for pixel."""
+    common = [a for a in "ZYX" if a in (psf or {}) and a in (image or {})]
+    if all(0.9 < float(psf[a]) / float(image[a]) < 1.1 for a in common):
+        return
+    shown = " x ".join(f"{float(psf[a]):g}" for a in common)
+    theirs = " x ".join(f"{float(image[a]):g}" for a in common)
+    warnings.warn(
+        f"PSF {psf_name} was recorded at {shown} µm pixels ({''.join(common)}) and "
+        f"{image_name} has {theirs}: the PSF is applied pixel for pixel, so resample it to "
+        "the image's pixel size first (or give the optics: --wavelength and --na)",
+        stacklevel=3,
+    )
 
 
 def _warn_if_off_centre(psf: np.ndarray, name: str) -> None:
